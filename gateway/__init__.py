@@ -1,0 +1,3 @@
+"""Binance → Kafka gateway."""
+
+__version__ = "0.1.0"

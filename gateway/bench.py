@@ -1,0 +1,273 @@
+"""``gateway bench``: throughput, latency and memory through a real broker, plus the codec alone.
+
+Layout on the 2-core machine: the simulator runs in its own process (so it is never what limits
+the gateway), Kafka in its JVM, the gateway in this process. Latency is measured per record from
+the moment its frame left the socket to Kafka's acknowledgement (acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import socket
+import sys
+import time
+from array import array
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from gateway.binance.markets import Market
+from gateway.binance.messages import FrameParser
+from gateway.infra.kafka import KafkaCluster
+from gateway.infra.maven import fetch_all, kafka_version
+from gateway.infra.registry import SchemaRegistry
+from gateway.records.avro import ConfluentFraming, SchemaCatalog
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.settings import GatewaySettings
+from gateway.worker import Gateway
+
+WARMUP_S = 3.0
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    scenario: str
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    events: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class CodecResult:
+    event_kind: str
+    events_per_s: float
+
+
+class AckRecorder:
+    """Collects (ack time, latency) pairs compactly; the gateway calls it per acknowledged record."""
+
+    def __init__(self) -> None:
+        self.at_ns = array("q")
+        self.latency_ns = array("q")
+
+    def __call__(self, record: ProducerRecord, latency_ns: int) -> None:
+        self.at_ns.append(time.monotonic_ns())
+        self.latency_ns.append(latency_ns)
+
+    def window(self, start_ns: int, end_ns: int) -> list[int]:
+        pairs = zip(self.at_ns, self.latency_ns, strict=True)
+        return [latency for at, latency in pairs if start_ns <= at < end_ns]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[index] / 1e6
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(symbols: int, rate: float) -> AsyncIterator[tuple[str, str]]:
+    """``gateway simulate`` in a child process: (ws_url, rest_url)."""
+    ws_port, rest_port = _free_port(), _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "simulate", "--port", str(ws_port),
+        "--rest-port", str(rest_port), "--symbols", str(symbols), "--rate", str(rate),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", ws_port)
+                writer.close()
+                break
+            except OSError:
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the simulator process did not start") from None
+                await asyncio.sleep(0.1)
+        yield f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}"
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def measure_pipeline(
+    scenario: str,
+    *,
+    symbols: int,
+    rate: float,
+    duration_s: float,
+    bootstrap: str,
+    registry_url: str,
+) -> PipelineResult:
+    from gateway.demo import demo_symbols
+
+    names = demo_symbols(symbols)
+    recorder = AckRecorder()
+    async with simulator_process(symbols, rate) as (ws_url, rest_url):
+        settings = GatewaySettings(
+            gateway_id="bench",
+            binance={
+                "markets": {"spot": {"symbols": names, "stream_url": ws_url, "rest_url": rest_url}}
+            },
+            kafka={"bootstrap_servers": bootstrap, "topic_prefix": f"bench{time.time_ns()}"},
+            registry={"url": registry_url},
+            log={"json": False},
+        )
+        gateway = Gateway(settings, on_ack=recorder)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        await asyncio.sleep(WARMUP_S)
+        start_ns = time.monotonic_ns()
+        await asyncio.sleep(duration_s)
+        end_ns = time.monotonic_ns()
+        stop.set()
+        await task
+    latencies = sorted(recorder.window(start_ns, end_ns))
+    return PipelineResult(
+        scenario=scenario,
+        events_per_s=len(latencies) / ((end_ns - start_ns) / 1e9),
+        p50_ms=_percentile(latencies, 0.50),
+        p99_ms=_percentile(latencies, 0.99),
+        max_ms=latencies[-1] / 1e6 if latencies else float("nan"),
+        events=len(latencies),
+        failed=gateway.sink.stats.failed,
+    )
+
+
+def measure_codec(iterations: int = 100_000) -> list[CodecResult]:
+    """Parse + normalize + Avro-encode on one core, per event kind (no I/O)."""
+    catalog = SchemaCatalog.load()
+    framing = ConfluentFraming({schema.key: 1 for schema in catalog})
+    builder = RecordBuilder(catalog, framing, TopicNamer(), "bench")
+    parser = FrameParser(Market.SPOT)
+    frames = {
+        "trade": {"e": "trade", "E": 1672515782136, "s": "BTCUSDT", "t": 12345,
+                  "p": "43123.45000000", "q": "0.01200000", "T": 1672515782136, "m": True, "M": True},
+        "agg_trade": {"e": "aggTrade", "E": 1672515782136, "s": "BTCUSDT", "a": 12345,
+                      "p": "43123.45000000", "q": "0.01200000", "f": 100, "l": 105,
+                      "T": 1672515782136, "m": True, "M": True},
+    }  # fmt: skip
+    results = []
+    for kind, payload in frames.items():
+        raw = orjson.dumps({"stream": f"btcusdt@{payload['e']}", "data": payload})
+        started = time.perf_counter()
+        for _ in range(iterations):
+            for event in parser.parse(raw, 0):
+                builder.build(event)  # type: ignore[arg-type]
+        results.append(CodecResult(kind, iterations / (time.perf_counter() - started)))
+    return results
+
+
+def _machine() -> dict[str, object]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kafka": kafka_version(),
+        **{pkg: version(pkg) for pkg in ("aiokafka", "websockets", "fastavro", "orjson", "uvloop")},
+    }
+
+
+async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> None:
+    console = Console()
+    with console.status("codec: parse + normalize + encode on one core"):
+        codec = measure_codec()
+    with console.status("fetching and starting Kafka and the schema registry"):
+        await asyncio.to_thread(fetch_all)
+        kafka, registry = KafkaCluster(1, quick_jit=False), SchemaRegistry()
+        await asyncio.gather(asyncio.to_thread(kafka.start), asyncio.to_thread(registry.start))
+    try:
+        pipeline = []
+        for scenario, rate in (("max rate", 0.0), ("steady 2,000 trades/s", 2000.0 / symbols)):
+            with console.status(f"pipeline: {scenario}, {duration_s:.0f} s"):
+                pipeline.append(
+                    await measure_pipeline(
+                        scenario,
+                        symbols=symbols,
+                        rate=rate,
+                        duration_s=duration_s,
+                        bootstrap=kafka.bootstrap_servers,
+                        registry_url=registry.url,
+                    )
+                )
+    finally:
+        await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "symbols": symbols,
+        "duration_s": duration_s,
+        "peak_rss_mib": round(peak_rss_mib, 1),
+        "pipeline": [asdict(r) for r in pipeline],
+        "codec": [asdict(r) for r in codec],
+    }
+    _print(console, report, pipeline, codec)
+    console.print(f"saved {save_report(report, output_dir)}")
+
+
+def save_report(report: dict[str, object], output_dir: Path) -> Path:
+    """``bench/results/bench-<when>.json``: the figures with the machine and versions."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"bench-{report['when']}.json".replace(":", "")
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def _print(
+    console: Console,
+    report: dict[str, object],
+    pipeline: list[PipelineResult],
+    codec: list[CodecResult],
+) -> None:
+    table = Table(title="Simulator -> gateway -> Kafka (acks=all), frame received to ack")
+    for column in ("scenario", "events/s", "p50 ms", "p99 ms", "max ms", "events", "failed"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for r in pipeline:
+        table.add_row(r.scenario, f"{r.events_per_s:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
+                      f"{r.max_ms:.2f}", f"{r.events:,}", str(r.failed))  # fmt: skip
+    console.print(table)
+    codec_table = Table(title="Codec alone, one core: parse + normalize + Avro encode")
+    codec_table.add_column("event kind")
+    codec_table.add_column("events/s", justify="right")
+    for c in codec:
+        codec_table.add_row(c.event_kind, f"{c.events_per_s:,.0f}")
+    console.print(codec_table)
+    console.print(
+        f"peak RSS of the gateway process: {report['peak_rss_mib']} MiB; machine: {report['machine']}"
+    )

@@ -1,0 +1,65 @@
+"""Stream names and combined-stream URLs, as pure functions.
+
+Binance: "All symbols for streams are lowercase"; a combined connection is
+``/stream?streams=<s1>/<s2>/...`` and wraps each payload as ``{"stream": ..., "data": ...}``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+
+from gateway.binance.markets import SPOT_LIMITS
+
+
+class Channel(enum.Enum):
+    """A per-symbol stream kind; the value is Binance's channel suffix."""
+
+    TRADE = "trade"
+    AGG_TRADE = "aggTrade"
+
+
+class TimeUnit(enum.Enum):
+    """The ``timeUnit`` URL parameter: the unit of every timestamp on the connection."""
+
+    MILLISECOND = "MILLISECOND"
+    MICROSECOND = "MICROSECOND"
+
+    @property
+    def to_us(self) -> int:
+        """The factor that turns one of these units into microseconds."""
+        return 1000 if self is TimeUnit.MILLISECOND else 1
+
+
+def stream_name(symbol: str, channel: Channel) -> str:
+    """``stream_name("BTCUSDT", Channel.TRADE) == "btcusdt@trade"``."""
+    if not symbol or "@" in symbol or "/" in symbol:
+        raise ValueError(f"not a symbol: {symbol!r}")
+    return f"{symbol.lower()}@{channel.value}"
+
+
+def combined_path(names: Sequence[str], time_unit: TimeUnit = TimeUnit.MILLISECOND) -> str:
+    """The path and query of one combined-stream connection carrying ``names``."""
+    if not names:
+        raise ValueError("a combined stream needs at least one stream name")
+    path = "/stream?streams=" + "/".join(names)
+    if time_unit is TimeUnit.MICROSECOND:
+        path += "&timeUnit=MICROSECOND"
+    return path
+
+
+def chunk(
+    names: Iterable[str], limit: int = SPOT_LIMITS.max_streams_per_connection
+) -> list[list[str]]:
+    """Split stream names into connections of at most ``limit`` streams each, order kept."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    ordered = list(names)
+    return [ordered[i : i + limit] for i in range(0, len(ordered), limit)]
+
+
+# The record kind each channel's events become (``binance.<market>.<kind>`` topics).
+CHANNEL_KINDS: dict[Channel, str] = {
+    Channel.TRADE: "trade",
+    Channel.AGG_TRADE: "agg_trade",
+}

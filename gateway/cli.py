@@ -1,0 +1,137 @@
+"""``gateway run | demo | tail | simulate | bench``: the command line, built once on settings.
+
+Errors a user can fix end in one line on stderr: exit code 2 for configuration, 1 for the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.errors import ConfigError, GatewayError
+from gateway.logs import configure_logging
+from gateway.runtime import run_async
+from gateway.settings import load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Binance → Kafka gateway: exact Avro records of Binance's live streams.",
+)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A user-fixable error ends as one line on stderr and an exit code, never a traceback storm."""
+    try:
+        yield
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except GatewayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML configuration file.", exists=False)
+]
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    local_stack: Annotated[
+        bool,
+        typer.Option(
+            "--local-stack", help="Start (or reuse) a local Kafka + schema registry and use them."
+        ),
+    ] = False,
+) -> None:
+    """Stream Binance into Kafka until SIGTERM / Ctrl-C."""
+    from gateway.runner import run_gateway
+
+    with user_errors():
+        settings = load_settings(config)
+        configure_logging(settings.log.level, settings.log.json_format)
+        run_async(run_gateway(settings, local_stack=local_stack))
+
+
+@app.command()
+def demo(
+    symbols: Annotated[int, typer.Option(help="How many simulated spot symbols.")] = 5,
+    rate: Annotated[float, typer.Option(help="Trades per second per symbol.")] = 20.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Local Kafka + registry + Binance simulator + gateway, with a live view of what flows."""
+    from gateway.demo import run_demo
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        run_async(run_demo(symbols=symbols, rate=rate, duration_s=duration))
+
+
+@app.command()
+def tail(
+    topic: Annotated[list[str], typer.Argument(help="Topic(s) to read, e.g. binance.spot.trade")],
+    bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    registry: Annotated[
+        str | None,
+        typer.Option(help="Schema registry URL (ccompat API), for registry-framed values."),
+    ] = "http://127.0.0.1:8081/apis/ccompat/v7",
+    limit: Annotated[int | None, typer.Option(help="Stop after this many records.")] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = True,
+) -> None:
+    """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat)."""
+    from gateway.tail import run_tail
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        run_async(run_tail(topic, bootstrap, registry, limit=limit, from_beginning=from_beginning))
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option(help="WebSocket port (0 = any free port).")] = 9443,
+    rest_port: Annotated[int, typer.Option(help="REST port (0 = any free port).")] = 9444,
+    symbols: Annotated[int, typer.Option(help="How many simulated spot symbols.")] = 5,
+    rate: Annotated[
+        float, typer.Option(help="Trades per second per symbol; 0 = as fast as clients read.")
+    ] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same market.")] = 1,
+) -> None:
+    """Serve the Binance exchange simulator (WebSocket + REST) until Ctrl-C."""
+    from gateway.simulator.cli import serve_forever
+
+    configure_logging("INFO", json_format=False)
+    with user_errors():
+        run_async(
+            serve_forever(port=port, rest_port=rest_port, symbols=symbols, rate=rate, seed=seed)
+        )
+
+
+@app.command()
+def bench(
+    duration: Annotated[float, typer.Option(help="Seconds of measured streaming.")] = 20.0,
+    symbols: Annotated[int, typer.Option(help="Simulated spot symbols.")] = 20,
+    output: Annotated[Path, typer.Option(help="Where results are saved.")] = Path("bench/results"),
+) -> None:
+    """Drive the simulator at full speed through the gateway into a real broker; print a table."""
+    from gateway.bench import run_bench
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        run_async(run_bench(duration_s=duration, symbols=symbols, output_dir=output))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,158 @@
+"""``gateway demo``: a real Kafka and registry, the simulator, the gateway, and a live view.
+
+The view reads the records back from Kafka (decoded through the registry), so what it shows is
+what a downstream consumer gets, not what the gateway thinks it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from gateway.consumer import ConsumedRecord, RecordReader
+from gateway.infra.kafka import KafkaCluster
+from gateway.infra.maven import fetch_all
+from gateway.infra.registry import SchemaRegistry
+from gateway.runtime import install_stop_signals
+from gateway.settings import GatewaySettings
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.exchange import ExchangeSimulator
+from gateway.worker import Gateway
+
+DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT")
+
+
+def demo_symbols(count: int) -> tuple[str, ...]:
+    """Familiar names first, then made-up ones (``SYM8USDT``) for larger universes."""
+    extra = tuple(f"SYM{i}USDT" for i in range(len(DEMO_SYMBOLS) + 1, count + 1))
+    return (DEMO_SYMBOLS + extra)[:count]
+
+
+@dataclass
+class FlowView:
+    """What the live view shows: records per topic and the latest trade per symbol."""
+
+    started: float = field(default_factory=time.monotonic)
+    per_topic: Counter[str] = field(default_factory=Counter)
+    last_trade: dict[str, tuple[int, Decimal, Decimal]] = field(default_factory=dict)
+
+    def add(self, record: ConsumedRecord) -> None:
+        self.per_topic[record.topic] += 1
+        if record.topic.endswith(".trade") and record.key:
+            value = record.value
+            self.last_trade[record.key] = (value["trade_id"], value["price"], value["quantity"])
+
+    def render(self, gateway: Gateway) -> Group:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        topics = Table(title="Kafka topics (read back and decoded)", expand=False)
+        for column in ("topic", "records", "per second"):
+            topics.add_column(column, justify="right" if column != "topic" else "left")
+        for topic, count in sorted(self.per_topic.items()):
+            topics.add_row(topic, f"{count:,}", f"{count / elapsed:,.0f}")
+        trades = Table(title="Latest trade per symbol", expand=False)
+        for column in ("symbol", "trade id", "price", "quantity"):
+            trades.add_column(column, justify="right" if column != "symbol" else "left")
+        for symbol, (trade_id, price, quantity) in sorted(self.last_trade.items()):
+            trades.add_row(symbol, str(trade_id), _plain(price), _plain(quantity))
+        stats = gateway.sink.stats
+        footer = (
+            f"gateway: {stats.acked:,} acknowledged by Kafka, {stats.failed} failed, "
+            f"{sum(c.reconnects for c in gateway.connections)} reconnects  -  Ctrl-C stops"
+        )
+        return Group(topics, trades, footer)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+@contextlib.asynccontextmanager
+async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
+    """A throw-away Kafka and registry; both stopped (no stray JVMs) however the demo ends."""
+    with console.status("fetching Kafka and the schema registry (cached after the first run)"):
+        await asyncio.to_thread(fetch_all)
+    kafka, registry = KafkaCluster(1), SchemaRegistry()
+    try:
+        with console.status("starting Kafka and the schema registry"):
+            started = time.monotonic()
+            await asyncio.gather(asyncio.to_thread(kafka.start), asyncio.to_thread(registry.start))
+        console.print(
+            f"Kafka at {kafka.bootstrap_servers}, registry at {registry.url} "
+            f"(up in {time.monotonic() - started:.1f} s)"
+        )
+        yield kafka.bootstrap_servers, registry.url
+    finally:
+        await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
+
+
+async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> None:
+    console = Console()
+    names = demo_symbols(symbols)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with local_stack(console) as (bootstrap, registry_url):
+        sim_config = SimulatorConfig(symbols=names, trades_per_second_per_symbol=rate, seed=1)
+        async with ExchangeSimulator(sim_config) as sim:
+            settings = GatewaySettings(
+                gateway_id="demo",
+                binance={
+                    "markets": {
+                        "spot": {
+                            "symbols": names,
+                            "stream_url": sim.ws_url,
+                            "rest_url": sim.rest_url,
+                        }
+                    }
+                },
+                kafka={"bootstrap_servers": bootstrap, "partitions": 3},
+                registry={"url": registry_url},
+            )
+            gateway = Gateway(settings)
+            await _stream_with_view(console, gateway, bootstrap, registry_url, stop, duration_s)
+    console.print("stopped cleanly: gateway drained, simulator, Kafka and registry shut down")
+
+
+async def _stream_with_view(
+    console: Console,
+    gateway: Gateway,
+    bootstrap: str,
+    registry_url: str,
+    stop: asyncio.Event,
+    duration_s: float | None,
+) -> None:
+    view = FlowView()
+    gateway_task = asyncio.create_task(gateway.run(stop), name="gateway")
+    reader_task = asyncio.create_task(_follow(view, gateway, bootstrap, registry_url))
+    try:
+        with Live(view.render(gateway), console=console, refresh_per_second=4) as live:
+            deadline = None if duration_s is None else time.monotonic() + duration_s
+            while not stop.is_set() and not gateway_task.done():
+                live.update(view.render(gateway))
+                if deadline is not None and time.monotonic() >= deadline:
+                    stop.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.25)
+    finally:
+        stop.set()
+        await gateway_task
+        reader_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader_task
+
+
+async def _follow(view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str) -> None:
+    await gateway.started.wait()  # the topics exist from then on
+    async with RecordReader(
+        gateway.topics(), bootstrap_servers=bootstrap, registry_url=registry_url
+    ) as reader:
+        async for record in reader.records():
+            view.add(record)

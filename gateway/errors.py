@@ -1,0 +1,105 @@
+"""Every error the gateway raises, rooted in :class:`GatewayError`.
+
+::
+
+    GatewayError(Exception)                 retriable = False
+    ├── ConfigError(GatewayError, ValueError)   bad settings: exit code 2 at start-up
+    ├── ProtocolError                       Binance sent something we cannot use
+    │   ├── MessageParseError               a frame that is not a known, well-formed event
+    │   └── BookSyncError                   an order book that cannot be synchronised
+    ├── UpstreamError                       retriable = True: Binance unreachable or failing
+    │   ├── StreamDisconnectedError
+    │   └── RestRequestError
+    ├── SinkError                           the Kafka side
+    │   ├── SerializationError              an event the Avro schema rejects: a bug or schema drift
+    │   ├── RegistryError                   the schema registry refused or is unreachable
+    │   └── KafkaDeliveryError              retriable = True
+    ├── InfraError                          the local Kafka / registry launcher failed
+    └── InvalidStateError(GatewayError, AssertionError)   a state machine misused: a bug
+
+Third-party exceptions are translated into these only in ``gateway.adapters`` (``raise ... from``),
+so the rest of the code sees one tree. Errors carry their context as attributes, not only text.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Root of the gateway's errors."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigError(GatewayError, ValueError):
+    """The configuration is invalid; raised at start-up, never mid-stream."""
+
+
+class ProtocolError(GatewayError):
+    """Binance sent something the gateway cannot use."""
+
+
+class MessageParseError(ProtocolError):
+    """A frame that is not a well-formed, known event.
+
+    Carries the stream name (when known) and a truncated copy of the payload for the dead-letter
+    record and the log line.
+    """
+
+    MAX_PAYLOAD_CHARS: ClassVar[int] = 512
+
+    def __init__(self, reason: str, *, stream: str | None = None, payload: bytes = b"") -> None:
+        self.reason = reason
+        self.stream = stream
+        self.payload = payload
+        shown = payload[: self.MAX_PAYLOAD_CHARS].decode("utf-8", errors="replace")
+        super().__init__(f"{reason} (stream={stream or '?'}, payload={shown!r})")
+
+
+class BookSyncError(ProtocolError):
+    """An order book could not be synchronised."""
+
+
+class UpstreamError(GatewayError):
+    """Binance is unreachable or failing; worth retrying with backoff."""
+
+    retriable: ClassVar[bool] = True
+
+
+class StreamDisconnectedError(UpstreamError):
+    """A WebSocket stream connection was lost."""
+
+
+class RestRequestError(UpstreamError):
+    """A REST request to Binance failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class SinkError(GatewayError):
+    """The Kafka side failed."""
+
+
+class SerializationError(SinkError):
+    """An event could not be encoded with its Avro schema."""
+
+
+class RegistryError(SinkError):
+    """The schema registry refused a request or could not be reached."""
+
+
+class KafkaDeliveryError(SinkError):
+    """Kafka did not acknowledge a record."""
+
+    retriable: ClassVar[bool] = True
+
+
+class InfraError(GatewayError):
+    """The local Kafka or schema-registry launcher failed."""
+
+
+class InvalidStateError(GatewayError, AssertionError):
+    """A state machine was driven through a transition it does not allow: a bug."""

@@ -1,0 +1,115 @@
+"""The path of one frame: parse (pure) → build records (pure) → Kafka sink, or dead letter.
+
+Nothing is dropped silently: a frame that cannot be parsed, or an event its schema rejects, goes to
+the dead-letter topic with the raw bytes and the reason, is counted, and logged once as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
+from gateway.errors import MessageParseError, SerializationError, StreamDisconnectedError
+from gateway.metrics import Metrics
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import ProducerRecord
+
+logger = logging.getLogger(__name__)
+
+
+class RecordSink(Protocol):
+    """Where records go: ``KafkaSink`` in production, a recording fake in tests."""
+
+    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None: ...
+
+
+class FramePipeline:
+    """The frame handler of one connection."""
+
+    def __init__(
+        self,
+        parser: FrameParser,
+        builder: RecordBuilder,
+        sink: RecordSink,
+        metrics: Metrics,
+        *,
+        connection: str,
+    ) -> None:
+        self._parser = parser
+        self._builder = builder
+        self._sink = sink
+        self._metrics = metrics
+        self._connection = connection
+        self._market = parser.market.value
+        self._frames = metrics.frames.labels(self._market)
+        self._fields_reported: set[tuple[str, str]] = set()
+
+    async def __call__(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
+        self._frames.inc()
+        try:
+            events = self._parser.parse(raw, received_at_us)
+        except MessageParseError as exc:
+            await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
+            return
+        for event in events:
+            if isinstance(event, Trade | AggTrade):
+                await self._publish(event, raw, received_ns)
+            elif isinstance(event, ControlReply):
+                self._on_control_reply(event)
+            elif isinstance(event, ServerShutdown):
+                raise StreamDisconnectedError(f"{self._connection}: Binance announced a shutdown")
+
+    async def _publish(self, event: Trade | AggTrade, raw: bytes, received_ns: int) -> None:
+        try:
+            record = self._builder.build(event)
+        except SerializationError as exc:
+            await self._dead_letter(raw, event.received_at_us, "encode", str(exc), None)
+            return
+        for name in event.extra:
+            self._report_unknown_field(event.KIND, name)
+        self._metrics.events.labels(self._market, event.KIND).inc()
+        await self._sink.send(record, received_ns)
+
+    async def _dead_letter(
+        self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None
+    ) -> None:
+        logger.warning(
+            "dead-lettered a frame on %s at %s: %s",
+            self._connection,
+            stage,
+            error,
+            extra={"event_data": {"connection": self._connection, "stage": stage}},
+        )
+        self._metrics.dead_letters.labels(self._market, stage).inc()
+        record = self._builder.dead_letter(
+            market=self._market,
+            stream=stream,
+            stage=stage,
+            error=error,
+            raw=raw,
+            received_at_us=received_at_us,
+        )
+        await self._sink.send(record)
+
+    def _report_unknown_field(self, kind: str, name: str) -> None:
+        self._metrics.unknown_fields.labels(self._market, kind, name).inc()
+        if (kind, name) not in self._fields_reported:
+            # Once per field and connection: enough to prompt a schema change, not a log flood.
+            self._fields_reported.add((kind, name))
+            logger.warning(
+                "Binance sent field %r in %s %s events; kept in 'extra' until a schema names it",
+                name,
+                self._market,
+                kind,
+            )
+
+    def _on_control_reply(self, reply: ControlReply) -> None:
+        if reply.error_code is not None:
+            logger.error(
+                "Binance rejected control request %s on %s: %s %s",
+                reply.request_id,
+                self._connection,
+                reply.error_code,
+                reply.error_message,
+            )

@@ -1,0 +1,158 @@
+"""Avro schemas from ``schemas/`` and the two ways a value is framed on Kafka.
+
+``schemas/<group>/<kind>.avsc`` is the source of truth: one schema per event kind, loaded once.
+Values are either in the Confluent wire format (magic 0, 4-byte big-endian schema id from the
+registry) or, with no registry, Avro single-object encoding (``C3 01`` + the schema's 8-byte
+CRC-64-AVRO fingerprint, little-endian). Both carry the Avro binary body with no container header.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import orjson
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from gateway.errors import SerializationError
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+CONFLUENT_MAGIC = b"\x00"
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+_CONFLUENT_HEADER = struct.Struct(">bI")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaKey:
+    """Which schema: the folder (a market, or ``gateway``) and the event kind."""
+
+    group: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class AvroSchema:
+    """One loaded schema: its text (as registered), parsed form and fingerprint."""
+
+    key: SchemaKey
+    full_name: str
+    text: str
+    parsed: Any
+    fingerprint: bytes
+
+
+class SchemaCatalog:
+    """Every schema under a directory, loaded and parsed once."""
+
+    def __init__(self, schemas: Mapping[SchemaKey, AvroSchema]) -> None:
+        self._schemas = dict(schemas)
+        self._by_fingerprint = {s.fingerprint: s for s in schemas.values()}
+
+    @classmethod
+    def load(cls, directory: Path = SCHEMAS_DIR) -> SchemaCatalog:
+        """Load ``directory/<group>/<kind>.avsc``; a schema fastavro rejects fails loudly."""
+        schemas: dict[SchemaKey, AvroSchema] = {}
+        for path in sorted(directory.glob("*/*.avsc")):
+            key = SchemaKey(path.parent.name, path.stem)
+            text = path.read_text()
+            raw = orjson.loads(text)
+            parsed = fastavro.parse_schema(raw)
+            canonical = to_parsing_canonical_form(parsed)
+            digest = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+            full_name = f"{raw['namespace']}.{raw['name']}"
+            # The registry stores the compact form; registering it keeps ids stable across edits
+            # that only touch whitespace.
+            compact = orjson.dumps(raw).decode()
+            schemas[key] = AvroSchema(key, full_name, compact, parsed, digest)
+        return cls(schemas)
+
+    def __getitem__(self, key: SchemaKey) -> AvroSchema:
+        return self._schemas[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._schemas
+
+    def __iter__(self) -> Any:
+        return iter(self._schemas.values())
+
+    def __len__(self) -> int:
+        return len(self._schemas)
+
+    def by_fingerprint(self, digest: bytes) -> AvroSchema | None:
+        return self._by_fingerprint.get(digest)
+
+
+class Framing:
+    """How a value's schema is identified on the wire."""
+
+    def header(self, schema: AvroSchema) -> bytes:
+        raise NotImplementedError
+
+
+class SingleObjectFraming(Framing):
+    """Avro single-object encoding: self-describing without a registry."""
+
+    def header(self, schema: AvroSchema) -> bytes:
+        return SINGLE_OBJECT_MAGIC + schema.fingerprint[::-1]
+
+
+class ConfluentFraming(Framing):
+    """Confluent wire format v0 with the ids the registry assigned."""
+
+    def __init__(self, schema_ids: Mapping[SchemaKey, int]) -> None:
+        self._headers = {key: _CONFLUENT_HEADER.pack(0, sid) for key, sid in schema_ids.items()}
+
+    def header(self, schema: AvroSchema) -> bytes:
+        try:
+            return self._headers[schema.key]
+        except KeyError:
+            raise SerializationError(f"schema {schema.key} is not registered") from None
+
+
+def encode(schema: AvroSchema, framing: Framing, datum: Mapping[str, Any]) -> bytes:
+    """Frame and encode one datum; a datum the schema rejects raises SerializationError."""
+    buffer = io.BytesIO()
+    buffer.write(framing.header(schema))
+    try:
+        fastavro.schemaless_writer(buffer, schema.parsed, datum)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise SerializationError(f"{schema.full_name}: {exc}") from exc
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class WireHeader:
+    """What identifies a value's writer schema: a registry id or a fingerprint."""
+
+    schema_id: int | None
+    fingerprint: bytes | None
+    body_offset: int
+
+
+def read_header(value: bytes) -> WireHeader:
+    """Recognise either framing; anything else is not one of our values."""
+    if value[:1] == CONFLUENT_MAGIC and len(value) >= _CONFLUENT_HEADER.size:
+        _, schema_id = _CONFLUENT_HEADER.unpack_from(value)
+        return WireHeader(schema_id, None, _CONFLUENT_HEADER.size)
+    if value[:2] == SINGLE_OBJECT_MAGIC and len(value) >= 10:
+        return WireHeader(None, value[2:10][::-1], 10)
+    raise SerializationError("value is neither Confluent-framed nor Avro single-object encoded")
+
+
+def decode(value: bytes, header: WireHeader, writer: AvroSchema) -> dict[str, Any]:
+    """Decode the body of a framed value with its writer schema."""
+    record = fastavro.schemaless_reader(
+        io.BytesIO(value[header.body_offset :]), writer.parsed, None
+    )
+    if not isinstance(record, dict):
+        raise SerializationError(f"{writer.full_name} is not a record schema")
+    return record

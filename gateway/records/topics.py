@@ -1,0 +1,52 @@
+"""Where each record goes: topic per market and event kind, key = symbol, and its headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "binance"
+DEAD_LETTER_KIND = "dead_letter"
+
+# Header names, documented for consumers in docs/consumers.md.
+HEADER_EVENT_KIND = "event_kind"
+HEADER_RECEIVED_AT_US = "received_at_us"
+HEADER_GATEWAY_ID = "gateway_id"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerRecord:
+    """One Kafka record, ready to send."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNamer:
+    """``<prefix>.<market>.<kind>``, e.g. ``binance.spot.agg_trade``."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def topic(self, market: str, kind: str) -> str:
+        return f"{self.prefix}.{market}.{kind}"
+
+    def dead_letter_topic(self) -> str:
+        return f"{self.prefix}.{DEAD_LETTER_KIND}"
+
+
+def symbol_key(symbol: str) -> bytes:
+    """The partitioning key: per-symbol order is preserved because one symbol is one partition."""
+    return symbol.encode()
+
+
+def headers(event_kind: str, received_at_us: int, gateway_id: str) -> Headers:
+    return [
+        (HEADER_EVENT_KIND, event_kind.encode()),
+        (HEADER_RECEIVED_AT_US, str(received_at_us).encode()),
+        (HEADER_GATEWAY_ID, gateway_id.encode()),
+    ]

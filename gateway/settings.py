@@ -1,0 +1,160 @@
+"""Configuration: a YAML file plus ``GATEWAY_…`` environment overrides, validated at start-up.
+
+Precedence, highest first: keyword arguments, environment (``GATEWAY_KAFKA__BOOTSTRAP_SERVERS``),
+the YAML file given with ``--config``, then the defaults below. Unknown keys are errors, so a typo
+never silently falls back to a default. Build the settings once (``load_settings``) and pass them
+down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from gateway.binance.markets import ENDPOINTS, Market
+from gateway.binance.streams import Channel, TimeUnit
+from gateway.errors import ConfigError
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "gateway_config_file", default=None
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketSettings(_Section):
+    """What to stream from one market, and where that market lives."""
+
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    channels: tuple[Channel, ...] = (Channel.TRADE, Channel.AGG_TRADE)
+    stream_url: str | None = Field(None, description="WebSocket base URL; None = Binance's")
+    rest_url: str | None = Field(None, description="REST base URL; None = Binance's")
+    max_streams_per_connection: int = Field(1024, ge=1, le=1024)
+    time_unit: TimeUnit = TimeUnit.MILLISECOND
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_are_plain(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in symbols:
+            if not symbol.isalnum() and not symbol.replace("_", "").isalnum():
+                raise ValueError(f"not a Binance symbol: {symbol!r}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("symbols must not repeat")
+        return tuple(s.upper() for s in symbols)
+
+
+class BinanceSettings(_Section):
+    """The Binance side: markets to stream and connection behaviour."""
+
+    markets: dict[Market, MarketSettings] = Field(
+        default_factory=lambda: {Market.SPOT: MarketSettings()}
+    )
+    open_timeout_s: float = Field(10.0, gt=0)
+    ping_interval_s: float = Field(20.0, gt=0)
+    ping_timeout_s: float = Field(20.0, gt=0)
+    max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    preflight_timeout_s: float = Field(5.0, gt=0)
+
+    def stream_url(self, market: Market) -> str:
+        return self.markets[market].stream_url or ENDPOINTS[market].stream_url
+
+    def rest_url(self, market: Market) -> str:
+        return self.markets[market].rest_url or ENDPOINTS[market].rest_url
+
+
+class KafkaSettings(_Section):
+    """The Kafka side: where, how records are batched, and the topics."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "binance-gateway"
+    topic_prefix: str = Field("binance", pattern=r"^[A-Za-z0-9._-]+$")
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "lz4"
+    linger_ms: int = Field(5, ge=0)
+    max_batch_bytes: int = Field(256 * 1024, ge=1024)
+    request_timeout_ms: int = Field(30_000, ge=1000)
+    max_buffered_records: int = Field(100_000, ge=1)
+    create_topics: bool = True
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+
+
+class RegistrySettings(_Section):
+    """Confluent-compatible schema registry; no URL = Avro single-object encoding."""
+
+    url: str | None = None
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway needs, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    gateway_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    binance: BinanceSettings = Field(default_factory=BinanceSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> GatewaySettings:
+    """Build the settings once; any problem becomes one ConfigError naming the bad field."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    token = _config_file.set(config_file)
+    try:
+        return GatewaySettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+    except ValueError as exc:  # YAML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"invalid configuration in {config_file}: {exc}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    where = f" (file {config_file}, or GATEWAY_… environment)" if config_file else ""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        f" (got {err.get('input')!r})"
+        for err in exc.errors()
+    )
+    return f"invalid configuration{where}: {problems}"

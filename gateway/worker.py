@@ -1,0 +1,120 @@
+"""A gateway process: its connections, the shared Kafka sink, start-up and a clean drain.
+
+Start-up order: schemas (registered when a registry is configured), topics, the producer, then
+the connections. Stopping (SIGTERM or the ``stop`` event) stops reading first, then flushes the
+producer, so every frame read is either in Kafka or reported as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gateway.adapters.binance_ws import BinanceStreamClient
+from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
+from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+from gateway.binance.messages import FrameParser
+from gateway.binance.streams import CHANNEL_KINDS, chunk, combined_path, stream_name
+from gateway.metrics import Metrics
+from gateway.pipeline import FramePipeline
+from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import TopicNamer
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Streams the configured markets into Kafka until stopped."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        catalog: SchemaCatalog | None = None,
+        on_ack: AckListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.catalog = catalog or SchemaCatalog.load()
+        self.namer = TopicNamer(settings.kafka.topic_prefix)
+        self.sink = KafkaSink(settings.kafka, on_ack=on_ack)
+        self.connections: list[BinanceStreamClient] = []
+        self.started = asyncio.Event()
+        """Set once schemas, topics and the producer are ready and the connections are opening."""
+
+    def topics(self) -> list[str]:
+        """Every topic this configuration writes to, dead letters included."""
+        names = {self.namer.dead_letter_topic()}
+        for market, market_settings in self.settings.binance.markets.items():
+            names.update(
+                self.namer.topic(market.value, CHANNEL_KINDS[c]) for c in market_settings.channels
+            )
+        return sorted(names)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set or a connection fails fatally; always drains the sink."""
+        stop = stop or asyncio.Event()
+        builder = RecordBuilder(
+            self.catalog, await self._framing(), self.namer, self.settings.gateway_id
+        )
+        if self.settings.kafka.create_topics:
+            await ensure_topics(self.settings.kafka, self.topics())
+        await self.sink.start()
+        try:
+            self.connections = self._build_connections(builder)
+            self.started.set()
+            await self._run_until_stopped(stop)
+        finally:
+            await self.sink.stop()
+            logger.info(
+                "stopped: %d records acknowledged, %d failed",
+                self.sink.stats.acked,
+                self.sink.stats.failed,
+            )
+
+    async def _framing(self) -> Framing:
+        registry = self.settings.registry
+        if registry.url is None:
+            return SingleObjectFraming()
+        async with SchemaRegistryClient(registry.url, registry.timeout_s) as client:
+            return ConfluentFraming(await register_catalog(client, self.catalog, self.namer))
+
+    def _build_connections(self, builder: RecordBuilder) -> list[BinanceStreamClient]:
+        binance = self.settings.binance
+        connections = []
+        for market, market_settings in binance.markets.items():
+            names = [
+                stream_name(symbol, channel)
+                for symbol in market_settings.symbols
+                for channel in market_settings.channels
+            ]
+            for index, group in enumerate(chunk(names, market_settings.max_streams_per_connection)):
+                name = f"{market.value}-{index}"
+                url = binance.stream_url(market) + combined_path(group, market_settings.time_unit)
+                pipeline = FramePipeline(
+                    FrameParser(market, market_settings.time_unit),
+                    builder,
+                    self.sink,
+                    self.metrics,
+                    connection=name,
+                )
+                connections.append(BinanceStreamClient(url, pipeline, binance, name=name))
+        return connections
+
+    async def _run_until_stopped(self, stop: asyncio.Event) -> None:
+        readers = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
+        stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            done, _ = await asyncio.wait([*readers, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*readers, stopper]:
+                task.cancel()
+            for task in [*readers, stopper]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in done:
+            if task is not stopper:
+                task.result()  # a reader only ends by failing: surface why

@@ -1,0 +1,96 @@
+"""Fixtures that wire the simulator and the gateway together against the real Kafka of tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from gateway.settings import GatewaySettings
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.exchange import ExchangeSimulator
+from gateway.worker import Gateway
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Topics of their own for each test, so tests sharing one broker never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def simulator_factory() -> AsyncIterator[Callable[..., Any]]:
+    started: list[ExchangeSimulator] = []
+
+    async def start(**overrides: Any) -> ExchangeSimulator:
+        sim = ExchangeSimulator(SimulatorConfig(**overrides))
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        await sim.stop()
+
+
+def gateway_settings(
+    sim: ExchangeSimulator,
+    *,
+    symbols: tuple[str, ...],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    registry_url: str | None,
+    **market: Any,
+) -> GatewaySettings:
+    return GatewaySettings(
+        gateway_id="it-gateway",
+        binance={
+            "markets": {
+                "spot": {
+                    "symbols": symbols,
+                    "stream_url": sim.ws_url,
+                    "rest_url": sim.rest_url,
+                    **market,
+                }
+            }
+        },
+        kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 3},
+        registry={"url": registry_url},
+        log={"level": "INFO", "json": False},
+    )
+
+
+class RunningGateway:
+    """A gateway running as a task, stopped (drained) by ``stop()``."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.gateway = Gateway(settings)
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.gateway.run(self._stop))
+
+    async def wait_connected(self, timeout_s: float = 20.0) -> None:
+        async def connected() -> None:
+            while not self.gateway.connections or not all(
+                c.connected.is_set() for c in self.gateway.connections
+            ):
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(connected(), timeout_s)
+
+    async def wait_acked(self, count: int, timeout_s: float = 60.0) -> None:
+        async def acked() -> None:
+            while self.gateway.sink.stats.acked < count:
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(acked(), timeout_s)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._task, 30)

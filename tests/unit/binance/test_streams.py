@@ -1,0 +1,45 @@
+import pytest
+
+from gateway.binance.markets import LIMITS, Market
+from gateway.binance.streams import Channel, TimeUnit, chunk, combined_path, stream_name
+
+
+def test_stream_names_are_lowercase_symbol_at_channel():
+    assert stream_name("BTCUSDT", Channel.TRADE) == "btcusdt@trade"
+    assert stream_name("bnbbtc", Channel.AGG_TRADE) == "bnbbtc@aggTrade"
+
+
+@pytest.mark.parametrize("bad", ["", "btc@usdt", "a/b"])
+def test_stream_name_rejects_what_would_corrupt_a_url(bad):
+    with pytest.raises(ValueError):
+        stream_name(bad, Channel.TRADE)
+
+
+def test_combined_path_joins_with_slash_and_adds_time_unit_only_when_micro():
+    names = ["btcusdt@trade", "ethusdt@aggTrade"]
+    assert combined_path(names) == "/stream?streams=btcusdt@trade/ethusdt@aggTrade"
+    assert combined_path(names, TimeUnit.MICROSECOND).endswith("&timeUnit=MICROSECOND")
+    with pytest.raises(ValueError):
+        combined_path([])
+
+
+def test_chunk_splits_at_the_per_connection_limit_keeping_order():
+    names = [f"s{i}@trade" for i in range(2049)]
+    groups = chunk(names)
+    assert [len(g) for g in groups] == [1024, 1024, 1]
+    assert [n for g in groups for n in g] == names
+    assert chunk([], 5) == []
+    with pytest.raises(ValueError):
+        chunk(names, 0)
+
+
+def test_documented_limits():
+    # FACTS.md §2: 1024 streams per connection; 5 msg/s spot, 10 msg/s futures; 20 s / 3 min pings.
+    assert LIMITS[Market.SPOT].max_streams_per_connection == 1024
+    assert LIMITS[Market.SPOT].max_incoming_messages_per_s == 5
+    assert LIMITS[Market.USDM].max_incoming_messages_per_s == 10
+    assert LIMITS[Market.SPOT].server_ping_interval_s == 20
+    assert LIMITS[Market.SPOT].pong_deadline_s == 60
+    assert LIMITS[Market.COINM].server_ping_interval_s == 180
+    assert TimeUnit.MILLISECOND.to_us == 1000
+    assert TimeUnit.MICROSECOND.to_us == 1

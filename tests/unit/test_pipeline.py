@@ -1,0 +1,98 @@
+"""The frame path with a recording sink: records out, dead letters for everything else."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from gateway.binance.markets import Market
+from gateway.binance.messages import FrameParser
+from gateway.errors import StreamDisconnectedError
+from gateway.metrics import Metrics
+from gateway.pipeline import FramePipeline
+from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import ProducerRecord, TopicNamer
+from tests.vectors import vector, vector_bytes
+
+CATALOG = SchemaCatalog.load()
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.records: list[ProducerRecord] = []
+
+    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def pipeline_and_sink():
+    sink = RecordingSink()
+    metrics = Metrics()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, metrics, connection="spot-0")
+    return pipeline, sink, metrics
+
+
+def decoded(record: ProducerRecord) -> dict:
+    header = read_header(record.value)
+    return decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+
+
+async def test_events_become_records_on_their_topics(pipeline_and_sink):
+    pipeline, sink, metrics = pipeline_and_sink
+    await pipeline(vector_bytes("spot/trade.json"), 1, 0)
+    await pipeline(vector_bytes("spot/combined_wrapper_example.json"), 2, 0)
+    assert [r.topic for r in sink.records] == ["p.spot.trade", "p.spot.agg_trade"]
+    assert metrics.events.labels("spot", "trade")._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"{oops", b'{"e":"mystery","E":1}', b'{"stream":"x@trade","data":{"e":"trade"}}'],
+)
+async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+    pipeline_and_sink, frame
+):
+    pipeline, sink, metrics = pipeline_and_sink
+    await pipeline(frame, 7, 0)
+    await pipeline(vector_bytes("spot/trade.json"), 8, 0)
+    dead, good = sink.records
+    assert dead.topic == "p.dead_letter"
+    assert decoded(dead)["raw"] == frame
+    assert decoded(dead)["stage"] == "parse"
+    assert good.topic == "p.spot.trade"
+    assert metrics.dead_letters.labels("spot", "parse")._value.get() == 1
+
+
+async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeline_and_sink):
+    pipeline, sink, _ = pipeline_and_sink
+    frame = orjson.dumps(vector("spot/trade.json") | {"p": "0.0000000000000000001"})
+    await pipeline(frame, 1, 0)
+    [dead] = sink.records
+    assert decoded(dead)["stage"] == "encode"
+    assert decoded(dead)["raw"] == frame
+
+
+async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
+    pipeline, sink, metrics = pipeline_and_sink
+    frame = orjson.dumps(vector("spot/trade.json") | {"Z": 1})
+    await pipeline(frame, 1, 0)
+    await pipeline(frame, 2, 0)
+    assert decoded(sink.records[0])["extra"] == {"Z": "1"}
+    assert metrics.unknown_fields.labels("spot", "trade", "Z")._value.get() == 2
+    assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
+
+
+async def test_server_shutdown_asks_for_a_reconnect(pipeline_and_sink):
+    pipeline, _, _ = pipeline_and_sink
+    with pytest.raises(StreamDisconnectedError):
+        await pipeline(vector_bytes("spot/serverShutdown.combined.json"), 1, 0)
+
+
+async def test_control_replies_produce_no_records(pipeline_and_sink):
+    pipeline, sink, _ = pipeline_and_sink
+    await pipeline(b'{"result":null,"id":1}', 1, 0)
+    await pipeline(b'{"code":2,"msg":"Invalid request","id":2}', 1, 0)
+    assert sink.records == []

@@ -1,0 +1,23 @@
+"""Access to Binance's official example payloads in ``shared/binance-reference/vectors``.
+
+The reference folder sits beside the repository (``../shared``) on every machine and in CI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VECTORS_DIR = REPO_ROOT.parent / "shared" / "binance-reference" / "vectors"
+
+
+def vector_bytes(relative: str) -> bytes:
+    """A vector as compact JSON bytes, the way it arrives on a socket."""
+    return orjson.dumps(orjson.loads((VECTORS_DIR / relative).read_bytes()))
+
+
+def vector(relative: str) -> Any:
+    return orjson.loads((VECTORS_DIR / relative).read_bytes())
