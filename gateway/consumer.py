@@ -154,19 +154,24 @@ async def read_all(
     registry_url: str | None = None,
     expected: int,
     timeout_s: float = 60.0,
+    settle_s: float = 1.0,
 ) -> list[ConsumedRecord]:
-    """Read until ``expected`` records arrived (or the timeout): for tests and tools."""
+    """Read until ``expected`` records arrived, then ``settle_s`` more to catch any extra ones.
+
+    Returns early with what it has after ``timeout_s``; for tests and tools.
+    """
     found: list[ConsumedRecord] = []
     async with RecordReader(
         topics, bootstrap_servers=bootstrap_servers, registry_url=registry_url
     ) as reader:
 
-        async def collect() -> None:
-            async for record in reader.records():
+        async def collect(limit: int | None, idle_timeout_s: float | None) -> None:
+            async for record in reader.records(idle_timeout_s):
                 found.append(record)
-                if len(found) >= expected:
+                if limit is not None and len(found) >= limit:
                     return
 
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(collect(), timeout_s)
+            await asyncio.wait_for(collect(expected, None), timeout_s)
+            await collect(None, settle_s)
     return found

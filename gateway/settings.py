@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -144,8 +145,11 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Gatew
         return GatewaySettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
-    except ValueError as exc:  # YAML syntax errors surface as ValueError subclasses
-        raise ConfigError(f"invalid configuration in {config_file}: {exc}") from None
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())  # PyYAML's message spans lines; keep it to one
+        raise ConfigError(
+            f"invalid configuration in {config_file}: not valid YAML: {reason}"
+        ) from None
     finally:
         _config_file.reset(token)
 

@@ -1,0 +1,86 @@
+"""The command line as a user meets it: one clear line and an exit code for what they can fix."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+async def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60
+) -> tuple[int, str, float]:
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *GATEWAY, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(), time.monotonic() - started
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ("kafka:\n  linger_ms: -1\n", "kafka.linger_ms"),
+        ("kafka:\n  bootstrap: x\n", "kafka.bootstrap"),
+        ("binance:\n  markets:\n    spot:\n      symbols: ['BTC USDT']\n", "symbols"),
+        ("binance:\n  markets:\n    mars: {}\n", "mars"),
+        ("kafka: [unclosed\n", "invalid configuration"),
+    ],
+)
+async def test_bad_config_is_one_line_and_exit_code_2(tmp_path, config, names):
+    code, stderr, _ = await run_cli("run", "--config", write_config(tmp_path, config))
+    assert code == 2
+    assert names in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+async def test_missing_config_file_is_exit_code_2(tmp_path):
+    code, stderr, _ = await run_cli("run", "--config", str(tmp_path / "nope.yaml"))
+    assert (code, len(stderr.strip().splitlines())) == (2, 1)
+    assert "not found" in stderr
+
+
+async def test_no_route_to_binance_fails_fast_and_points_at_the_demo(tmp_path):
+    rest = f"http://127.0.0.1:{closed_port()}"
+    config = f"binance:\n  markets:\n    spot:\n      rest_url: {rest}\n"
+    code, stderr, elapsed = await run_cli("run", "--config", write_config(tmp_path, config))
+    assert code == 1
+    assert "cannot reach Binance spot" in stderr
+    assert "make demo" in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert elapsed < 30
+
+
+async def test_unreachable_kafka_is_a_clear_error_not_a_traceback(tmp_path, simulator_factory):
+    sim = await simulator_factory(symbols=("BTCUSDT",))
+    config = (
+        f"binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
+        f"      rest_url: {sim.rest_url}\n      stream_url: {sim.ws_url}\n"
+        f"kafka:\n  bootstrap_servers: 127.0.0.1:{closed_port()}\n"
+        f"log:\n  json: false\n"
+    )
+    code, stderr, _ = await run_cli("run", "--config", write_config(tmp_path, config))
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Kafka at 127.0.0.1:" in last, stderr
+    assert "Traceback" not in stderr
