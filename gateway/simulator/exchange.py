@@ -1,0 +1,225 @@
+"""The simulator as one object: market engine, history, stream and REST servers, trading loop.
+
+::
+
+    config = SimulatorConfig(symbols=("BTCUSDT",), start_paused=True, ping_interval_s=0.2)
+    async with ExchangeSimulator(config) as sim:
+        ...connect a client to sim.combined_url(["btcusdt@trade"])...
+        await sim.wait_for_subscribers(["btcusdt@trade"])
+        sim.run_for(trades_per_symbol=100)
+        await sim.wait_idle()            # generated and written to every subscriber
+        sent = sim.history.trades("BTCUSDT")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.engine import Clock, MarketEngine, SymbolSpec, default_symbol_specs
+from gateway.simulator.history import History
+from gateway.simulator.hub import ConnectionStats, Hub
+from gateway.simulator.payloads import TimeUnit
+from gateway.simulator.rest import RestServer
+from gateway.simulator.streams import COMBINED_PATH, RAW_PATH, Channel, StreamCatalog, stream_name
+from gateway.simulator.trading import TradingLoop
+from gateway.simulator.ws_server import StreamServer
+
+logger = logging.getLogger(__name__)
+
+
+def system_clock_us() -> int:
+    """Wall-clock time in epoch microseconds."""
+    return time.time_ns() // 1_000
+
+
+class ExchangeSimulator:
+    """A Binance spot exchange double: WebSocket streams, REST, and the truth of what was sent.
+
+    Args:
+        config: what to simulate and how; defaults to :class:`SimulatorConfig`'s defaults.
+        clock_us: source of event and trade times (epoch microseconds); inject one for
+            reproducible payloads.
+        specs: per-symbol prices, ticks and id offsets; derived from the config when omitted.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock_us: Clock = system_clock_us,
+        specs: Sequence[SymbolSpec] | None = None,
+    ) -> None:
+        self.config = config = config or SimulatorConfig()
+        specs = (
+            list(specs) if specs is not None else default_symbol_specs(config.symbols, config.seed)
+        )
+        self.history = History([spec.symbol for spec in specs], config.history_max_per_symbol)
+        self._catalog = StreamCatalog(spec.symbol for spec in specs)
+        self._hub = Hub()
+        engine = MarketEngine(specs, config.seed, max_trades_per_fill=config.max_trades_per_fill)
+        self._specs = specs
+        self._trading = TradingLoop(
+            engine,
+            self.history,
+            self._hub,
+            clock_us=clock_us,
+            trades_per_second=config.trades_per_second_per_symbol,
+            max_trades_per_symbol=config.max_trades_per_symbol,
+            paused=config.start_paused,
+        )
+        self._streams = StreamServer(config, self._catalog, self._hub)
+        self._rest = RestServer(config.host, config.rest_port, self.history, specs, clock_us)
+        self._trading_task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open both servers, then start trading (unless configured paused)."""
+        try:
+            await self._streams.start()
+            await self._rest.start()
+        except BaseException:
+            await self.stop()  # e.g. the REST port was taken: don't leave the stream server up
+            raise
+        self._trading_task = asyncio.create_task(self._trading.run(), name="simulator-trading")
+        logger.info("simulator ready: streams %s, REST %s", self.ws_url, self.rest_url)
+
+    async def stop(self) -> None:
+        """Stop trading, close every connection and both servers."""
+        if self._trading_task is not None:
+            self._trading_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trading_task
+            self._trading_task = None
+        await self._streams.stop()
+        await self._rest.stop()
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT``: append ``/ws/<stream>`` or ``/stream?streams=...``."""
+        return self._streams.url
+
+    @property
+    def rest_url(self) -> str:
+        """``http://127.0.0.1:PORT``: append ``/api/v3/...``."""
+        return self._rest.url
+
+    @property
+    def specs(self) -> list[SymbolSpec]:
+        """The simulated symbols' specs (prices, ticks, first ids)."""
+        return list(self._specs)
+
+    def stream_names(self, channels: Iterable[Channel] = tuple(Channel)) -> list[str]:
+        """Every stream name this simulator publishes, for the given channels."""
+        return [stream_name(spec.symbol, channel) for spec in self._specs for channel in channels]
+
+    def combined_url(self, streams: Iterable[str], time_unit: TimeUnit | None = None) -> str:
+        """The ``/stream?streams=a/b`` URL for these streams."""
+        url = (
+            f"{self.ws_url}{COMBINED_PATH}?streams={'/'.join(quote(s, safe='@') for s in streams)}"
+        )
+        return url if time_unit is None else f"{url}&timeUnit={time_unit.value}"
+
+    def raw_url(self, streams: Iterable[str], time_unit: TimeUnit | None = None) -> str:
+        """The ``/ws/a/b`` URL for these streams."""
+        url = f"{self.ws_url}{RAW_PATH}/{'/'.join(quote(s, safe='@') for s in streams)}"
+        return url if time_unit is None else f"{url}?timeUnit={time_unit.value}"
+
+    def pause(self) -> None:
+        """Stop trading after the current burst."""
+        self._trading.pause()
+
+    def resume(self) -> None:
+        """Trade again, within the remaining budget if there is one."""
+        self._trading.resume()
+
+    def run_for(self, trades_per_symbol: int) -> None:
+        """Generate exactly ``trades_per_symbol`` more trades for every symbol, then go idle."""
+        self._trading.run_for(trades_per_symbol)
+
+    def trades_generated(self, symbol: str) -> int:
+        """How many trades ``symbol`` has had since start."""
+        return self._trading.trades_generated(symbol)
+
+    async def wait_idle(self, timeout_s: float | None = None) -> None:
+        """Wait until trading stopped (paused or budget spent) and every frame was written.
+
+        Raises:
+            TimeoutError: not idle within ``timeout_s``.
+        """
+        async with asyncio.timeout(timeout_s):
+            await self._while_trading(self._trading.wait_idle())
+            await self._hub.flush()
+
+    async def drained(self, timeout_s: float | None = None) -> None:
+        """Wait until every frame generated so far has been written to its subscribers."""
+        async with asyncio.timeout(timeout_s):
+            await self._while_trading(self._hub.flush())
+
+    async def wait_for_subscribers(
+        self, streams: Iterable[str] | int = 1, timeout_s: float = 10.0
+    ) -> None:
+        """Wait until each named stream has a subscriber, or until ``streams`` subscriptions exist.
+
+        With a count, every (connection, stream) pair counts once: a gateway holding 3 symbols x
+        2 channels on one connection makes 6.
+
+        Raises:
+            TimeoutError: the condition did not hold within ``timeout_s``.
+        """
+        wanted = streams if isinstance(streams, int) else list(streams)
+
+        def satisfied() -> bool:
+            if isinstance(wanted, int):
+                return self._hub.subscription_count >= wanted
+            return all(self._hub.has_subscribers(name) for name in wanted)
+
+        await self._hub.wait_until(satisfied, timeout_s)
+
+    def connections(self) -> list[ConnectionStats]:
+        """Every stream connection (recently closed ones first) with its frames-sent count."""
+        return self._hub.stats()
+
+    async def _while_trading(self, waiting: Awaitable[None]) -> None:
+        """Await ``waiting``, but re-raise at once if the trading loop crashed meanwhile."""
+        task = self._trading_task
+        if task is None:
+            raise RuntimeError("simulator not started")
+        waiter = asyncio.ensure_future(waiting)
+        try:
+            done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()  # no-op when it finished
+        if waiter in done:
+            return waiter.result()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
+        raise RuntimeError("simulator stopped while waiting")
+
+
+async def serve(
+    config: SimulatorConfig, *, on_ready: Callable[[ExchangeSimulator], None] | None = None
+) -> None:
+    """Run a simulator until cancelled (``gateway simulate`` calls this)."""
+    async with ExchangeSimulator(config) as simulator:
+        if on_ready is not None:
+            on_ready(simulator)
+        await asyncio.get_running_loop().create_future()

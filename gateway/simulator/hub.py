@@ -1,0 +1,282 @@
+"""Who listens to which stream, and fan-out of encoded frames to them.
+
+The hub is keyed by stream name. Publishing an event encodes it once per frame variant actually
+needed (raw or combined, millisecond or microsecond times) into a complete WebSocket frame, and
+queues the same bytes for every subscriber. The trading loop then calls :meth:`Hub.drain` once
+per burst: each subscriber's queued frames go to its socket in one write, and a subscriber whose
+socket buffer is full slows generation down (backpressure) instead of letting frames pile up.
+
+Why frames are written to the transport directly rather than through ``Connection.send()``:
+``send()`` costs a coroutine, a lock and a syscall per frame, which made the simulator the
+bottleneck of a benchmark. Server frames are unmasked and no extension is negotiated
+(``compression=None``), so a frame's bytes are the same for every connection; they are built
+with websockets' own :class:`~websockets.frames.Frame` and written only while the connection is
+OPEN, whole frames at a time, so they never interleave with websockets' pings or close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from gateway.simulator.payloads import Payload, TimeUnit, combined_frame, encode
+
+_Record = TypeVar("_Record")
+PayloadBuilder = Callable[[_Record, TimeUnit], Payload]
+
+_CLOSED_STATS_KEPT = 1_000
+_UNITS = (TimeUnit.MILLISECOND, TimeUnit.MICROSECOND)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """One connection as tests see it: what it asked for and how many frames it was sent."""
+
+    connection_id: int
+    target: str
+    streams: tuple[str, ...]
+    frames_sent: int
+    is_open: bool
+
+
+def frame_variant(combined: bool, unit: TimeUnit) -> int:
+    """Index of one of the four ways an event can be framed (wrapper x time unit)."""
+    return (2 if unit is TimeUnit.MICROSECOND else 0) + (1 if combined else 0)
+
+
+class OutgoingEvent(Generic[_Record]):
+    """One event on one stream, encoded lazily and at most once per frame variant."""
+
+    __slots__ = ("_build", "_payloads", "_record", "_wire", "stream")
+
+    def __init__(self, stream: str, record: _Record, build: PayloadBuilder[_Record]) -> None:
+        self.stream = stream
+        self._record = record
+        self._build = build
+        self._payloads: list[bytes | None] = [None, None]  # per time unit
+        self._wire: list[bytes | None] = [None, None, None, None]  # per frame_variant()
+
+    def frame(self, variant: int) -> bytes:
+        """The complete WebSocket text frame for connections of this ``variant``."""
+        wire = self._wire[variant]
+        if wire is None:
+            payload = self._payload(variant >> 1)
+            if variant & 1:
+                payload = combined_frame(self.stream, payload)
+            frame = Frame(Opcode.TEXT, payload)
+            wire = self._wire[variant] = frame.serialize(mask=False, extensions=[])
+        return wire
+
+    def _payload(self, unit_index: int) -> bytes:
+        payload = self._payloads[unit_index]
+        if payload is None:
+            payload = encode(self._build(self._record, _UNITS[unit_index]))
+            self._payloads[unit_index] = payload
+        return payload
+
+
+class Subscriber:
+    """One WebSocket connection's subscriptions, frame settings, queued frames and counters."""
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        connection_id: int,
+        *,
+        combined: bool,
+        time_unit: TimeUnit,
+    ) -> None:
+        self.connection = connection
+        self.connection_id = connection_id
+        self.time_unit = time_unit
+        self.streams: dict[str, None] = {}  # an ordered set: LIST_SUBSCRIPTIONS keeps order
+        self.frames_sent = 0
+        self._combined = combined
+        self._variant = frame_variant(combined, time_unit)
+        self._queued: list[bytes] = []
+
+    @property
+    def combined(self) -> bool:
+        """Whether frames are wrapped as ``{"stream", "data"}`` (SET_PROPERTY can change it)."""
+        return self._combined
+
+    @combined.setter
+    def combined(self, combined: bool) -> None:
+        self._combined = combined
+        self._variant = frame_variant(combined, self.time_unit)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether frames can still be written."""
+        return self.connection.protocol.state is State.OPEN
+
+    def deliver(self, event: OutgoingEvent[_Record]) -> None:
+        """Queue one event's frame; :meth:`write_queued` sends the queue."""
+        self._queued.append(event.frame(self._variant))
+
+    def write_queued(self) -> None:
+        """Hand every queued frame to the socket in one write (dropped if no longer OPEN)."""
+        queued = self._queued
+        if not queued:
+            return
+        if self.connection.protocol.state is State.OPEN:
+            self.connection.transport.write(b"".join(queued))
+            self.frames_sent += len(queued)
+        queued.clear()
+
+    async def drain(self) -> None:
+        """Wait while the socket's write buffer is above its high-water mark."""
+        if not self.is_open:
+            return
+        # Connection.drain() is the flow-control wait send() uses internally: one per burst
+        # instead of one send() per frame (see the module docstring).
+        with contextlib.suppress(OSError):  # the connection is gone; its handler cleans up
+            await self.connection.drain()
+
+    async def flush(self) -> None:
+        """Wait until every written frame has left the process (or the connection closed)."""
+        if not self.is_open:
+            return
+        transport = self.connection.transport
+        low, high = transport.get_write_buffer_limits()
+        # With both marks at zero, any buffered byte pauses the protocol and drain() returns
+        # only once the buffer is empty: an event-driven flush instead of polling the size.
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self.drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    def stats(self) -> ConnectionStats:
+        """A snapshot for tests."""
+        return ConnectionStats(
+            connection_id=self.connection_id,
+            target=self.connection.request.path if self.connection.request else "",
+            streams=tuple(self.streams),
+            frames_sent=self.frames_sent,
+            is_open=self.is_open,
+        )
+
+
+class Hub:
+    """The registry of subscribers by stream name, and the fan-out of events to them."""
+
+    def __init__(self) -> None:
+        self._by_stream: dict[str, tuple[Subscriber, ...]] = {}
+        self._subscribers: dict[int, Subscriber] = {}
+        self._closed: deque[ConnectionStats] = deque(maxlen=_CLOSED_STATS_KEPT)
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Event()
+        self._change_listeners: list[Callable[[], None]] = []
+
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change of connections or subscriptions."""
+        self._change_listeners.append(listener)
+
+    def next_connection_id(self) -> int:
+        """A fresh id for a new connection."""
+        return next(self._ids)
+
+    def add(self, subscriber: Subscriber, streams: Iterable[str]) -> None:
+        """Register a new connection with the streams of its URL."""
+        self._subscribers[subscriber.connection_id] = subscriber
+        self.subscribe(subscriber, streams)
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Forget a closed connection, keeping its final counters."""
+        self.unsubscribe(subscriber, list(subscriber.streams))
+        if self._subscribers.pop(subscriber.connection_id, None) is not None:
+            self._closed.append(subscriber.stats())
+        self._notify()
+
+    def subscribe(self, subscriber: Subscriber, streams: Iterable[str]) -> None:
+        """Add streams to a connection (names already held are ignored)."""
+        for name in streams:
+            if name not in subscriber.streams:
+                subscriber.streams[name] = None
+                self._by_stream[name] = (*self._by_stream.get(name, ()), subscriber)
+        self._notify()
+
+    def unsubscribe(self, subscriber: Subscriber, streams: Iterable[str]) -> None:
+        """Remove streams from a connection (names it does not hold are ignored)."""
+        for name in streams:
+            if name in subscriber.streams:
+                del subscriber.streams[name]
+                remaining = tuple(s for s in self._by_stream[name] if s is not subscriber)
+                if remaining:
+                    self._by_stream[name] = remaining
+                else:
+                    del self._by_stream[name]
+        self._notify()
+
+    def has_subscribers(self, stream: str) -> bool:
+        """Whether any open connection listens to ``stream``."""
+        return stream in self._by_stream
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections are registered."""
+        return len(self._subscribers)
+
+    @property
+    def subscription_count(self) -> int:
+        """How many (connection, stream) subscriptions exist across all connections."""
+        return sum(len(subscriber.streams) for subscriber in self._subscribers.values())
+
+    def publish(self, stream: str, record: _Record, build: PayloadBuilder[_Record]) -> None:
+        """Send one event to every subscriber of ``stream`` (cheap when there is none)."""
+        subscribers = self._by_stream.get(stream)
+        if subscribers:
+            event = OutgoingEvent(stream, record, build)
+            for subscriber in subscribers:
+                subscriber.deliver(event)
+
+    def write_queued(self) -> None:
+        """Write every subscriber's queued frames to its socket."""
+        for subscriber in self._subscribers.values():
+            subscriber.write_queued()
+
+    async def drain(self) -> None:
+        """Write queued frames, then wait until no write buffer is over its high-water mark."""
+        self.write_queued()
+        for subscriber in list(self._subscribers.values()):
+            await subscriber.drain()
+
+    async def flush(self) -> None:
+        """Write queued frames, then wait until they have all left the process."""
+        self.write_queued()
+        for subscriber in list(self._subscribers.values()):
+            await subscriber.flush()
+
+    async def wait_until(
+        self, condition: Callable[[], bool], timeout_s: float | None = None
+    ) -> None:
+        """Wait until ``condition()`` holds, re-checking on every subscription change.
+
+        Raises:
+            TimeoutError: it did not hold within ``timeout_s`` (``None``: wait forever).
+        """
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await self._changed.wait()
+
+    def stats(self) -> list[ConnectionStats]:
+        """Every connection, closed ones (the last 1000) first, then open ones."""
+        return [*self._closed, *(s.stats() for s in self._subscribers.values())]
+
+    def _notify(self) -> None:
+        # Wake the current waiters, then arm a fresh event for the next change.
+        self._changed.set()
+        self._changed = asyncio.Event()
+        for listener in self._change_listeners:
+            listener()

@@ -1,0 +1,185 @@
+"""The trading loop: when the engine trades, how much, and where its events go.
+
+It asks the pure engine for fills, records them in the history and publishes them to the hub.
+Two paces: a fixed rate per symbol (trades per second), or as fast as the subscribers read (rate
+``None`` or 0), where :meth:`Hub.drain` after each burst is the only brake. A budget per symbol
+lets a test ask for exactly N trades and then wait until the loop is idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from gateway.simulator.engine import Clock, Fill, MarketEngine
+from gateway.simulator.history import History
+from gateway.simulator.hub import Hub
+from gateway.simulator.payloads import agg_trade_payload, trade_payload
+from gateway.simulator.streams import Channel, stream_name
+
+logger = logging.getLogger(__name__)
+
+FILLS_PER_DRAIN = 64
+"""Fills generated between two drains (rounded up to a whole round of symbols): enough to
+amortise the await, few enough that queued frames stay small and pings stay punctual."""
+MAX_OWED_TRADES = 1_000
+"""A paced symbol that fell behind (a slow reader held the loop) catches up at most this much."""
+
+
+class TradingLoop:
+    """Turns the engine's fills into published events at the configured pace."""
+
+    def __init__(
+        self,
+        engine: MarketEngine,
+        history: History,
+        hub: Hub,
+        *,
+        clock_us: Clock,
+        trades_per_second: float | None,
+        max_trades_per_symbol: int | None,
+        paused: bool,
+    ) -> None:
+        self._engine = engine
+        self._history = history
+        self._hub = hub
+        self._clock_us = clock_us
+        self._rate = trades_per_second or None
+        self._symbols: Sequence[str] = [spec.symbol for spec in engine.specs]
+        self._streams = {
+            symbol: (stream_name(symbol, Channel.TRADE), stream_name(symbol, Channel.AGG_TRADE))
+            for symbol in self._symbols
+        }
+        self._budget: dict[str, int | None] = dict.fromkeys(self._symbols, max_trades_per_symbol)
+        self._paused = paused
+        self._total = dict.fromkeys(self._symbols, 0)
+        self._paced = dict.fromkeys(self._symbols, 0)
+        self._pace_start = 0.0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        hub.add_change_listener(self._wake.set)  # a first subscriber can be work
+
+    def pause(self) -> None:
+        """Stop trading after the current burst."""
+        self._paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        """Trade again (within the remaining budget, if any)."""
+        self._paused = False
+        if self._has_work():
+            self._idle.clear()
+        self._wake.set()
+
+    def run_for(self, trades_per_symbol: int) -> None:
+        """Trade exactly ``trades_per_symbol`` more trades per symbol, then go idle."""
+        for symbol, remaining in self._budget.items():
+            self._budget[symbol] = (remaining or 0) + trades_per_symbol
+        self.resume()
+
+    def trades_generated(self, symbol: str) -> int:
+        """How many trades ``symbol`` has had since start."""
+        return self._total[symbol.upper()]
+
+    @property
+    def is_idle(self) -> bool:
+        """Whether the loop waits: paused, out of budget, or (endless and unpaced) unread."""
+        return self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Wait until the loop has nothing to do (see :attr:`is_idle`)."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Trade until cancelled."""
+        self._restart_pacing()
+        while True:
+            if not self._has_work():
+                await self._sleep_until_work()
+            elif self._rate is None:
+                await self._burst()
+            else:
+                await self._paced_step(self._rate)
+
+    def _has_work(self) -> bool:
+        if self._paused:
+            return False
+        if any(left is not None and left > 0 for left in self._budget.values()):
+            return True
+        if not any(left is None for left in self._budget.values()):
+            return False  # every budget is spent
+        # Nobody paces an endless fast market: without a reader it would burn a core on events
+        # nobody reads (say, while a benchmark's gateway is still starting), so it waits.
+        return self._rate is not None or self._hub.subscription_count > 0
+
+    async def _sleep_until_work(self) -> None:
+        self._idle.set()
+        logger.debug("trading idle")
+        while not self._has_work():
+            self._wake.clear()
+            await self._wake.wait()
+        self._idle.clear()
+        self._restart_pacing()
+
+    def _restart_pacing(self) -> None:
+        """Count the paced rate from now: time spent idle is not owed trades."""
+        self._pace_start = asyncio.get_running_loop().time()
+        self._paced = dict.fromkeys(self._symbols, 0)
+
+    async def _burst(self) -> None:
+        fills = 0
+        while fills < FILLS_PER_DRAIN:
+            round_fills = sum(self._trade(symbol) for symbol in self._symbols)
+            if not round_fills:
+                break
+            fills += round_fills
+        await self._hub.drain()
+        # drain() returns at once when no buffer is full; let the loop serve sockets anyway.
+        await asyncio.sleep(0)
+
+    async def _paced_step(self, rate: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = int((loop.time() - self._pace_start) * rate) + 1
+        fills = 0
+        for symbol in self._symbols:
+            self._paced[symbol] = max(self._paced[symbol], due - MAX_OWED_TRADES)
+            while self._paced[symbol] < due and not self._paused and self._trade(symbol):
+                fills += 1
+                if fills % FILLS_PER_DRAIN == 0:
+                    await self._hub.drain()
+        await self._hub.drain()
+        active = [self._paced[s] for s, left in self._budget.items() if left is None or left > 0]
+        next_due = self._pace_start + min(active, default=0) / rate
+        await self._sleep_or_wake(next_due - loop.time())
+
+    async def _sleep_or_wake(self, delay_s: float) -> None:
+        """Sleep ``delay_s`` seconds, or less if paused or given more work meanwhile."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, delay_s)):
+                await self._wake.wait()
+
+    def _trade(self, symbol: str) -> bool:
+        """Generate and publish one fill for ``symbol``; ``False`` if its budget is spent."""
+        budget = self._budget[symbol]
+        if budget == 0:
+            return False
+        fill = self._engine.next_fill(symbol, self._clock_us(), max_trades=budget)
+        self._history.record(fill)
+        self._publish(symbol, fill)
+        count = len(fill.trades)
+        self._total[symbol] += count
+        self._paced[symbol] += count
+        if budget is not None:
+            self._budget[symbol] = budget - count
+        return True
+
+    def _publish(self, symbol: str, fill: Fill) -> None:
+        trade_stream, agg_stream = self._streams[symbol]
+        hub = self._hub
+        if hub.has_subscribers(trade_stream):
+            for trade in fill.trades:
+                hub.publish(trade_stream, trade, trade_payload)
+        hub.publish(agg_stream, fill.agg_trade, agg_trade_payload)
