@@ -36,6 +36,7 @@ from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.settings import GatewaySettings
+from gateway.simulator.config import simulated_symbols
 from gateway.worker import Gateway
 
 WARMUP_S = 3.0
@@ -128,9 +129,7 @@ async def measure_pipeline(
     bootstrap: str,
     registry_url: str,
 ) -> PipelineResult:
-    from gateway.demo import demo_symbols
-
-    names = demo_symbols(symbols)
+    names = simulated_symbols(symbols)
     recorder = AckRecorder()
     async with simulator_process(symbols, rate) as (ws_url, rest_url):
         settings = GatewaySettings(

@@ -24,17 +24,9 @@ from gateway.infra.maven import fetch_all
 from gateway.infra.registry import SchemaRegistry
 from gateway.runtime import install_stop_signals
 from gateway.settings import GatewaySettings
-from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
 from gateway.worker import Gateway
-
-DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT")
-
-
-def demo_symbols(count: int) -> tuple[str, ...]:
-    """Familiar names first, then made-up ones (``SYM8USDT``) for larger universes."""
-    extra = tuple(f"SYM{i}USDT" for i in range(len(DEMO_SYMBOLS) + 1, count + 1))
-    return (DEMO_SYMBOLS + extra)[:count]
 
 
 @dataclass
@@ -63,12 +55,15 @@ class FlowView:
             trades.add_column(column, justify="right" if column != "symbol" else "left")
         for symbol, (trade_id, price, quantity) in sorted(self.last_trade.items()):
             trades.add_row(symbol, str(trade_id), _plain(price), _plain(quantity))
+        return Group(topics, trades, self.summary(gateway) + "  -  Ctrl-C stops")
+
+    def summary(self, gateway: Gateway) -> str:
         stats = gateway.sink.stats
-        footer = (
+        return (
             f"gateway: {stats.acked:,} acknowledged by Kafka, {stats.failed} failed, "
-            f"{sum(c.reconnects for c in gateway.connections)} reconnects  -  Ctrl-C stops"
+            f"{sum(c.reconnects for c in gateway.connections)} reconnects; "
+            f"read back from Kafka: {sum(self.per_topic.values()):,}"
         )
-        return Group(topics, trades, footer)
 
 
 def _plain(value: Decimal) -> str:
@@ -96,7 +91,7 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
 
 async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> None:
     console = Console()
-    names = demo_symbols(symbols)
+    names = simulated_symbols(symbols)
     stop = asyncio.Event()
     install_stop_signals(stop)
     async with local_stack(console) as (bootstrap, registry_url):
@@ -118,7 +113,7 @@ async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> No
             )
             gateway = Gateway(settings)
             await _stream_with_view(console, gateway, bootstrap, registry_url, stop, duration_s)
-    console.print("stopped cleanly: gateway drained, simulator, Kafka and registry shut down")
+    console.print("\nstopped cleanly: gateway drained, simulator, Kafka and registry shut down")
 
 
 async def _stream_with_view(
@@ -132,21 +127,33 @@ async def _stream_with_view(
     view = FlowView()
     gateway_task = asyncio.create_task(gateway.run(stop), name="gateway")
     reader_task = asyncio.create_task(_follow(view, gateway, bootstrap, registry_url))
+    deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        with Live(view.render(gateway), console=console, refresh_per_second=4) as live:
-            deadline = None if duration_s is None else time.monotonic() + duration_s
-            while not stop.is_set() and not gateway_task.done():
-                live.update(view.render(gateway))
-                if deadline is not None and time.monotonic() >= deadline:
-                    stop.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.25)
+        if console.is_terminal:
+            with Live(view.render(gateway), console=console, refresh_per_second=4) as live:
+                while await _keep_going(stop, gateway_task, deadline, 0.25):
+                    live.update(view.render(gateway))
+        else:  # piped or in CI: a plain line every few seconds instead of a redrawn screen
+            while await _keep_going(stop, gateway_task, deadline, 2.0):
+                console.print(view.summary(gateway))
+            console.print(view.render(gateway))
     finally:
         stop.set()
         await gateway_task
         reader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader_task
+
+
+async def _keep_going(
+    stop: asyncio.Event, gateway_task: asyncio.Task[None], deadline: float | None, period_s: float
+) -> bool:
+    """Wait one refresh period; False once it is time to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), period_s)
+    if deadline is not None and time.monotonic() >= deadline:
+        stop.set()
+    return not stop.is_set() and not gateway_task.done()
 
 
 async def _follow(view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str) -> None:

@@ -187,6 +187,10 @@ _BY_EVENT_TYPE: dict[str, Callable[[Payload, _Context], Event]] = {
 
 
 def _control_reply(message: Payload) -> ControlReply:
+    # The docs show errors flat ({"code", "msg", "id"}); the live servers have been seen to wrap
+    # them ({"error": {"code", "msg"}, "id"}). Both are errors, never a success.
+    if isinstance(message.get("error"), dict):
+        message = {**message["error"], "id": message.get("id")}
     if "code" in message:
         return ControlReply(
             request_id=message.get("id"),
@@ -230,7 +234,7 @@ class FrameParser:
             raise ValueError(f"expected a JSON object, got {type(message).__name__}")
         event_type = message.get("e")
         if event_type is None:
-            if "id" in message and ("result" in message or "code" in message):
+            if "id" in message and message.keys() & {"result", "code", "error"}:
                 return [_control_reply(message)]
             raise ValueError("frame has no event type 'e'")
         handler = _BY_EVENT_TYPE.get(event_type)

@@ -60,6 +60,13 @@ def test_control_replies_and_errors():
     [err] = SPOT.parse(b'{"code": 2, "msg": "Invalid request: too many parameters", "id": 7}', 0)
     assert isinstance(err, ControlReply)
     assert (err.error_code, err.request_id) == (2, 7)
+    [wrapped] = SPOT.parse(b'{"error": {"code": 2, "msg": "Invalid request"}, "id": 8}', 0)
+    assert isinstance(wrapped, ControlReply)
+    assert (wrapped.error_code, wrapped.error_message, wrapped.request_id) == (
+        2,
+        "Invalid request",
+        8,
+    )
 
 
 def test_server_shutdown_raw_and_combined():
