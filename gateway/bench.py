@@ -212,7 +212,7 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
         await asyncio.gather(asyncio.to_thread(kafka.start), asyncio.to_thread(registry.start))
     try:
         pipeline = []
-        for scenario, rate in (("max rate", 0.0), ("steady 2,000 trades/s", 2000.0 / symbols)):
+        for scenario, rate in (("max rate", 0.0), ("steady 2k trades/s", 2000.0 / symbols)):
             with console.status(f"pipeline: {scenario}, {duration_s:.0f} s"):
                 pipeline.append(
                     await measure_pipeline(
