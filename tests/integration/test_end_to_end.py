@@ -101,5 +101,8 @@ async def test_trades_and_agg_trades_reach_kafka_exactly(
         assert [r.value["agg_trade_id"] for r in got_aggs[symbol]] == [a["a"] for a in aggs[symbol]]
         for record, sent in zip(got_aggs[symbol], aggs[symbol], strict=True):
             assert_common(record, sent, symbol)
-            assert (record.value["first_trade_id"], record.value["last_trade_id"]) == (sent["f"], sent["l"])
+            assert (record.value["first_trade_id"], record.value["last_trade_id"]) == (
+                sent["f"],
+                sent["l"],
+            )
             assert record.headers["event_kind"] == "agg_trade"
