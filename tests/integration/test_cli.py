@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -84,3 +85,48 @@ async def test_unreachable_kafka_is_a_clear_error_not_a_traceback(tmp_path, simu
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "Kafka at 127.0.0.1:" in last, stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.registry
+async def test_tail_prints_decoded_records_with_exact_decimals(
+    kafka_bootstrap, schema_registry_url, topic_prefix
+):
+    from gateway.adapters.kafka import KafkaSink, ensure_topics
+    from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+    from gateway.binance.markets import Market
+    from gateway.binance.messages import FrameParser
+    from gateway.records.avro import ConfluentFraming, SchemaCatalog
+    from gateway.records.builder import RecordBuilder
+    from gateway.records.topics import TopicNamer
+    from gateway.settings import KafkaSettings
+    from tests.vectors import vector_bytes
+
+    catalog, namer = SchemaCatalog.load(), TopicNamer(topic_prefix)
+    async with SchemaRegistryClient(schema_registry_url) as client:
+        framing = ConfluentFraming(await register_catalog(client, catalog, namer))
+    builder = RecordBuilder(catalog, framing, namer, "tail-test")
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+    topic = namer.topic("spot", "trade")
+    await ensure_topics(settings, [topic])
+    sink = KafkaSink(settings)
+    await sink.start()
+    [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 1)
+    await sink.send(builder.build(event))
+    await sink.stop()
+
+    process = await asyncio.create_subprocess_exec(
+        *GATEWAY, "tail", topic, "--bootstrap", kafka_bootstrap,
+        "--registry", schema_registry_url, "--limit", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    [line] = stdout.decode().splitlines()
+    printed = orjson.loads(line)
+    assert printed["key"] == "BNBBTC"
+    assert printed["value"]["price"] == "0.001"
+    assert printed["value"]["quantity"] == "100"
+    assert printed["value"]["trade_id"] == 12345
+    assert printed["value"]["event_time_us"] == "2022-12-31T19:43:02.136000+00:00"
+    assert printed["headers"]["event_kind"] == "trade"
