@@ -20,6 +20,7 @@ import orjson
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from gateway.errors import SerializationError
+from gateway.records.codec import Writer, compile_writer
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -48,6 +49,7 @@ class AvroSchema:
     text: str
     parsed: Any
     fingerprint: bytes
+    writer: Writer
 
 
 class SchemaCatalog:
@@ -72,7 +74,8 @@ class SchemaCatalog:
             # The registry stores the compact form; registering it keeps ids stable across edits
             # that only touch whitespace.
             compact = orjson.dumps(raw).decode()
-            schemas[key] = AvroSchema(key, full_name, compact, parsed, digest)
+            writer = compile_writer(parsed)
+            schemas[key] = AvroSchema(key, full_name, compact, parsed, digest, writer)
         return cls(schemas)
 
     def __getitem__(self, key: SchemaKey) -> AvroSchema:
@@ -118,15 +121,17 @@ class ConfluentFraming(Framing):
             raise SerializationError(f"schema {schema.key} is not registered") from None
 
 
-def encode(schema: AvroSchema, framing: Framing, datum: Mapping[str, Any]) -> bytes:
-    """Frame and encode one datum; a datum the schema rejects raises SerializationError."""
-    buffer = io.BytesIO()
-    buffer.write(framing.header(schema))
+def encode(schema: AvroSchema, framing: Framing, datum: Any) -> bytes:
+    """Frame and encode one datum (an event or a dict); one the schema rejects raises
+    SerializationError."""
+    out = bytearray(framing.header(schema))
     try:
-        fastavro.schemaless_writer(buffer, schema.parsed, datum)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        schema.writer(out, datum)
+    except SerializationError as exc:
         raise SerializationError(f"{schema.full_name}: {exc}") from exc
-    return buffer.getvalue()
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise SerializationError(f"{schema.full_name}: {type(exc).__name__}: {exc}") from exc
+    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
