@@ -132,6 +132,25 @@ def bench(
         run_async(run_bench(duration_s=duration, symbols=symbols, output_dir=output))
 
 
+SchemaAction = Annotated[str, typer.Argument(help="list | validate | register | check | release")]
+
+
+@app.command()
+def schemas(
+    action: SchemaAction = "list",
+    registry: Annotated[
+        str, typer.Option(help="Schema registry URL (Confluent API).")
+    ] = "http://127.0.0.1:8081/apis/ccompat/v7",
+    prefix: Annotated[str, typer.Option(help="Topic prefix the subjects derive from.")] = "binance",
+) -> None:
+    """List, validate, register or compatibility-check the Avro schemas in schemas/."""
+    from gateway.schema_cli import run_schemas
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        raise typer.Exit(run_async(run_schemas(action, registry, prefix)))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import fastavro
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.adapters.kafka import map_kafka_errors
@@ -136,14 +134,8 @@ class RecordReader:
             if self._registry is None:
                 raise SerializationError("value is registry-framed but no registry URL was given")
             text = await self._registry.schema_by_id(header.schema_id)
-            raw = orjson.loads(text)
-            self._by_id[header.schema_id] = AvroSchema(
-                SchemaKey("registry", str(header.schema_id)),
-                f"{raw.get('namespace', '')}.{raw['name']}",
-                text,
-                fastavro.parse_schema(raw),
-                b"",
-            )
+            key = SchemaKey("registry", str(header.schema_id))
+            self._by_id[header.schema_id] = AvroSchema.from_text(key, text)
         return self._by_id[header.schema_id]
 
 

@@ -51,6 +51,18 @@ class AvroSchema:
     fingerprint: bytes
     writer: Writer
 
+    @classmethod
+    def from_text(cls, key: SchemaKey, text: str) -> AvroSchema:
+        """Parse, fingerprint and compile a schema; one fastavro rejects fails loudly."""
+        raw = orjson.loads(text)
+        parsed = fastavro.parse_schema(raw)
+        digest = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+        # The registry stores the compact form; registering it keeps ids stable across edits
+        # that only touch whitespace.
+        compact = orjson.dumps(raw).decode()
+        full_name = f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")
+        return cls(key, full_name, compact, parsed, digest, compile_writer(parsed))
+
 
 class SchemaCatalog:
     """Every schema under a directory, loaded and parsed once."""
@@ -65,17 +77,7 @@ class SchemaCatalog:
         schemas: dict[SchemaKey, AvroSchema] = {}
         for path in sorted(directory.glob("*/*.avsc")):
             key = SchemaKey(path.parent.name, path.stem)
-            text = path.read_text()
-            raw = orjson.loads(text)
-            parsed = fastavro.parse_schema(raw)
-            canonical = to_parsing_canonical_form(parsed)
-            digest = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-            full_name = f"{raw['namespace']}.{raw['name']}"
-            # The registry stores the compact form; registering it keeps ids stable across edits
-            # that only touch whitespace.
-            compact = orjson.dumps(raw).decode()
-            writer = compile_writer(parsed)
-            schemas[key] = AvroSchema(key, full_name, compact, parsed, digest, writer)
+            schemas[key] = AvroSchema.from_text(key, path.read_text())
         return cls(schemas)
 
     def __getitem__(self, key: SchemaKey) -> AvroSchema:
