@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 GATEWAY = [sys.executable, "-m", "gateway"]
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "read_trades.py"
 
 
 async def run_cli(
@@ -87,11 +88,8 @@ async def test_unreachable_kafka_is_a_clear_error_not_a_traceback(tmp_path, simu
     assert "Traceback" not in stderr
 
 
-@pytest.mark.kafka
-@pytest.mark.registry
-async def test_tail_prints_decoded_records_with_exact_decimals(
-    kafka_bootstrap, schema_registry_url, topic_prefix
-):
+async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_prefix: str) -> str:
+    """Publish the spot trade vector through the real record path; returns its topic."""
     from gateway.adapters.kafka import KafkaSink, ensure_topics
     from gateway.adapters.registry import SchemaRegistryClient, register_catalog
     from gateway.binance.markets import Market
@@ -103,7 +101,7 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
     from tests.vectors import vector_bytes
 
     catalog, namer = SchemaCatalog.load(), TopicNamer(topic_prefix)
-    async with SchemaRegistryClient(schema_registry_url) as client:
+    async with SchemaRegistryClient(registry_url) as client:
         framing = ConfluentFraming(await register_catalog(client, catalog, namer))
     builder = RecordBuilder(catalog, framing, namer, "tail-test")
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
@@ -114,6 +112,15 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
     [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 1)
     await sink.send(builder.build(event))
     await sink.stop()
+    return topic
+
+
+@pytest.mark.kafka
+@pytest.mark.registry
+async def test_tail_prints_decoded_records_with_exact_decimals(
+    kafka_bootstrap, schema_registry_url, topic_prefix
+):
+    topic = await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)
 
     process = await asyncio.create_subprocess_exec(
         *GATEWAY, "tail", topic, "--bootstrap", kafka_bootstrap,
@@ -130,3 +137,19 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
     assert printed["value"]["trade_id"] == 12345
     assert printed["value"]["event_time_us"] == "2022-12-31T19:43:02.136000+00:00"
     assert printed["headers"]["event_kind"] == "trade"
+
+
+@pytest.mark.kafka
+@pytest.mark.registry
+async def test_documented_python_example_reads_trades(
+    kafka_bootstrap, schema_registry_url, topic_prefix
+):
+    await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--bootstrap", kafka_bootstrap, "--registry", schema_registry_url,
+        "--topic", f"{topic_prefix}.spot.trade", "--symbol", "BNBBTC", "--limit", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().strip().endswith("BNBBTC #12345 100 @ 0.001")
