@@ -30,12 +30,12 @@ fetch: $(STAMP)
 	$(BIN)/python -m gateway.infra fetch
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests docs
+	$(BIN)/ruff format --check gateway tests docs
 
 style: $(STAMP)
-	$(BIN)/ruff format gateway tests
-	$(BIN)/ruff check --fix gateway tests
+	$(BIN)/ruff format gateway tests docs
+	$(BIN)/ruff check --fix gateway tests docs
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -92,6 +92,9 @@ class KafkaSettings(_Section):
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+    compacted_kinds: tuple[str, ...] = Field(
+        ("depth_snapshot",), description="Event kinds whose topics hold latest state per symbol"
+    )
 
 
 class RegistrySettings(_Section):

@@ -20,8 +20,10 @@ async def main(bootstrap: str, registry: str | None, topic: str, symbol: str, li
                 continue
             trade = record.value
             # price and quantity are decimal.Decimal: exact, never float.
-            print(f"{trade['trade_time_us']:%H:%M:%S.%f} {symbol} #{trade['trade_id']} "
-                  f"{trade['quantity'].normalize():f} @ {trade['price'].normalize():f}")
+            print(
+                f"{trade['trade_time_us']:%H:%M:%S.%f} {symbol} #{trade['trade_id']} "
+                f"{trade['quantity'].normalize():f} @ {trade['price'].normalize():f}"
+            )
             seen += 1
             if seen >= limit:
                 return

@@ -159,12 +159,22 @@ class KafkaSink:
             self._failure = KafkaDeliveryError(f"record for {record.topic} not delivered: {exc}")
 
 
-async def ensure_topics(
-    settings: KafkaSettings, topics: Iterable[str], configs: dict[str, str] | None = None
-) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
+def topic_config(settings: KafkaSettings, topic: str) -> dict[str, str]:
+    """Retention for every topic; compaction too where a topic holds each symbol's latest state."""
+    config = {"retention.ms": str(settings.retention_ms)}
+    if topic.rsplit(".", 1)[-1] in settings.compacted_kinds:
+        # compact,delete: the latest record per symbol survives compaction, and the time-based
+        # retention still bounds the topic.
+        config["cleanup.policy"] = "compact,delete"
+    return config
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created.
+
+    Existing topics are left as they are: their configuration belongs to whoever runs Kafka.
+    """
     wanted = sorted(set(topics))
-    config = {"retention.ms": str(settings.retention_ms), **(configs or {})}
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-admin",
@@ -176,9 +186,12 @@ async def ensure_topics(
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        t, settings.partitions, settings.replication_factor, topic_configs=config
+                        topic,
+                        settings.partitions,
+                        settings.replication_factor,
+                        topic_configs=topic_config(settings, topic),
                     )
-                    for t in wanted
+                    for topic in wanted
                 ]
             )
         finally:

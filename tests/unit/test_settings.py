@@ -1,0 +1,66 @@
+"""Configuration: YAML + environment, validated once, errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.adapters.kafka import topic_config
+from gateway.binance.markets import Market
+from gateway.binance.streams import Channel, TimeUnit
+from gateway.errors import ConfigError
+from gateway.settings import DEFAULT_SYMBOLS, KafkaSettings, load_settings
+
+
+def test_defaults_stream_a_handful_of_spot_symbols_to_a_local_kafka():
+    settings = load_settings()
+    spot = settings.binance.markets[Market.SPOT]
+    assert spot.symbols == DEFAULT_SYMBOLS
+    assert spot.channels == (Channel.TRADE, Channel.AGG_TRADE)
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.binance.stream_url(Market.SPOT) == "wss://stream.binance.com:9443"
+
+
+def test_yaml_then_environment_overrides(tmp_path, monkeypatch):
+    config = tmp_path / "g.yaml"
+    config.write_text(
+        "binance:\n  markets:\n    spot:\n      symbols: [btcusdt]\n      time_unit: MICROSECOND\n"
+        "kafka:\n  partitions: 12\n  linger_ms: 9\n"
+    )
+    monkeypatch.setenv("GATEWAY_KAFKA__LINGER_MS", "2")
+    settings = load_settings(config)
+    assert settings.binance.markets[Market.SPOT].symbols == ("BTCUSDT",)
+    assert settings.binance.markets[Market.SPOT].time_unit is TimeUnit.MICROSECOND
+    assert (settings.kafka.partitions, settings.kafka.linger_ms) == (12, 2)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("kafka:\n  partitions: 0\n", "kafka.partitions"),
+        ("kafka:\n  compression: brotli\n", "kafka.compression"),
+        ("binance:\n  markets:\n    spot:\n      symbols: [BTC, BTC]\n", "symbols"),
+        (
+            "binance:\n  markets:\n    spot:\n      max_streams_per_connection: 2000\n",
+            "max_streams",
+        ),
+        ("surprise: 1\n", "surprise"),
+    ],
+)
+def test_invalid_values_are_one_config_error_naming_the_field(tmp_path, yaml_text, field):
+    config = tmp_path / "g.yaml"
+    config.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert field in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_only_latest_state_topics_are_compacted():
+    settings = KafkaSettings()
+    assert (
+        topic_config(settings, "binance.spot.depth_snapshot")["cleanup.policy"] == "compact,delete"
+    )
+    assert "cleanup.policy" not in topic_config(settings, "binance.spot.trade")
+    assert topic_config(settings, "binance.spot.trade")["retention.ms"] == str(
+        settings.retention_ms
+    )
