@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from gateway.simulator.markets import MAX_STREAMS_PER_CONNECTION
 from gateway.simulator.payloads import Payload
-from gateway.simulator.streams import MAX_STREAMS_PER_CONNECTION
 
 RequestId = int | str | None
 

@@ -9,11 +9,13 @@ from integers, never from floats.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from gateway.simulator.engine import UNITS_PER_WHOLE, AggTrade, Trade
+from gateway.simulator.engine import UNITS_PER_WHOLE, AggTrade, SymbolSpec, Trade
+from gateway.simulator.markets import Market
 
 Payload = dict[str, Any]
 
@@ -41,11 +43,29 @@ class TimeUnit(enum.Enum):
         return time_us if self is TimeUnit.MICROSECOND else time_us // 1_000
 
 
-def format_decimal(units: int) -> str:
-    """Render ``units`` of 1e-8 as Binance spot does: ``"0.00100000"``, exactly 8 decimals."""
+def format_decimal(units: int, decimals: int = 8) -> str:
+    """Render ``units`` of 1e-8 with ``decimals`` decimals, truncating.
+
+    Spot always shows 8 (``"0.00100000"``); futures show the precision of the tick or lot
+    (``"9643.5"``, ``"2"``).
+    """
     sign = "-" if units < 0 else ""
     whole, fraction = divmod(abs(units), UNITS_PER_WHOLE)
-    return f"{sign}{whole}.{fraction:08d}"
+    if decimals >= 8:
+        return f"{sign}{whole}.{fraction:08d}"
+    if decimals <= 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction // 10 ** (8 - decimals):0{decimals}d}"
+
+
+def price_text(spec: SymbolSpec, units: int) -> str:
+    """A price with the symbol's precision."""
+    return format_decimal(units, spec.price_decimals)
+
+
+def qty_text(spec: SymbolSpec, units: int) -> str:
+    """A quantity with the symbol's precision."""
+    return format_decimal(units, spec.qty_decimals)
 
 
 def trade_payload(trade: Trade, unit: TimeUnit = TimeUnit.MILLISECOND) -> Payload:
@@ -78,6 +98,92 @@ def agg_trade_payload(agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND) -> P
         "T": unit.convert(agg.trade_time_us),
         "m": agg.buyer_is_maker,
         "M": True,
+    }
+
+
+def usdm_agg_trade_payload(
+    spec: SymbolSpec, agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """USDⓈ-M ``<symbol>@aggTrade`` (keys ``e E s a p q nq f l T m``; no ``M``).
+
+    ``nq`` excludes RPI fills; the simulator has no RPI orders, so it equals ``q``.
+    """
+    quantity = qty_text(spec, agg.quantity)
+    return {
+        "e": "aggTrade",
+        "E": unit.convert(agg.event_time_us),
+        "s": agg.symbol,
+        "a": agg.agg_trade_id,
+        "p": price_text(spec, agg.price),
+        "q": quantity,
+        "nq": quantity,
+        "f": agg.first_trade_id,
+        "l": agg.last_trade_id,
+        "T": unit.convert(agg.trade_time_us),
+        "m": agg.buyer_is_maker,
+    }
+
+
+def coinm_agg_trade_payload(
+    spec: SymbolSpec, agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """COIN-M ``<symbol>@aggTrade`` (keys ``e E a s p q f l T m``, in the docs' order)."""
+    return {
+        "e": "aggTrade",
+        "E": unit.convert(agg.event_time_us),
+        "a": agg.agg_trade_id,
+        "s": agg.symbol,
+        "p": price_text(spec, agg.price),
+        "q": qty_text(spec, agg.quantity),
+        "f": agg.first_trade_id,
+        "l": agg.last_trade_id,
+        "T": unit.convert(agg.trade_time_us),
+        "m": agg.buyer_is_maker,
+    }
+
+
+def spot_agg_trade_payload(
+    spec: SymbolSpec, agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """Spot ``<symbol>@aggTrade`` with the spec-first signature of the futures builders."""
+    return agg_trade_payload(agg, unit)
+
+
+def agg_trade_builder(market: Market) -> Callable[[SymbolSpec, AggTrade, TimeUnit], Payload]:
+    """The ``@aggTrade`` payload builder of ``market``."""
+    return {
+        Market.SPOT: spot_agg_trade_payload,
+        Market.USDM: usdm_agg_trade_payload,
+        Market.COINM: coinm_agg_trade_payload,
+    }[market]
+
+
+def futures_rest_agg_trade(
+    spec: SymbolSpec, agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """One element of ``GET /fapi/v1/aggTrades`` (keys ``a p q f l T m``)."""
+    return {
+        "a": agg.agg_trade_id,
+        "p": price_text(spec, agg.price),
+        "q": qty_text(spec, agg.quantity),
+        "f": agg.first_trade_id,
+        "l": agg.last_trade_id,
+        "T": unit.convert(agg.trade_time_us),
+        "m": agg.buyer_is_maker,
+    }
+
+
+def futures_rest_trade(
+    spec: SymbolSpec, trade: Trade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """One element of ``GET /fapi/v1/trades`` (``id price qty quoteQty time isBuyerMaker``)."""
+    return {
+        "id": trade.trade_id,
+        "price": price_text(spec, trade.price),
+        "qty": qty_text(spec, trade.quantity),
+        "quoteQty": format_decimal(trade.price * trade.quantity // UNITS_PER_WHOLE),
+        "time": unit.convert(trade.trade_time_us),
+        "isBuyerMaker": trade.buyer_is_maker,
     }
 
 

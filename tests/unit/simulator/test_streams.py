@@ -2,10 +2,12 @@
 
 import pytest
 
+from gateway.simulator.markets import Market, Route
 from gateway.simulator.payloads import TimeUnit
 from gateway.simulator.streams import (
     MAX_STREAMS_PER_CONNECTION,
     Channel,
+    Kind,
     StreamCatalog,
     StreamKey,
     StreamRequestError,
@@ -24,11 +26,22 @@ def test_stream_names_are_lowercase_symbol_at_channel():
 @pytest.mark.parametrize(
     ("name", "key"),
     [
-        ("btcusdt@trade", StreamKey("BTCUSDT", Channel.TRADE)),
-        ("bnbbtc@aggTrade", StreamKey("BNBBTC", Channel.AGG_TRADE)),
+        ("btcusdt@trade", StreamKey(Kind.TRADE, "BTCUSDT")),
+        ("bnbbtc@aggTrade", StreamKey(Kind.AGG_TRADE, "BNBBTC")),
         ("BTCUSDT@trade", None),  # uppercase symbols are the classic client mistake
         ("btcusdt@aggtrade", None),
-        ("btcusdt@depth", None),  # not served in v0
+        ("btcusdt@depth", StreamKey(Kind.DIFF_DEPTH, "BTCUSDT")),
+        ("btcusdt@depth@100ms", StreamKey(Kind.DIFF_DEPTH, "BTCUSDT", speed="@100ms")),
+        ("btcusdt@depth20@100ms", StreamKey(Kind.PARTIAL_DEPTH, "BTCUSDT", "20", "@100ms")),
+        ("btcusdt@kline_1h@+08:00", StreamKey(Kind.KLINE, "BTCUSDT", "1h", tz="+08:00")),
+        ("btcusdt@ticker_4h", StreamKey(Kind.ROLLING_TICKER, "BTCUSDT", "4h")),
+        ("!ticker_1d@arr", StreamKey(Kind.ALL_ROLLING_TICKER, param="1d")),
+        ("!markPrice@arr@1s", StreamKey(Kind.ALL_MARK_PRICE, speed="@1s")),
+        (
+            "btcusdt_perpetual@continuousKline_5m",
+            StreamKey(Kind.CONTINUOUS_KLINE, "BTCUSDT_PERPETUAL", "5m"),
+        ),
+        ("tradingSession", StreamKey(Kind.TRADING_SESSION)),
         ("btcusdt", None),
         ("@trade", None),
     ],
@@ -92,3 +105,63 @@ def test_catalog_caps_streams_per_connection():
     catalog.check(["btcusdt@trade"], already=MAX_STREAMS_PER_CONNECTION - 1)
     with pytest.raises(StreamRequestError, match="Too many streams: 1025 > 1024"):
         catalog.check(["btcusdt@trade"], already=MAX_STREAMS_PER_CONNECTION, allow_unknown=True)
+
+
+@pytest.mark.parametrize(
+    ("market", "name", "served"),
+    [
+        (Market.SPOT, "btcusdt@trade", True),
+        (Market.SPOT, "btcusdt@depth@500ms", False),  # spot has 1000 ms and 100 ms only
+        (Market.SPOT, "!bookTicker", False),  # removed December 2022
+        (Market.SPOT, "!ticker@arr", False),  # retired 2026-03-26
+        (Market.SPOT, "btcusdt@markPrice", False),
+        (Market.SPOT, "btcusdt@kline_1h@+08:00", True),
+        (Market.SPOT, "btcusdt@kline_1h@+05:00", False),
+        (Market.USDM, "btcusdt@trade", False),  # futures have no public trade stream
+        (Market.USDM, "btcusdt@depth@500ms", True),
+        (Market.USDM, "btcusdt@kline_1s", False),
+        (Market.USDM, "btcusdt_perpetual@continuousKline_1s", True),
+        (Market.USDM, "btcusdt_current_quarter@continuousKline_1m", False),  # no such contract
+        (Market.USDM, "btcusd@assetIndex", True),
+        (Market.USDM, "!bookTicker", True),
+        (Market.USDM, "btcusdt@indexPrice", False),
+        (Market.COINM, "btcusd@indexPrice@1s", True),
+        (Market.COINM, "btcusd@markPrice", True),  # the pair's array form
+        (Market.COINM, "btcusd_perp@markPriceKline_1m", True),
+        (Market.COINM, "tradingSession", False),
+    ],
+)
+def test_each_market_serves_its_own_streams(market, name, served):
+    symbols = ["BTCUSD_PERP"] if market is Market.COINM else ["BTCUSDT"]
+    assert StreamCatalog(symbols, market).is_known(name) is served
+
+
+@pytest.mark.parametrize(
+    ("target", "route", "streams"),
+    [
+        ("/public/ws/btcusdt@depth", Route.PUBLIC, ("btcusdt@depth",)),
+        (
+            "/market/stream?streams=btcusdt@aggTrade/btcusdt@markPrice",
+            Route.MARKET,
+            ("btcusdt@aggTrade", "btcusdt@markPrice"),
+        ),
+        ("/ws/btcusdt@markPrice", Route.NONE, ("btcusdt@markPrice",)),
+        (
+            "/private/ws?listenKey=k1&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE",
+            Route.PRIVATE,
+            ("k1",),
+        ),
+    ],
+)
+def test_usdm_routes(target, route, streams):
+    request = parse_connection_target(target, routed=True)
+    assert (request.route, request.streams) == (route, streams)
+
+
+def test_private_route_carries_its_events_and_routes_need_a_routed_market():
+    request = parse_connection_target(
+        "/private/stream?listenKey=a&events=X&listenKey=b&events=Y", routed=True
+    )
+    assert request.streams == ("a", "b") and request.events == ("X", "Y") and request.combined
+    with pytest.raises(UnknownPathError):
+        parse_connection_target("/public/ws/btcusdt@depth")

@@ -1,0 +1,126 @@
+"""REST response bodies that depend on the market: depth snapshots, klines, exchangeInfo.
+
+Pure (FACTS §5, §7; vectors ``*/rest_*.json``). Spot's trade and aggregate-trade lists are in
+:mod:`gateway.simulator.payloads`, next to the stream payloads they mirror.
+"""
+
+from __future__ import annotations
+
+from gateway.simulator.book import BookSnapshot
+from gateway.simulator.candles import Candle
+from gateway.simulator.engine import SymbolSpec
+from gateway.simulator.markets import Market, profile
+from gateway.simulator.payloads import Payload, format_decimal, price_text, qty_text
+from gateway.simulator.render_futures import ONBOARD_MS, PERPETUAL_DELIVERY_MS
+from gateway.simulator.render_market import levels
+
+
+def rest_depth(market: Market, spec: SymbolSpec, snapshot: BookSnapshot, now_ms: int) -> Payload:
+    """``GET depth``: spot ``lastUpdateId bids asks``; futures add ``E`` and ``T``."""
+    body: Payload = {"lastUpdateId": snapshot.last_update_id}
+    if market.is_futures:
+        body |= {"E": now_ms, "T": now_ms}
+    return body | {"bids": levels(spec, snapshot.bids), "asks": levels(spec, snapshot.asks)}
+
+
+def rest_kline(spec: SymbolSpec, candle: Candle) -> list[object]:
+    """One ``GET klines`` row: open time, OHLC, volume, close time, quote volume, count..."""
+    return [
+        candle.open_time_ms,
+        price_text(spec, candle.open),
+        price_text(spec, candle.high),
+        price_text(spec, candle.low),
+        price_text(spec, candle.close),
+        qty_text(spec, candle.volume),
+        candle.close_time_ms,
+        format_decimal(candle.quote_volume, spec.price_decimals),
+        candle.trades,
+        qty_text(spec, candle.taker_buy_volume),
+        format_decimal(candle.taker_buy_quote_volume, spec.price_decimals),
+        "0",
+    ]
+
+
+def rate_limits(market: Market) -> list[Payload]:
+    """The ``rateLimits`` of exchangeInfo.
+
+    Spot: the docs' example with RAW_REQUESTS raised to 300,000 per 5 minutes on 2026-04-02
+    (FACTS §7); futures: REQUEST_WEIGHT 2400/min and ORDERS 1200/min, 300/10 s (FACTS §1.3).
+    """
+    weight = {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+        "limit": profile(market).request_weight_per_minute,
+    }
+    if market is Market.SPOT:
+        return [
+            weight,
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 1, "limit": 10},
+            {
+                "rateLimitType": "RAW_REQUESTS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": 300_000,
+            },
+        ]
+    return [
+        weight,
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1_200},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+    ]
+
+
+def futures_symbol_info(market: Market, spec: SymbolSpec) -> Payload:
+    """One ``symbols[]`` entry of ``GET /fapi/v1/exchangeInfo`` (``/dapi``: with ``pair`` margins)."""
+    margin = spec.base_asset if market is Market.COINM else spec.quote_asset
+    return {
+        "symbol": spec.symbol,
+        "pair": spec.pair,
+        "contractType": spec.contract_type,
+        "deliveryDate": PERPETUAL_DELIVERY_MS,
+        "onboardDate": ONBOARD_MS,
+        "status" if market is Market.USDM else "contractStatus": "TRADING",
+        "baseAsset": spec.base_asset,
+        "quoteAsset": spec.quote_asset,
+        "marginAsset": margin,
+        "pricePrecision": spec.price_decimals,
+        "quantityPrecision": spec.qty_decimals,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": price_text(spec, spec.tick_size),
+                "maxPrice": price_text(spec, spec.initial_price * 100),
+                "tickSize": price_text(spec, spec.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": qty_text(spec, spec.lot_size),
+                "maxQty": qty_text(spec, spec.lot_size * 10**6),
+                "stepSize": qty_text(spec, spec.lot_size),
+            },
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+    }
+
+
+def futures_exchange_info(market: Market, specs: list[SymbolSpec], now_ms: int) -> Payload:
+    """``GET /fapi/v1/exchangeInfo`` / ``/dapi/v1/exchangeInfo``."""
+    return {
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": rate_limits(market),
+        "exchangeFilters": [],
+        "symbols": [futures_symbol_info(market, spec) for spec in specs],
+    }
