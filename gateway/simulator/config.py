@@ -1,15 +1,19 @@
 """The simulator's configuration: one frozen, validated model.
 
-Defaults mirror Binance spot (FACTS.md §2): pings every 20 s, pong due within 60 s, 1024 streams
-per connection, 5 incoming messages per second. Tests shrink the timings.
+Defaults mirror the chosen market (FACTS.md §2): spot pings every 20 s with the pong due within
+60 s and allows 5 incoming messages per second; futures ping every 3 min, wait 10 min for the
+pong and allow 10 messages per second. Any of those given explicitly wins (``None`` disables
+it). Every connection is cut after 24 h. Tests shrink the timings.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.simulator.engine import DEFAULT_MAX_TRADES_PER_FILL
-from gateway.simulator.limits import MAX_INCOMING_MESSAGES_PER_S
+from gateway.simulator.markets import CONNECTION_ATTEMPTS_PER_5_MIN, Market, profile
 
 FAMILIAR_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT")
 DEFAULT_SYMBOLS = FAMILIAR_SYMBOLS[:3]
@@ -25,13 +29,26 @@ def simulated_symbols(count: int) -> tuple[str, ...]:
     return (FAMILIAR_SYMBOLS + extra)[:count]
 
 
+def coinm_symbols(symbols: tuple[str, ...]) -> tuple[str, ...]:
+    """COIN-M perpetuals for spot-style names: ``BTCUSDT`` -> ``BTCUSD_PERP``."""
+    return tuple(f"{symbol.removesuffix('USDT').removesuffix('USD')}USD_PERP" for symbol in symbols)
+
+
+def market_symbols(market: Market, count: int) -> tuple[str, ...]:
+    """``count`` symbols named the way ``market`` names them."""
+    symbols = simulated_symbols(count)
+    return coinm_symbols(symbols) if market is Market.COINM else symbols
+
+
 class SimulatorConfig(BaseModel):
     """Everything an :class:`~gateway.simulator.exchange.ExchangeSimulator` needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    market: Market = Market.SPOT
+    """Which Binance market this simulator is; run one simulator per market."""
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
-    """Uppercase spot symbols; stream names use them lowercased."""
+    """Uppercase symbols (COIN-M: ``BTCUSD_PERP``); stream names use them lowercased."""
     seed: int = 0
     """The same seed (and clock) gives the same trades."""
 
@@ -54,16 +71,38 @@ class SimulatorConfig(BaseModel):
     """Port of the REST server; 0 = pick a free one."""
 
     ping_interval_s: float | None = Field(default=20.0, gt=0)
-    """Spot pings every 20 s; ``None`` disables pings."""
+    """Spot pings every 20 s, futures every 3 min (the market's default when not given);
+    ``None`` disables pings."""
     ping_timeout_s: float | None = Field(default=60.0, gt=0)
-    """A client that has not answered a ping within this time is disconnected."""
-    connection_lifetime_s: float | None = Field(default=None, gt=0)
+    """A client that has not answered a ping within this time is disconnected (spot 60 s,
+    futures 10 min)."""
+    connection_lifetime_s: float | None = Field(default=86_400.0, gt=0)
     """Close every connection after this long (Binance: 24 h); ``None`` = never."""
+    update_interval_scale: float = Field(default=1.0, gt=0)
+    """Multiplies every periodic stream's period (depth 100 ms, klines 2 s...): 0.01 runs them
+    100 times faster for tests. Event times still come from the clock."""
+    max_connection_attempts: int | None = Field(default=CONNECTION_ATTEMPTS_PER_5_MIN, ge=1)
+    """Connection attempts per IP per ``connection_attempt_window_s``; HTTP 429 beyond."""
+    connection_attempt_window_s: float = Field(default=300.0, gt=0)
+    rest_weight_limit: int | None = Field(default=None, ge=1)
+    """Request weight per IP per window (default: the market's, spot 6000, futures 2400)."""
+    rest_weight_window_s: float = Field(default=60.0, gt=0)
+    rest_ban_s: float = Field(default=120.0, gt=0)
+    """First IP ban after ignoring a 429 (Binance: 2 min, doubling up to 3 days)."""
+    api_keys: dict[str, str] = Field(default_factory=lambda: {"simulator-key": "simulator-secret"})
+    """API key -> HMAC secret, for listen keys and signed WebSocket API requests."""
+    listen_key_validity_s: float = Field(default=3_600.0, gt=0)
+    """A futures listen key expires this long after creation or its last keepalive."""
+    fault_rate: float = Field(default=0.0, ge=0)
+    """Random faults per second (soak tests); 0 = none. See :mod:`gateway.simulator.faults`."""
+    fault_kinds: tuple[str, ...] = ()
+    """Which faults the random mix draws from; empty = every kind."""
     close_timeout_s: float = Field(default=2.0, gt=0)
     """How long a closing handshake may take before the socket is dropped."""
 
-    max_incoming_messages_per_s: int | None = Field(default=MAX_INCOMING_MESSAGES_PER_S, ge=1)
-    """Close a connection that sends more messages than this in a second; ``None`` = no limit."""
+    max_incoming_messages_per_s: int | None = Field(default=5, ge=1)
+    """Close a connection that sends more messages than this in a second (spot 5, futures
+    10); ``None`` = no limit."""
     max_request_target_bytes: int = Field(default=8_000, ge=16, le=8_179)
     """Longest accepted URL path+query (HTTP 414 beyond). Binance's limit is undocumented; a
     third-party measurement found about 8004 characters for the whole URL. At most 8179:
@@ -78,13 +117,34 @@ class SimulatorConfig(BaseModel):
     """Send control errors as ``{"error": {...}, "id": ...}`` (seen live) instead of the flat
     form of the docs' table."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _market_defaults(cls, data: Any) -> Any:
+        """Fill the per-market limits the caller did not set (explicit values, even None, win)."""
+        if not isinstance(data, dict):
+            return data
+        market = Market(data.get("market", Market.SPOT))
+        defaults = profile(market)
+        filled = dict(data)
+        filled.setdefault("ping_interval_s", defaults.ping_interval_s)
+        filled.setdefault("ping_timeout_s", defaults.ping_timeout_s)
+        filled.setdefault("max_incoming_messages_per_s", defaults.max_incoming_messages_per_s)
+        if market is Market.COINM and "symbols" not in data:
+            filled["symbols"] = coinm_symbols(DEFAULT_SYMBOLS)
+        return filled
+
+    @property
+    def weight_limit(self) -> int:
+        """The REST weight budget per window."""
+        return self.rest_weight_limit or profile(self.market).request_weight_per_minute
+
     @field_validator("symbols")
     @classmethod
     def _symbols_are_uppercase_and_unique(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
         if not symbols:
             raise ValueError("at least one symbol is required")
         for symbol in symbols:
-            if not (symbol.isalnum() and symbol.isupper() and len(symbol) > 3):
+            if not (symbol.replace("_", "").isalnum() and symbol.isupper() and len(symbol) > 3):
                 raise ValueError(f"symbol {symbol!r} must be uppercase letters and digits")
         if len(set(symbols)) != len(symbols):
             raise ValueError("symbols must be unique")

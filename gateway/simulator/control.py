@@ -70,6 +70,8 @@ class ConnectionView:
     combined: bool
     accepts_stream: Callable[[str], bool]
     wrap_errors: bool = False
+    unsigned_ids: bool = False
+    """Futures: ``id`` must be an unsigned integer (or absent/null), FACTS §2."""
 
 
 class _ControlError(Exception):
@@ -83,7 +85,7 @@ def answer(text: str, view: ConnectionView) -> ControlOutcome:
     request_id: RequestId = None
     try:
         message = _parse_json(text)
-        request_id = _request_id(message)
+        request_id = _request_id(message, unsigned=view.unsigned_ids)
         method = _method(message, text)
         return _dispatch(method, message.get("params"), request_id, view)
     except _ControlError as error:
@@ -117,11 +119,16 @@ def _parse_json(text: str) -> dict[str, Any]:
     return message
 
 
-def _request_id(message: dict[str, Any]) -> RequestId:
-    """Spot accepts a signed 64-bit integer, an alphanumeric string of up to 36, or null."""
+def _request_id(message: dict[str, Any], *, unsigned: bool = False) -> RequestId:
+    """Spot accepts a signed 64-bit integer, an alphanumeric string of up to 36, or null;
+    futures an unsigned integer."""
     value = message.get("id")
     if value is None:
         return None
+    if unsigned:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64:
+            return value
+        raise _ControlError(2, "Invalid request: request ID must be an unsigned integer")
     if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX:
         return value
     if isinstance(value, str) and _STRING_ID.fullmatch(value):

@@ -23,13 +23,19 @@ from typing import Self
 from urllib.parse import quote
 
 from gateway.simulator.config import SimulatorConfig
-from gateway.simulator.engine import Clock, MarketEngine, SymbolSpec, default_symbol_specs
+from gateway.simulator.engine import Clock, SymbolSpec, default_symbol_specs
+from gateway.simulator.faults import FaultKind, Faults, RestFaults, parse_request
 from gateway.simulator.history import History
 from gateway.simulator.hub import ConnectionStats, Hub
+from gateway.simulator.market import SimulatedMarket
+from gateway.simulator.markets import Market
 from gateway.simulator.payloads import TimeUnit
+from gateway.simulator.payloads_user import listen_key_expired
+from gateway.simulator.periodic import PeriodicPublisher
 from gateway.simulator.rest import RestServer
 from gateway.simulator.streams import COMBINED_PATH, RAW_PATH, Channel, StreamCatalog, stream_name
 from gateway.simulator.trading import TradingLoop
+from gateway.simulator.userdata import Account, ListenKeys
 from gateway.simulator.ws_server import StreamServer
 
 logger = logging.getLogger(__name__)
@@ -59,15 +65,26 @@ class ExchangeSimulator:
     ) -> None:
         self.config = config = config or SimulatorConfig()
         specs = (
-            list(specs) if specs is not None else default_symbol_specs(config.symbols, config.seed)
+            list(specs)
+            if specs is not None
+            else default_symbol_specs(config.symbols, config.seed, config.market)
         )
-        self.history = History([spec.symbol for spec in specs], config.history_max_per_symbol)
-        self._catalog = StreamCatalog(spec.symbol for spec in specs)
+        self.market = config.market
+        self.history = History(
+            [spec.symbol for spec in specs],
+            config.history_max_per_symbol,
+            market=config.market,
+            specs=specs,
+        )
+        self._catalog = StreamCatalog((spec.symbol for spec in specs), config.market)
         self._hub = Hub()
-        engine = MarketEngine(specs, config.seed, max_trades_per_fill=config.max_trades_per_fill)
+        self.simulated = SimulatedMarket(
+            config.market, specs, config.seed, max_trades_per_fill=config.max_trades_per_fill
+        )
         self._specs = specs
+        self._clock_us = clock_us
         self._trading = TradingLoop(
-            engine,
+            self.simulated,
             self.history,
             self._hub,
             clock_us=clock_us,
@@ -75,9 +92,34 @@ class ExchangeSimulator:
             max_trades_per_symbol=config.max_trades_per_symbol,
             paused=config.start_paused,
         )
-        self._streams = StreamServer(config, self._catalog, self._hub)
-        self._rest = RestServer(config.host, config.rest_port, self.history, specs, clock_us)
+        self._periodic = PeriodicPublisher(
+            self.simulated,
+            self._catalog,
+            self._hub,
+            clock_us=clock_us,
+            scale=config.update_interval_scale,
+        )
+        self.listen_keys = ListenKeys(config.listen_key_validity_s, config.seed)
+        self.account = Account(config.market)
+        self._streams = StreamServer(
+            config, self._catalog, self._hub, self.listen_keys, now_ms=lambda: clock_us() // 1_000
+        )
+        rest_faults = RestFaults()
+        self.faults = Faults(
+            self._hub, self._trading, self.simulated, rest_faults, clock_us=clock_us
+        )
+        self._rest = RestServer(
+            config,
+            self.simulated,
+            self.history,
+            clock_us,
+            listen_keys=self.listen_keys,
+            faults=rest_faults,
+            inject_fault=self._inject_from_http,
+            on_listen_key_closed=self._close_listen_key,
+        )
         self._trading_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -100,15 +142,28 @@ class ExchangeSimulator:
             await self.stop()  # e.g. the REST port was taken: don't leave the stream server up
             raise
         self._trading_task = asyncio.create_task(self._trading.run(), name="simulator-trading")
-        logger.info("simulator ready: streams %s, REST %s", self.ws_url, self.rest_url)
+        self._tasks = [
+            asyncio.create_task(self._periodic.run(), name="simulator-periodic"),
+            asyncio.create_task(self._expire_listen_keys(), name="simulator-listen-keys"),
+        ]
+        if self.config.fault_rate > 0:
+            mix = self.faults.random_mix(
+                self.config.fault_rate, self.config.fault_kinds, self.config.seed
+            )
+            self._tasks.append(asyncio.create_task(mix, name="simulator-faults"))
+        logger.info(
+            "%s simulator ready: streams %s, REST %s", self.market.value, self.ws_url, self.rest_url
+        )
 
     async def stop(self) -> None:
         """Stop trading, close every connection and both servers."""
-        if self._trading_task is not None:
-            self._trading_task.cancel()
+        tasks = [task for task in (self._trading_task, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._trading_task
-            self._trading_task = None
+                await task
+        self._trading_task, self._tasks = None, []
         await self._streams.stop()
         await self._rest.stop()
 
@@ -193,6 +248,63 @@ class ExchangeSimulator:
             return all(self._hub.has_subscribers(name) for name in wanted)
 
         await self._hub.wait_until(satisfied, timeout_s)
+
+    def inject(self, kind: FaultKind | str, **params: object) -> None:
+        """Inject a fault now (see :mod:`gateway.simulator.faults`)."""
+        self.faults.inject(kind, **params)
+
+    def _inject_from_http(self, body: dict[str, object]) -> None:
+        kind, params = parse_request(body)
+        self.faults.inject(kind, **params)
+
+    def depth_snapshot(self, symbol: str, limit: int | None = None) -> object:
+        """The book of ``symbol`` now, as ``GET depth`` would return it (pure data)."""
+        return self.simulated.book(symbol.upper()).snapshot(limit)
+
+    async def emit_user_fill(
+        self, symbol: str, side: str = "BUY", *, api_key: str | None = None
+    ) -> list[str]:
+        """The simulated account's order fills at the best price: push its user-data events.
+
+        Spot: to the WebSocket API subscriptions of ``api_key``; futures: to the connections of
+        its listen keys. Returns the event types pushed, in order.
+        """
+        api_key = api_key or next(iter(self.config.api_keys))
+        spec = self.simulated.specs[symbol.upper()]
+        bid, ask = self.simulated.book(spec.symbol).top()
+        level = ask if side == "BUY" else bid
+        price = level[0] if level else spec.initial_price
+        events = self.account.fill(spec, side, price, spec.lot_size, self._clock_us())
+        for event_type, payload in events:
+            if self.market is Market.SPOT:
+                await self._streams.send_user_event(api_key, payload)
+            else:
+                for key in self.listen_keys.keys_of(api_key):
+                    self._hub.publish_user(key, event_type, payload)
+        self._hub.write_queued()
+        return [event_type for event_type, _ in events]
+
+    def _close_listen_key(self, key: str, *, expired: bool = False) -> None:
+        """A listen key was deleted or expired: tell its connections, then close them."""
+        if expired:
+            self._hub.publish_user(
+                key, "listenKeyExpired", listen_key_expired(self.market, key, self._clock_us())
+            )
+            self._hub.write_queued()
+        for subscriber in self._hub.subscribers():
+            if key in subscriber.streams:
+                task = asyncio.get_running_loop().create_task(
+                    subscriber.connection.close(
+                        1008, "listenKey expired" if expired else "listenKey closed"
+                    )
+                )
+                self._tasks.append(task)
+
+    async def _expire_listen_keys(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.config.listen_key_validity_s / 4))
+            for key in self.listen_keys.expire(self._clock_us() / 1_000_000):
+                self._close_listen_key(key, expired=True)
 
     def connections(self) -> list[ConnectionStats]:
         """Every stream connection (recently closed ones first) with its frames-sent count."""

@@ -13,8 +13,16 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TypeVar
 
-from gateway.simulator.engine import AggTrade, Fill, Trade
-from gateway.simulator.payloads import Payload, TimeUnit, agg_trade_payload, trade_payload
+from gateway.simulator.engine import AggTrade, Fill, SymbolSpec, Trade
+from gateway.simulator.markets import Market
+from gateway.simulator.payloads import (
+    Payload,
+    TimeUnit,
+    agg_trade_builder,
+    agg_trade_payload,
+    futures_rest_trade,
+    trade_payload,
+)
 
 _Record = TypeVar("_Record", Trade, AggTrade)
 
@@ -22,7 +30,17 @@ _Record = TypeVar("_Record", Trade, AggTrade)
 class History:
     """The last ``max_per_symbol`` trades and aggregate trades of each symbol."""
 
-    def __init__(self, symbols: Iterable[str], max_per_symbol: int) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        max_per_symbol: int,
+        *,
+        market: Market = Market.SPOT,
+        specs: Iterable[SymbolSpec] = (),
+    ) -> None:
+        self.market = market
+        self._specs = {spec.symbol: spec for spec in specs}
+        self._agg_builder = agg_trade_builder(market)
         self._trades: dict[str, deque[Trade]] = {}
         self._agg_trades: dict[str, deque[AggTrade]] = {}
         for symbol in symbols:
@@ -41,20 +59,38 @@ class History:
         return list(self._trades)
 
     def trades(self, symbol: str) -> list[Payload]:
-        """The ``<symbol>@trade`` payloads sent, oldest first, as millisecond connections got them."""
-        return [trade_payload(trade) for trade in self.trade_records(symbol)]
+        """The ``<symbol>@trade`` payloads sent, oldest first, as millisecond connections got them.
+
+        Futures have no public trade stream: there, the ``GET trades`` rows.
+        """
+        return self.trade_payloads(symbol, TimeUnit.MILLISECOND)
 
     def agg_trades(self, symbol: str) -> list[Payload]:
         """The ``<symbol>@aggTrade`` payloads sent, oldest first (millisecond times)."""
-        return [agg_trade_payload(agg) for agg in self.agg_trade_records(symbol)]
+        return self.agg_trade_payloads(symbol, TimeUnit.MILLISECOND)
 
     def trade_payloads(self, symbol: str, unit: TimeUnit) -> list[Payload]:
         """Like :meth:`trades`, in the given time unit."""
-        return [trade_payload(trade, unit) for trade in self.trade_records(symbol)]
+        records = self.trade_records(symbol)
+        if self.market is Market.SPOT:
+            return [trade_payload(trade, unit) for trade in records]
+        spec = self._specs[symbol.upper()]
+        return [futures_rest_trade(spec, trade, unit) for trade in records]
 
     def agg_trade_payloads(self, symbol: str, unit: TimeUnit) -> list[Payload]:
         """Like :meth:`agg_trades`, in the given time unit."""
-        return [agg_trade_payload(agg, unit) for agg in self.agg_trade_records(symbol)]
+        spec = self._specs.get(symbol.upper())
+        if spec is None:  # a v0 caller without specs: spot payloads need none
+            return [agg_trade_payload(agg, unit) for agg in self.agg_trade_records(symbol)]
+        return [self._agg_builder(spec, agg, unit) for agg in self.agg_trade_records(symbol)]
+
+    def trades_between(self, symbol: str, first_id: int, last_id: int) -> list[Trade]:
+        """The retained trades with ids in ``[first_id, last_id]`` (ground truth for tests)."""
+        return self.trades_from(symbol, first_id, max(0, last_id - first_id + 1))
+
+    def agg_trades_between(self, symbol: str, first_id: int, last_id: int) -> list[AggTrade]:
+        """The retained aggregate trades with ids in ``[first_id, last_id]``."""
+        return self.agg_trades_from(symbol, first_id, max(0, last_id - first_id + 1))
 
     def trade_records(self, symbol: str) -> list[Trade]:
         """The retained trades of ``symbol`` (any case), oldest first.

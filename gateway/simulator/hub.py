@@ -28,10 +28,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from gateway.simulator.payloads import Payload, TimeUnit, combined_frame, encode
+from gateway.simulator.markets import Route
+from gateway.simulator.payloads import TimeUnit, combined_frame, encode
 
 _Record = TypeVar("_Record")
-PayloadBuilder = Callable[[_Record, TimeUnit], Payload]
+PayloadBuilder = Callable[[_Record, TimeUnit], object]
+Maker = Callable[[TimeUnit], object]
 
 _CLOSED_STATS_KEPT = 1_000
 _UNITS = (TimeUnit.MILLISECOND, TimeUnit.MICROSECOND)
@@ -46,6 +48,25 @@ class ConnectionStats:
     streams: tuple[str, ...]
     frames_sent: int
     is_open: bool
+
+
+def _call(make: Maker, unit: TimeUnit) -> object:
+    return make(unit)
+
+
+def _with_extra_field(build: PayloadBuilder[_Record]) -> PayloadBuilder[_Record]:
+    def extended(record: _Record, unit: TimeUnit) -> object:
+        payload = build(record, unit)
+        if isinstance(payload, dict):
+            return {**payload, "zz": "a field Binance might add tomorrow"}
+        return payload
+
+    return extended
+
+
+def text_frame(data: bytes) -> bytes:
+    """A complete unmasked WebSocket text frame carrying ``data`` (any bytes, even invalid)."""
+    return Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
 
 
 def frame_variant(combined: bool, unit: TimeUnit) -> int:
@@ -94,11 +115,20 @@ class Subscriber:
         *,
         combined: bool,
         time_unit: TimeUnit,
+        route: Route = Route.NONE,
+        events: frozenset[str] = frozenset(),
     ) -> None:
         self.connection = connection
         self.connection_id = connection_id
         self.time_unit = time_unit
+        self.route = route
+        self.events = events
+        """``/private`` connections: the user-data event types wanted (empty = all)."""
         self.streams: dict[str, None] = {}  # an ordered set: LIST_SUBSCRIPTIONS keeps order
+        self.silent: set[str] = set()
+        """Accepted streams this connection's route never delivers (USDⓈ-M, FACTS §1.2)."""
+        self.stalled = False
+        """A stall fault: the connection stays open but gets no more frames."""
         self.frames_sent = 0
         self._combined = combined
         self._variant = frame_variant(combined, time_unit)
@@ -128,10 +158,14 @@ class Subscriber:
         queued = self._queued
         if not queued:
             return
-        if self.connection.protocol.state is State.OPEN:
+        if self.connection.protocol.state is State.OPEN and not self.stalled:
             self.connection.transport.write(b"".join(queued))
             self.frames_sent += len(queued)
         queued.clear()
+
+    def write_frame(self, data: bytes) -> None:
+        """Queue an out-of-band frame's bytes (faults, user data): sent with the next write."""
+        self._queued.append(text_frame(data))
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is above its high-water mark."""
@@ -178,6 +212,8 @@ class Hub:
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._change_listeners: list[Callable[[], None]] = []
+        self.extra_fields = 0
+        """Extra-field fault: how many more published payloads get one more field."""
 
     def add_change_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every change of connections or subscriptions."""
@@ -199,12 +235,22 @@ class Hub:
             self._closed.append(subscriber.stats())
         self._notify()
 
-    def subscribe(self, subscriber: Subscriber, streams: Iterable[str]) -> None:
-        """Add streams to a connection (names already held are ignored)."""
+    def subscribe(
+        self, subscriber: Subscriber, streams: Iterable[str], *, silent: Iterable[str] = ()
+    ) -> None:
+        """Add streams to a connection (names already held are ignored).
+
+        ``silent`` streams are listed as subscribed but never delivered (a USDⓈ-M route that
+        does not carry them).
+        """
+        quiet = set(silent)
         for name in streams:
             if name not in subscriber.streams:
                 subscriber.streams[name] = None
-                self._by_stream[name] = (*self._by_stream.get(name, ()), subscriber)
+                if name in quiet:
+                    subscriber.silent.add(name)
+                else:
+                    self._by_stream[name] = (*self._by_stream.get(name, ()), subscriber)
         self._notify()
 
     def unsubscribe(self, subscriber: Subscriber, streams: Iterable[str]) -> None:
@@ -212,6 +258,9 @@ class Hub:
         for name in streams:
             if name in subscriber.streams:
                 del subscriber.streams[name]
+                if name in subscriber.silent:
+                    subscriber.silent.discard(name)
+                    continue
                 remaining = tuple(s for s in self._by_stream[name] if s is not subscriber)
                 if remaining:
                     self._by_stream[name] = remaining
@@ -237,9 +286,40 @@ class Hub:
         """Send one event to every subscriber of ``stream`` (cheap when there is none)."""
         subscribers = self._by_stream.get(stream)
         if subscribers:
+            if self.extra_fields:
+                self.extra_fields -= 1
+                build = _with_extra_field(build)
             event = OutgoingEvent(stream, record, build)
             for subscriber in subscribers:
                 subscriber.deliver(event)
+
+    def publish_lazy(self, stream: str, make: Maker) -> None:
+        """Like :meth:`publish` for a payload built by ``make(unit)``."""
+        self.publish(stream, make, _call)
+
+    def stream_names(self) -> list[str]:
+        """Every stream that has at least one delivering subscriber."""
+        return list(self._by_stream)
+
+    def subscribers(self) -> list[Subscriber]:
+        """Every open connection."""
+        return list(self._subscribers.values())
+
+    def subscriber(self, connection_id: int) -> Subscriber | None:
+        """The open connection with this id."""
+        return self._subscribers.get(connection_id)
+
+    def publish_user(self, listen_key: str, event_type: str, payload: object) -> None:
+        """Send a user-data event to every connection of ``listen_key`` that wants its type."""
+        subscribers = self._by_stream.get(listen_key, ())
+        if not subscribers:
+            return
+        raw = encode(payload)
+        for subscriber in subscribers:
+            if subscriber.events and event_type not in subscriber.events:
+                continue
+            body = combined_frame(listen_key, raw) if subscriber.combined else raw
+            subscriber.write_frame(body)
 
     def write_queued(self) -> None:
         """Write every subscriber's queued frames to its socket."""

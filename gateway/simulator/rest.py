@@ -1,57 +1,104 @@
-"""The REST side of the simulator: a few ``/api/v3`` market-data endpoints on 127.0.0.1.
+"""The REST side of the simulator: one market's market-data endpoints on 127.0.0.1.
 
-Binance serves REST and streams from different hosts, so this runs on its own port. Answers
-come from the :class:`~gateway.simulator.history.History`, so a gateway backfilling over REST sees
-the very events the streams carried. Every response carries ``X-MBX-USED-WEIGHT-1M`` (FACTS §7);
-``X-MBX-TIME-UNIT: MICROSECOND`` switches times to microseconds (FACTS §1.1).
+Spot ``/api/v3``, USDⓈ-M ``/fapi/v1``, COIN-M ``/dapi/v1``: ping, time, exchangeInfo, depth,
+aggTrades, trades, historicalTrades, klines, and the futures ``listenKey``. Answers come from the
+same market and history the streams publish, so a gateway backfilling over REST sees the very
+events the streams carried, and a depth snapshot fits the diff stream's update ids.
 
-Where the docs leave a choice open: ``limit`` outside ``1..1000`` is clamped rather than refused,
-and a ``fromId`` older than the retained history starts at the oldest retained event.
+Limits (FACTS §7): every response carries ``X-MBX-USED-WEIGHT-1M``; over the weight budget a
+request gets 429 with ``Retry-After``; a client that goes on after a 429 gets 418 (banned) with
+``Retry-After`` until the ban ends. ``X-MBX-TIME-UNIT: MICROSECOND`` switches times to
+microseconds (FACTS §1.1). Faults (``POST /_simulator/faults``) can delay or fail requests.
+
+Where the docs leave a choice open: ``limit`` outside its range is clamped rather than refused,
+a ``fromId`` older than the retained history starts at the oldest retained event, the retired
+spot ``/api/v3/userDataStream`` answers 404 like any unknown path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import islice
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from gateway.simulator.candles import SPOT_INTERVALS, parse_offset
+from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.engine import Clock, SymbolSpec
+from gateway.simulator.faults import RestFaults
 from gateway.simulator.history import History
-from gateway.simulator.limits import ENDPOINT_WEIGHTS, REQUEST_WEIGHT_PER_MINUTE, WeightCounter
-from gateway.simulator.payloads import TimeUnit, format_decimal, rest_agg_trade, rest_trade
+from gateway.simulator.limits import RestLimiter
+from gateway.simulator.market import SimulatedMarket
+from gateway.simulator.markets import Market, depth_weight, klines_weight, profile
+from gateway.simulator.payloads import (
+    TimeUnit,
+    format_decimal,
+    futures_rest_agg_trade,
+    futures_rest_trade,
+    rest_agg_trade,
+    rest_trade,
+)
+from gateway.simulator.render_rest import futures_exchange_info, rate_limits, rest_depth, rest_kline
+from gateway.simulator.userdata import ListenKeyError, ListenKeys
 
 logger = logging.getLogger(__name__)
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 TIME_UNIT_HEADER = "X-MBX-TIME-UNIT"
+API_KEY_HEADER = "X-MBX-APIKEY"
+FAULTS_PATH = "/_simulator/faults"
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1_000
+_FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1_000)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FaultInjector = Callable[[dict[str, Any]], None]
 
 
 class BinanceRequestError(Exception):
-    """A request Binance would refuse with HTTP 400 and ``{"code", "msg"}``."""
+    """A request Binance would refuse with ``{"code", "msg"}`` (HTTP 400 unless said)."""
 
-    def __init__(self, code: int, msg: str) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
         super().__init__(msg)
-        self.code, self.msg = code, msg
+        self.code, self.msg, self.status = code, msg, status
 
 
 class RestServer:
-    """Serves ``/api/v3`` market data from the simulator's history."""
+    """Serves one market's REST endpoints from the simulator's market and history."""
 
     def __init__(
-        self, host: str, port: int, history: History, specs: Sequence[SymbolSpec], clock_us: Clock
+        self,
+        config: SimulatorConfig,
+        market: SimulatedMarket,
+        history: History,
+        clock_us: Clock,
+        *,
+        listen_keys: ListenKeys | None = None,
+        faults: RestFaults | None = None,
+        inject_fault: FaultInjector | None = None,
+        on_listen_key_closed: Callable[[str], None] | None = None,
     ) -> None:
-        self._host, self._port = host, port
+        self._config = config
+        self._host, self._port = config.host, config.rest_port
+        self._market = market
+        self._kind = market.market
+        self._prefix = profile(self._kind).rest_prefix
+        self._weights = profile(self._kind).weights
         self._history = history
-        self._specs = {spec.symbol: spec for spec in specs}
+        self._specs: dict[str, SymbolSpec] = dict(market.specs)
         self._clock_us = clock_us
-        self._weights = WeightCounter()
+        self._limiter = RestLimiter(
+            config.weight_limit, config.rest_weight_window_s, config.rest_ban_s
+        )
+        self._listen_keys = listen_keys or ListenKeys(config.listen_key_validity_s)
+        self._faults = faults or RestFaults()
+        self._inject_fault = inject_fault
+        self._on_listen_key_closed = on_listen_key_closed
         self._runner: web.AppRunner | None = None
 
     @property
@@ -65,12 +112,24 @@ class RestServer:
     def application(self) -> web.Application:
         """The aiohttp application (also usable with aiohttp's test client)."""
         app = web.Application(middlewares=[self._binance_conventions])
-        app.router.add_get("/api/v3/ping", self._ping)
-        app.router.add_get("/api/v3/time", self._time)
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/api/v3/aggTrades", self._agg_trades)
-        app.router.add_get("/api/v3/trades", self._trades)
-        app.router.add_get("/api/v3/historicalTrades", self._historical_trades)
+        routes = {
+            "ping": self._ping,
+            "time": self._time,
+            "exchangeInfo": self._exchange_info,
+            "depth": self._depth,
+            "aggTrades": self._agg_trades,
+            "trades": self._trades,
+            "historicalTrades": self._historical_trades,
+            "klines": self._klines,
+        }
+        for name, handler in routes.items():
+            app.router.add_get(f"{self._prefix}/{name}", handler)
+        if self._kind.is_futures:
+            path = f"{self._prefix}/listenKey"
+            app.router.add_post(path, self._listen_key_create)
+            app.router.add_put(path, self._listen_key_keepalive)
+            app.router.add_delete(path, self._listen_key_close)
+        app.router.add_post(FAULTS_PATH, self._fault)
         return app
 
     async def start(self) -> None:
@@ -87,22 +146,53 @@ class RestServer:
             await self._runner.cleanup()
             self._runner = None
 
+    # --- conventions --------------------------------------------------------------------------
+
+    def _weight(self, request: web.Request) -> int:
+        name = request.path.rsplit("/", 1)[-1]
+        if name == "depth":
+            return depth_weight(self._kind, self._depth_limit(request, check=False))
+        if name == "klines" and self._kind.is_futures:
+            return klines_weight(self._kind, _int_param(request, "limit", check=False) or 500)
+        return self._weights.get(name, 1)
+
     @web.middleware
     async def _binance_conventions(
         self, request: web.Request, handler: _Handler
     ) -> web.StreamResponse:
-        """Charge the request weight, report it, and render refusals as Binance does."""
-        weight = ENDPOINT_WEIGHTS.get(request.path, 1)
-        used = self._weights.add(request.remote or "", weight, self._clock_us() // 1_000)
+        """Faults, weight, 429/418, and refusals rendered as Binance does."""
+        if request.path == FAULTS_PATH:
+            return await handler(request)
+        delay = self._faults.take_delay()
+        if delay:
+            await asyncio.sleep(delay)
+        failure = self._faults.take_error()
+        if failure is not None:
+            return _json(
+                {"code": -1000, "msg": "An unknown error occurred (simulated)."}, status=failure
+            )
+        decision = self._limiter.charge(
+            request.remote or "", self._weight(request), time.monotonic()
+        )
+        headers = {USED_WEIGHT_HEADER: str(decision.used_weight)}
+        if decision.status != 200:
+            headers["Retry-After"] = str(decision.retry_after_s)
+            return _json(
+                _limit_body(decision.status, request.remote or "", self._config.weight_limit),
+                status=decision.status,
+                headers=headers,
+            )
         try:
             response = await handler(request)
         except BinanceRequestError as error:
-            response = _json({"code": error.code, "msg": error.msg}, status=400)
+            response = _json({"code": error.code, "msg": error.msg}, status=error.status)
         except web.HTTPException as error:
-            error.headers[USED_WEIGHT_HEADER] = str(used)
+            error.headers.update(headers)
             raise
-        response.headers[USED_WEIGHT_HEADER] = str(used)
+        response.headers.update(headers)
         return response
+
+    # --- market data --------------------------------------------------------------------------
 
     async def _ping(self, request: web.Request) -> web.Response:
         return _json({})
@@ -112,16 +202,33 @@ class RestServer:
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         symbols = self._requested_symbols(request)
+        now = _time_unit(request).convert(self._clock_us())
+        if self._kind.is_futures:
+            return _json(futures_exchange_info(self._kind, [self._specs[s] for s in symbols], now))
         return _json(
             {
                 "timezone": "UTC",
-                "serverTime": _time_unit(request).convert(self._clock_us()),
-                "rateLimits": _RATE_LIMITS,
+                "serverTime": now,
+                "rateLimits": rate_limits(Market.SPOT),
                 "exchangeFilters": [],
                 "symbols": [_symbol_info(self._specs[symbol]) for symbol in symbols],
                 "sors": [],
             }
         )
+
+    def _depth_limit(self, request: web.Request, *, check: bool = True) -> int:
+        limit = _int_param(request, "limit", check=check)
+        if self._kind is Market.SPOT:
+            return 100 if limit is None else max(1, min(limit, 5_000))
+        if limit is None:
+            return 500
+        return next((valid for valid in _FUTURES_DEPTH_LIMITS if valid >= limit), 1_000)
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        symbol = self._symbol(request)
+        snapshot = self._market.book(symbol).snapshot(self._depth_limit(request))
+        now_ms = self._clock_us() // 1_000
+        return _json(rest_depth(self._kind, self._specs[symbol], snapshot, now_ms))
 
     async def _agg_trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
@@ -139,20 +246,98 @@ class RestServer:
                 and _within(agg.trade_time_us // 1_000, start_ms, end_ms)
             )
             records = list(islice(matching, limit))
-        unit = _time_unit(request)
-        return _json([rest_agg_trade(agg, unit) for agg in records])
+        unit, spec = _time_unit(request), self._specs[symbol]
+        if self._kind is Market.SPOT:
+            return _json([rest_agg_trade(agg, unit) for agg in records])
+        return _json([futures_rest_agg_trade(spec, agg, unit) for agg in records])
 
     async def _trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
-        records = self._history.trades_from(symbol, None, _limit(request))
-        unit = _time_unit(request)
-        return _json([rest_trade(trade, unit) for trade in records])
+        return self._trade_rows(
+            request, symbol, self._history.trades_from(symbol, None, _limit(request))
+        )
 
     async def _historical_trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
         records = self._history.trades_from(symbol, _int_param(request, "fromId"), _limit(request))
+        return self._trade_rows(request, symbol, records)
+
+    def _trade_rows(
+        self, request: web.Request, symbol: str, records: Sequence[Any]
+    ) -> web.Response:
         unit = _time_unit(request)
-        return _json([rest_trade(trade, unit) for trade in records])
+        if self._kind is Market.SPOT:
+            return _json([rest_trade(trade, unit) for trade in records])
+        spec = self._specs[symbol]
+        return _json([futures_rest_trade(spec, trade, unit) for trade in records])
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        symbol = self._symbol(request)
+        interval = request.query.get("interval", "")
+        # Futures REST klines gained 1s in 2026-04 (FACTS §7): every market takes spot's list.
+        if interval not in SPOT_INTERVALS:
+            raise BinanceRequestError(-1120, "Invalid interval.")
+        maximum = 1_500 if self._kind.is_futures else MAX_LIMIT
+        limit = max(1, min(_int_param(request, "limit") or DEFAULT_LIMIT, maximum))
+        now_ms = self._clock_us() // 1_000
+        start = _int_param(request, "startTime") or 0
+        end = _int_param(request, "endTime") or now_ms
+        offset = parse_offset(request.query.get("timeZone", "")) if self._kind is Market.SPOT else 0
+        rows = self._market.candles[symbol].history(interval, start, end, offset)
+        rows = rows[:limit] if "startTime" in request.query else rows[-limit:]
+        spec = self._specs[symbol]
+        return _json([rest_kline(spec, row) for row in rows])
+
+    # --- listen keys --------------------------------------------------------------------------
+
+    def _api_key(self, request: web.Request) -> str:
+        api_key = request.headers.get(API_KEY_HEADER, "")
+        if api_key not in self._config.api_keys:
+            raise BinanceRequestError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        return api_key
+
+    async def _listen_key_create(self, request: web.Request) -> web.Response:
+        key = self._listen_keys.create(self._api_key(request), self._now_s())
+        return _json({"listenKey": key})
+
+    async def _listen_key_keepalive(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        key = request.query.get("listenKey") or self._listen_keys_of(request)
+        try:
+            return _json({"listenKey": self._listen_keys.keepalive(key, self._now_s())})
+        except ListenKeyError as error:
+            raise BinanceRequestError(error.code, error.msg) from None
+
+    async def _listen_key_close(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        key = request.query.get("listenKey") or self._listen_keys_of(request)
+        self._listen_keys.close(key)
+        if self._on_listen_key_closed is not None:
+            self._on_listen_key_closed(key)
+        return _json({})
+
+    def _listen_keys_of(self, request: web.Request) -> str:
+        keys = self._listen_keys.keys_of(request.headers.get(API_KEY_HEADER, ""))
+        return keys[0] if keys else ""
+
+    def _now_s(self) -> float:
+        return self._clock_us() / 1_000_000
+
+    # --- faults -------------------------------------------------------------------------------
+
+    async def _fault(self, request: web.Request) -> web.Response:
+        if self._inject_fault is None:
+            raise web.HTTPNotFound()
+        try:
+            body = orjson.loads(await request.read())
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object")
+            self._inject_fault(body)
+        except (ValueError, TypeError, KeyError) as error:
+            return _json({"error": str(error)}, status=400)
+        return _json({"injected": body.get("kind")})
+
+    # --- parameters ---------------------------------------------------------------------------
 
     def _symbol(self, request: web.Request) -> str:
         symbol = request.query.get("symbol")
@@ -180,18 +365,17 @@ class RestServer:
         return list(self._specs)
 
 
-# The rate limiters of the docs' enums example (vector spot/rest_rateLimits.json), with
-# RAW_REQUESTS raised to 300,000 per 5 minutes on 2026-04-02 (FACTS §7).
-_RATE_LIMITS = [
-    {
-        "rateLimitType": "REQUEST_WEIGHT",
-        "interval": "MINUTE",
-        "intervalNum": 1,
-        "limit": REQUEST_WEIGHT_PER_MINUTE,
-    },
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 1, "limit": 10},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300_000},
-]
+def _limit_body(status: int, ip: str, limit: int) -> dict[str, object]:
+    if status == 418:
+        return {
+            "code": -1003,
+            "msg": f"Way too many requests; IP({ip}) banned. Please use WebSocket Streams for live updates to avoid bans.",
+        }
+    return {
+        "code": -1003,
+        "msg": f"Too many requests; current limit of IP({ip}) request weight is {limit} per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+    }
+
 
 _ORDER_TYPES = [
     "LIMIT",
@@ -205,7 +389,7 @@ _ORDER_TYPES = [
 
 
 def _symbol_info(spec: SymbolSpec) -> dict[str, object]:
-    """One ``symbols[]`` entry, shaped like the docs' exchangeInfo example."""
+    """One spot ``symbols[]`` entry, shaped like the docs' exchangeInfo example."""
     return {
         "symbol": spec.symbol,
         "status": "TRADING",
@@ -249,15 +433,21 @@ def _symbol_info(spec: SymbolSpec) -> dict[str, object]:
     }
 
 
-def _json(body: object, *, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+def _json(
+    body: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
 
 
-def _int_param(request: web.Request, name: str) -> int | None:
+def _int_param(request: web.Request, name: str, *, check: bool = True) -> int | None:
     text = request.query.get(name)
     if text is None:
         return None
     if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        if not check:
+            return None
         raise BinanceRequestError(
             -1100,
             f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",

@@ -1,6 +1,8 @@
-"""The trading loop: when the engine trades, how much, and where its events go.
+"""The trading loop: when the market trades, how much, and where its real-time events go.
 
-It asks the pure engine for fills, records them in the history and publishes them to the hub.
+It asks the pure :class:`~gateway.simulator.market.SimulatedMarket` for fills, records them in
+the history and publishes the real-time streams (trades, aggregate trades, book tickers, spot
+block trades) to the hub; the periodic streams are :mod:`gateway.simulator.periodic`'s job.
 Two paces: a fixed rate per symbol (trades per second), or as fast as the subscribers read (rate
 ``None`` or 0), where :meth:`Hub.drain` after each burst is the only brake. A budget per symbol
 lets a test ask for exactly N trades and then wait until the loop is idle.
@@ -12,11 +14,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import partial
 
-from gateway.simulator.engine import Clock, Fill, MarketEngine
+from gateway.simulator.engine import Clock, Fill
 from gateway.simulator.history import History
 from gateway.simulator.hub import Hub
-from gateway.simulator.payloads import agg_trade_payload, trade_payload
+from gateway.simulator.market import SimulatedMarket
+from gateway.simulator.markets import Market
+from gateway.simulator.payloads import agg_trade_builder, trade_payload
+from gateway.simulator.render_market import block_trade_payload
 from gateway.simulator.streams import Channel, stream_name
 
 logger = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ class TradingLoop:
 
     def __init__(
         self,
-        engine: MarketEngine,
+        market: SimulatedMarket,
         history: History,
         hub: Hub,
         *,
@@ -42,16 +48,27 @@ class TradingLoop:
         max_trades_per_symbol: int | None,
         paused: bool,
     ) -> None:
-        self._engine = engine
+        self._market = market
         self._history = history
         self._hub = hub
         self._clock_us = clock_us
         self._rate = trades_per_second or None
-        self._symbols: Sequence[str] = [spec.symbol for spec in engine.specs]
+        self._symbols: Sequence[str] = list(market.specs)
         self._streams = {
-            symbol: (stream_name(symbol, Channel.TRADE), stream_name(symbol, Channel.AGG_TRADE))
+            symbol: (
+                stream_name(symbol, Channel.TRADE),
+                stream_name(symbol, Channel.AGG_TRADE),
+                stream_name(symbol, "bookTicker"),
+                stream_name(symbol, "blockTrade"),
+            )
             for symbol in self._symbols
         }
+        builder = agg_trade_builder(market.market)
+        self._agg_builders = {s: partial(builder, spec) for s, spec in market.specs.items()}
+        self._spot = market.market is Market.SPOT
+        # COIN-M's !bookTicker is real-time; USDⓈ-M's comes every 5 s (periodic).
+        self._all_book_ticker = market.market is Market.COINM
+        self._withheld = dict.fromkeys(self._symbols, 0)
         self._budget: dict[str, int | None] = dict.fromkeys(self._symbols, max_trades_per_symbol)
         self._paused = paused
         self._total = dict.fromkeys(self._symbols, 0)
@@ -78,6 +95,10 @@ class TradingLoop:
         for symbol, remaining in self._budget.items():
             self._budget[symbol] = (remaining or 0) + trades_per_symbol
         self.resume()
+
+    def withhold(self, symbol: str, fills: int) -> None:
+        """Gap fault: the next ``fills`` fills of ``symbol`` are recorded but never streamed."""
+        self._withheld[symbol.upper()] += fills
 
     def trades_generated(self, symbol: str) -> int:
         """How many trades ``symbol`` has had since start."""
@@ -166,9 +187,12 @@ class TradingLoop:
         budget = self._budget[symbol]
         if budget == 0:
             return False
-        fill = self._engine.next_fill(symbol, self._clock_us(), max_trades=budget)
+        fill = self._market.step(symbol, self._clock_us(), max_trades=budget)
         self._history.record(fill)
-        self._publish(symbol, fill)
+        if self._withheld[symbol]:
+            self._withheld[symbol] -= 1
+        else:
+            self._publish(symbol, fill)
         count = len(fill.trades)
         self._total[symbol] += count
         self._paced[symbol] += count
@@ -177,9 +201,20 @@ class TradingLoop:
         return True
 
     def _publish(self, symbol: str, fill: Fill) -> None:
-        trade_stream, agg_stream = self._streams[symbol]
+        trade_stream, agg_stream, book_stream, block_stream = self._streams[symbol]
         hub = self._hub
-        if hub.has_subscribers(trade_stream):
+        if self._spot and hub.has_subscribers(trade_stream):
             for trade in fill.trades:
                 hub.publish(trade_stream, trade, trade_payload)
-        hub.publish(agg_stream, fill.agg_trade, agg_trade_payload)
+        hub.publish(agg_stream, fill.agg_trade, self._agg_builders[symbol])
+        if hub.has_subscribers(book_stream):
+            hub.publish_lazy(
+                book_stream, self._market.book_ticker(symbol, fill.agg_trade.event_time_us)
+            )
+        if self._all_book_ticker and hub.has_subscribers("!bookTicker"):
+            hub.publish_lazy(
+                "!bookTicker", self._market.book_ticker(symbol, fill.agg_trade.event_time_us)
+            )
+        if self._spot and (block := self._market.block_trade(fill)) is not None:
+            spec = self._market.specs[symbol]
+            hub.publish(block_stream, block, partial(block_trade_payload, spec))

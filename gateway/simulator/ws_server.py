@@ -1,22 +1,31 @@
-"""The WebSocket side of the simulator: Binance's stream endpoints on 127.0.0.1.
+"""The WebSocket side of the simulator: one market's stream endpoints on 127.0.0.1.
 
 * ``/ws/<s1>/<s2>`` sends raw payloads; ``/stream?streams=<s1>/<s2>`` wraps them as
   ``{"stream": ..., "data": ...}``; both take ``timeUnit`` (FACTS §1.1).
+* USDⓈ-M: ``/public``, ``/market`` and ``/private`` prefix those paths (FACTS §1.2). A stream on
+  the wrong route, or any non-public stream on an unrouted connection, is accepted and listed by
+  ``LIST_SUBSCRIPTIONS`` but never delivered: Binance's documented "only receive data from the
+  Public endpoint". ``/private/ws?listenKey=<k>&events=A/B`` carries user data; COIN-M still
+  uses ``/ws/<listenKey>``.
+* Spot: ``/ws-api/v3`` is the WebSocket API's user-data subscription (:mod:`.wsapi`).
 * JSON control messages are answered by :mod:`gateway.simulator.control`.
 * Keepalive is websockets' own: a ping every ``ping_interval_s`` with a random payload that the
   pong must echo, and a close (1011) when no pong came within ``ping_timeout_s`` (FACTS §2).
+* More than ``max_connection_attempts`` handshakes per IP in the window: HTTP 429.
 
-Choices where the docs are silent (see the module docstrings of ``control`` and ``config``):
-a URL naming an unknown stream, or more than 1024 streams, is accepted and then closed with
-1008 (policy violation) and the reason; a path that is no stream endpoint gets HTTP 404, an
-over-long URL HTTP 414; more than 5 messages in a second closes with 1008 "Too many requests"
-(the reason third-party clients report); the lifetime cut closes with 1001 (going away).
+Choices where the docs are silent: a URL naming an unknown stream, or more than 1024 streams, is
+accepted and then closed with 1008 (policy violation) and the reason; a path that is no stream
+endpoint gets HTTP 404, an over-long URL HTTP 414; too many messages in a second closes with
+1008 "Too many requests" (the reason third-party clients report); the lifetime cut closes with
+1001 (going away).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,15 +36,21 @@ from websockets.http11 import Request, Response
 from gateway.simulator import control
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.hub import Hub, Subscriber
-from gateway.simulator.limits import MessageRateLimiter
+from gateway.simulator.limits import ConnectionAttemptLimiter, MessageRateLimiter
+from gateway.simulator.markets import Market, Route, profile
 from gateway.simulator.payloads import encode
 from gateway.simulator.streams import (
+    WS_API_PATH,
+    ConnectionRequest,
     StreamCatalog,
     StreamRequestError,
     UnknownPathError,
     parse_connection_target,
     parse_stream_name,
+    route_of,
 )
+from gateway.simulator.userdata import ListenKeys
+from gateway.simulator.wsapi import WsApiSession
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +58,29 @@ _MAX_LOGGED_TARGET = 120
 
 
 class StreamServer:
-    """Serves Binance's market-stream endpoints from a :class:`Hub`."""
+    """Serves one market's stream endpoints from a :class:`Hub`."""
 
-    def __init__(self, config: SimulatorConfig, catalog: StreamCatalog, hub: Hub) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        catalog: StreamCatalog,
+        hub: Hub,
+        listen_keys: ListenKeys,
+        *,
+        now_ms: Callable[[], int],
+    ) -> None:
         self._config = config
         self._catalog = catalog
         self._hub = hub
+        self._listen_keys = listen_keys
+        self._now_ms = now_ms
+        self._routed = profile(config.market).routed
         self._server: Server | None = None
+        limit = config.max_connection_attempts
+        self._attempts = (
+            ConnectionAttemptLimiter(limit, config.connection_attempt_window_s) if limit else None
+        )
+        self.wsapi_sessions: dict[ServerConnection, WsApiSession] = {}
 
     @property
     def url(self) -> str:
@@ -89,24 +120,36 @@ class StreamServer:
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Refuse at the HTTP level what cannot become a stream connection."""
+        client = connection.remote_address[0] if connection.remote_address else ""
+        if self._attempts is not None and not self._attempts.allow(client, time.monotonic()):
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "Too many connection attempts\n"
+            )
         if len(request.path.encode()) > self._config.max_request_target_bytes:
             return connection.respond(HTTPStatus.REQUEST_URI_TOO_LONG, "URI Too Long\n")
+        if self._is_wsapi(request.path):
+            return None
         try:
-            parse_connection_target(request.path)
+            parse_connection_target(request.path, routed=self._routed)
         except UnknownPathError as error:
             return connection.respond(HTTPStatus.NOT_FOUND, error.reason + "\n")
         except StreamRequestError:
             pass  # accepted, then closed with the reason by _handle
         return None
 
+    def _is_wsapi(self, target: str) -> bool:
+        path = target.split("?", 1)[0].rstrip("/")
+        return self._config.market is Market.SPOT and path == WS_API_PATH
+
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake is over
         target = connection.request.path
+        if self._is_wsapi(target):
+            await self._serve_wsapi(connection)
+            return
         try:
-            request = parse_connection_target(target)
-            self._catalog.check(
-                request.streams, allow_unknown=not self._config.reject_unknown_streams
-            )
+            request = parse_connection_target(target, routed=self._routed)
+            self._check_streams(request)
         except StreamRequestError as error:
             logger.info("refusing stream connection: %s", error.reason)
             await connection.close(CloseCode.POLICY_VIOLATION, error.reason)
@@ -116,8 +159,13 @@ class StreamServer:
             self._hub.next_connection_id(),
             combined=request.combined,
             time_unit=request.time_unit,
+            route=request.route,
+            events=frozenset(request.events),
         )
-        self._hub.add(subscriber, request.streams)
+        self._hub.add(subscriber, ())
+        self._hub.subscribe(
+            subscriber, request.streams, silent=self._silent(subscriber, request.streams)
+        )
         logger.info(
             "stream connection %d opened: %s (%d streams)",
             subscriber.connection_id,
@@ -139,6 +187,37 @@ class StreamServer:
                 subscriber.frames_sent,
             )
 
+    def _check_streams(self, request: ConnectionRequest) -> None:
+        if request.route is Route.PRIVATE:
+            now_s = self._now_ms() / 1_000
+            if not request.streams:
+                raise StreamRequestError("Missing listenKey")
+            for key in request.streams:
+                if not self._listen_keys.is_active(key, now_s):
+                    raise StreamRequestError("Invalid listenKey")
+            return
+        names = [n for n in request.streams if not self._is_listen_key(n)]
+        self._catalog.check(names, allow_unknown=not self._config.reject_unknown_streams)
+        if len(request.streams) > len(names):
+            self._catalog.check(request.streams, allow_unknown=True)  # the stream cap still holds
+
+    def _is_listen_key(self, name: str) -> bool:
+        return self._config.market.is_futures and self._listen_keys.is_active(
+            name, self._now_ms() / 1_000
+        )
+
+    def _silent(self, subscriber: Subscriber, names: tuple[str, ...] | list[str]) -> list[str]:
+        """The names this connection accepts but, by its route, never receives."""
+        if not self._routed or subscriber.route is Route.PRIVATE:
+            return []
+        wanted = Route.PUBLIC if subscriber.route is Route.NONE else subscriber.route
+        silent = []
+        for name in names:
+            key = self._catalog.key(name)
+            if key is None or route_of(key) is not wanted:
+                silent.append(name)  # a listen key on an unrouted USDⓈ-M connection too
+        return silent
+
     async def _serve_messages(self, subscriber: Subscriber) -> None:
         connection = subscriber.connection
         limit = self._config.max_incoming_messages_per_s
@@ -159,13 +238,15 @@ class StreamServer:
             combined=subscriber.combined,
             accepts_stream=self._accepts_stream,
             wrap_errors=self._config.wrap_control_errors,
+            unsigned_ids=self._config.market.is_futures,
         )
         outcome = control.answer(text, view)
         if outcome.close_reason is not None:
             await subscriber.connection.close(CloseCode.POLICY_VIOLATION, outcome.close_reason)
             return False
         self._hub.unsubscribe(subscriber, outcome.unsubscribe)
-        self._hub.subscribe(subscriber, outcome.subscribe)
+        silent = self._silent(subscriber, list(outcome.subscribe))
+        self._hub.subscribe(subscriber, outcome.subscribe, silent=silent)
         if outcome.combined is not None:
             subscriber.combined = outcome.combined
         if outcome.reply is not None:
@@ -173,6 +254,44 @@ class StreamServer:
         return True
 
     def _accepts_stream(self, name: str) -> bool:
+        if self._is_listen_key(name):
+            return True
         if self._config.reject_unknown_streams:
             return self._catalog.is_known(name)
         return parse_stream_name(name) is not None
+
+    async def _serve_wsapi(self, connection: ServerConnection) -> None:
+        session = WsApiSession(self._config.api_keys)
+        self.wsapi_sessions[connection] = session
+        try:
+            async with asyncio.timeout(self._config.connection_lifetime_s):
+                async for message in connection:
+                    text = (
+                        message if isinstance(message, str) else message.decode("utf-8", "replace")
+                    )
+                    before = set(session.subscriptions)
+                    reply = session.handle(text, self._now_ms())
+                    await connection.send(encode(reply), text=True)
+                    for ended in sorted(before - set(session.subscriptions)):
+                        terminated = {"e": "eventStreamTerminated", "E": self._now_ms()}
+                        frame = {"subscriptionId": ended, "event": terminated}
+                        await connection.send(encode(frame), text=True)
+        except TimeoutError:
+            await connection.close(CloseCode.GOING_AWAY, "Connection lifetime reached")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.wsapi_sessions.pop(connection, None)
+
+    async def send_user_event(self, api_key: str, event: object) -> int:
+        """Push a spot user event to every WebSocket API subscription of ``api_key``."""
+        sent = 0
+        for connection, session in list(self.wsapi_sessions.items()):
+            for subscription_id in session.subscriptions_of(api_key):
+                frame = {"subscriptionId": subscription_id, "event": event}
+                try:
+                    await connection.send(encode(frame), text=True)
+                except ConnectionClosed:
+                    break
+                sent += 1
+        return sent
