@@ -1,0 +1,126 @@
+"""USD-M and COIN-M over real sockets: routes, periodic streams, depth consistent with REST."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+
+from gateway.simulator.markets import Market
+from tests.integration.test_simulator_support import (
+    receive,
+    receive_until,
+    request,
+    silent_for,
+    simulator,
+)
+
+__all__ = ["simulator"]
+USDM = {"market": Market.USDM, "symbols": ("BTCUSDT", "ETHUSDT")}
+COINM = {"market": Market.COINM, "symbols": ("BTCUSD_PERP", "ETHUSD_PERP")}
+
+
+async def test_usdm_routes_deliver_their_streams_and_unrouted_connections_only_public_ones(
+    simulator,
+):
+    sim = await simulator(**USDM)
+    public = connect(f"{sim.ws_url}/public/ws/btcusdt@bookTicker")
+    market = connect(f"{sim.ws_url}/market/stream?streams=btcusdt@aggTrade/btcusdt@bookTicker")
+    unrouted = connect(f"{sim.ws_url}/ws/btcusdt@aggTrade/btcusdt@bookTicker")
+    async with public as pub, market as mkt, unrouted as legacy:
+        await sim.wait_for_subscribers(5)
+        sim.run_for(trades_per_symbol=20)
+        await sim.wait_idle(timeout_s=5)
+        assert (await receive(pub, 1))[0]["e"] == "bookTicker"
+        frame = (await receive(mkt, 1))[0]
+        assert frame["stream"] == "btcusdt@aggTrade"  # bookTicker is not on /market
+        assert set(frame["data"]) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m"}
+        assert (await receive(legacy, 1))[0]["e"] == "bookTicker"  # public only
+        while not await silent_for(legacy, 0.2):
+            pass
+        reply = await request(legacy, {"method": "LIST_SUBSCRIPTIONS", "id": 7})
+        assert reply == {"result": ["btcusdt@aggTrade", "btcusdt@bookTicker"], "id": 7}
+
+
+async def test_futures_control_ids_must_be_unsigned_integers(simulator):
+    sim = await simulator(**USDM)
+    async with connect(f"{sim.ws_url}/market/ws") as ws:
+        assert await request(
+            ws, {"method": "SUBSCRIBE", "params": ["btcusdt@markPrice"], "id": 1}
+        ) == {
+            "result": None,
+            "id": 1,
+        }
+        error = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": "abc"})
+        assert error == {
+            "code": 2,
+            "msg": "Invalid request: request ID must be an unsigned integer",
+        }
+
+
+@pytest.mark.parametrize("config", [USDM, COINM], ids=["usdm", "coinm"])
+async def test_diff_depth_over_sockets_continues_the_rest_snapshot(simulator, config):
+    sim = await simulator(**config, trades_per_second_per_symbol=200, start_paused=False)
+    symbol = sim.specs[0].symbol
+    route = "/public" if config is USDM else ""
+    rest_path = "/fapi/v1/depth" if config is USDM else "/dapi/v1/depth"
+    async with connect(f"{sim.ws_url}{route}/ws/{symbol.lower()}@depth@100ms") as ws:
+        first = (await receive(ws, 1))[0]
+        async with aiohttp.ClientSession() as http:
+            url = f"{sim.rest_url}{rest_path}?symbol={symbol}&limit=1000"
+            async with http.get(url) as response:
+                snapshot = await response.json()
+                assert "X-MBX-USED-WEIGHT-1M" in response.headers
+        assert snapshot["lastUpdateId"] >= first["U"]
+        book = {("b", p): q for p, q in snapshot["bids"]} | {
+            ("a", p): q for p, q in snapshot["asks"]
+        }
+        last_u = None
+        for event in [first, *await receive(ws, 10)]:  # buffered from before the snapshot
+            if event["u"] < snapshot["lastUpdateId"]:
+                continue
+            if last_u is None:
+                assert event["U"] <= snapshot["lastUpdateId"] <= event["u"]
+            else:
+                assert event["pu"] == last_u
+            for side in ("b", "a"):
+                for price, qty in event[side]:
+                    if float(qty):
+                        book[(side, price)] = qty
+                    else:
+                        book.pop((side, price), None)
+            last_u = event["u"]
+        assert last_u is not None
+        sim.pause()
+
+
+async def test_coinm_serves_pair_streams_and_its_own_rest_paths(simulator):
+    sim = await simulator(**COINM, start_paused=False, trades_per_second_per_symbol=50)
+    names = "btcusd@indexPrice@1s/btcusd@markPrice@1s/btcusd_perp@markPriceKline_1m"
+    async with connect(f"{sim.ws_url}/stream?streams={names}") as ws:
+        seen = set()
+        while len(seen) < 3:
+            seen.add((await receive(ws, 1))[0]["stream"])
+        pair_marks = await receive_until(ws, lambda f: f["stream"] == "btcusd@markPrice@1s")
+        assert [m["s"] for m in pair_marks["data"]] == ["BTCUSD_PERP"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.rest_url}/dapi/v1/exchangeInfo") as response:
+            info = await response.json()
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSD_PERP", "ETHUSD_PERP"]
+        async with http.get(f"{sim.rest_url}/api/v3/exchangeInfo") as response:
+            assert response.status == 404
+
+
+async def test_klines_close_when_their_window_rolls_over(simulator):
+    clock = iter(range(1_700_000_000_000_000, 10**18, 400_000)).__next__  # 0.4 s per reading
+    sim = await simulator(
+        market=Market.USDM,
+        symbols=("BTCUSDT",),
+        clock_us=clock,
+        start_paused=False,
+        trades_per_second_per_symbol=100,
+    )
+    async with connect(f"{sim.ws_url}/market/ws/btcusdt@kline_1m") as ws:
+        closed = await receive_until(ws, lambda f: f["k"]["x"])
+        following = (await receive(ws, 1))[0]
+        assert following["k"]["t"] == closed["k"]["T"] + 1 and not following["k"]["x"]

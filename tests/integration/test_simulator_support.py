@@ -1,0 +1,78 @@
+"""Shared fixtures and helpers for the simulator's socket-level tests (no tests of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from gateway.simulator import ExchangeSimulator, SimulatorConfig
+
+TIMEOUT_S = 5.0
+FAST = {
+    "start_paused": True,
+    "trades_per_second_per_symbol": None,
+    "ping_interval_s": None,
+    "close_timeout_s": 0.5,
+    "update_interval_scale": 0.05,
+}
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Start]:
+    """Start simulators (``FAST`` plus overrides); all are stopped after the test."""
+    started: list[ExchangeSimulator] = []
+
+    async def start(
+        clock_us: Callable[[], int] | None = None, **overrides: Any
+    ) -> ExchangeSimulator:
+        config = SimulatorConfig(**{**FAST, **overrides})
+        sim = (
+            ExchangeSimulator(config)
+            if clock_us is None
+            else ExchangeSimulator(config, clock_us=clock_us)
+        )
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        await sim.stop()
+
+
+async def receive(ws: ClientConnection, count: int, timeout_s: float = TIMEOUT_S) -> list[Any]:
+    """Exactly ``count`` frames, decoded."""
+    async with asyncio.timeout(timeout_s):
+        return [orjson.loads(await ws.recv()) for _ in range(count)]
+
+
+async def receive_until(ws: ClientConnection, predicate: Callable[[Any], bool]) -> Any:
+    """The first decoded frame for which ``predicate`` holds."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            frame = orjson.loads(await ws.recv())
+            if predicate(frame):
+                return frame
+
+
+async def silent_for(ws: ClientConnection, seconds: float) -> bool:
+    """Whether nothing arrives for ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await ws.recv()
+    except TimeoutError:
+        return True
+    return False
+
+
+async def request(ws: ClientConnection, message: dict[str, Any]) -> Any:
+    """Send a control message; return the first reply (a frame with ``id`` or ``code``)."""
+    await ws.send(orjson.dumps(message).decode())
+    return await receive_until(ws, lambda f: isinstance(f, dict) and ("id" in f or "code" in f))
