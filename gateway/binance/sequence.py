@@ -1,0 +1,146 @@
+"""Trade-id continuity per symbol: duplicates dropped, gaps backfilled or declared, as pure code.
+
+Trade ids (``t``) and aggregate-trade ids (``a``) are contiguous per symbol. One
+:class:`IdContinuity` per symbol and stream kind sees every live event's id and decides:
+
+* the next id: emit it;
+* an id already emitted (a rotation overlap, a replayed frame): drop it, it reached Kafka once;
+* an id past a hole: hold live events back, ask for the missing range through
+  ``requests_to_send()`` (``FetchRange``), and when ``receive_backfill`` brings it, emit the range
+  (marked backfilled) and then the held live events, in id order. What REST cannot return any
+  more is declared with an :class:`IdGap` so consumers know exactly which ids are missing.
+
+The caller owns the I/O (the REST request, its pacing) and the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRange:
+    """Request: fetch ids ``first_id..last_id`` (inclusive) over REST."""
+
+    first_id: int
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdGap:
+    """Ids ``first_id..last_id`` are lost: Binance no longer serves them."""
+
+    first_id: int
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Emit(Generic[T]):
+    """Publish this event; ``backfilled`` when it came from REST rather than the stream."""
+
+    event_id: int
+    event: T
+    backfilled: bool
+
+
+class IdContinuity(Generic[T]):
+    """The id bookkeeping of one symbol's trades (or aggregate trades)."""
+
+    def __init__(self, last_emitted_id: int | None = None, *, max_held: int = 100_000) -> None:
+        """``last_emitted_id``: where a previous owner stopped (None: accept the first id seen)."""
+        self.last_emitted_id = last_emitted_id
+        self._held: dict[int, tuple[T, bool]] = {}  # id -> (event, came from REST)
+        self._max_held = max_held
+        self._fetching: FetchRange | None = None
+        self._requests: list[FetchRange] = []
+        self._out: list[Emit[T] | IdGap] = []
+        self.duplicates = 0
+
+    @property
+    def backfilling(self) -> bool:
+        return self._fetching is not None
+
+    def receive_live(self, event_id: int, event: T) -> None:
+        """An event from the stream."""
+        last = self.last_emitted_id
+        if last is None or (event_id == last + 1 and not self._held):
+            self._emit(event_id, event, backfilled=False)
+            return
+        if event_id <= last or event_id in self._held:
+            self.duplicates += 1
+            return
+        self._held[event_id] = (event, False)
+        if len(self._held) > self._max_held:
+            # Kafka or REST is far behind: give up the oldest hole rather than grow without bound.
+            self._declare_lost(last + 1, min(self._held) - 1)
+        self._drain_held()
+        self._request_missing()
+
+    def receive_backfill(self, events: Iterable[tuple[int, T]]) -> None:
+        """What REST returned for the last ``FetchRange`` (any order, may be partial)."""
+        fetched = self._fetching
+        self._fetching = None
+        if fetched is None:
+            return
+        for event_id, event in events:
+            last = self.last_emitted_id
+            if (
+                last is None or event_id > last
+            ) and fetched.first_id <= event_id <= fetched.last_id:
+                self._held.setdefault(event_id, (event, True))
+        before = self.last_emitted_id
+        self._drain_held()
+        if self.last_emitted_id == before:
+            # REST had nothing from the start of the hole: those ids are beyond its history.
+            assert before is not None
+            self._declare_lost(before + 1, self._first_held_or(fetched.last_id + 1) - 1)
+            self._drain_held()
+        self._request_missing()
+
+    def backfill_failed(self) -> None:
+        """The fetch failed for a transient reason: ask again (the caller paces retries)."""
+        self._fetching = None
+        self._request_missing()
+
+    def requests_to_send(self) -> list[FetchRange]:
+        requests, self._requests = self._requests, []
+        return requests
+
+    def to_emit(self) -> list[Emit[T] | IdGap]:
+        out, self._out = self._out, []
+        return out
+
+    def _emit(self, event_id: int, event: T, *, backfilled: bool) -> None:
+        self._out.append(Emit(event_id, event, backfilled))
+        self.last_emitted_id = event_id
+
+    def _drain_held(self) -> None:
+        while self.last_emitted_id is not None and self.last_emitted_id + 1 in self._held:
+            event_id = self.last_emitted_id + 1
+            event, backfilled = self._held.pop(event_id)
+            self._emit(event_id, event, backfilled=backfilled)
+
+    def _request_missing(self) -> None:
+        if self._fetching is not None or not self._held or self.last_emitted_id is None:
+            return
+        self._fetching = FetchRange(self.last_emitted_id + 1, min(self._held) - 1)
+        self._requests.append(self._fetching)
+
+    def _declare_lost(self, first_id: int, last_id: int) -> None:
+        if first_id > last_id:
+            return
+        logger.warning("ids %d..%d cannot be recovered; publishing a gap record", first_id, last_id)
+        self._out.append(IdGap(first_id, last_id))
+        self.last_emitted_id = last_id
+        for event_id in [i for i in self._held if i <= last_id]:
+            del self._held[event_id]
+
+    def _first_held_or(self, default: int) -> int:
+        return min(self._held) if self._held else default

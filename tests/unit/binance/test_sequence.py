@@ -1,0 +1,105 @@
+"""Trade-id continuity: every id reaches Kafka exactly once, in order, or is declared lost."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
+
+
+def run(continuity, deliveries, rest_history_from: int, rest_page: int, fail_every: int = 0):
+    """Deliver live ids; answer fetches from a REST that keeps ids >= rest_history_from."""
+    out: list = []
+    fetches = 0
+
+    def serve():
+        nonlocal fetches
+        for request in continuity.requests_to_send():
+            fetches += 1
+            if fail_every and fetches % fail_every == 0:
+                continuity.backfill_failed()
+                continue
+            first = max(request.first_id, rest_history_from)
+            ids = range(first, min(request.last_id, first + rest_page - 1) + 1)
+            continuity.receive_backfill((i, f"rest-{i}") for i in ids)
+        out.extend(continuity.to_emit())
+
+    for event_id in deliveries:
+        continuity.receive_live(event_id, f"live-{event_id}")
+        serve()
+        while continuity.backfilling:  # settle the fetches this delivery caused
+            serve()
+    return out
+
+
+def covered(out) -> list[int]:
+    ids: list[int] = []
+    for item in out:
+        if isinstance(item, Emit):
+            ids.append(item.event_id)
+        else:
+            ids.extend(range(item.first_id, item.last_id + 1))
+    return ids
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    count=st.integers(1, 300),
+    drop_rate=st.floats(0, 0.4),
+    dup_rate=st.floats(0, 0.2),
+    history_from=st.integers(1, 150),
+    page=st.integers(1, 50),
+    fail_every=st.sampled_from([0, 2, 3, 5]),  # every n-th fetch fails transiently
+)
+def test_every_id_once_in_order_or_declared_lost(
+    seed, count, drop_rate, dup_rate, history_from, page, fail_every
+):
+    rng = random.Random(seed)
+    deliveries = []
+    for event_id in range(1, count + 1):
+        if event_id == 1 or event_id == count or rng.random() >= drop_rate:
+            deliveries.append(event_id)
+        if deliveries and rng.random() < dup_rate:
+            deliveries.append(rng.choice(deliveries))  # an overlap resending an older id
+    continuity: IdContinuity[str] = IdContinuity()
+    out = run(continuity, deliveries, history_from, page, fail_every)
+    assert covered(out) == list(range(1, count + 1))
+    delivered = set(deliveries)
+    for item in out:
+        if isinstance(item, Emit):
+            assert item.backfilled == (item.event_id not in delivered)
+            assert item.event == ("rest-" if item.backfilled else "live-") + str(item.event_id)
+        else:  # only ids REST no longer has may be declared lost
+            assert item.last_id < history_from
+            assert not delivered & set(range(item.first_id, item.last_id + 1))
+
+
+def test_a_resumed_owner_backfills_from_where_the_previous_one_stopped():
+    continuity: IdContinuity[str] = IdContinuity(last_emitted_id=10)
+    continuity.receive_live(14, "live-14")
+    assert continuity.requests_to_send() == [FetchRange(11, 13)]
+    continuity.receive_backfill([(13, "r13"), (11, "r11"), (12, "r12")])
+    assert [(e.event_id, e.backfilled) for e in continuity.to_emit()] == [
+        (11, True), (12, True), (13, True), (14, False),
+    ]  # fmt: skip
+
+
+def test_duplicates_are_counted_and_dropped():
+    continuity: IdContinuity[str] = IdContinuity()
+    for event_id in (1, 2, 2, 1, 3):
+        continuity.receive_live(event_id, "x")
+    assert [e.event_id for e in continuity.to_emit()] == [1, 2, 3]
+    assert continuity.duplicates == 2
+
+
+def test_holding_too_much_declares_the_oldest_hole_lost_instead_of_growing():
+    continuity: IdContinuity[str] = IdContinuity(max_held=3)
+    continuity.receive_live(1, "x")
+    for event_id in (5, 6, 7, 8):
+        continuity.receive_live(event_id, "x")
+    out = continuity.to_emit()
+    assert IdGap(2, 4) in out
+    assert [e.event_id for e in out if isinstance(e, Emit)] == [1, 5, 6, 7, 8]
