@@ -165,11 +165,6 @@ RETIRED_STREAMS = {
 }
 
 
-@pytest.mark.parametrize("relative", sorted(PRODUCERS))
-def test_payload_matches_the_documented_example(relative):
-    assert_conforms(PRODUCERS[relative](), vector(relative))
-
-
 @pytest.mark.parametrize("relative", sorted(RETIRED_STREAMS))
 def test_retired_streams_are_not_served(relative):
     market, name = RETIRED_STREAMS[relative]
@@ -189,3 +184,233 @@ def test_microsecond_connections_get_every_time_field_in_microseconds():
 
 def all_vector_files() -> list[str]:
     return sorted(str(path.relative_to(VECTORS_DIR)) for path in VECTORS_DIR.rglob("*.json"))
+
+
+# --- user data, control messages, REST bodies -------------------------------------------------
+
+from gateway.simulator import control  # noqa: E402
+from gateway.simulator.payloads_user import (  # noqa: E402
+    UserOrder,
+    account_config_update,
+    account_update,
+    balance_update,
+    event_stream_terminated,
+    execution_report,
+    list_status,
+    listen_key_expired,
+    margin_call,
+    order_trade_update,
+    outbound_account_position,
+    trade_lite,
+    wsapi_event,
+)
+from gateway.simulator.render_rest import futures_exchange_info  # noqa: E402
+from gateway.simulator.userdata import ListenKeys, sign  # noqa: E402
+from gateway.simulator.wsapi import WsApiSession  # noqa: E402
+
+NOW = 1_700_000_000_000_000
+
+
+def user_order(market: Market, execution: str = "NEW") -> UserOrder:
+    spec = scenario(market).market.specs[scenario(market).symbols[0]]
+    filled = spec.lot_size if execution == "TRADE" else 0
+    return UserOrder(
+        spec, 42, "sim42", "BUY", spec.initial_price, spec.lot_size, filled,
+        filled, spec.initial_price if filled else 0, 7, execution,
+        "FILLED" if filled else "NEW", NOW,
+    )  # fmt: skip
+
+
+def spot_user(event: Any, legacy: bool) -> Any:
+    return event if legacy else wsapi_event(event, 0)
+
+
+def spot_spec() -> Any:
+    return scenario(S).market.specs["BTCUSDT"]
+
+
+SPOT_USER_EVENTS: dict[str, Any] = {
+    "balanceUpdate": lambda: balance_update("BTC", 10**8, NOW),
+    "externalLockUpdate": lambda: balance_update("NEO", 10**9, NOW, external_lock=True),
+    "executionReport": lambda: execution_report(user_order(S)),
+    "listStatus": lambda: list_status(spot_spec(), 2, [(17, "a"), (18, "b")], NOW),
+    "outboundAccountPosition": lambda: outbound_account_position("ETH", 10**12, 0, NOW),
+}
+for _name, _make in SPOT_USER_EVENTS.items():
+    PRODUCERS[f"spot-user/{_name}.json"] = lambda make=_make: spot_user(make(), legacy=False)
+    PRODUCERS[f"spot-user/{_name}.legacy_listenKey.json"] = lambda make=_make: make()
+PRODUCERS |= {
+    "spot-user/eventStreamTerminated.json": lambda: wsapi_event(event_stream_terminated(NOW), 0),
+    "spot-user/eventStreamTerminated.wsapi_2025-08-12.json": lambda: wsapi_event(
+        event_stream_terminated(NOW), None
+    ),
+    "spot-user/listenKeyExpired.legacy_listenKey.json": lambda: listen_key_expired(
+        S, "k" * 64, NOW
+    ),
+    "usdm-user/ACCOUNT_CONFIG_UPDATE.leverage.json": lambda: account_config_update(
+        NOW, symbol="BTCUSDT"
+    ),
+    "usdm-user/ACCOUNT_CONFIG_UPDATE.multiAssets.json": lambda: account_config_update(NOW),
+    "usdm-user/ACCOUNT_UPDATE.json": lambda: account_update(
+        scenario(U).market.specs["BTCUSDT"], 10**12, 10**8, -(10**6), 6 * 10**12, NOW
+    ),
+    "usdm-user/MARGIN_CALL.json": lambda: margin_call(
+        scenario(U).market.specs["BTCUSDT"], 10**6, 6 * 10**12, 10**8, NOW
+    ),
+    "usdm-user/ORDER_TRADE_UPDATE.json": lambda: order_trade_update(user_order(U)),
+    "usdm-user/TRADE_LITE.json": lambda: trade_lite(user_order(U, "TRADE")),
+    "usdm-user/listenKeyExpired.json": lambda: listen_key_expired(U, "k" * 64, NOW),
+}
+
+
+def futures_listen_keys() -> Any:
+    keys = ListenKeys(3_600)
+    created = keys.create("api", 0.0)
+    return {
+        "POST /fapi/v1/listenKey": {"listenKey": created},
+        "PUT /fapi/v1/listenKey": {"listenKey": keys.keepalive(created, 10.0)},
+        "DELETE /fapi/v1/listenKey": {},
+    }
+
+
+def exchange_info_skeleton() -> Any:
+    from gateway.simulator.rest import _symbol_info
+
+    info = {
+        "timezone": "UTC",
+        "serverTime": NOW // 1_000,
+        "rateLimits": rate_limits(S),
+        "exchangeFilters": [],
+        "symbols": [_symbol_info(spot_spec())],
+        "sors": [],
+    }
+    return info
+
+
+PRODUCERS["usdm-user/rest_listenKey.json"] = futures_listen_keys
+PRODUCERS["spot/rest_exchangeInfo_skeleton.json"] = exchange_info_skeleton
+
+
+def test_the_retired_spot_listen_key_endpoints_are_gone():
+    assert vector("spot-user/rest_listenKey_RETIRED.json")
+    # Covered over HTTP in tests/integration/test_simulator_userdata.py (404).
+
+
+def test_futures_exchange_info_advertises_the_shared_budget():
+    info = futures_exchange_info(U, [scenario(U).market.specs["BTCUSDT"]], NOW // 1_000)
+    assert info["rateLimits"][0]["limit"] == 2_400
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_control_requests_get_the_documented_replies(market):
+    messages = vector(f"{market}/control_messages.json")
+    subscriptions: list[str] = []
+    combined = False
+    for method in (
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "LIST_SUBSCRIPTIONS",
+        "SET_PROPERTY",
+        "GET_PROPERTY",
+    ):
+        view = control.ConnectionView(
+            subscriptions=list(subscriptions),
+            combined=combined,
+            accepts_stream=lambda name: True,
+            unsigned_ids=market == "usdm",
+        )
+        outcome = control.answer(orjson.dumps(messages[method]["request"]).decode(), view)
+        assert outcome.reply == messages[method]["response"], method
+        subscriptions = [s for s in subscriptions if s not in outcome.unsubscribe]
+        subscriptions += outcome.subscribe
+        combined = combined if outcome.combined is None else outcome.combined
+
+
+ERROR_TRIGGERS = [
+    '{"method":"SET_PROPERTY","params":["colour",true],"id":1}',
+    '{"method":"SET_PROPERTY","params":["combined","yes"],"id":1}',
+    '{"method":"GET_PROPERTY","params":[5],"id":1}',
+    '{"method":"LIST_SUBSCRIPTIONS","id":-1.5}',
+    '{"method":"SUBSCRIPTION","params":[],"id":1}',
+    '{"method":"LIST_SUBSCRIPTIONS","params":["x"],"id":1}',
+    '{"params":["btcusdt@trade"],"id":1}',
+    "{not json",
+]
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_every_documented_error_frame_can_be_provoked(market):
+    import re
+
+    table = vector(f"{market}/control_messages.json")
+    documented = table.get("errors") or [orjson.loads(e) for e in table["errors_verbatim"]]
+    patterns = {
+        (
+            error["code"],
+            re.escape(error["msg"])
+            .replace("%s", ".+")
+            .replace(r"line\ 1\ column\ 28", r"line\ \d+\ column\ \d+")
+            .replace(r"line\ 1\ column\ 73", r"line\ \d+\ column\ \d+"),
+        )
+        for error in documented
+    }
+    view = control.ConnectionView(
+        subscriptions=[],
+        combined=False,
+        accepts_stream=lambda n: True,
+        unsigned_ids=market == "usdm",
+    )
+    provoked = [control.answer(text, view).reply for text in ERROR_TRIGGERS]
+    for code, pattern in patterns:
+        assert any(
+            r and r.get("code") == code and re.fullmatch(pattern, r["msg"]) for r in provoked
+        ), pattern
+    for reply in provoked:
+        assert reply is not None and set(reply) <= {"code", "msg", "id"}
+
+
+def test_wsapi_user_stream_requests_get_the_documented_replies():
+    examples = vector("spot-user/wsapi_user_stream_requests.json")
+    session = WsApiSession(
+        {"mjcKCrJzTU6TChLsnPmgnQJJMR616J4yWvdZWDUeXkk6vL6dLyS7rcVOQlADlVjA": "s3cret"}
+    )
+    signed = dict(examples["userDataStream.subscribe.signature"]["request"])
+    params = dict(signed["params"])
+    params["signature"] = sign("s3cret", params)
+    signed["params"] = params
+    reply = session.handle(orjson.dumps(signed).decode(), params["timestamp"])
+    assert reply == examples["userDataStream.subscribe.signature"]["response"]
+    listing = session.handle(orjson.dumps(examples["session.subscriptions"]["request"]).decode(), 0)
+    assert_conforms(listing, examples["session.subscriptions"]["response"])
+    gone = session.handle(
+        orjson.dumps(examples["userDataStream.unsubscribe"]["request"]).decode(), 0
+    )
+    assert gone == examples["userDataStream.unsubscribe"]["response"]
+    # The documented signature is Ed25519 (base64): an HMAC-only simulator refuses it.
+    refused = session.handle(
+        orjson.dumps(examples["userDataStream.subscribe.signature"]["request"]).decode(),
+        params["timestamp"],
+    )
+    assert refused["status"] == 400 and refused["error"]["code"] == -1022
+    assert_conforms(
+        wsapi_event(server_shutdown_payload(NOW), None), examples["serverShutdown_event"]
+    )
+
+
+COVERED_ELSEWHERE = {
+    "spot/control_messages.json": test_control_requests_get_the_documented_replies,
+    "usdm/control_messages.json": test_control_requests_get_the_documented_replies,
+    "spot-user/wsapi_user_stream_requests.json": test_wsapi_user_stream_requests_get_the_documented_replies,
+    "spot-user/rest_listenKey_RETIRED.json": test_the_retired_spot_listen_key_endpoints_are_gone,
+}
+
+
+def test_every_vector_file_is_checked():
+    covered = set(PRODUCERS) | set(RETIRED_STREAMS) | set(COVERED_ELSEWHERE)
+    assert set(all_vector_files()) - covered == set()
+
+
+# Last, so that every producer registered above is parametrized.
+@pytest.mark.parametrize("relative", sorted(PRODUCERS))
+def test_payload_matches_the_documented_example(relative):
+    assert_conforms(PRODUCERS[relative](), vector(relative))
