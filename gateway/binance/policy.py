@@ -6,6 +6,7 @@ Pure: the caller owns the clock and the sleeping.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterator
 
 from gateway.errors import GatewayError
@@ -41,3 +42,80 @@ def is_retriable(exc: BaseException) -> bool:
     if isinstance(exc, GatewayError):
         return exc.retriable
     return isinstance(exc, OSError | TimeoutError | EOFError)
+
+
+class SlidingWindowLimit:
+    """At most ``limit`` events in any ``window_s`` seconds; the caller passes the clock.
+
+    Binance counts connection attempts per IP (300 per 5 minutes on spot) and incoming messages
+    per connection (5 per second on spot, 10 on futures, pings and pongs included) and
+    disconnects or bans past them; every attempt goes through one of these first.
+    """
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("a limit needs a positive count and window")
+        self.limit = limit
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before one more event is allowed (0: now)."""
+        self._expire(now)
+        if len(self._times) < self.limit:
+            return 0.0
+        return self._times[0] + self.window_s - now
+
+    def record(self, now: float) -> None:
+        """Count one event at ``now`` (after waiting ``delay(now)``)."""
+        self._expire(now)
+        self._times.append(now)
+
+    def _expire(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window_s:
+            self._times.popleft()
+
+
+class RestWeightBudget:
+    """Binance's per-IP REST weight, as Binance reports it, with its 429/418 back-off.
+
+    ``X-MBX-USED-WEIGHT-1M`` on every answer says how much of the minute's budget is used; a 429
+    or 418 carries ``Retry-After`` (seconds), and continuing after a 429 escalates to an IP ban
+    (418, from 2 minutes up to 3 days), so after either nothing is sent until that time.
+    """
+
+    def __init__(self, limit_per_minute: int, *, headroom: float = 0.9) -> None:
+        self.limit = int(limit_per_minute * headroom)
+        self._used = 0
+        self._minute = -1
+        self._blocked_until = 0.0
+
+    def delay(self, weight: int, now: float) -> float:
+        """Seconds to wait before a request of ``weight`` may be sent (0: now)."""
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        minute = int(now // 60)
+        used = self._used if minute == self._minute else 0
+        if used + weight <= self.limit:
+            return 0.0
+        return (minute + 1) * 60 - now  # Binance resets the weight each clock minute
+
+    def spend(self, weight: int, now: float) -> None:
+        """Count a request we are about to send (before Binance's answer corrects it)."""
+        self._roll(now)
+        self._used += weight
+
+    def observe(
+        self, status: int, used_weight: int | None, retry_after_s: float | None, now: float
+    ) -> None:
+        """Take Binance's own figures from an answer: they win over our estimate."""
+        self._roll(now)
+        if used_weight is not None:
+            self._used = used_weight
+        if status in (418, 429):
+            self._blocked_until = max(self._blocked_until, now + (retry_after_s or 60.0))
+
+    def _roll(self, now: float) -> None:
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._used = minute, 0

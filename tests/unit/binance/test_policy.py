@@ -1,7 +1,15 @@
 import itertools
 import random
 
-from gateway.binance.policy import MAX_DELAY_S, backoff, is_retriable
+import pytest
+
+from gateway.binance.policy import (
+    MAX_DELAY_S,
+    RestWeightBudget,
+    SlidingWindowLimit,
+    backoff,
+    is_retriable,
+)
 from gateway.errors import (
     ConfigError,
     KafkaDeliveryError,
@@ -26,3 +34,37 @@ def test_network_and_upstream_errors_retry_everything_else_is_fatal():
     assert not is_retriable(ConfigError("bad url"))
     assert not is_retriable(MessageParseError("junk"))
     assert not is_retriable(KeyError("bug"))
+
+
+def test_sliding_window_allows_the_limit_then_waits_for_the_oldest_to_expire():
+    limit = SlidingWindowLimit(3, 1.0)
+    for now in (0.0, 0.1, 0.2):
+        assert limit.delay(now) == 0
+        limit.record(now)
+    assert limit.delay(0.5) == pytest.approx(0.5)
+    assert limit.delay(1.0) == 0
+    limit.record(1.0)
+    assert limit.delay(1.05) == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        SlidingWindowLimit(0, 1)
+
+
+def test_spot_connection_attempts_budget():
+    attempts = SlidingWindowLimit(300, 300.0)  # FACTS.md §2: 300 attempts per 5 minutes per IP
+    for i in range(300):
+        attempts.record(i * 0.01)
+    assert attempts.delay(3.0) == pytest.approx(297.0)
+
+
+def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after():
+    budget = RestWeightBudget(6000, headroom=1.0)
+    budget.spend(5990, now=10.0)
+    assert budget.delay(5, now=11.0) == 0
+    assert budget.delay(20, now=11.0) == pytest.approx(49.0)  # the weight resets at 60 s
+    assert budget.delay(20, now=61.0) == 0
+    budget.observe(200, used_weight=5999, retry_after_s=None, now=62.0)  # Binance's count wins
+    assert budget.delay(5, now=62.0) == pytest.approx(58.0)
+    budget.observe(429, used_weight=None, retry_after_s=30, now=70.0)
+    assert budget.delay(1, now=80.0) == pytest.approx(20.0)  # nothing at all until Retry-After
+    budget.observe(418, used_weight=None, retry_after_s=120, now=100.0)
+    assert budget.delay(1, now=121.0) == pytest.approx(99.0)

@@ -25,10 +25,21 @@ def test_combined_path_joins_with_slash_and_adds_time_unit_only_when_micro():
 
 def test_chunk_splits_at_the_per_connection_limit_keeping_order():
     names = [f"s{i}@trade" for i in range(2049)]
-    groups = chunk(names)
+    groups = chunk(names, max_chars=10**6)
     assert [len(g) for g in groups] == [1024, 1024, 1]
     assert [n for g in groups for n in g] == names
     assert chunk([], 5) == []
+
+
+def test_chunk_keeps_every_url_under_binances_request_size():
+    names = [stream_name(f"SYM{i}USDT", Channel.AGG_TRADE) for i in range(2000)]
+    groups = chunk(names)
+    assert [n for g in groups for n in g] == names
+    assert all(len("/".join(g)) <= 7_800 for g in groups)
+    assert all(len(combined_path(g, TimeUnit.MICROSECOND)) < 8_000 for g in groups)
+    assert len(groups) == 6  # about 400 of these names fit in one URL, far below 1024
+    with pytest.raises(ValueError):
+        chunk(["x" * 9000])
     with pytest.raises(ValueError):
         chunk(names, 0)
 
