@@ -125,7 +125,7 @@ class OrderBook:
 class DepthAccumulator:
     """The changes since the previous event of one diff-depth stream."""
 
-    __slots__ = ("_asks", "_bids", "_first", "_last", "previous_final")
+    __slots__ = ("_asks", "_bids", "_first", "_last", "_lose_next", "previous_final")
 
     def __init__(self, last_update_id: int) -> None:
         # The stream's notional previous event ended where the book stood when it started.
@@ -134,6 +134,11 @@ class DepthAccumulator:
         self._last = last_update_id
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
+        self._lose_next = False
+
+    def lose_next(self) -> None:
+        """Fault: the next non-empty event is computed (ids advance) but never returned."""
+        self._lose_next = True
 
     def add(self, change: LevelChange) -> None:
         """Remember a change; a later change of the same level replaces it."""
@@ -161,6 +166,9 @@ class DepthAccumulator:
         self.previous_final = self._last
         self._first = None
         self._bids, self._asks = {}, {}
+        if self._lose_next:
+            self._lose_next = False
+            return None
         return diff
 
     def mark(self) -> tuple[int, int, int]:

@@ -174,9 +174,9 @@ class SimulatedMarket:
             accumulators.pop(name, None)
 
     def drop_pending_diffs(self, symbol: str) -> None:
-        """Depth-gap fault: lose the changes not yet sent on ``symbol``'s diff streams."""
+        """Depth-gap fault: lose the next event of each of ``symbol``'s diff streams."""
         for accumulator in self._depth.get(symbol, {}).values():
-            accumulator.take()
+            accumulator.lose_next()
 
     def render(self, name: str, key: StreamKey, now_us: int) -> list[Maker]:
         """The frames ``name`` sends at ``now_us``: none, one, or (klines closing) two."""
