@@ -1,28 +1,113 @@
-"""Binance REST: for now the reachability probe run before streaming starts.
+"""Binance REST: a paced client (weights, 429/418 back-off) and the reachability probe.
 
-Issue "Connections that never lose data" grows this into snapshots, backfill and weight accounting.
+Pacing is decided by the pure :class:`~gateway.binance.policy.RestWeightBudget`; this module
+only waits as it says, sends, and tells it what Binance answered. One client per market and
+process: Binance counts weight per IP, so every caller must share it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from types import TracebackType
+from typing import Any
+
 import aiohttp
+import orjson
 
 from gateway.binance.markets import PING_PATHS, Market
+from gateway.binance.policy import RestWeightBudget
 from gateway.errors import RestRequestError
+
+logger = logging.getLogger(__name__)
+
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# REQUEST_WEIGHT per minute per IP (FACTS.md §7): spot 6000; USD-M and COIN-M share 2400.
+WEIGHT_LIMITS = {Market.SPOT: 6000, Market.USDM: 2400, Market.COINM: 2400}
 
 
 async def ping(rest_url: str, market: Market, timeout_s: float) -> None:
     """GET the market's ping endpoint; RestRequestError says why it could not be reached."""
-    url = rest_url.rstrip("/") + PING_PATHS[market]
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(url) as response,
-        ):
-            if response.status != 200:
-                raise RestRequestError(
-                    f"{url} answered HTTP {response.status}", status=response.status
-                )
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-        raise RestRequestError(f"{url} unreachable ({reason})") from exc
+    async with BinanceRestClient(rest_url, market, timeout_s=timeout_s) as client:
+        await client.get(PING_PATHS[market], weight=1)
+
+
+class BinanceRestClient:
+    """GETs JSON from one market's REST API within its weight budget."""
+
+    def __init__(
+        self,
+        base_url: str,
+        market: Market,
+        *,
+        timeout_s: float = 10.0,
+        budget: RestWeightBudget | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.market = market
+        self.budget = budget or RestWeightBudget(WEIGHT_LIMITS[market])
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()  # one pacing decision at a time
+
+    async def __aenter__(self) -> BinanceRestClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
+        """The decoded JSON answer; RestRequestError (retriable) for anything else."""
+        if self._session is None:
+            raise RestRequestError("BinanceRestClient used outside 'async with'")
+        async with self._lock:
+            while (wait := self.budget.delay(weight, time.time())) > 0:
+                logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
+                await asyncio.sleep(wait)
+            self.budget.spend(weight, time.time())
+        url = self.base_url + path
+        try:
+            async with self._session.get(url, params=params) as response:
+                body = await response.read()
+                self._observe(response)
+                if response.status != 200:
+                    raise RestRequestError(
+                        f"{url} answered HTTP {response.status}: {body[:200].decode(errors='replace')}",
+                        status=response.status,
+                    )
+                return orjson.loads(body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = (
+                "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            )
+            raise RestRequestError(f"{url} unreachable ({reason})") from exc
+        except orjson.JSONDecodeError as exc:
+            raise RestRequestError(f"{url} answered something that is not JSON") from exc
+
+    def _observe(self, response: aiohttp.ClientResponse) -> None:
+        used = response.headers.get(USED_WEIGHT_HEADER)
+        retry_after = response.headers.get("Retry-After")
+        if response.status in (418, 429):
+            logger.warning(
+                "Binance answered %d (%s); backing off %ss",
+                response.status,
+                "IP banned" if response.status == 418 else "rate limit",
+                retry_after or "60",
+            )
+        self.budget.observe(
+            response.status,
+            int(used) if used and used.isdigit() else None,
+            float(retry_after)
+            if retry_after and retry_after.replace(".", "", 1).isdigit()
+            else None,
+            time.time(),
+        )

@@ -1,0 +1,67 @@
+"""The REST client against a real HTTP server: JSON, weights, 429 back-off, clear errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from aiohttp import web
+
+from gateway.adapters.binance_rest import BinanceRestClient
+from gateway.binance.markets import Market
+from gateway.binance.policy import RestWeightBudget
+from gateway.errors import RestRequestError
+
+
+@pytest.fixture
+async def server():
+    calls: list[float] = []
+    state = {"limited": 1}
+
+    async def agg_trades(request: web.Request) -> web.Response:
+        calls.append(time.monotonic())
+        if state["limited"]:
+            state["limited"] -= 1
+            return web.json_response({"code": -1003, "msg": "Too many requests"}, status=429,
+                                     headers={"Retry-After": "0.3", "X-MBX-USED-WEIGHT-1M": "10"})  # fmt: skip
+        return web.json_response(
+            [{"a": int(request.query["fromId"])}], headers={"X-MBX-USED-WEIGHT-1M": "8"}
+        )
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(text="<html>gateway timeout</html>", status=504)
+
+    app = web.Application()
+    app.router.add_get("/api/v3/aggTrades", agg_trades)
+    app.router.add_get("/api/v3/broken", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", calls
+    await runner.cleanup()
+
+
+async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server):
+    url, calls = server
+    budget = RestWeightBudget(6000)
+    async with BinanceRestClient(url, Market.SPOT, budget=budget) as client:
+        with pytest.raises(RestRequestError) as info:
+            await client.get("/api/v3/aggTrades", {"fromId": "5"}, weight=4)
+        assert info.value.status == 429
+        assert info.value.retriable
+        rows = await client.get("/api/v3/aggTrades", {"fromId": "7"}, weight=4)
+    assert rows == [{"a": 7}]
+    assert calls[1] - calls[0] >= 0.25  # waited out Retry-After instead of hammering
+    assert budget.delay(4, time.time()) == 0  # Binance's own weight count (8) was taken
+
+
+async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
+    url, _ = server
+    async with BinanceRestClient(url, Market.SPOT) as client:
+        with pytest.raises(RestRequestError, match="HTTP 504"):
+            await client.get("/api/v3/broken", weight=1)
+    async with BinanceRestClient("http://127.0.0.1:1", Market.SPOT) as client:
+        with pytest.raises(RestRequestError, match="unreachable"):
+            await client.get("/api/v3/ping", weight=1)
