@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.binance.markets import Market
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import configure_logging
 from gateway.runtime import run_async
@@ -102,19 +103,43 @@ def tail(
 def simulate(
     port: Annotated[int, typer.Option(help="WebSocket port (0 = any free port).")] = 9443,
     rest_port: Annotated[int, typer.Option(help="REST port (0 = any free port).")] = 9444,
-    symbols: Annotated[int, typer.Option(help="How many simulated spot symbols.")] = 5,
+    market: Annotated[str, typer.Option(help="spot, usdm or coinm.")] = "spot",
+    symbols: Annotated[int, typer.Option(help="How many simulated symbols.")] = 5,
     rate: Annotated[
         float, typer.Option(help="Trades per second per symbol; 0 = as fast as clients read.")
     ] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same market.")] = 1,
+    fault_rate: Annotated[
+        float, typer.Option(help="Random faults per second (soak tests); 0 = none.")
+    ] = 0.0,
+    faults: Annotated[
+        str, typer.Option(help="Comma-separated fault kinds to draw from (empty = all).")
+    ] = "",
+    replay: Annotated[
+        Path | None, typer.Option(help="Serve a JSONL capture of raw frames instead.")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Replay speed factor.")] = 1.0,
 ) -> None:
     """Serve the Binance exchange simulator (WebSocket + REST) until Ctrl-C."""
     from gateway.simulator.cli import serve_forever
 
     configure_logging("INFO", json_format=False)
     with user_errors():
+        if market not in {m.value for m in Market}:
+            raise ConfigError(f"--market must be spot, usdm or coinm, not {market!r}")
         run_async(
-            serve_forever(port=port, rest_port=rest_port, symbols=symbols, rate=rate, seed=seed)
+            serve_forever(
+                port=port,
+                rest_port=rest_port,
+                symbols=symbols,
+                rate=rate,
+                seed=seed,
+                market=market,
+                fault_rate=fault_rate,
+                faults=faults,
+                replay=None if replay is None else str(replay),
+                replay_speed=speed,
+            )
         )
 
 
