@@ -3,7 +3,18 @@
 Wire names stop here: ``t``, ``p``, ``E`` become ``trade_id``, ``price``, ``event_time_us``.
 Prices and quantities become :class:`~decimal.Decimal` (exact, never float); timestamps become
 integer epoch microseconds whatever ``timeUnit`` the connection asked for. Fields Binance adds
-tomorrow are kept, JSON-encoded, in ``extra`` so nothing it sends is silently dropped.
+tomorrow are kept, JSON-encoded, in ``extra`` so nothing it sends is silently dropped. The event
+classes live in :mod:`gateway.binance.events`, one module per family.
+
+Normalisation, all pure:
+
+* combined-stream wrappers ``{"stream", "data"}`` and user-data wrappers
+  ``{"subscriptionId", "event"}`` are unwrapped;
+* all-market arrays (``!miniTicker@arr``) become one event per symbol;
+* a frame is dispatched on its stream's channel when that channel has a handler (spot
+  ``bookTicker`` and partial depth carry no ``e``; futures partial depth and RPI depth carry the
+  same ``e`` as diff depth), otherwise on its event type ``e``: both through ``dict`` tables per
+  market.
 
 Anything that is not a well-formed, known frame raises :class:`MessageParseError`, which the
 pipeline turns into a dead-letter record.
@@ -11,58 +22,114 @@ pipeline turns into a dead-letter record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import InvalidOperation
 from typing import Any, ClassVar
 
 import orjson
 
+from gateway.binance.events.base import Context, Payload, integer, time_us
+from gateway.binance.events.books import (
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    PriceLevel,
+    RpiDepthUpdate,
+    parse_book_ticker,
+    parse_depth_update,
+    parse_futures_depth_snapshot,
+    parse_rpi_depth_update,
+    parse_spot_depth_snapshot,
+)
+from gateway.binance.events.derivatives import (
+    AssetIndex,
+    CompositeIndex,
+    ContractInfo,
+    IndexComponent,
+    IndexPrice,
+    MarkPrice,
+    NotionalBracket,
+    TradingSession,
+    parse_asset_index,
+    parse_composite_index,
+    parse_contract_info,
+    parse_index_price,
+    parse_mark_price,
+    parse_trading_session,
+)
+from gateway.binance.events.klines import (
+    ContinuousKline,
+    IndexPriceKline,
+    Kline,
+    MarkPriceKline,
+    parse_continuous_kline,
+    parse_index_price_kline,
+    parse_kline,
+    parse_mark_price_kline,
+)
+from gateway.binance.events.tickers import (
+    AvgPrice,
+    MiniTicker,
+    ReferencePrice,
+    RollingTicker,
+    Ticker,
+    parse_avg_price,
+    parse_futures_ticker,
+    parse_mini_ticker,
+    parse_reference_price,
+    parse_rolling_ticker,
+    parse_spot_ticker,
+)
+from gateway.binance.events.trades import (
+    AggTrade,
+    BlockTrade,
+    ForceOrder,
+    Trade,
+    parse_agg_trade,
+    parse_block_trade,
+    parse_force_order,
+    parse_trade,
+)
 from gateway.binance.markets import Market
 from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError
 
-Payload = Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """One trade (``<symbol>@trade``)."""
-
-    KIND: ClassVar[str] = "trade"
-
-    market: str
-    symbol: str
-    event_time_us: int
-    trade_id: int
-    price: Decimal
-    quantity: Decimal
-    trade_time_us: int
-    buyer_is_maker: bool
-    best_match: bool | None
-    received_at_us: int
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AggTrade:
-    """Trades of one taker order at one price (``<symbol>@aggTrade``)."""
-
-    KIND: ClassVar[str] = "agg_trade"
-
-    market: str
-    symbol: str
-    event_time_us: int
-    agg_trade_id: int
-    price: Decimal
-    quantity: Decimal
-    first_trade_id: int
-    last_trade_id: int
-    trade_time_us: int
-    buyer_is_maker: bool
-    best_match: bool | None
-    received_at_us: int
-    extra: Mapping[str, str] = field(default_factory=dict)
+__all__ = [
+    "AggTrade",
+    "AssetIndex",
+    "AvgPrice",
+    "BlockTrade",
+    "BookTicker",
+    "CompositeIndex",
+    "ContinuousKline",
+    "ContractInfo",
+    "ControlReply",
+    "DepthSnapshot",
+    "DepthUpdate",
+    "Event",
+    "ForceOrder",
+    "FrameParser",
+    "IndexComponent",
+    "IndexPrice",
+    "IndexPriceKline",
+    "Kline",
+    "MarkPrice",
+    "MarkPriceKline",
+    "MarketEvent",
+    "MiniTicker",
+    "NotionalBracket",
+    "PriceLevel",
+    "PublicEvent",
+    "RecordEvent",
+    "ReferencePrice",
+    "RollingTicker",
+    "RpiDepthUpdate",
+    "ServerShutdown",
+    "Ticker",
+    "Trade",
+    "TradingSession",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,104 +153,182 @@ class ServerShutdown:
     event_time_us: int
 
 
+PublicEvent = (
+    Trade
+    | AggTrade
+    | BlockTrade
+    | Kline
+    | ContinuousKline
+    | IndexPriceKline
+    | MarkPriceKline
+    | MiniTicker
+    | Ticker
+    | RollingTicker
+    | BookTicker
+    | AvgPrice
+    | ReferencePrice
+    | DepthUpdate
+    | RpiDepthUpdate
+    | DepthSnapshot
+    | MarkPrice
+    | IndexPrice
+    | ForceOrder
+    | CompositeIndex
+    | ContractInfo
+    | AssetIndex
+    | TradingSession
+)
+"""Every public market-data event; each has a schema ``schemas/<market>/<KIND>.avsc``."""
+
+RecordEvent = PublicEvent
+"""Every event that becomes a Kafka record (``schema_group``, ``partition_key``, ...)."""
+
 MarketEvent = Trade | AggTrade
-Event = Trade | AggTrade | ControlReply | ServerShutdown
+"""What ``RecordBuilder.build`` handles until it keys by ``partition_key``; prefer RecordEvent."""
+
+Event = RecordEvent | ControlReply | ServerShutdown
+
+Handler = Callable[[Payload, Context], Event]
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    market: str
-    to_us: int
-    received_at_us: int
+def _server_shutdown(payload: Payload, ctx: Context) -> ServerShutdown:
+    return ServerShutdown(event_time_us=time_us(payload["E"], "E", ctx))
 
 
-def _decimal(value: object, name: str) -> Decimal:
-    # Binance sends prices and quantities as strings; a number here would already be a float.
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a decimal string, got {type(value).__name__}")
-    number = Decimal(value)
-    if not number.is_finite():
-        raise ValueError(f"{name} is not finite: {value!r}")
-    return number
-
-
-def _int(value: object, name: str) -> int:
-    # bool is an int subclass: reject it so a swapped field cannot pass as an id.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _str(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a boolean, got {type(value).__name__}")
-    return value
-
-
-def _optional_bool(payload: Payload, key: str) -> bool | None:
-    return _bool(payload[key], key) if key in payload else None
-
-
-def _extra(payload: Payload, known: frozenset[str]) -> dict[str, str]:
-    if payload.keys() <= known:
-        return {}
-    return {k: orjson.dumps(v).decode() for k, v in payload.items() if k not in known}
-
-
-_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M"])
-_AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"])
-
-
-def _trade(payload: Payload, ctx: _Context) -> Trade:
-    return Trade(
-        market=ctx.market,
-        symbol=_str(payload["s"], "s"),
-        event_time_us=_int(payload["E"], "E") * ctx.to_us,
-        trade_id=_int(payload["t"], "t"),
-        price=_decimal(payload["p"], "p"),
-        quantity=_decimal(payload["q"], "q"),
-        trade_time_us=_int(payload["T"], "T") * ctx.to_us,
-        buyer_is_maker=_bool(payload["m"], "m"),
-        best_match=_optional_bool(payload, "M"),
-        received_at_us=ctx.received_at_us,
-        extra=_extra(payload, _TRADE_KEYS),
-    )
-
-
-def _agg_trade(payload: Payload, ctx: _Context) -> AggTrade:
-    return AggTrade(
-        market=ctx.market,
-        symbol=_str(payload["s"], "s"),
-        event_time_us=_int(payload["E"], "E") * ctx.to_us,
-        agg_trade_id=_int(payload["a"], "a"),
-        price=_decimal(payload["p"], "p"),
-        quantity=_decimal(payload["q"], "q"),
-        first_trade_id=_int(payload["f"], "f"),
-        last_trade_id=_int(payload["l"], "l"),
-        trade_time_us=_int(payload["T"], "T") * ctx.to_us,
-        buyer_is_maker=_bool(payload["m"], "m"),
-        best_match=_optional_bool(payload, "M"),
-        received_at_us=ctx.received_at_us,
-        extra=_extra(payload, _AGG_TRADE_KEYS),
-    )
-
-
-def _server_shutdown(payload: Payload, ctx: _Context) -> ServerShutdown:
-    return ServerShutdown(event_time_us=_int(payload["E"], "E") * ctx.to_us)
-
-
-# Dispatch on the event type ``e``; issue "Records" widens this table to every event kind.
-_BY_EVENT_TYPE: dict[str, Callable[[Payload, _Context], Event]] = {
-    "trade": _trade,
-    "aggTrade": _agg_trade,
+_EVERY_MARKET: dict[str, Handler] = {
+    "aggTrade": parse_agg_trade,
+    "kline": parse_kline,
+    "24hrMiniTicker": parse_mini_ticker,
+    "depthUpdate": parse_depth_update,
     "serverShutdown": _server_shutdown,
 }
+_SPOT_EVENTS: dict[str, Handler] = {
+    **_EVERY_MARKET,
+    "trade": parse_trade,
+    "blockTrade": parse_block_trade,
+    "24hrTicker": parse_spot_ticker,
+    # Rolling-window tickers name their window in the event type.
+    "1hTicker": parse_rolling_ticker,
+    "4hTicker": parse_rolling_ticker,
+    "1dTicker": parse_rolling_ticker,
+    "avgPrice": parse_avg_price,
+    "referencePrice": parse_reference_price,
+}
+_FUTURES_EVENTS: dict[str, Handler] = {
+    **_EVERY_MARKET,
+    "24hrTicker": parse_futures_ticker,
+    "bookTicker": parse_book_ticker,
+    "markPriceUpdate": parse_mark_price,
+    "continuous_kline": parse_continuous_kline,
+    "forceOrder": parse_force_order,
+    "contractInfo": parse_contract_info,
+}
+_USDM_EVENTS: dict[str, Handler] = {
+    **_FUTURES_EVENTS,
+    "compositeIndex": parse_composite_index,
+    "assetIndexUpdate": parse_asset_index,
+    "EquityUpdate": parse_trading_session,
+    "CommodityUpdate": parse_trading_session,
+    "KR_EquityUpdate": parse_trading_session,
+}
+_COINM_EVENTS: dict[str, Handler] = {
+    **_FUTURES_EVENTS,
+    "indexPriceUpdate": parse_index_price,
+    "indexPrice_kline": parse_index_price_kline,
+    "markPrice_kline": parse_mark_price_kline,
+}
+
+# Channels (the stream name without symbol and speed) that decide the event kind themselves:
+# their payloads carry no ``e``, or the same ``e`` as another kind.
+_SPOT_CHANNELS: dict[str, Handler] = {
+    "bookTicker": parse_book_ticker,
+    "!bookTicker": parse_book_ticker,  # retired December 2022; same payload
+    "depth5": parse_spot_depth_snapshot,
+    "depth10": parse_spot_depth_snapshot,
+    "depth20": parse_spot_depth_snapshot,
+}
+_FUTURES_CHANNELS: dict[str, Handler] = {
+    "depth5": parse_futures_depth_snapshot,
+    "depth10": parse_futures_depth_snapshot,
+    "depth20": parse_futures_depth_snapshot,
+}
+_USDM_CHANNELS: dict[str, Handler] = {
+    **_FUTURES_CHANNELS,
+    "rpiDepth": parse_rpi_depth_update,
+    "tradingSession": parse_trading_session,
+}
+
+_EVENT_TABLES: dict[Market, dict[str, Handler]] = {
+    Market.SPOT: _SPOT_EVENTS,
+    Market.USDM: _USDM_EVENTS,
+    Market.COINM: _COINM_EVENTS,
+}
+_CHANNEL_TABLES: dict[Market, dict[str, Handler]] = {
+    Market.SPOT: _SPOT_CHANNELS,
+    Market.USDM: _USDM_CHANNELS,
+    Market.COINM: _FUTURES_CHANNELS,
+}
+
+RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
+    "spot": (
+        Trade,
+        AggTrade,
+        BlockTrade,
+        Kline,
+        MiniTicker,
+        Ticker,
+        RollingTicker,
+        BookTicker,
+        AvgPrice,
+        ReferencePrice,
+        DepthUpdate,
+        DepthSnapshot,
+    ),
+    "usdm": (
+        AggTrade,
+        Kline,
+        ContinuousKline,
+        MiniTicker,
+        Ticker,
+        BookTicker,
+        DepthUpdate,
+        RpiDepthUpdate,
+        DepthSnapshot,
+        MarkPrice,
+        ForceOrder,
+        CompositeIndex,
+        ContractInfo,
+        AssetIndex,
+        TradingSession,
+    ),
+    "coinm": (
+        AggTrade,
+        Kline,
+        ContinuousKline,
+        IndexPriceKline,
+        MarkPriceKline,
+        MiniTicker,
+        Ticker,
+        BookTicker,
+        DepthUpdate,
+        DepthSnapshot,
+        MarkPrice,
+        IndexPrice,
+        ForceOrder,
+        ContractInfo,
+    ),
+}
+"""The record classes each schema group receives: ``schemas/<group>/<cls.KIND>.avsc`` each."""
+
+_REPLY_KEYS = frozenset(["result", "code", "error"])
+
+
+def channel_of(stream: str) -> str:
+    """``btcusdt@depth5@100ms`` → ``depth5``; ``!bookTicker`` and ``tradingSession`` stay."""
+    head, _, rest = stream.partition("@")
+    if not rest or head.startswith("!"):
+        return head
+    return rest.partition("@")[0]
 
 
 def _control_reply(message: Payload) -> ControlReply:
@@ -195,49 +340,106 @@ def _control_reply(message: Payload) -> ControlReply:
         return ControlReply(
             request_id=message.get("id"),
             result=None,
-            error_code=_int(message["code"], "code"),
+            error_code=integer(message["code"], "code"),
             error_message=str(message.get("msg", "")),
         )
     return ControlReply(request_id=message.get("id"), result=message.get("result"))
 
 
 class FrameParser:
-    """Parses the frames of one connection, which fixes the market and the time unit."""
+    """Parses the frames of one connection, which fixes the market and the time unit.
 
-    def __init__(self, market: Market, time_unit: TimeUnit = TimeUnit.MILLISECOND) -> None:
+    ``stream`` names the stream of a raw ``/ws/<stream>`` connection, whose frames do not say it;
+    combined-stream frames name their own.
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        time_unit: TimeUnit = TimeUnit.MILLISECOND,
+        *,
+        stream: str | None = None,
+    ) -> None:
         self.market = market
         self.time_unit = time_unit
+        self.stream = stream
+        self._by_event_type = _EVENT_TABLES[market]
+        self._by_channel = _CHANNEL_TABLES[market]
 
-    def parse(self, raw: bytes | str, received_at_us: int) -> list[Event]:
-        """Turn one WebSocket frame into events; raise MessageParseError if it is not one."""
+    def parse(
+        self, raw: bytes | str, received_at_us: int, stream: str | None = None
+    ) -> list[Event]:
+        """Turn one WebSocket frame into events; raise MessageParseError if it is not one.
+
+        ``stream`` overrides the connection's stream name for this frame.
+        """
         payload_bytes = raw.encode() if isinstance(raw, str) else raw
-        stream: str | None = None
+        stream = stream or self.stream
         try:
             message = orjson.loads(payload_bytes)
-            if isinstance(message, dict) and "stream" in message and "data" in message:
-                stream = message["stream"]
-                message = message["data"]
-            ctx = _Context(self.market.value, self.time_unit.to_us, received_at_us)
+            subscription_id = None
+            if type(message) is dict:
+                if "stream" in message and "data" in message:
+                    stream = _stream_name(message["stream"])
+                    message = message["data"]
+                elif "event" in message and "e" not in message:
+                    subscription_id = _subscription_id(message)
+                    message = message["event"]
+            ctx = Context(
+                self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
+            )
             return self._events(message, ctx)
         except MessageParseError:
             raise
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+            InvalidOperation,
+        ) as exc:
             raise MessageParseError(
                 f"{type(exc).__name__}: {exc}", stream=stream, payload=payload_bytes
             ) from exc
 
-    def _events(self, message: object, ctx: _Context) -> list[Event]:
-        if isinstance(message, list):
+    def _events(self, message: object, ctx: Context) -> list[Event]:
+        if type(message) is dict:
+            return [self._event(message, ctx)]
+        if type(message) is list:
             # All-market streams (``!miniTicker@arr``) send arrays: one event per element.
-            return [event for item in message for event in self._events(item, ctx)]
-        if not isinstance(message, dict):
-            raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+            return [self._event(_object(item), ctx) for item in message]
+        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+
+    def _event(self, message: Payload, ctx: Context) -> Event:
         event_type = message.get("e")
+        if event_type is None and "id" in message and not _REPLY_KEYS.isdisjoint(message):
+            return _control_reply(message)
+        if ctx.stream is not None:
+            by_stream = self._by_channel.get(channel_of(ctx.stream))
+            if by_stream is not None:
+                return by_stream(message, ctx)
         if event_type is None:
-            if "id" in message and message.keys() & {"result", "code", "error"}:
-                return [_control_reply(message)]
-            raise ValueError("frame has no event type 'e'")
-        handler = _BY_EVENT_TYPE.get(event_type)
+            raise ValueError("frame has no event type 'e' and no stream that implies one")
+        handler = self._by_event_type.get(event_type)
         if handler is None:
             raise ValueError(f"unknown event type {event_type!r}")
-        return [handler(message, ctx)]
+        return handler(message, ctx)
+
+
+def _object(item: object) -> Payload:
+    if type(item) is not dict:
+        raise ValueError(f"expected a JSON object in the array, got {type(item).__name__}")
+    return item
+
+
+def _stream_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"stream must be a string, got {type(value).__name__}")
+    return value
+
+
+def _subscription_id(wrapper: Payload) -> int | None:
+    value = wrapper.get("subscriptionId")
+    return None if value is None else integer(value, "subscriptionId")

@@ -6,10 +6,21 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gateway.binance.markets import Market
-from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
+from gateway.binance.messages import (
+    AggTrade,
+    BookTicker,
+    ControlReply,
+    DepthSnapshot,
+    DepthUpdate,
+    FrameParser,
+    RpiDepthUpdate,
+    ServerShutdown,
+    Trade,
+    channel_of,
+)
 from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError
-from tests.vectors import vector, vector_bytes
+from tests.vectors import VECTORS_DIR, vector, vector_bytes
 
 SPOT = FrameParser(Market.SPOT)
 
@@ -145,3 +156,201 @@ def test_any_well_formed_trade_parses_exactly(trade_id, price, quantity, event_m
 def test_arbitrary_bytes_never_escape_as_anything_but_parse_errors(data):
     with contextlib.suppress(MessageParseError):
         SPOT.parse(data, 0)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+EVENT_TYPES = sorted(
+    {"trade", "aggTrade", "kline", "depthUpdate", "24hrTicker", "1hTicker", "bookTicker"}
+    | {"markPriceUpdate", "forceOrder", "contractInfo", "compositeIndex", "indexPrice_kline"}
+    | {"continuous_kline", "EquityUpdate", "referencePrice", "avgPrice", "assetIndexUpdate"}
+)
+WIRE_KEYS = [*"eEsStpqTmMaflbBAuUkcohvnxiLwPOCFQVrWgGzXNI", "ps", "pu", "ap", "bks", "nq"]
+
+
+@given(
+    market=st.sampled_from(list(Market)),
+    event_type=st.sampled_from(EVENT_TYPES),
+    fields=st.dictionaries(st.sampled_from(WIRE_KEYS), json_values, max_size=12),
+    stream=st.sampled_from([None, "btcusdt@depth5", "bnbusdt@bookTicker", "x@rpiDepth@500ms"]),
+    wrap=st.sampled_from(["raw", "combined", "user", "array"]),
+)
+def test_structurally_valid_objects_with_random_values_fail_only_as_parse_errors(
+    market, event_type, fields, stream, wrap
+):
+    payload = {"e": event_type, **fields}
+    frame = {
+        "raw": payload,
+        "combined": {"stream": stream or "btcusdt@trade", "data": payload},
+        "user": {"subscriptionId": 3, "event": payload},
+        "array": [payload, payload],
+    }[wrap]
+    with contextlib.suppress(MessageParseError):
+        FrameParser(market).parse(orjson.dumps(frame), 0, stream=stream)
+
+
+@given(
+    base=st.sampled_from(["spot/trade.json", "spot/kline.json", "usdm/contractInfo.json"]),
+    key=st.sampled_from(WIRE_KEYS),
+    value=json_values,
+)
+def test_any_one_field_replaced_by_any_json_value_fails_only_as_a_parse_error(base, key, value):
+    market = Market(base.split("/")[0])
+    payload = vector(base) | {key: value}
+    with contextlib.suppress(MessageParseError):
+        FrameParser(market).parse(orjson.dumps(payload), 0)
+
+
+def test_channel_of_strips_symbol_and_speed():
+    assert channel_of("btcusdt@depth5@100ms") == "depth5"
+    assert channel_of("btcusdt@kline_1m@+08:00") == "kline_1m"
+    assert channel_of("!bookTicker") == "!bookTicker"
+    assert channel_of("!miniTicker@arr") == "!miniTicker"
+    assert channel_of("tradingSession") == "tradingSession"
+
+
+def test_a_raw_connection_names_its_stream_once():
+    parser = FrameParser(Market.SPOT, stream="bnbusdt@bookTicker")
+    [event] = parser.parse(vector_bytes("spot/bookTicker.json"), 0)
+    assert isinstance(event, BookTicker)
+    assert event.event_time_us is None
+    assert event.record_time_us == 0  # no event time: the receive time dates the record
+
+
+def test_a_control_reply_on_a_raw_partial_depth_connection_is_still_a_reply():
+    parser = FrameParser(Market.SPOT, stream="bnbbtc@depth5")
+    [reply] = parser.parse(b'{"result": null, "id": 1}', 0)
+    assert reply == ControlReply(request_id=1, result=None)
+
+
+def test_spot_frames_without_event_type_need_a_stream_that_implies_one():
+    with pytest.raises(MessageParseError, match="no event type"):
+        SPOT.parse(vector_bytes("spot/bookTicker.json"), 0)
+    with pytest.raises(MessageParseError, match="partial-depth payload needs its stream"):
+        SPOT.parse(vector_bytes("spot/depth_partial.json"), 0, stream="depth5")
+
+
+def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_stream():
+    usdm = FrameParser(Market.USDM)
+    frame = vector_bytes("usdm/depth_partial.json")
+    assert isinstance(usdm.parse(frame, 0)[0], DepthUpdate)
+    assert isinstance(usdm.parse(frame, 0, stream="btcusdt@depth5@100ms")[0], DepthSnapshot)
+    rpi = usdm.parse(vector_bytes("usdm/rpiDepth.json"), 0, stream="btcusdt@rpiDepth@500ms")
+    assert isinstance(rpi[0], RpiDepthUpdate)
+    assert not isinstance(rpi[0], DepthUpdate)
+
+
+def test_each_market_knows_only_its_own_event_types():
+    with pytest.raises(MessageParseError, match="unknown event type"):
+        FrameParser(Market.USDM).parse(vector_bytes("spot/trade.json"), 0)
+    with pytest.raises(MessageParseError, match="unknown event type"):
+        FrameParser(Market.COINM).parse(vector_bytes("usdm/compositeIndex.json"), 0)
+    with pytest.raises(MessageParseError, match="unknown event type"):
+        SPOT.parse(vector_bytes("usdm/markPrice.json"), 0)
+
+
+def test_all_market_arrays_become_one_event_per_symbol():
+    events = FrameParser(Market.COINM).parse(vector_bytes("coinm/markPrice_pair_arr.json"), 0)
+    assert [e.symbol for e in events] == ["BTCUSD_201225", "BTCUSD_PERP"]
+    assert [e.funding_rate for e in events] == [None, Decimal("0E-8")]
+
+
+def test_unknown_nested_fields_are_kept_with_their_path():
+    payload = vector("spot/kline.json")
+    payload["k"] = payload["k"] | {"Z": [1]}
+    [event] = SPOT.parse(orjson.dumps(payload), 0)
+    assert event.extra == {"k.Z": "[1]"}
+    assert event.ignored == {"k.B": '"123456"'}
+    info = vector("usdm/contractInfo.json")
+    info["bks"][1]["new"] = "x"
+    [event] = FrameParser(Market.USDM).parse(orjson.dumps(info), 0)
+    assert event.extra == {"bks[1].new": '"x"'}
+
+
+def test_contract_info_numbers_are_exact_decimals():
+    [event] = FrameParser(Market.USDM).parse(vector_bytes("usdm/contractInfo.json"), 0)
+    assert [b.maintenance_ratio for b in event.brackets] == [Decimal("0.01"), Decimal("0.025")]
+    without = {k: v for k, v in vector("usdm/contractInfo.json").items() if k != "bks"}
+    [event] = FrameParser(Market.USDM).parse(orjson.dumps(without), 0)
+    assert event.brackets is None  # "unchanged", not "no brackets"
+
+
+def test_kline_with_a_foreign_inner_symbol_is_malformed():
+    payload = vector("spot/kline.json")
+    payload["k"]["s"] = "ETHBTC"
+    with pytest.raises(MessageParseError, match="differs"):
+        SPOT.parse(orjson.dumps(payload), 0)
+
+
+def test_ids_and_times_beyond_64_bits_are_refused():
+    with pytest.raises(MessageParseError, match="64-bit"):
+        SPOT.parse(orjson.dumps(vector("spot/trade.json") | {"t": 2**63}), 0)
+    with pytest.raises(MessageParseError, match="64-bit"):
+        SPOT.parse(orjson.dumps(vector("spot/trade.json") | {"E": 2**62}), 0)
+
+
+def test_partition_keys_and_schema_groups():
+    [trade] = SPOT.parse(vector_bytes("spot/trade.json"), 0)
+    assert (trade.partition_key, trade.schema_group) == ("BNBBTC", "spot")
+    [kline] = FrameParser(Market.USDM).parse(vector_bytes("usdm/continuousKline.json"), 0)
+    assert kline.partition_key == "BTCUSDT"
+    [session] = FrameParser(Market.USDM).parse(vector_bytes("usdm/tradingSession.json"), 0)
+    assert session.partition_key == "Equity"
+    [price] = SPOT.parse(vector_bytes("spot/referencePrice.json"), 0)
+    assert price.record_time_us == 1770313263917000
+
+
+RETYPED = [None, True, -1, 2**64 - 1, 1.5, "", "x", "-1e999", [], [[]], {}, {"a": 1}]
+STREAMS = {
+    "spot/bookTicker.json": "bnbusdt@bookTicker",
+    "spot/depth_partial.json": "bnbbtc@depth5",
+    "usdm/depth_partial.json": "btcusdt@depth5",
+    "usdm/rpiDepth.json": "btcusdt@rpiDepth@500ms",
+}
+PAYLOAD_VECTORS = sorted(
+    str(path.relative_to(VECTORS_DIR))
+    for path in VECTORS_DIR.glob("*/*.json")
+    if not path.name.startswith(("rest_", "control_", "wsapi_"))
+)
+
+
+def mutations(value, path=()):
+    """Every way of replacing one value (at any depth) by a wrongly typed one."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, inner in items:
+        for bad in RETYPED:
+            yield (*path, key), bad
+        yield from mutations(inner, (*path, key))
+
+
+def replaced(document, path, bad):
+    copy = orjson.loads(orjson.dumps(document))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = bad
+    return copy
+
+
+@pytest.mark.parametrize("name", PAYLOAD_VECTORS)
+def test_every_value_of_every_vector_retyped_fails_only_as_a_parse_error(name):
+    market = Market(name.split("/")[0].removesuffix("-user"))
+    parser = FrameParser(market, stream=STREAMS.get(name))
+    document = vector(name)
+    for path, bad in mutations(document):
+        with contextlib.suppress(MessageParseError):
+            parser.parse(orjson.dumps(replaced(document, path, bad)), 0)

@@ -1,0 +1,215 @@
+"""What every event shares: the parse context, the record contract and the wire-value readers.
+
+Readers turn one JSON value into one typed value or raise ``ValueError`` / ``TypeError`` /
+``KeyError``; :class:`~gateway.binance.messages.FrameParser` turns those into
+:class:`~gateway.errors.MessageParseError`. They are strict on purpose: a swapped or retyped field
+must fail loudly (and be dead-lettered), never pass as a plausible number.
+
+Exactness rules, documented in ``schemas/README.md``:
+
+* prices and quantities arrive as decimal strings and become :class:`~decimal.Decimal` as sent;
+* a few values arrive as JSON numbers (``!contractInfo`` brackets): integers are exact, and a
+  float becomes the decimal of its shortest round-trip repr, which is the literal Binance sent
+  whenever it has at most 15 significant digits;
+* null-or-decimal values (``null`` or ``""`` where a decimal is expected) become ``None``;
+* timestamps become integer epoch microseconds whatever ``timeUnit`` the connection uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+
+Payload = Mapping[str, Any]
+T = TypeVar("T")
+
+# Avro ``long`` bounds: ids and timestamps outside them could not be written exactly.
+LONG_MIN = -(2**63)
+LONG_MAX = 2**63 - 1
+
+ACCOUNT_WIDE_KEY = "account"
+"""Partition key of account events that concern no single symbol or asset (see schemas/README)."""
+
+
+@dataclass(slots=True)
+class Context:
+    """What the parser knows about one frame beyond its payload.
+
+    Not frozen: one is made per frame, and a frozen dataclass's ``__init__`` costs three times as
+    much. Nothing mutates it.
+    """
+
+    market: str
+    to_us: int
+    received_at_us: int
+    stream: str | None = None
+    subscription_id: int | None = None
+
+
+class Publishable:
+    """The record contract of an event, on top of its fields (which are the Avro fields).
+
+    ``KIND`` names the schema file and the topic; ``ACCOUNT`` events (user data) live in the
+    ``<market>_user`` schema group; ``KEY_FIELD`` names the field whose value is the Kafka key, and
+    ``TIME_FIELD`` the field that dates the record.
+    """
+
+    __slots__ = ()
+
+    KIND: ClassVar[str]
+    ACCOUNT: ClassVar[bool] = False
+    KEY_FIELD: ClassVar[str | None] = "symbol"
+    TIME_FIELD: ClassVar[str] = "event_time_us"
+
+    market: str
+    received_at_us: int
+
+    @property
+    def schema_group(self) -> str:
+        """``schemas/<group>/<KIND>.avsc`` and the topic's middle part: ``spot`` or ``spot_user``."""
+        return f"{self.market}_user" if self.ACCOUNT else self.market
+
+    @property
+    def partition_key(self) -> str:
+        """The Kafka key: the symbol (or pair, asset) whose order must be kept."""
+        if self.KEY_FIELD is None:
+            return ACCOUNT_WIDE_KEY
+        value = getattr(self, self.KEY_FIELD)
+        return value if isinstance(value, str) else ACCOUNT_WIDE_KEY
+
+    @property
+    def record_time_us(self) -> int:
+        """The record's timestamp: Binance's own time, or the receive time when it sent none."""
+        value = getattr(self, self.TIME_FIELD)
+        return value if isinstance(value, int) else self.received_at_us
+
+
+def decimal(value: object, name: str) -> Decimal:
+    """A decimal string; a JSON number here would already have been through a float."""
+    if type(value) is not str:
+        raise ValueError(f"{name} must be a decimal string, got {type(value).__name__}")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"{name} is not finite: {value!r}")
+    return number
+
+
+def decimal_or_null(value: object, name: str) -> Decimal | None:
+    """A decimal string, or ``None`` for ``null`` and ``""`` (e.g. COIN-M delivery funding)."""
+    if value is None or value == "":
+        return None
+    return decimal(value, name)
+
+
+def number(value: object, name: str) -> Decimal:
+    """A JSON number (or decimal string) as an exact decimal; see the module docstring."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got bool")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return decimal(repr(value), name)
+    return decimal(value, name)
+
+
+def integer(value: object, name: str) -> int:
+    """An integer within Avro ``long``; ``type(...) is int`` also refuses bool, an int subclass."""
+    if type(value) is not int:
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
+    if not LONG_MIN <= value <= LONG_MAX:
+        raise ValueError(f"{name} is out of the 64-bit range: {value}")
+    return value
+
+
+def integer_or_digits(value: object, name: str) -> int:
+    """An integer, also accepted as a digit string (futures ``listenKeyExpired`` sends ``E`` so)."""
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
+        return integer(int(value), name)
+    return integer(value, name)
+
+
+def text(value: object, name: str) -> str:
+    """A non-empty string: symbols, statuses, ids."""
+    if type(value) is not str or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def any_text(value: object, name: str) -> str:
+    """A string that may be empty (e.g. an unset original client order id)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def boolean(value: object, name: str) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{name} must be a boolean, got {type(value).__name__}")
+    return value
+
+
+def time_us(value: object, name: str, ctx: Context) -> int:
+    """A Binance timestamp in the connection's unit, as epoch microseconds."""
+    if type(value) is not int:
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
+    micros = value * ctx.to_us
+    if not LONG_MIN <= micros <= LONG_MAX:
+        raise ValueError(f"{name} is out of the 64-bit range in microseconds: {value}")
+    return micros
+
+
+def optional(payload: Payload, key: str, read: Callable[[object, str], T]) -> T | None:
+    """``read`` the value of ``key``, or ``None`` when it is absent or null."""
+    value = payload.get(key)
+    return None if value is None else read(value, key)
+
+
+def optional_time_us(payload: Payload, key: str, ctx: Context) -> int | None:
+    value = payload.get(key)
+    return None if value is None else time_us(value, key, ctx)
+
+
+def obj(value: object, name: str) -> Payload:
+    """A nested JSON object."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
+def array(value: object, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be an array, got {type(value).__name__}")
+    return value
+
+
+def extra(payload: Payload, known: frozenset[str], prefix: str = "") -> dict[str, str]:
+    """Fields Binance sent that the schema does not name yet, JSON-encoded.
+
+    Keys of nested objects carry their path: ``k.X`` for key ``X`` inside ``k``, ``c[1].X`` inside
+    the second element of array ``c``.
+    """
+    if payload.keys() <= known:
+        return {}
+    return {prefix + k: orjson.dumps(v).decode() for k, v in payload.items() if k not in known}
+
+
+def ignored(payload: Payload, keys: frozenset[str], prefix: str = "") -> dict[str, str]:
+    """Fields Binance documents as "Ignore", kept JSON-encoded so nothing it sends is lost."""
+    return {prefix + k: orjson.dumps(v).decode() for k, v in payload.items() if k in keys}
+
+
+def merged(*parts: Mapping[str, str]) -> dict[str, str]:
+    """One ``extra`` map from several levels; empty in the common case without allocation."""
+    non_empty = [part for part in parts if part]
+    if not non_empty:
+        return {}
+    if len(non_empty) == 1:
+        return dict(non_empty[0])
+    result: dict[str, str] = {}
+    for part in non_empty:
+        result.update(part)
+    return result

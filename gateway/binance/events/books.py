@@ -1,0 +1,208 @@
+"""Order books: diff depth, RPI diff depth, partial-depth snapshots and the best bid/ask."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar, TypeVar
+
+from gateway.binance.events.base import (
+    Context,
+    Payload,
+    Publishable,
+    array,
+    decimal,
+    extra,
+    integer,
+    optional,
+    optional_time_us,
+    text,
+    time_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceLevel:
+    """One book level; quantity 0 in a diff removes the level."""
+
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class _DepthDiff(Publishable):
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int
+    transaction_time_us: int | None
+    first_update_id: int
+    final_update_id: int
+    previous_final_update_id: int | None
+    bids: Sequence[PriceLevel]
+    asks: Sequence[PriceLevel]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DepthUpdate(_DepthDiff):
+    """A diff of one symbol's book (``<symbol>@depth[@100ms]``): what the book sync consumes."""
+
+    KIND: ClassVar[str] = "depth_update"
+
+
+@dataclass(frozen=True, slots=True)
+class RpiDepthUpdate(_DepthDiff):
+    """A USD-M diff that includes RPI orders (``<symbol>@rpiDepth@500ms``).
+
+    A class of its own, not a :class:`DepthUpdate` subclass, so it can never be fed into the
+    ordinary book by an ``isinstance`` check.
+    """
+
+    KIND: ClassVar[str] = "rpi_depth_update"
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot(Publishable):
+    """The top levels of one symbol's book (``<symbol>@depth<5|10|20>``).
+
+    Spot sends ``{lastUpdateId, bids, asks}`` with no symbol (it comes from the stream name);
+    futures send a full ``depthUpdate`` whose ``u`` is the snapshot's last update id.
+    """
+
+    KIND: ClassVar[str] = "depth_snapshot"
+
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int | None
+    transaction_time_us: int | None
+    first_update_id: int | None
+    last_update_id: int
+    previous_final_update_id: int | None
+    bids: Sequence[PriceLevel]
+    asks: Sequence[PriceLevel]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker(Publishable):
+    """Best bid and ask of one symbol (``<symbol>@bookTicker``, futures ``!bookTicker``)."""
+
+    KIND: ClassVar[str] = "book_ticker"
+
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int | None
+    transaction_time_us: int | None
+    update_id: int
+    bid_price: Decimal
+    bid_quantity: Decimal
+    ask_price: Decimal
+    ask_quantity: Decimal
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+_DEPTH_KEYS = frozenset(["e", "E", "T", "s", "ps", "U", "u", "pu", "b", "a"])
+_SPOT_SNAPSHOT_KEYS = frozenset(["lastUpdateId", "bids", "asks"])
+_BOOK_TICKER_KEYS = frozenset(["e", "E", "T", "s", "ps", "u", "b", "B", "a", "A"])
+
+
+def levels(value: object, name: str) -> list[PriceLevel]:
+    """``[["price", "quantity"], ...]``; a level with more or fewer entries is malformed."""
+    result = []
+    for level in array(value, name):
+        price, quantity = array(level, name)
+        result.append(PriceLevel(decimal(price, name), decimal(quantity, name)))
+    return result
+
+
+def symbol_of_stream(ctx: Context) -> str:
+    """``btcusdt@depth5@100ms`` → ``BTCUSDT``: partial depth on spot names its symbol nowhere else."""
+    if not ctx.stream or "@" not in ctx.stream:
+        raise ValueError("a partial-depth payload needs its stream name to know its symbol")
+    return text(ctx.stream.partition("@")[0].upper(), "stream")
+
+
+_Diff = TypeVar("_Diff", bound=_DepthDiff)
+
+
+def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context) -> _Diff:
+    return cls(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        pair=optional(payload, "ps", text),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=optional_time_us(payload, "T", ctx),
+        first_update_id=integer(payload["U"], "U"),
+        final_update_id=integer(payload["u"], "u"),
+        previous_final_update_id=optional(payload, "pu", integer),
+        bids=levels(payload["b"], "b"),
+        asks=levels(payload["a"], "a"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _DEPTH_KEYS),
+    )
+
+
+def parse_depth_update(payload: Payload, ctx: Context) -> DepthUpdate:
+    return _depth_diff(DepthUpdate, payload, ctx)
+
+
+def parse_rpi_depth_update(payload: Payload, ctx: Context) -> RpiDepthUpdate:
+    return _depth_diff(RpiDepthUpdate, payload, ctx)
+
+
+def parse_spot_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
+    return DepthSnapshot(
+        market=ctx.market,
+        symbol=symbol_of_stream(ctx),
+        pair=None,
+        event_time_us=None,
+        transaction_time_us=None,
+        first_update_id=None,
+        last_update_id=integer(payload["lastUpdateId"], "lastUpdateId"),
+        previous_final_update_id=None,
+        bids=levels(payload["bids"], "bids"),
+        asks=levels(payload["asks"], "asks"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _SPOT_SNAPSHOT_KEYS),
+    )
+
+
+def parse_futures_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
+    return DepthSnapshot(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        pair=optional(payload, "ps", text),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=optional_time_us(payload, "T", ctx),
+        first_update_id=integer(payload["U"], "U"),
+        last_update_id=integer(payload["u"], "u"),
+        previous_final_update_id=optional(payload, "pu", integer),
+        bids=levels(payload["b"], "b"),
+        asks=levels(payload["a"], "a"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _DEPTH_KEYS),
+    )
+
+
+def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
+    return BookTicker(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        pair=optional(payload, "ps", text),
+        event_time_us=optional_time_us(payload, "E", ctx),
+        transaction_time_us=optional_time_us(payload, "T", ctx),
+        update_id=integer(payload["u"], "u"),
+        bid_price=decimal(payload["b"], "b"),
+        bid_quantity=decimal(payload["B"], "B"),
+        ask_price=decimal(payload["a"], "a"),
+        ask_quantity=decimal(payload["A"], "A"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _BOOK_TICKER_KEYS),
+    )

@@ -1,0 +1,262 @@
+"""Candlesticks: symbol, continuous-contract, index-price and mark-price klines.
+
+Binance nests the bar in ``k``; records flatten it, so every kline kind reads as one row with the
+same names for the same things (``open_time_us``, ``open_price``, ... ``closed``). Keys Binance
+documents as "Ignore" are kept in ``ignored`` (JSON-encoded, keyed ``k.<letter>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar
+
+from gateway.binance.events.base import (
+    Context,
+    Payload,
+    Publishable,
+    boolean,
+    decimal,
+    extra,
+    ignored,
+    integer,
+    merged,
+    obj,
+    text,
+    time_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Kline(Publishable):
+    """One symbol's candle so far (``<symbol>@kline_<interval>[@+08:00]``), every market."""
+
+    KIND: ClassVar[str] = "kline"
+
+    market: str
+    symbol: str
+    event_time_us: int
+    interval: str
+    timezone: str | None
+    open_time_us: int
+    close_time_us: int
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    close_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    taker_buy_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    first_trade_id: int
+    last_trade_id: int
+    trade_count: int
+    closed: bool
+    ignored: Mapping[str, str]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuousKline(Publishable):
+    """A futures pair's candle for one contract type (``<pair>_<type>@continuousKline_<i>``)."""
+
+    KIND: ClassVar[str] = "continuous_kline"
+    KEY_FIELD: ClassVar[str | None] = "pair"
+
+    market: str
+    pair: str
+    contract_type: str
+    event_time_us: int
+    interval: str
+    open_time_us: int
+    close_time_us: int
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    close_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    taker_buy_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    first_update_id: int
+    last_update_id: int
+    trade_count: int
+    closed: bool
+    ignored: Mapping[str, str]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPriceKline(Publishable):
+    """COIN-M index price candle of a pair (``<pair>@indexPriceKline_<interval>``)."""
+
+    KIND: ClassVar[str] = "index_price_kline"
+    KEY_FIELD: ClassVar[str | None] = "pair"
+
+    market: str
+    pair: str
+    event_time_us: int
+    interval: str
+    open_time_us: int
+    close_time_us: int
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    close_price: Decimal
+    sample_count: int
+    closed: bool
+    ignored: Mapping[str, str]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPriceKline(Publishable):
+    """COIN-M mark price candle of a symbol (``<symbol>@markPriceKline_<interval>``)."""
+
+    KIND: ClassVar[str] = "mark_price_kline"
+
+    market: str
+    symbol: str
+    pair: str
+    event_time_us: int
+    interval: str
+    open_time_us: int
+    close_time_us: int
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    close_price: Decimal
+    sample_count: int
+    closed: bool
+    ignored: Mapping[str, str]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+_KLINE_KEYS = frozenset(["e", "E", "s", "k"])
+_KLINE_BAR_KEYS = frozenset(
+    ["t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"]
+)
+_CONTINUOUS_KEYS = frozenset(["e", "E", "ps", "ct", "k"])
+_CONTINUOUS_BAR_KEYS = _KLINE_BAR_KEYS - {"s"}
+_PRICE_KLINE_KEYS = frozenset(["e", "E", "ps", "k"])
+_PRICE_BAR_KEYS = frozenset(["t", "T", "i", "o", "c", "h", "l", "n", "x"])
+_TRADE_BAR_IGNORED = frozenset({"B"})
+# Index and mark price bars carry the trade-bar keys too, all documented as "Ignore".
+_PRICE_BAR_IGNORED = frozenset(["f", "L", "v", "q", "V", "Q", "B"])
+# On index klines k.s is documented as "Ignore" too (sent as "0"): an index has no symbol.
+_INDEX_BAR_IGNORED = _PRICE_BAR_IGNORED | {"s"}
+_PRICE_BAR_ALL_KEYS = _PRICE_BAR_KEYS | _INDEX_BAR_IGNORED
+
+
+def _timezone(ctx: Context) -> str | None:
+    # "btcusdt@kline_1m@+08:00": same payload as UTC, only the window boundaries differ.
+    if ctx.stream is None or "@+" not in ctx.stream:
+        return None
+    return ctx.stream.rpartition("@")[2]
+
+
+def parse_kline(payload: Payload, ctx: Context) -> Kline:
+    bar = obj(payload["k"], "k")
+    symbol = text(payload["s"], "s")
+    if bar.get("s", symbol) != symbol:
+        raise ValueError(f"kline symbol k.s={bar['s']!r} differs from s={symbol!r}")
+    return Kline(
+        market=ctx.market,
+        symbol=symbol,
+        event_time_us=time_us(payload["E"], "E", ctx),
+        interval=text(bar["i"], "k.i"),
+        timezone=_timezone(ctx),
+        open_time_us=time_us(bar["t"], "k.t", ctx),
+        close_time_us=time_us(bar["T"], "k.T", ctx),
+        open_price=decimal(bar["o"], "k.o"),
+        high_price=decimal(bar["h"], "k.h"),
+        low_price=decimal(bar["l"], "k.l"),
+        close_price=decimal(bar["c"], "k.c"),
+        volume=decimal(bar["v"], "k.v"),
+        quote_volume=decimal(bar["q"], "k.q"),
+        taker_buy_volume=decimal(bar["V"], "k.V"),
+        taker_buy_quote_volume=decimal(bar["Q"], "k.Q"),
+        first_trade_id=integer(bar["f"], "k.f"),
+        last_trade_id=integer(bar["L"], "k.L"),
+        trade_count=integer(bar["n"], "k.n"),
+        closed=boolean(bar["x"], "k.x"),
+        ignored=ignored(bar, _TRADE_BAR_IGNORED, "k."),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _KLINE_KEYS), extra(bar, _KLINE_BAR_KEYS, "k.")),
+    )
+
+
+def parse_continuous_kline(payload: Payload, ctx: Context) -> ContinuousKline:
+    bar = obj(payload["k"], "k")
+    return ContinuousKline(
+        market=ctx.market,
+        pair=text(payload["ps"], "ps"),
+        contract_type=text(payload["ct"], "ct"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        interval=text(bar["i"], "k.i"),
+        open_time_us=time_us(bar["t"], "k.t", ctx),
+        close_time_us=time_us(bar["T"], "k.T", ctx),
+        open_price=decimal(bar["o"], "k.o"),
+        high_price=decimal(bar["h"], "k.h"),
+        low_price=decimal(bar["l"], "k.l"),
+        close_price=decimal(bar["c"], "k.c"),
+        volume=decimal(bar["v"], "k.v"),
+        quote_volume=decimal(bar["q"], "k.q"),
+        taker_buy_volume=decimal(bar["V"], "k.V"),
+        taker_buy_quote_volume=decimal(bar["Q"], "k.Q"),
+        first_update_id=integer(bar["f"], "k.f"),
+        last_update_id=integer(bar["L"], "k.L"),
+        trade_count=integer(bar["n"], "k.n"),
+        closed=boolean(bar["x"], "k.x"),
+        ignored=ignored(bar, _TRADE_BAR_IGNORED, "k."),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _CONTINUOUS_KEYS), extra(bar, _CONTINUOUS_BAR_KEYS, "k.")),
+    )
+
+
+def parse_index_price_kline(payload: Payload, ctx: Context) -> IndexPriceKline:
+    bar = obj(payload["k"], "k")
+    return IndexPriceKline(
+        market=ctx.market,
+        pair=text(payload["ps"], "ps"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        interval=text(bar["i"], "k.i"),
+        open_time_us=time_us(bar["t"], "k.t", ctx),
+        close_time_us=time_us(bar["T"], "k.T", ctx),
+        open_price=decimal(bar["o"], "k.o"),
+        high_price=decimal(bar["h"], "k.h"),
+        low_price=decimal(bar["l"], "k.l"),
+        close_price=decimal(bar["c"], "k.c"),
+        sample_count=integer(bar["n"], "k.n"),
+        closed=boolean(bar["x"], "k.x"),
+        ignored=ignored(bar, _INDEX_BAR_IGNORED, "k."),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _PRICE_KLINE_KEYS), extra(bar, _PRICE_BAR_ALL_KEYS, "k.")),
+    )
+
+
+def parse_mark_price_kline(payload: Payload, ctx: Context) -> MarkPriceKline:
+    bar = obj(payload["k"], "k")
+    return MarkPriceKline(
+        market=ctx.market,
+        symbol=text(bar["s"], "k.s"),
+        pair=text(payload["ps"], "ps"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        interval=text(bar["i"], "k.i"),
+        open_time_us=time_us(bar["t"], "k.t", ctx),
+        close_time_us=time_us(bar["T"], "k.T", ctx),
+        open_price=decimal(bar["o"], "k.o"),
+        high_price=decimal(bar["h"], "k.h"),
+        low_price=decimal(bar["l"], "k.l"),
+        close_price=decimal(bar["c"], "k.c"),
+        sample_count=integer(bar["n"], "k.n"),
+        closed=boolean(bar["x"], "k.x"),
+        ignored=ignored(bar, _PRICE_BAR_IGNORED, "k."),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _PRICE_KLINE_KEYS), extra(bar, _PRICE_BAR_ALL_KEYS, "k.")),
+    )

@@ -1,0 +1,297 @@
+"""Statistics: 24-hour mini and full tickers, rolling-window tickers, average and reference price.
+
+Spot and futures tickers share one record shape; fields only one market sends are optional, and
+each market's parser demands exactly what that market documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar
+
+from gateway.binance.events.base import (
+    Context,
+    Payload,
+    Publishable,
+    decimal,
+    decimal_or_null,
+    extra,
+    integer,
+    optional,
+    text,
+    time_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MiniTicker(Publishable):
+    """Rolling 24-hour OHLC and volume (``<symbol>@miniTicker``, ``!miniTicker@arr``)."""
+
+    KIND: ClassVar[str] = "mini_ticker"
+
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int
+    last_price: Decimal
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker(Publishable):
+    """Rolling 24-hour statistics (``<symbol>@ticker``, futures ``!ticker@arr``)."""
+
+    KIND: ClassVar[str] = "ticker"
+
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int
+    price_change: Decimal
+    price_change_percent: Decimal
+    weighted_average_price: Decimal
+    price_before_window: Decimal | None
+    last_price: Decimal
+    last_quantity: Decimal
+    best_bid_price: Decimal | None
+    best_bid_quantity: Decimal | None
+    best_ask_price: Decimal | None
+    best_ask_quantity: Decimal | None
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    open_time_us: int
+    close_time_us: int
+    first_trade_id: int
+    last_trade_id: int
+    trade_count: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RollingTicker(Publishable):
+    """Spot rolling-window statistics (``<symbol>@ticker_<1h|4h|1d>``, ``!ticker_<w>@arr``)."""
+
+    KIND: ClassVar[str] = "rolling_ticker"
+
+    market: str
+    symbol: str
+    window: str
+    event_time_us: int
+    price_change: Decimal
+    price_change_percent: Decimal
+    open_price: Decimal
+    high_price: Decimal
+    low_price: Decimal
+    last_price: Decimal
+    weighted_average_price: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    open_time_us: int
+    close_time_us: int
+    first_trade_id: int
+    last_trade_id: int
+    trade_count: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AvgPrice(Publishable):
+    """Spot average price over an interval (``<symbol>@avgPrice``)."""
+
+    KIND: ClassVar[str] = "avg_price"
+
+    market: str
+    symbol: str
+    event_time_us: int
+    interval: str
+    average_price: Decimal
+    last_trade_time_us: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferencePrice(Publishable):
+    """Spot reference price (``<symbol>@referencePrice``); Binance sends no event time."""
+
+    KIND: ClassVar[str] = "reference_price"
+    TIME_FIELD: ClassVar[str] = "engine_time_us"
+
+    market: str
+    symbol: str
+    reference_price: Decimal | None
+    engine_time_us: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+_MINI_TICKER_KEYS = frozenset(["e", "E", "s", "ps", "c", "o", "h", "l", "v", "q"])
+_SPOT_TICKER_KEYS = frozenset(
+    [
+        "e",
+        "E",
+        "s",
+        "p",
+        "P",
+        "w",
+        "x",
+        "c",
+        "Q",
+        "b",
+        "B",
+        "a",
+        "A",
+        "o",
+        "h",
+        "l",
+        "v",
+        "q",
+        "O",
+        "C",
+        "F",
+        "L",
+        "n",
+    ]
+)
+_FUTURES_TICKER_KEYS = frozenset(
+    ["e", "E", "s", "ps", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"]
+)
+_ROLLING_TICKER_KEYS = frozenset(
+    ["e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"]
+)
+_AVG_PRICE_KEYS = frozenset(["e", "E", "s", "i", "w", "T"])
+_REFERENCE_PRICE_KEYS = frozenset(["e", "s", "r", "t"])
+
+
+def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
+    return MiniTicker(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        pair=optional(payload, "ps", text),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        last_price=decimal(payload["c"], "c"),
+        open_price=decimal(payload["o"], "o"),
+        high_price=decimal(payload["h"], "h"),
+        low_price=decimal(payload["l"], "l"),
+        volume=decimal(payload["v"], "v"),
+        quote_volume=decimal(payload["q"], "q"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _MINI_TICKER_KEYS),
+    )
+
+
+_SpotOnly = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+
+
+def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozenset[str]) -> Ticker:
+    before_window, bid_price, bid_quantity, ask_price, ask_quantity = spot_only
+    return Ticker(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        pair=optional(payload, "ps", text),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        price_change=decimal(payload["p"], "p"),
+        price_change_percent=decimal(payload["P"], "P"),
+        weighted_average_price=decimal(payload["w"], "w"),
+        price_before_window=before_window,
+        last_price=decimal(payload["c"], "c"),
+        last_quantity=decimal(payload["Q"], "Q"),
+        best_bid_price=bid_price,
+        best_bid_quantity=bid_quantity,
+        best_ask_price=ask_price,
+        best_ask_quantity=ask_quantity,
+        open_price=decimal(payload["o"], "o"),
+        high_price=decimal(payload["h"], "h"),
+        low_price=decimal(payload["l"], "l"),
+        volume=decimal(payload["v"], "v"),
+        quote_volume=decimal(payload["q"], "q"),
+        open_time_us=time_us(payload["O"], "O", ctx),
+        close_time_us=time_us(payload["C"], "C", ctx),
+        first_trade_id=integer(payload["F"], "F"),
+        last_trade_id=integer(payload["L"], "L"),
+        trade_count=integer(payload["n"], "n"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, known),
+    )
+
+
+def parse_spot_ticker(payload: Payload, ctx: Context) -> Ticker:
+    # Spot also sends the price before the window and the best bid/ask; futures do not.
+    spot_only = (
+        decimal(payload["x"], "x"),
+        decimal(payload["b"], "b"),
+        decimal(payload["B"], "B"),
+        decimal(payload["a"], "a"),
+        decimal(payload["A"], "A"),
+    )
+    return _ticker(payload, ctx, spot_only, _SPOT_TICKER_KEYS)
+
+
+_NO_SPOT_FIELDS: _SpotOnly = (None, None, None, None, None)
+
+
+def parse_futures_ticker(payload: Payload, ctx: Context) -> Ticker:
+    return _ticker(payload, ctx, _NO_SPOT_FIELDS, _FUTURES_TICKER_KEYS)
+
+
+def parse_rolling_ticker(payload: Payload, ctx: Context) -> RollingTicker:
+    event_type = text(payload["e"], "e")
+    return RollingTicker(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        window=event_type.removesuffix("Ticker"),  # "1hTicker" -> "1h"
+        event_time_us=time_us(payload["E"], "E", ctx),
+        price_change=decimal(payload["p"], "p"),
+        price_change_percent=decimal(payload["P"], "P"),
+        open_price=decimal(payload["o"], "o"),
+        high_price=decimal(payload["h"], "h"),
+        low_price=decimal(payload["l"], "l"),
+        last_price=decimal(payload["c"], "c"),
+        weighted_average_price=decimal(payload["w"], "w"),
+        volume=decimal(payload["v"], "v"),
+        quote_volume=decimal(payload["q"], "q"),
+        open_time_us=time_us(payload["O"], "O", ctx),
+        close_time_us=time_us(payload["C"], "C", ctx),
+        first_trade_id=integer(payload["F"], "F"),
+        last_trade_id=integer(payload["L"], "L"),
+        trade_count=integer(payload["n"], "n"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _ROLLING_TICKER_KEYS),
+    )
+
+
+def parse_avg_price(payload: Payload, ctx: Context) -> AvgPrice:
+    return AvgPrice(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        interval=text(payload["i"], "i"),
+        average_price=decimal(payload["w"], "w"),
+        last_trade_time_us=time_us(payload["T"], "T", ctx),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _AVG_PRICE_KEYS),
+    )
+
+
+def parse_reference_price(payload: Payload, ctx: Context) -> ReferencePrice:
+    return ReferencePrice(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        reference_price=decimal_or_null(payload["r"], "r"),
+        engine_time_us=time_us(payload["t"], "t", ctx),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _REFERENCE_PRICE_KEYS),
+    )

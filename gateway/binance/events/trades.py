@@ -1,0 +1,187 @@
+"""Trades: ``trade``, ``aggTrade``, ``blockTrade`` and liquidations (``forceOrder``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar
+
+from gateway.binance.events.base import (
+    Context,
+    Payload,
+    Publishable,
+    boolean,
+    decimal,
+    extra,
+    integer,
+    merged,
+    obj,
+    optional,
+    text,
+    time_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade(Publishable):
+    """One spot trade (``<symbol>@trade``)."""
+
+    KIND: ClassVar[str] = "trade"
+
+    market: str
+    symbol: str
+    event_time_us: int
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    trade_time_us: int
+    buyer_is_maker: bool
+    best_match: bool | None
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AggTrade(Publishable):
+    """Trades of one taker order at one price (``<symbol>@aggTrade``), every market."""
+
+    KIND: ClassVar[str] = "agg_trade"
+
+    market: str
+    symbol: str
+    event_time_us: int
+    agg_trade_id: int
+    price: Decimal
+    quantity: Decimal
+    normal_quantity: Decimal | None
+    first_trade_id: int
+    last_trade_id: int
+    trade_time_us: int
+    buyer_is_maker: bool
+    best_match: bool | None
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTrade(Publishable):
+    """One spot block trade (``<symbol>@blockTrade``)."""
+
+    KIND: ClassVar[str] = "block_trade"
+
+    market: str
+    symbol: str
+    event_time_us: int
+    block_trade_id: int
+    price: Decimal
+    quantity: Decimal
+    trade_time_us: int
+    buyer_is_maker: bool
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ForceOrder(Publishable):
+    """A liquidation order (``<symbol>@forceOrder``, ``!forceOrder@arr``); ``o`` is flattened."""
+
+    KIND: ClassVar[str] = "force_order"
+
+    market: str
+    symbol: str
+    pair: str | None
+    event_time_us: int
+    side: str
+    order_type: str
+    time_in_force: str
+    quantity: Decimal
+    price: Decimal
+    average_price: Decimal
+    order_status: str
+    last_filled_quantity: Decimal
+    filled_quantity: Decimal
+    trade_time_us: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M"])
+_AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "M"])
+_BLOCK_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m"])
+_FORCE_ORDER_KEYS = frozenset(["e", "E", "o"])
+_FORCE_ORDER_INNER_KEYS = frozenset(["s", "ps", "S", "o", "f", "q", "p", "ap", "X", "l", "z", "T"])
+
+
+def parse_trade(payload: Payload, ctx: Context) -> Trade:
+    return Trade(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        trade_id=integer(payload["t"], "t"),
+        price=decimal(payload["p"], "p"),
+        quantity=decimal(payload["q"], "q"),
+        trade_time_us=time_us(payload["T"], "T", ctx),
+        buyer_is_maker=boolean(payload["m"], "m"),
+        best_match=optional(payload, "M", boolean),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _TRADE_KEYS),
+    )
+
+
+def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
+    return AggTrade(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        agg_trade_id=integer(payload["a"], "a"),
+        price=decimal(payload["p"], "p"),
+        quantity=decimal(payload["q"], "q"),
+        normal_quantity=optional(payload, "nq", decimal),
+        first_trade_id=integer(payload["f"], "f"),
+        last_trade_id=integer(payload["l"], "l"),
+        trade_time_us=time_us(payload["T"], "T", ctx),
+        buyer_is_maker=boolean(payload["m"], "m"),
+        best_match=optional(payload, "M", boolean),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _AGG_TRADE_KEYS),
+    )
+
+
+def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
+    return BlockTrade(
+        market=ctx.market,
+        symbol=text(payload["s"], "s"),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        block_trade_id=integer(payload["t"], "t"),
+        price=decimal(payload["p"], "p"),
+        quantity=decimal(payload["q"], "q"),
+        trade_time_us=time_us(payload["T"], "T", ctx),
+        buyer_is_maker=boolean(payload["m"], "m"),
+        received_at_us=ctx.received_at_us,
+        extra=extra(payload, _BLOCK_TRADE_KEYS),
+    )
+
+
+def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
+    order = obj(payload["o"], "o")
+    return ForceOrder(
+        market=ctx.market,
+        symbol=text(order["s"], "o.s"),
+        pair=optional(order, "ps", text),
+        event_time_us=time_us(payload["E"], "E", ctx),
+        side=text(order["S"], "o.S"),
+        order_type=text(order["o"], "o.o"),
+        time_in_force=text(order["f"], "o.f"),
+        quantity=decimal(order["q"], "o.q"),
+        price=decimal(order["p"], "o.p"),
+        average_price=decimal(order["ap"], "o.ap"),
+        order_status=text(order["X"], "o.X"),
+        last_filled_quantity=decimal(order["l"], "o.l"),
+        filled_quantity=decimal(order["z"], "o.z"),
+        trade_time_us=time_us(order["T"], "o.T", ctx),
+        received_at_us=ctx.received_at_us,
+        extra=merged(
+            extra(payload, _FORCE_ORDER_KEYS), extra(order, _FORCE_ORDER_INNER_KEYS, "o.")
+        ),
+    )

@@ -1,0 +1,542 @@
+"""Every official Binance payload becomes a record that carries every value it sent, exactly.
+
+For each vector file: parse it (with the market, and the stream name where the payload does not
+identify itself), encode the record, decode it with fastavro, and walk the *wire* payload key by
+key: each key must be mapped to a field (by the independent tables below, not the parser's) and
+hold the same value (decimals by Decimal equality, times in microseconds, nested arrays element by
+element), or be kept in ``extra``. Nothing dropped, nothing invented.
+"""
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import orjson
+import pytest
+
+from gateway.binance.markets import Market
+from gateway.binance.messages import FrameParser, ServerShutdown
+from gateway.records.avro import (
+    SchemaCatalog,
+    SchemaKey,
+    SingleObjectFraming,
+    decode,
+    encode,
+    read_header,
+)
+from gateway.records.builder import event_datum
+from tests.vectors import VECTORS_DIR, vector
+
+CATALOG = SchemaCatalog.load()
+RECEIVED_AT_US = 1_700_000_000_000_123
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Marker:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+EVENT_TYPE = _Marker("EVENT_TYPE")  # 'e': proven by the class the frame was dispatched to
+IGNORED = _Marker("IGNORED")  # documented "Ignore": kept JSON-encoded in the `ignored` map
+
+
+@dataclass(frozen=True)
+class Levels:
+    """``[["price", "qty"], ...]`` → array of {price, quantity} records."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Items:
+    """An array of objects → array of records, each object mapped by ``mapping``."""
+
+    field: str
+    mapping: dict
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A field computed from a wire value, e.g. the window of ``"1hTicker"``."""
+
+    field: str
+    derive: Any
+
+
+TRADE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "t": "trade_id",
+    "p": "price",
+    "q": "quantity",
+    "T": "trade_time_us",
+    "m": "buyer_is_maker",
+    "M": "best_match",
+}
+AGG_TRADE = TRADE | {
+    "a": "agg_trade_id",
+    "nq": "normal_quantity",
+    "f": "first_trade_id",
+    "l": "last_trade_id",
+}
+del AGG_TRADE["t"]
+BLOCK_TRADE = TRADE | {"t": "block_trade_id"}
+FORCE_ORDER = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "o": {
+        "s": "symbol",
+        "ps": "pair",
+        "S": "side",
+        "o": "order_type",
+        "f": "time_in_force",
+        "q": "quantity",
+        "p": "price",
+        "ap": "average_price",
+        "X": "order_status",
+        "l": "last_filled_quantity",
+        "z": "filled_quantity",
+        "T": "trade_time_us",
+    },
+}
+DEPTH_UPDATE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "s": "symbol",
+    "ps": "pair",
+    "U": "first_update_id",
+    "u": "final_update_id",
+    "pu": "previous_final_update_id",
+    "b": Levels("bids"),
+    "a": Levels("asks"),
+}
+DEPTH_SNAPSHOT = DEPTH_UPDATE | {
+    "u": "last_update_id",
+    "lastUpdateId": "last_update_id",
+    "bids": Levels("bids"),
+    "asks": Levels("asks"),
+}
+BOOK_TICKER = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "s": "symbol",
+    "ps": "pair",
+    "u": "update_id",
+    "b": "bid_price",
+    "B": "bid_quantity",
+    "a": "ask_price",
+    "A": "ask_quantity",
+}
+MINI_TICKER = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "ps": "pair",
+    "c": "last_price",
+    "o": "open_price",
+    "h": "high_price",
+    "l": "low_price",
+    "v": "volume",
+    "q": "quote_volume",
+}
+ROLLING_TICKER = MINI_TICKER | {
+    "e": Derived("window", lambda e: e.removesuffix("Ticker")),
+    "p": "price_change",
+    "P": "price_change_percent",
+    "w": "weighted_average_price",
+    "O": "open_time_us",
+    "C": "close_time_us",
+    "F": "first_trade_id",
+    "L": "last_trade_id",
+    "n": "trade_count",
+}
+TICKER = ROLLING_TICKER | {
+    "e": EVENT_TYPE,
+    "x": "price_before_window",
+    "Q": "last_quantity",
+    "b": "best_bid_price",
+    "B": "best_bid_quantity",
+    "a": "best_ask_price",
+    "A": "best_ask_quantity",
+}
+AVG_PRICE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "i": "interval",
+    "w": "average_price",
+    "T": "last_trade_time_us",
+}
+REFERENCE_PRICE = {
+    "e": EVENT_TYPE,
+    "s": "symbol",
+    "r": "reference_price",
+    "t": "engine_time_us",
+}
+BAR = {
+    "t": "open_time_us",
+    "T": "close_time_us",
+    "i": "interval",
+    "o": "open_price",
+    "c": "close_price",
+    "h": "high_price",
+    "l": "low_price",
+    "x": "closed",
+}
+TRADE_BAR = BAR | {
+    "v": "volume",
+    "n": "trade_count",
+    "q": "quote_volume",
+    "V": "taker_buy_volume",
+    "Q": "taker_buy_quote_volume",
+    "B": IGNORED,
+}
+PRICE_BAR = (
+    BAR | dict.fromkeys(["f", "L", "v", "q", "V", "Q", "B"], IGNORED) | {"n": "sample_count"}
+)
+KLINE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "k": TRADE_BAR | {"s": "symbol", "f": "first_trade_id", "L": "last_trade_id"},
+}
+CONTINUOUS_KLINE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "ps": "pair",
+    "ct": "contract_type",
+    "k": TRADE_BAR | {"f": "first_update_id", "L": "last_update_id"},
+}
+INDEX_PRICE_KLINE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "ps": "pair",
+    "k": PRICE_BAR | {"s": IGNORED},
+}
+MARK_PRICE_KLINE = INDEX_PRICE_KLINE | {"k": PRICE_BAR | {"s": "symbol"}}
+MARK_PRICE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "p": "mark_price",
+    "i": "index_price",
+    "P": "estimated_settle_price",
+    "r": "funding_rate",
+    "T": "next_funding_time_us",
+}
+INDEX_PRICE = {"e": EVENT_TYPE, "E": "event_time_us", "i": "pair", "p": "index_price"}
+COMPOSITE_INDEX = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "p": "price",
+    "C": "composition_basis",
+    "c": Items(
+        "components",
+        {
+            "b": "base_asset",
+            "q": "quote_asset",
+            "w": "weight_quantity",
+            "W": "weight_percent",
+            "i": "index_price",
+        },
+    ),
+}
+CONTRACT_INFO = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "ps": "pair",
+    "ct": "contract_type",
+    "dt": "delivery_time_us",
+    "ot": "onboard_time_us",
+    "cs": "contract_status",
+    "bks": Items(
+        "brackets",
+        {
+            "bs": "bracket",
+            "bnf": "floor_notional",
+            "bnc": "cap_notional",
+            "mmr": "maintenance_ratio",
+            "cf": "auxiliary_number",
+            "mi": "min_leverage",
+            "ma": "max_leverage",
+        },
+    ),
+}
+ASSET_INDEX = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "i": "index_price",
+    "b": "bid_buffer",
+    "a": "ask_buffer",
+    "B": "bid_rate",
+    "A": "ask_rate",
+    "q": "auto_exchange_bid_buffer",
+    "g": "auto_exchange_ask_buffer",
+    "Q": "auto_exchange_bid_rate",
+    "G": "auto_exchange_ask_rate",
+}
+TRADING_SESSION = {
+    "e": Derived("session_market", lambda e: e.removesuffix("Update")),
+    "E": "event_time_us",
+    "t": "start_time_us",
+    "T": "end_time_us",
+    "S": "session_type",
+}
+
+WIRE_MAPS = {
+    "Trade": TRADE,
+    "AggTrade": AGG_TRADE,
+    "BlockTrade": BLOCK_TRADE,
+    "ForceOrder": FORCE_ORDER,
+    "DepthUpdate": DEPTH_UPDATE,
+    "RpiDepthUpdate": DEPTH_UPDATE,
+    "DepthSnapshot": DEPTH_SNAPSHOT,
+    "BookTicker": BOOK_TICKER,
+    "MiniTicker": MINI_TICKER,
+    "Ticker": TICKER,
+    "RollingTicker": ROLLING_TICKER,
+    "AvgPrice": AVG_PRICE,
+    "ReferencePrice": REFERENCE_PRICE,
+    "Kline": KLINE,
+    "ContinuousKline": CONTINUOUS_KLINE,
+    "IndexPriceKline": INDEX_PRICE_KLINE,
+    "MarkPriceKline": MARK_PRICE_KLINE,
+    "MarkPrice": MARK_PRICE,
+    "IndexPrice": INDEX_PRICE,
+    "CompositeIndex": COMPOSITE_INDEX,
+    "ContractInfo": CONTRACT_INFO,
+    "AssetIndex": ASSET_INDEX,
+    "TradingSession": TRADING_SESSION,
+}
+
+# Fields that come from the connection or the frame's context rather than the payload.
+CONTEXT_FIELDS = {"market", "received_at_us", "extra", "ignored", "subscription_id", "timezone"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How a vector arrives: its event class and, where the payload needs it, the stream name."""
+
+    cls: str
+    stream: str | None = None
+    from_stream: frozenset[str] = frozenset()
+    """Fields the stream name supplies because the payload lacks them."""
+
+
+# Every stream-payload vector, with the event class it must become. A vector file missing here
+# fails test_every_vector_file_is_classified, so a new official payload cannot go untested.
+CASES = {
+    "spot/aggTrade.json": Case("AggTrade"),
+    "spot/avgPrice.json": Case("AvgPrice"),
+    "spot/blockTrade.json": Case("BlockTrade"),
+    "spot/bookTicker.json": Case("BookTicker", "bnbusdt@bookTicker"),
+    "spot/bookTicker_all_RETIRED.json": Case("BookTicker", "!bookTicker"),
+    "spot/combined_wrapper_example.json": Case("AggTrade"),
+    "spot/depth_diff.json": Case("DepthUpdate"),
+    "spot/depth_partial.json": Case("DepthSnapshot", "bnbbtc@depth5@100ms", frozenset({"symbol"})),
+    "spot/kline.json": Case("Kline", "bnbbtc@kline_1m"),
+    "spot/kline_utc8.json": Case("Kline", "bnbbtc@kline_1m@+08:00"),
+    "spot/miniTicker.json": Case("MiniTicker"),
+    "spot/miniTicker_arr.json": Case("MiniTicker", "!miniTicker@arr"),
+    "spot/referencePrice.json": Case("ReferencePrice"),
+    "spot/ticker.json": Case("Ticker"),
+    "spot/ticker_1h.json": Case("RollingTicker"),
+    "spot/ticker_1h_arr.json": Case("RollingTicker", "!ticker_1h@arr"),
+    "spot/ticker_arr_RETIRED.json": Case("Ticker", "!ticker@arr"),
+    "spot/trade.json": Case("Trade"),
+    "usdm/aggTrade.json": Case("AggTrade"),
+    "usdm/assetIndex_arr.json": Case("AssetIndex", "!assetIndex@arr"),
+    "usdm/bookTicker.json": Case("BookTicker"),
+    "usdm/bookTicker_all.json": Case("BookTicker", "!bookTicker"),
+    "usdm/compositeIndex.json": Case("CompositeIndex"),
+    "usdm/continuousKline.json": Case("ContinuousKline"),
+    "usdm/contractInfo.json": Case("ContractInfo", "!contractInfo"),
+    "usdm/depth_diff.json": Case("DepthUpdate", "btcusdt@depth@100ms"),
+    "usdm/depth_partial.json": Case("DepthSnapshot", "btcusdt@depth5@500ms"),
+    "usdm/forceOrder.json": Case("ForceOrder"),
+    "usdm/forceOrder_arr.json": Case("ForceOrder", "!forceOrder@arr"),
+    "usdm/kline.json": Case("Kline"),
+    "usdm/markPrice.json": Case("MarkPrice"),
+    "usdm/markPrice_arr.json": Case("MarkPrice", "!markPrice@arr@1s"),
+    "usdm/miniTicker.json": Case("MiniTicker"),
+    "usdm/miniTicker_arr.json": Case("MiniTicker"),
+    "usdm/rpiDepth.json": Case("RpiDepthUpdate", "btcusdt@rpiDepth@500ms"),
+    "usdm/ticker.json": Case("Ticker"),
+    "usdm/ticker_arr.json": Case("Ticker"),
+    "usdm/tradingSession.json": Case("TradingSession", "tradingSession"),
+    "coinm/aggTrade.json": Case("AggTrade"),
+    "coinm/bookTicker.json": Case("BookTicker"),
+    "coinm/bookTicker_all.json": Case("BookTicker"),
+    "coinm/continuousKline.json": Case("ContinuousKline"),
+    "coinm/contractInfo.json": Case("ContractInfo"),
+    "coinm/depth_diff.json": Case("DepthUpdate"),
+    "coinm/depth_partial.json": Case("DepthSnapshot", "btcusd_200626@depth5@100ms"),
+    "coinm/forceOrder.json": Case("ForceOrder"),
+    "coinm/forceOrder_arr.json": Case("ForceOrder"),
+    "coinm/indexPrice.json": Case("IndexPrice"),
+    "coinm/indexPriceKline.json": Case("IndexPriceKline"),
+    "coinm/kline.json": Case("Kline"),
+    "coinm/markPrice.json": Case("MarkPrice"),
+    "coinm/markPriceKline.json": Case("MarkPriceKline"),
+    "coinm/markPrice_pair_arr.json": Case("MarkPrice", "btcusd@markPrice@1s"),
+    "coinm/miniTicker.json": Case("MiniTicker"),
+    "coinm/miniTicker_arr.json": Case("MiniTicker"),
+    "coinm/ticker.json": Case("Ticker"),
+    "coinm/ticker_arr.json": Case("Ticker"),
+}
+NOT_RECORDS = {
+    "spot/serverShutdown.json": "a connection event (ServerShutdown), tested in test_messages",
+    "spot/serverShutdown.combined.json": "a connection event (ServerShutdown)",
+    "spot/control_messages.json": "control frames and replies, tested in test_messages",
+    "usdm/control_messages.json": "control frames and replies",
+}
+MARKETS = {"spot": Market.SPOT, "usdm": Market.USDM, "coinm": Market.COINM}
+PENDING_DIRS = {"spot-user", "usdm-user"}  # user data: next commit
+
+
+def vector_files():
+    return sorted(
+        str(path.relative_to(VECTORS_DIR))
+        for path in VECTORS_DIR.glob("*/*.json")
+        if not path.name.startswith("rest_") and path.parent.name not in PENDING_DIRS
+    )
+
+
+def test_every_vector_file_is_classified():
+    unclassified = [name for name in vector_files() if name not in CASES | NOT_RECORDS]
+    assert unclassified == []
+    assert set(CASES) | set(NOT_RECORDS) <= set(vector_files())
+
+
+def test_connection_events_are_not_records():
+    for name in ["spot/serverShutdown.json", "spot/serverShutdown.combined.json"]:
+        frame = orjson.dumps(vector(name))
+        assert [type(e) for e in FrameParser(Market.SPOT).parse(frame, 0)] == [ServerShutdown]
+
+
+def unwrap(message):
+    """The payload objects of a frame, as the parser must see them, and the wrapper's context."""
+    if isinstance(message, dict) and "data" in message and "stream" in message:
+        message = message["data"]
+    subscription_id = None
+    if isinstance(message, dict) and "event" in message:
+        subscription_id = message.get("subscriptionId")
+        message = message["event"]
+    return (message if isinstance(message, list) else [message]), subscription_id
+
+
+def micros(value: datetime) -> int:
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def assert_same(field: str, wire: Any, decoded: Any, where: str = "") -> None:
+    field = f"{field} ({where})" if where else field
+    if field.split(" ")[0].endswith("_us"):
+        assert micros(decoded) == int(wire) * 1000, field
+    elif isinstance(decoded, Decimal):
+        expected = Decimal(repr(wire)) if isinstance(wire, float) else Decimal(wire)
+        assert decoded == expected, field
+        assert decoded.as_tuple().exponent == -18, field  # scale 18 on the wire, value exact
+    elif decoded is None:
+        assert wire in (None, ""), f"{field}: {wire!r} became null"
+    else:
+        assert decoded == wire, field
+        assert type(decoded) is type(wire), field
+
+
+def check_object(wire: dict, mapping: dict, target: dict, top: dict, path: str) -> set[str]:
+    """Check every key of ``wire``; return the record fields it accounted for."""
+    used = set()
+    for key, value in wire.items():
+        where = path + key
+        spec = mapping.get(key)
+        if spec is None:
+            assert top["extra"].get(where) == orjson.dumps(value).decode(), f"{where} was dropped"
+        elif spec is EVENT_TYPE:
+            pass
+        elif spec is IGNORED:
+            assert top["ignored"][where] == orjson.dumps(value).decode(), where
+        elif isinstance(spec, dict):
+            used |= check_object(value, spec, target, top, where + ".")
+        elif isinstance(spec, Levels):
+            got = [(level["price"], level["quantity"]) for level in target[spec.field]]
+            assert got == [(Decimal(p), Decimal(q)) for p, q in value], where
+            used.add(spec.field)
+        elif isinstance(spec, Items):
+            items = target[spec.field]
+            assert len(items) == len(value), where
+            for index, (item_wire, item) in enumerate(zip(value, items, strict=True)):
+                check_object(item_wire, spec.mapping, item, top, f"{where}[{index}].")
+            used.add(spec.field)
+        elif isinstance(spec, Derived):
+            assert target[spec.field] == spec.derive(value), where
+            used.add(spec.field)
+        else:
+            assert_same(spec, value, target[spec], where)
+            used.add(spec)
+    return used
+
+
+def record_of(event):
+    """Encode as the gateway does, decode as a consumer does (fastavro)."""
+    schema = CATALOG[SchemaKey(event.schema_group, event.KIND)]
+    value = encode(schema, SingleObjectFraming(), event_datum(event))
+    # The compiled writer must write the same bytes from the event itself and fastavro from the
+    # datum: three paths, one encoding.
+    assert encode(schema, SingleObjectFraming(), event) == value
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, schema.parsed, event_datum(event))
+    assert value.endswith(reference.getvalue())
+    header = read_header(value)
+    assert CATALOG.by_fingerprint(header.fingerprint) is schema
+    return decode(value, header, schema)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_vector_arrives_exactly_and_completely(name):
+    case = CASES[name]
+    market = MARKETS[name.split("/")[0].removesuffix("-user")]
+    message = vector(name)
+    events = FrameParser(market).parse(orjson.dumps(message), RECEIVED_AT_US, stream=case.stream)
+    payloads, subscription_id = unwrap(message)
+    assert [type(e).__name__ for e in events] == [case.cls] * len(payloads)
+    for event, payload in zip(events, payloads, strict=True):
+        record = record_of(event)
+        used = check_object(payload, WIRE_MAPS[case.cls], record, record, "")
+        assert record["market"] == market.value
+        assert micros(record["received_at_us"]) == RECEIVED_AT_US
+        if "subscription_id" in record:
+            assert record["subscription_id"] == subscription_id
+        # Nothing invented: every field with a value came from the payload or the context.
+        invented = {k for k, v in record.items() if v is not None and k not in used}
+        assert invented <= CONTEXT_FIELDS | case.from_stream, invented
+        assert event.partition_key
+        assert event.record_time_us > 0
+
+
+def test_spot_partial_depth_takes_its_symbol_from_the_stream():
+    [event] = FrameParser(Market.SPOT).parse(
+        orjson.dumps(vector("spot/depth_partial.json")), 0, stream="bnbbtc@depth20@100ms"
+    )
+    assert (event.symbol, event.partition_key) == ("BNBBTC", "BNBBTC")
+
+
+def test_utc8_klines_say_so_and_utc_klines_do_not():
+    frame = orjson.dumps(vector("spot/kline_utc8.json"))
+    [utc8] = FrameParser(Market.SPOT).parse(frame, 0, stream="bnbbtc@kline_1m@+08:00")
+    [utc] = FrameParser(Market.SPOT).parse(frame, 0, stream="bnbbtc@kline_1m")
+    assert (utc8.timezone, utc.timezone) == ("+08:00", None)
