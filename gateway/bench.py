@@ -139,6 +139,7 @@ async def measure_pipeline(
             },
             kafka={"bootstrap_servers": bootstrap, "topic_prefix": f"bench{time.time_ns()}"},
             registry={"url": registry_url},
+            status={"port": 0},
             log={"json": False},
         )
         gateway = Gateway(settings, on_ack=recorder)

@@ -110,6 +110,7 @@ async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> No
                 },
                 kafka={"bootstrap_servers": bootstrap, "partitions": 3},
                 registry={"url": registry_url},
+                status={"port": 0},
             )
             gateway = Gateway(settings)
             await _stream_with_view(console, gateway, bootstrap, registry_url, stop, duration_s)

@@ -104,6 +104,14 @@ class RegistrySettings(_Section):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class StatusSettings(_Section):
+    """The HTTP endpoint for Prometheus and the Kubernetes probes."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"  # a pod's probes and scrapes come from outside it
+    port: int = Field(8000, ge=0, le=65535, description="0 = any free port")
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(True, alias="json")
@@ -120,6 +128,7 @@ class GatewaySettings(BaseSettings):
     binance: BinanceSettings = Field(default_factory=BinanceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

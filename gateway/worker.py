@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from gateway.adapters.binance_ws import BinanceStreamClient
+from gateway.adapters.http_status import StatusServer
 from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.messages import FrameParser
@@ -20,7 +21,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,12 @@ class Gateway:
         self.metrics = Metrics()
         self.catalog = catalog or SchemaCatalog.load()
         self.namer = TopicNamer(settings.kafka.topic_prefix)
-        self.sink = KafkaSink(settings.kafka, on_ack=on_ack)
+        self._on_ack = on_ack
+        self.sink = KafkaSink(settings.kafka, on_ack=self._acknowledged)
+        self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
         self.connections: list[BinanceStreamClient] = []
+        self.status_server: StatusServer | None = None
+        self.draining = False
         self.started = asyncio.Event()
         """Set once schemas, topics and the producer are ready and the connections are opening."""
 
@@ -63,17 +68,50 @@ class Gateway:
         if self.settings.kafka.create_topics:
             await ensure_topics(self.settings.kafka, self.topics())
         await self.sink.start()
+        status = self._status_server()
         try:
+            if status is not None:
+                await status.start()
             self.connections = self._build_connections(builder)
             self.started.set()
             await self._run_until_stopped(stop)
         finally:
+            self.draining = True
             await self.sink.stop()
+            if status is not None:
+                await status.stop()
             logger.info(
                 "stopped: %d records acknowledged, %d failed",
                 self.sink.stats.acked,
                 self.sink.stats.failed,
             )
+
+    def _acknowledged(self, record: ProducerRecord, latency_ns: int) -> None:
+        self.metrics.ack_latency.observe(latency_ns / 1e9)
+        if self._on_ack is not None:
+            self._on_ack(record, latency_ns)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready: streaming on every connection and not draining; the details say what is not."""
+        connected = {c.name: c.connected.is_set() for c in self.connections}
+        ready = self.started.is_set() and not self.draining and all(connected.values())
+        details: dict[str, object] = {
+            "draining": self.draining,
+            "connections": connected,
+            "kafka_queue_depth": self.sink.queue_depth,
+            "records_acked": self.sink.stats.acked,
+            "records_failed": self.sink.stats.failed,
+        }
+        return ready, details
+
+    def _status_server(self) -> StatusServer | None:
+        status = self.settings.status
+        if not status.enabled:
+            return None
+        self.status_server = StatusServer(
+            self.metrics.registry, self.readiness, status.host, status.port
+        )
+        return self.status_server
 
     async def _framing(self) -> Framing:
         registry = self.settings.registry
@@ -101,7 +139,12 @@ class Gateway:
                     self.metrics,
                     connection=name,
                 )
-                connections.append(BinanceStreamClient(url, pipeline, binance, name=name))
+                reconnects = self.metrics.reconnects.labels(market.value)
+                connections.append(
+                    BinanceStreamClient(
+                        url, pipeline, binance, name=name, on_reconnect=reconnects.inc
+                    )
+                )
         return connections
 
     async def _run_until_stopped(self, stop: asyncio.Event) -> None:

@@ -49,7 +49,13 @@ class BinanceStreamClient:
     """Keeps one combined-stream connection open and feeds every frame to ``handler``."""
 
     def __init__(
-        self, url: str, handler: FrameHandler, settings: BinanceSettings, *, name: str
+        self,
+        url: str,
+        handler: FrameHandler,
+        settings: BinanceSettings,
+        *,
+        name: str,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.name = name
@@ -57,6 +63,7 @@ class BinanceStreamClient:
         self._settings = settings
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self._on_reconnect = on_reconnect
         self.frames = 0
 
     async def run(self) -> None:
@@ -75,6 +82,8 @@ class BinanceStreamClient:
                     raise
                 self.connected.clear()
                 self.reconnects += 1
+                if self._on_reconnect is not None:
+                    self._on_reconnect()
                 delay = next(delays)
                 logger.warning(
                     "connection %s lost (%s); reconnecting in %.2fs",

@@ -59,6 +59,7 @@ def gateway_settings(
         },
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 3},
         registry={"url": registry_url},
+        status={"port": 0},
         log={"level": "INFO", "json": False},
     )
 

@@ -106,3 +106,36 @@ async def test_trades_and_agg_trades_reach_kafka_exactly(
                 sent["l"],
             )
             assert record.headers["event_kind"] == "agg_trade"
+
+
+async def test_metrics_and_probes_follow_the_gateway(
+    simulator_factory, kafka_bootstrap, topic_prefix
+):
+    import aiohttp
+
+    sim = await simulator_factory(symbols=("BTCUSDT",), trades_per_second_per_symbol=200)
+    settings = gateway_settings(
+        sim, symbols=("BTCUSDT",), kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix, registry_url=None,
+    )  # fmt: skip
+    running = RunningGateway(settings)
+    await running.wait_connected()
+    await running.wait_acked(50)
+    base = f"http://127.0.0.1:{running.gateway.status_server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as response:
+            assert response.status == 200
+        async with http.get(f"{base}/readyz") as response:
+            body = await response.json()
+            assert (response.status, body["ready"], body["connections"]) == (
+                200,
+                True,
+                {"spot-0": True},
+            )
+        async with http.get(f"{base}/metrics") as response:
+            text = await response.text()
+    assert 'gateway_events_total{kind="trade",market="spot"}' in text
+    assert "gateway_frame_to_ack_seconds_count 0.0" not in text  # acks were timed
+    assert "gateway_kafka_queue_depth" in text
+    await running.stop()
+    assert running.gateway.readiness()[0] is False  # draining, then stopped: not ready
