@@ -17,7 +17,7 @@ Level = tuple[int, int]
 """``(price, quantity)`` in units of 1e-8."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: 4x cheaper to build on the hot path; never mutated
 class LevelChange:
     """A level's new absolute quantity (0 removes it), stamped with the book update id."""
 

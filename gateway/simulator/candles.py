@@ -113,40 +113,63 @@ def parse_offset(text: str) -> int:
     return sign * (int(hours) * HOUR_MS + int(minutes) * MINUTE_MS)
 
 
+Row = list[int]
+"""A live candle: the fields of :class:`Candle`, in order, mutated in place on the hot path."""
+
+
 class SymbolCandles:
-    """A symbol's one-second and one-minute candles, bounded."""
+    """A symbol's one-second and one-minute candles, bounded.
+
+    Rows are plain lists updated in place (one update per taker order must stay cheap); readers
+    get frozen :class:`Candle` copies.
+    """
 
     def __init__(self, initial_price: int) -> None:
-        self.seconds: deque[Candle] = deque(maxlen=SECONDS_KEPT)
-        self.minutes: deque[Candle] = deque(maxlen=MINUTES_KEPT)
+        self._seconds: deque[Row] = deque(maxlen=SECONDS_KEPT)
+        self._minutes: deque[Row] = deque(maxlen=MINUTES_KEPT)
         self.last_price = initial_price
         self.last_trade_time_ms = 0
+
+    @property
+    def seconds(self) -> list[Candle]:
+        """The retained one-second candles, oldest first."""
+        return [Candle(*row) for row in self._seconds]
+
+    @property
+    def minutes(self) -> list[Candle]:
+        """The retained one-minute candles, oldest first."""
+        return [Candle(*row) for row in self._minutes]
 
     def record(self, agg: AggTrade) -> None:
         """Add one taker order's trades (an aggregate trade) to the current candles."""
         time_ms = agg.trade_time_us // 1_000
-        quote = agg.price * agg.quantity // UNITS_PER_WHOLE
-        taker_buys = not agg.buyer_is_maker
+        price, quantity = agg.price, agg.quantity
+        quote = price * quantity // UNITS_PER_WHOLE
+        buys = not agg.buyer_is_maker
         count = agg.last_trade_id - agg.first_trade_id + 1
-        piece = Candle(
-            0,
-            0,
-            agg.price,
-            agg.price,
-            agg.price,
-            agg.price,
-            agg.quantity,
-            quote,
-            count,
-            agg.quantity if taker_buys else 0,
-            quote if taker_buys else 0,
-            agg.first_trade_id,
-            agg.last_trade_id,
-            agg.quantity,
-        )
-        _add(self.seconds, piece, time_ms // SECOND_MS * SECOND_MS, SECOND_MS)
-        _add(self.minutes, piece, time_ms // MINUTE_MS * MINUTE_MS, MINUTE_MS)
-        self.last_price = agg.price
+        for rows, size in ((self._seconds, SECOND_MS), (self._minutes, MINUTE_MS)):
+            opened = time_ms // size * size
+            row = rows[-1] if rows else None
+            if row is None or row[0] < opened:
+                rows.append(
+                    [opened, opened + size - 1, price, price, price, price, quantity, quote,
+                     count, quantity if buys else 0, quote if buys else 0,
+                     agg.first_trade_id, agg.last_trade_id, quantity]
+                )  # fmt: skip
+                continue
+            # The same window (or a clock that went back: the trade joins the current one).
+            row[3] = max(row[3], price)
+            row[4] = min(row[4], price)
+            row[5] = price
+            row[6] += quantity
+            row[7] += quote
+            row[8] += count
+            if buys:
+                row[9] += quantity
+                row[10] += quote
+            row[12] = agg.last_trade_id
+            row[13] = quantity
+        self.last_price = price
         self.last_trade_time_ms = max(self.last_trade_time_ms, time_ms)
 
     def kline(self, interval: str, now_ms: int, offset_ms: int = 0) -> Candle:
@@ -156,8 +179,8 @@ class SymbolCandles:
 
     def aggregate(self, start_ms: int, end_ms: int) -> Candle:
         """All trades with a time in ``[start_ms, end_ms]`` merged into one candle."""
-        base = self.seconds if end_ms - start_ms < MINUTE_MS - 1 else self.minutes
-        inside = [c for c in _newest_first(base, start_ms) if c.open_time_ms <= end_ms]
+        base = self._seconds if end_ms - start_ms < MINUTE_MS - 1 else self._minutes
+        inside = [Candle(*r) for r in _newest_first(base, start_ms) if r[0] <= end_ms]
         opening = self.price_before(start_ms) if not inside else inside[-1].open
         result = Candle.empty(start_ms, end_ms, opening)
         for candle in reversed(inside):
@@ -166,10 +189,10 @@ class SymbolCandles:
 
     def price_before(self, time_ms: int) -> int:
         """The last trade price before ``time_ms`` (the ticker's ``x``)."""
-        for candle in reversed(self.minutes):
-            if candle.open_time_ms < time_ms // MINUTE_MS * MINUTE_MS:
-                return candle.close
-        return self.minutes[0].open if self.minutes else self.last_price
+        for row in reversed(self._minutes):
+            if row[0] < time_ms // MINUTE_MS * MINUTE_MS:
+                return row[5]
+        return self._minutes[0][2] if self._minutes else self.last_price
 
     def rolling(self, window_ms: int, now_ms: int) -> Candle:
         """Statistics of the rolling window ending now, opened on a minute boundary."""
@@ -181,32 +204,23 @@ class SymbolCandles:
         self, interval: str, start_ms: int, end_ms: int, offset_ms: int = 0
     ) -> list[Candle]:
         """The ``interval`` klines (only those with trades) between two times, oldest first."""
-        base = self.seconds if interval == "1s" else self.minutes
+        base = self._seconds if interval == "1s" else self._minutes
         grouped: dict[int, Candle] = {}
-        for candle in base:
-            if not start_ms <= candle.open_time_ms <= end_ms:
+        for row in base:
+            if not start_ms <= row[0] <= end_ms:
                 continue
+            candle = Candle(*row)
             opened, closed = window(interval, candle.open_time_ms, offset_ms)
             current = grouped.get(opened) or Candle.empty(opened, closed, candle.open)
             grouped[opened] = current.merged(candle)
         return [grouped[key] for key in sorted(grouped)]
 
 
-def _add(candles: deque[Candle], piece: Candle, open_ms: int, size_ms: int) -> None:
-    if candles and candles[-1].open_time_ms == open_ms:
-        candles[-1] = candles[-1].merged(piece)
-    elif not candles or candles[-1].open_time_ms < open_ms:
-        candles.append(replace(piece, open_time_ms=open_ms, close_time_ms=open_ms + size_ms - 1))
-    # A trade older than the current candle (clock went back) keeps to the current candle.
-    else:
-        candles[-1] = candles[-1].merged(piece)
-
-
-def _newest_first(candles: deque[Candle], start_ms: int) -> Iterable[Candle]:
-    for candle in reversed(candles):
-        if candle.open_time_ms < start_ms:
+def _newest_first(rows: deque[Row], start_ms: int) -> Iterable[Row]:
+    for row in reversed(rows):
+        if row[0] < start_ms:
             return
-        yield candle
+        yield row
 
 
 def price_change_percent(change: int, open_price: int) -> str:

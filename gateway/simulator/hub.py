@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from gateway.simulator.markets import Route
@@ -65,8 +64,18 @@ def _with_extra_field(build: PayloadBuilder[_Record]) -> PayloadBuilder[_Record]
 
 
 def text_frame(data: bytes) -> bytes:
-    """A complete unmasked WebSocket text frame carrying ``data`` (any bytes, even invalid)."""
-    return Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+    """A complete unmasked WebSocket text frame (FIN, opcode 1) carrying ``data``.
+
+    Built by hand (RFC 6455 §5.2) rather than with websockets' ``Frame.serialize()``, which
+    validates and buffers and cost a fifth of the simulator's time per event; a test checks
+    both agree.
+    """
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 65_536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + data
+    return b"\x81\x7f" + size.to_bytes(8, "big") + data
 
 
 def frame_variant(combined: bool, unit: TimeUnit) -> int:
@@ -93,8 +102,7 @@ class OutgoingEvent(Generic[_Record]):
             payload = self._payload(variant >> 1)
             if variant & 1:
                 payload = combined_frame(self.stream, payload)
-            frame = Frame(Opcode.TEXT, payload)
-            wire = self._wire[variant] = frame.serialize(mask=False, extensions=[])
+            wire = self._wire[variant] = text_frame(payload)
         return wire
 
     def _payload(self, unit_index: int) -> bytes:

@@ -115,3 +115,13 @@ def test_time_unit_spellings(text, unit):
 def test_other_time_unit_spellings_are_refused(text):
     with pytest.raises(ValueError, match="time unit"):
         TimeUnit.parse(text)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 70_000])
+def test_hand_built_frames_match_websockets(size):
+    from websockets.frames import Frame, Opcode
+
+    from gateway.simulator.hub import text_frame
+
+    data = b"x" * size
+    assert text_frame(data) == Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
