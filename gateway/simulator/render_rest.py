@@ -124,3 +124,72 @@ def futures_exchange_info(market: Market, specs: list[SymbolSpec], now_ms: int) 
         "exchangeFilters": [],
         "symbols": [futures_symbol_info(market, spec) for spec in specs],
     }
+
+
+def limit_body(status: int, ip: str, limit: int) -> dict[str, object]:
+    """The body of a 429 (over the weight budget) or 418 (banned) answer."""
+    if status == 418:
+        return {
+            "code": -1003,
+            "msg": f"Way too many requests; IP({ip}) banned. Please use WebSocket Streams for live updates to avoid bans.",
+        }
+    return {
+        "code": -1003,
+        "msg": f"Too many requests; current limit of IP({ip}) request weight is {limit} per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+    }
+
+
+_ORDER_TYPES = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+]
+
+
+def spot_symbol_info(spec: SymbolSpec) -> dict[str, object]:
+    """One spot ``symbols[]`` entry, shaped like the docs' exchangeInfo example."""
+    return {
+        "symbol": spec.symbol,
+        "status": "TRADING",
+        "baseAsset": spec.base_asset,
+        "baseAssetPrecision": 8,
+        "quoteAsset": spec.quote_asset,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": _ORDER_TYPES,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "opoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "amendAllowed": False,
+        "pegInstructionsAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": format_decimal(spec.tick_size),
+                "maxPrice": format_decimal(spec.initial_price * 100),
+                "tickSize": format_decimal(spec.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": format_decimal(spec.lot_size),
+                "maxQty": format_decimal(spec.lot_size * 10**6),
+                "stepSize": format_decimal(spec.lot_size),
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
+    }

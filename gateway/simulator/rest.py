@@ -37,13 +37,19 @@ from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market, depth_weight, klines_weight, profile
 from gateway.simulator.payloads import (
     TimeUnit,
-    format_decimal,
     futures_rest_agg_trade,
     futures_rest_trade,
     rest_agg_trade,
     rest_trade,
 )
-from gateway.simulator.render_rest import futures_exchange_info, rate_limits, rest_depth, rest_kline
+from gateway.simulator.render_rest import (
+    futures_exchange_info,
+    limit_body,
+    rate_limits,
+    rest_depth,
+    rest_kline,
+    spot_symbol_info,
+)
 from gateway.simulator.userdata import ListenKeyError, ListenKeys
 
 logger = logging.getLogger(__name__)
@@ -178,7 +184,7 @@ class RestServer:
         if decision.status != 200:
             headers["Retry-After"] = str(decision.retry_after_s)
             return _json(
-                _limit_body(decision.status, request.remote or "", self._config.weight_limit),
+                limit_body(decision.status, request.remote or "", self._config.weight_limit),
                 status=decision.status,
                 headers=headers,
             )
@@ -211,7 +217,7 @@ class RestServer:
                 "serverTime": now,
                 "rateLimits": rate_limits(Market.SPOT),
                 "exchangeFilters": [],
-                "symbols": [_symbol_info(self._specs[symbol]) for symbol in symbols],
+                "symbols": [spot_symbol_info(self._specs[symbol]) for symbol in symbols],
                 "sors": [],
             }
         )
@@ -363,74 +369,6 @@ class RestServer:
                 raise BinanceRequestError(-1121, "Invalid symbol.")
             return [str(symbol) for symbol in symbols]
         return list(self._specs)
-
-
-def _limit_body(status: int, ip: str, limit: int) -> dict[str, object]:
-    if status == 418:
-        return {
-            "code": -1003,
-            "msg": f"Way too many requests; IP({ip}) banned. Please use WebSocket Streams for live updates to avoid bans.",
-        }
-    return {
-        "code": -1003,
-        "msg": f"Too many requests; current limit of IP({ip}) request weight is {limit} per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
-    }
-
-
-_ORDER_TYPES = [
-    "LIMIT",
-    "LIMIT_MAKER",
-    "MARKET",
-    "STOP_LOSS",
-    "STOP_LOSS_LIMIT",
-    "TAKE_PROFIT",
-    "TAKE_PROFIT_LIMIT",
-]
-
-
-def _symbol_info(spec: SymbolSpec) -> dict[str, object]:
-    """One spot ``symbols[]`` entry, shaped like the docs' exchangeInfo example."""
-    return {
-        "symbol": spec.symbol,
-        "status": "TRADING",
-        "baseAsset": spec.base_asset,
-        "baseAssetPrecision": 8,
-        "quoteAsset": spec.quote_asset,
-        "quotePrecision": 8,
-        "quoteAssetPrecision": 8,
-        "baseCommissionPrecision": 8,
-        "quoteCommissionPrecision": 8,
-        "orderTypes": _ORDER_TYPES,
-        "icebergAllowed": True,
-        "ocoAllowed": True,
-        "otoAllowed": True,
-        "opoAllowed": True,
-        "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False,
-        "cancelReplaceAllowed": False,
-        "amendAllowed": False,
-        "pegInstructionsAllowed": True,
-        "isSpotTradingAllowed": True,
-        "isMarginTradingAllowed": False,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": format_decimal(spec.tick_size),
-                "maxPrice": format_decimal(spec.initial_price * 100),
-                "tickSize": format_decimal(spec.tick_size),
-            },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": format_decimal(spec.lot_size),
-                "maxQty": format_decimal(spec.lot_size * 10**6),
-                "stepSize": format_decimal(spec.lot_size),
-            },
-        ],
-        "permissions": [],
-        "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"],
-    }
 
 
 def _json(

@@ -274,7 +274,7 @@ def futures_listen_keys() -> Any:
 
 
 def exchange_info_skeleton() -> Any:
-    from gateway.simulator.rest import _symbol_info
+    from gateway.simulator.render_rest import spot_symbol_info as _symbol_info
 
     info = {
         "timezone": "UTC",
