@@ -1,0 +1,86 @@
+"""REST requests and answers for backfill, as pure code: what to ask, and the events it yields.
+
+A REST row is turned into the same event the stream would have carried, through the stream's own
+parser, so a backfilled trade is field for field the record a live one would have been. The rows
+have no event time (``E``); the trade time stands in for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.binance.events.base import Context
+from gateway.binance.events.trades import AggTrade, Trade, parse_agg_trade, parse_trade
+from gateway.binance.markets import Market
+from gateway.binance.streams import TimeUnit
+
+MAX_ROWS = 1000  # aggTrades and historicalTrades answer at most 1000 rows
+
+_AGG_TRADES = {
+    Market.SPOT: ("/api/v3/aggTrades", 4),
+    Market.USDM: ("/fapi/v1/aggTrades", 20),
+    Market.COINM: ("/dapi/v1/aggTrades", 20),
+}
+_HISTORICAL_TRADES = {Market.SPOT: ("/api/v3/historicalTrades", 25)}
+# historicalTrades names its fields; the stream uses letters.
+_TRADE_ROW_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker": "m",
+                   "isBestMatch": "M"}  # fmt: skip
+# quoteQty is price x qty truncated: derivable, and the stream does not carry it either.
+_DERIVED_TRADE_ROW_KEYS = frozenset({"quoteQty"})
+
+
+@dataclass(frozen=True, slots=True)
+class RestCall:
+    """One GET: path, query and the weight Binance charges for it."""
+
+    path: str
+    params: dict[str, str]
+    weight: int
+
+
+def agg_trades_call(market: Market, symbol: str, from_id: int, limit: int = MAX_ROWS) -> RestCall:
+    path, weight = _AGG_TRADES[market]
+    params = {"symbol": symbol, "fromId": str(from_id), "limit": str(min(limit, MAX_ROWS))}
+    return RestCall(path, params, weight)
+
+
+def historical_trades_call(
+    market: Market, symbol: str, from_id: int, limit: int = MAX_ROWS
+) -> RestCall:
+    if market not in _HISTORICAL_TRADES:
+        raise ValueError(f"{market.value} has no trade-by-id history to backfill from")
+    path, weight = _HISTORICAL_TRADES[market]
+    params = {"symbol": symbol, "fromId": str(from_id), "limit": str(min(limit, MAX_ROWS))}
+    return RestCall(path, params, weight)
+
+
+def _context(market: Market, unit: TimeUnit, received_at_us: int) -> Context:
+    return Context(market=market.value, to_us=unit.to_us, received_at_us=received_at_us)
+
+
+def parse_agg_trade_rows(
+    rows: Iterable[Any], market: Market, symbol: str, received_at_us: int,
+    unit: TimeUnit = TimeUnit.MILLISECOND,
+) -> list[AggTrade]:  # fmt: skip
+    """``GET aggTrades`` rows as the AggTrade events the stream would have carried."""
+    ctx = _context(market, unit, received_at_us)
+    return [
+        parse_agg_trade({**row, "e": "aggTrade", "E": row["T"], "s": symbol}, ctx) for row in rows
+    ]
+
+
+def parse_trade_rows(
+    rows: Iterable[Any], market: Market, symbol: str, received_at_us: int,
+    unit: TimeUnit = TimeUnit.MILLISECOND,
+) -> list[Trade]:  # fmt: skip
+    """``GET historicalTrades`` rows as the Trade events the stream would have carried."""
+    ctx = _context(market, unit, received_at_us)
+    events = []
+    for row in rows:
+        payload = {_TRADE_ROW_KEYS.get(k, k): v for k, v in row.items()}
+        for key in _DERIVED_TRADE_ROW_KEYS:
+            payload.pop(key, None)
+        events.append(parse_trade({**payload, "e": "trade", "E": row["time"], "s": symbol}, ctx))
+    return events

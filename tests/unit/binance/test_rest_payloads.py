@@ -1,0 +1,51 @@
+from decimal import Decimal
+
+import pytest
+
+from gateway.binance.markets import Market
+from gateway.binance.rest_payloads import (
+    agg_trades_call,
+    historical_trades_call,
+    parse_agg_trade_rows,
+    parse_trade_rows,
+)
+from tests.vectors import vector
+
+
+def test_calls_carry_binances_paths_and_weights():
+    call = agg_trades_call(Market.SPOT, "BTCUSDT", 41, limit=5000)
+    assert (call.path, call.weight, call.params) == (
+        "/api/v3/aggTrades", 4, {"symbol": "BTCUSDT", "fromId": "41", "limit": "1000"},
+    )  # fmt: skip
+    assert agg_trades_call(Market.USDM, "BTCUSDT", 1).path == "/fapi/v1/aggTrades"
+    assert agg_trades_call(Market.COINM, "BTCUSD_PERP", 1).weight == 20
+    assert historical_trades_call(Market.SPOT, "BTCUSDT", 7).weight == 25
+    with pytest.raises(ValueError):
+        historical_trades_call(Market.USDM, "BTCUSDT", 7)
+
+
+@pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
+def test_agg_trade_rows_become_the_events_the_stream_carries(market):
+    rows = vector(f"{market.value}/rest_aggTrades.json")
+    [event] = parse_agg_trade_rows(rows, market, "BNBBTC", received_at_us=9)
+    assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (26129, 27781, 27781)
+    assert event.price == Decimal("0.01633102")
+    assert event.event_time_us == event.trade_time_us == 1498793709153000
+    assert (event.symbol, event.market, event.received_at_us, event.extra) == (
+        "BNBBTC",
+        market.value,
+        9,
+        {},
+    )
+
+
+def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity():
+    rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
+             "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]  # fmt: skip
+    [event] = parse_trade_rows(rows, Market.SPOT, "BTCUSDT", received_at_us=1)
+    assert (event.trade_id, event.price, event.quantity) == (
+        28457,
+        Decimal("4.00000100"),
+        Decimal("12"),
+    )
+    assert (event.buyer_is_maker, event.best_match, event.extra) == (True, True, {})
