@@ -58,6 +58,21 @@ from gateway.binance.events.derivatives import (
     parse_mark_price,
     parse_trading_session,
 )
+from gateway.binance.events.futures_user import (
+    AccountConfigUpdate,
+    AccountUpdate,
+    MarginCall,
+    MarginCallPosition,
+    OrderTradeUpdate,
+    PositionUpdate,
+    TradeLite,
+    WalletBalance,
+    parse_account_config_update,
+    parse_account_update,
+    parse_margin_call,
+    parse_order_trade_update,
+    parse_trade_lite,
+)
 from gateway.binance.events.klines import (
     ContinuousKline,
     IndexPriceKline,
@@ -67,6 +82,24 @@ from gateway.binance.events.klines import (
     parse_index_price_kline,
     parse_kline,
     parse_mark_price_kline,
+)
+from gateway.binance.events.spot_user import (
+    AccountBalance,
+    AccountPosition,
+    BalanceUpdate,
+    EventStreamTerminated,
+    ExecutionReport,
+    ExternalLockUpdate,
+    ListenKeyExpired,
+    ListOrder,
+    ListStatus,
+    parse_account_position,
+    parse_balance_update,
+    parse_event_stream_terminated,
+    parse_execution_report,
+    parse_external_lock_update,
+    parse_list_status,
+    parse_listen_key_expired,
 )
 from gateway.binance.events.tickers import (
     AvgPrice,
@@ -96,9 +129,15 @@ from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError
 
 __all__ = [
+    "AccountBalance",
+    "AccountConfigUpdate",
+    "AccountEvent",
+    "AccountPosition",
+    "AccountUpdate",
     "AggTrade",
     "AssetIndex",
     "AvgPrice",
+    "BalanceUpdate",
     "BlockTrade",
     "BookTicker",
     "CompositeIndex",
@@ -108,17 +147,27 @@ __all__ = [
     "DepthSnapshot",
     "DepthUpdate",
     "Event",
+    "EventStreamTerminated",
+    "ExecutionReport",
+    "ExternalLockUpdate",
     "ForceOrder",
     "FrameParser",
     "IndexComponent",
     "IndexPrice",
     "IndexPriceKline",
     "Kline",
+    "ListOrder",
+    "ListStatus",
+    "ListenKeyExpired",
+    "MarginCall",
+    "MarginCallPosition",
     "MarkPrice",
     "MarkPriceKline",
     "MarketEvent",
     "MiniTicker",
     "NotionalBracket",
+    "OrderTradeUpdate",
+    "PositionUpdate",
     "PriceLevel",
     "PublicEvent",
     "RecordEvent",
@@ -128,7 +177,9 @@ __all__ = [
     "ServerShutdown",
     "Ticker",
     "Trade",
+    "TradeLite",
     "TradingSession",
+    "WalletBalance",
 ]
 
 
@@ -180,7 +231,23 @@ PublicEvent = (
 )
 """Every public market-data event; each has a schema ``schemas/<market>/<KIND>.avsc``."""
 
-RecordEvent = PublicEvent
+AccountEvent = (
+    AccountPosition
+    | BalanceUpdate
+    | ExecutionReport
+    | ListStatus
+    | EventStreamTerminated
+    | ExternalLockUpdate
+    | ListenKeyExpired
+    | AccountUpdate
+    | MarginCall
+    | OrderTradeUpdate
+    | AccountConfigUpdate
+    | TradeLite
+)
+"""Every user-data event; each has a schema ``schemas/<market>_user/<KIND>.avsc``."""
+
+RecordEvent = PublicEvent | AccountEvent
 """Every event that becomes a Kafka record (``schema_group``, ``partition_key``, ...)."""
 
 MarketEvent = Trade | AggTrade
@@ -213,6 +280,14 @@ _SPOT_EVENTS: dict[str, Handler] = {
     "1dTicker": parse_rolling_ticker,
     "avgPrice": parse_avg_price,
     "referencePrice": parse_reference_price,
+    # User data (WebSocket API user-data subscriptions, or retired listenKey streams).
+    "outboundAccountPosition": parse_account_position,
+    "balanceUpdate": parse_balance_update,
+    "executionReport": parse_execution_report,
+    "listStatus": parse_list_status,
+    "eventStreamTerminated": parse_event_stream_terminated,
+    "externalLockUpdate": parse_external_lock_update,
+    "listenKeyExpired": parse_listen_key_expired,
 }
 _FUTURES_EVENTS: dict[str, Handler] = {
     **_EVERY_MARKET,
@@ -222,6 +297,12 @@ _FUTURES_EVENTS: dict[str, Handler] = {
     "continuous_kline": parse_continuous_kline,
     "forceOrder": parse_force_order,
     "contractInfo": parse_contract_info,
+    # User data (listenKey streams).
+    "ACCOUNT_UPDATE": parse_account_update,
+    "MARGIN_CALL": parse_margin_call,
+    "ORDER_TRADE_UPDATE": parse_order_trade_update,
+    "ACCOUNT_CONFIG_UPDATE": parse_account_config_update,
+    "listenKeyExpired": parse_listen_key_expired,
 }
 _USDM_EVENTS: dict[str, Handler] = {
     **_FUTURES_EVENTS,
@@ -230,6 +311,7 @@ _USDM_EVENTS: dict[str, Handler] = {
     "EquityUpdate": parse_trading_session,
     "CommodityUpdate": parse_trading_session,
     "KR_EquityUpdate": parse_trading_session,
+    "TRADE_LITE": parse_trade_lite,
 }
 _COINM_EVENTS: dict[str, Handler] = {
     **_FUTURES_EVENTS,
@@ -316,6 +398,30 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         IndexPrice,
         ForceOrder,
         ContractInfo,
+    ),
+    "spot_user": (
+        AccountPosition,
+        BalanceUpdate,
+        ExecutionReport,
+        ListStatus,
+        EventStreamTerminated,
+        ExternalLockUpdate,
+        ListenKeyExpired,
+    ),
+    "usdm_user": (
+        AccountUpdate,
+        MarginCall,
+        OrderTradeUpdate,
+        AccountConfigUpdate,
+        TradeLite,
+        ListenKeyExpired,
+    ),
+    "coinm_user": (
+        AccountUpdate,
+        MarginCall,
+        OrderTradeUpdate,
+        AccountConfigUpdate,
+        ListenKeyExpired,
     ),
 }
 """The record classes each schema group receives: ``schemas/<group>/<cls.KIND>.avsc`` each."""

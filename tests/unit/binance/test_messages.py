@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 from decimal import Decimal
 
 import orjson
@@ -8,11 +9,14 @@ from hypothesis import given, strategies as st
 from gateway.binance.markets import Market
 from gateway.binance.messages import (
     AggTrade,
+    BalanceUpdate,
     BookTicker,
     ControlReply,
     DepthSnapshot,
     DepthUpdate,
     FrameParser,
+    ListenKeyExpired,
+    OrderTradeUpdate,
     RpiDepthUpdate,
     ServerShutdown,
     Trade,
@@ -354,3 +358,48 @@ def test_every_value_of_every_vector_retyped_fails_only_as_a_parse_error(name):
     for path, bad in mutations(document):
         with contextlib.suppress(MessageParseError):
             parser.parse(orjson.dumps(replaced(document, path, bad)), 0)
+
+
+def test_user_data_wrappers_are_unwrapped_and_keep_the_subscription():
+    [wrapped] = SPOT.parse(vector_bytes("spot-user/balanceUpdate.json"), 0)
+    [legacy] = SPOT.parse(vector_bytes("spot-user/balanceUpdate.legacy_listenKey.json"), 0)
+    assert isinstance(wrapped, BalanceUpdate)
+    assert (wrapped.subscription_id, legacy.subscription_id) == (0, None)
+    assert dataclasses.replace(wrapped, subscription_id=None) == legacy
+    assert (wrapped.partition_key, wrapped.schema_group) == ("BTC", "spot_user")
+    shutdown = vector("spot-user/wsapi_user_stream_requests.json")["serverShutdown_event"]
+    assert isinstance(SPOT.parse(orjson.dumps(shutdown), 0)[0], ServerShutdown)
+
+
+def test_coinm_order_updates_carry_account_alias_and_margin_asset():
+    payload = vector("usdm-user/ORDER_TRADE_UPDATE.json")
+    payload["i"] = "SfsR"
+    payload["o"]["ma"] = "BTC"
+    [event] = FrameParser(Market.COINM).parse(orjson.dumps(payload), 0)
+    assert isinstance(event, OrderTradeUpdate)
+    assert (event.account_alias, event.margin_asset, event.extra) == ("SfsR", "BTC", {})
+    assert event.schema_group == "coinm_user"
+    assert event.ignored == {"o.si": "0", "o.ss": "0"}
+
+
+def test_account_wide_events_share_one_key():
+    [update] = FrameParser(Market.USDM).parse(vector_bytes("usdm-user/ACCOUNT_UPDATE.json"), 0)
+    [config] = FrameParser(Market.USDM).parse(
+        vector_bytes("usdm-user/ACCOUNT_CONFIG_UPDATE.multiAssets.json"), 0
+    )
+    [leverage] = FrameParser(Market.USDM).parse(
+        vector_bytes("usdm-user/ACCOUNT_CONFIG_UPDATE.leverage.json"), 0
+    )
+    assert (update.partition_key, config.partition_key) == ("account", "account")
+    assert leverage.partition_key == "BTCUSDT"
+
+
+def test_futures_listen_key_expiry_accepts_its_documented_string_time():
+    [event] = FrameParser(Market.USDM).parse(vector_bytes("usdm-user/listenKeyExpired.json"), 0)
+    assert isinstance(event, ListenKeyExpired)
+    assert event.event_time_us == 1736996475556000
+
+
+def test_trade_lite_is_usdm_only():
+    with pytest.raises(MessageParseError, match="unknown event type"):
+        FrameParser(Market.COINM).parse(vector_bytes("usdm-user/TRADE_LITE.json"), 0)

@@ -7,7 +7,14 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.binance.messages import DepthUpdate, Kline, PriceLevel
+from gateway.binance.messages import (
+    AccountUpdate,
+    DepthUpdate,
+    Kline,
+    PositionUpdate,
+    PriceLevel,
+    WalletBalance,
+)
 from gateway.errors import SerializationError
 from gateway.records.avro import (
     SchemaCatalog,
@@ -106,3 +113,42 @@ def test_a_nested_decimal_the_schema_cannot_hold_is_refused():
         event_datum(event)
     with pytest.raises(SerializationError):
         encode(CATALOG[SchemaKey("spot", "depth_update")], SingleObjectFraming(), event)
+
+
+wallets = st.lists(
+    st.builds(WalletBalance, symbols, decimals, decimals, st.none() | decimals), max_size=5
+)
+positions = st.lists(
+    st.builds(
+        PositionUpdate,
+        symbols,
+        decimals,
+        positive,
+        st.none() | positive,
+        decimals,
+        decimals,
+        st.sampled_from(["isolated", "cross"]),
+        positive,
+        st.sampled_from(["BOTH", "LONG", "SHORT"]),
+    ),
+    max_size=5,
+)
+
+
+@given(
+    market=st.sampled_from(["usdm", "coinm"]),
+    times=st.tuples(times_us, times_us),
+    reason=st.sampled_from(["ORDER", "FUNDING_FEE", "SOMETHING_NEW"]),
+    balances=wallets,
+    positions=positions,
+    extra=extras,
+)
+def test_any_account_update_roundtrips_exactly(market, times, reason, balances, positions, extra):
+    event = AccountUpdate(
+        market, None, times[0], times[1], reason, balances, positions, times[0], extra
+    )
+    decoded = roundtrip(event)
+    assert event.schema_group == f"{market}_user"
+    assert [WalletBalance(**b) for b in decoded["balances"]] == balances
+    assert [PositionUpdate(**p) for p in decoded["positions"]] == positions
+    assert (decoded["reason"], decoded["extra"]) == (reason, extra)

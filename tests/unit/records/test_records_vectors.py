@@ -296,7 +296,203 @@ TRADING_SESSION = {
     "S": "session_type",
 }
 
+ACCOUNT_POSITION = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "u": "last_update_time_us",
+    "B": Items("balances", {"a": "asset", "f": "free", "l": "locked"}),
+}
+BALANCE_UPDATE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "a": "asset",
+    "d": "delta",
+    "T": "clear_time_us",
+}
+EXTERNAL_LOCK_UPDATE = BALANCE_UPDATE | {"T": "transaction_time_us"}
+EXECUTION_REPORT = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "c": "client_order_id",
+    "S": "side",
+    "o": "order_type",
+    "f": "time_in_force",
+    "q": "quantity",
+    "p": "price",
+    "P": "stop_price",
+    "F": "iceberg_quantity",
+    "g": "order_list_id",
+    "C": "original_client_order_id",
+    "x": "execution_type",
+    "X": "order_status",
+    "r": "reject_reason",
+    "i": "order_id",
+    "l": "last_quantity",
+    "z": "cumulative_quantity",
+    "L": "last_price",
+    "n": "commission",
+    "N": "commission_asset",
+    "T": "transaction_time_us",
+    "t": "trade_id",
+    "v": "prevented_match_id",
+    "I": "execution_id",
+    "w": "on_book",
+    "m": "maker",
+    "M": IGNORED,
+    "O": "order_creation_time_us",
+    "Z": "cumulative_quote_quantity",
+    "Y": "last_quote_quantity",
+    "Q": "quote_order_quantity",
+    "W": "working_time_us",
+    "V": "self_trade_prevention_mode",
+}
+LIST_STATUS = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "s": "symbol",
+    "g": "order_list_id",
+    "c": "contingency_type",
+    "l": "list_status_type",
+    "L": "list_order_status",
+    "r": "list_reject_reason",
+    "C": "list_client_order_id",
+    "T": "transaction_time_us",
+    "O": Items("orders", {"s": "symbol", "i": "order_id", "c": "client_order_id"}),
+}
+EVENT_STREAM_TERMINATED = {"e": EVENT_TYPE, "E": "event_time_us"}
+LISTEN_KEY_EXPIRED = {"e": EVENT_TYPE, "E": "event_time_us", "listenKey": "listen_key"}
+ACCOUNT_UPDATE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "a": {
+        "m": "reason",
+        "B": Items(
+            "balances",
+            {
+                "a": "asset",
+                "wb": "wallet_balance",
+                "cw": "cross_wallet_balance",
+                "bc": "balance_change",
+            },
+        ),
+        "P": Items(
+            "positions",
+            {
+                "s": "symbol",
+                "pa": "position_amount",
+                "ep": "entry_price",
+                "bep": "breakeven_price",
+                "cr": "accumulated_realized",
+                "up": "unrealized_pnl",
+                "mt": "margin_type",
+                "iw": "isolated_wallet",
+                "ps": "position_side",
+            },
+        ),
+    },
+}
+MARGIN_CALL = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "cw": "cross_wallet_balance",
+    "p": Items(
+        "positions",
+        {
+            "s": "symbol",
+            "ps": "position_side",
+            "pa": "position_amount",
+            "mt": "margin_type",
+            "iw": "isolated_wallet",
+            "mp": "mark_price",
+            "up": "unrealized_pnl",
+            "mm": "maintenance_margin",
+        },
+    ),
+}
+ORDER_TRADE_UPDATE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "i": "account_alias",
+    "o": {
+        "s": "symbol",
+        "c": "client_order_id",
+        "S": "side",
+        "o": "order_type",
+        "f": "time_in_force",
+        "q": "quantity",
+        "p": "price",
+        "ap": "average_price",
+        "sp": "stop_price",
+        "x": "execution_type",
+        "X": "order_status",
+        "i": "order_id",
+        "l": "last_quantity",
+        "z": "cumulative_quantity",
+        "L": "last_price",
+        "N": "commission_asset",
+        "n": "commission",
+        "T": "trade_time_us",
+        "t": "trade_id",
+        "b": "bid_notional",
+        "a": "ask_notional",
+        "m": "maker",
+        "R": "reduce_only",
+        "wt": "working_type",
+        "ot": "original_order_type",
+        "ps": "position_side",
+        "cp": "close_all",
+        "AP": "activation_price",
+        "cr": "callback_rate",
+        "pP": "price_protection",
+        "si": IGNORED,
+        "ss": IGNORED,
+        "rp": "realized_profit",
+        "V": "self_trade_prevention_mode",
+        "pm": "price_match_mode",
+        "gtd": "good_till_time_us",
+        "er": "expiry_reason",
+        "ma": "margin_asset",
+    },
+}
+ACCOUNT_CONFIG_UPDATE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "ac": {"s": "symbol", "l": "leverage"},
+    "ai": {"j": "multi_assets_mode"},
+}
+TRADE_LITE = {
+    "e": EVENT_TYPE,
+    "E": "event_time_us",
+    "T": "transaction_time_us",
+    "s": "symbol",
+    "q": "quantity",
+    "p": "price",
+    "m": "maker",
+    "c": "client_order_id",
+    "S": "side",
+    "L": "last_price",
+    "l": "last_quantity",
+    "t": "trade_id",
+    "i": "order_id",
+}
+
 WIRE_MAPS = {
+    "AccountPosition": ACCOUNT_POSITION,
+    "BalanceUpdate": BALANCE_UPDATE,
+    "ExternalLockUpdate": EXTERNAL_LOCK_UPDATE,
+    "ExecutionReport": EXECUTION_REPORT,
+    "ListStatus": LIST_STATUS,
+    "EventStreamTerminated": EVENT_STREAM_TERMINATED,
+    "ListenKeyExpired": LISTEN_KEY_EXPIRED,
+    "AccountUpdate": ACCOUNT_UPDATE,
+    "MarginCall": MARGIN_CALL,
+    "OrderTradeUpdate": ORDER_TRADE_UPDATE,
+    "AccountConfigUpdate": ACCOUNT_CONFIG_UPDATE,
+    "TradeLite": TRADE_LITE,
     "Trade": TRADE,
     "AggTrade": AGG_TRADE,
     "BlockTrade": BLOCK_TRADE,
@@ -334,7 +530,11 @@ class Case:
     stream: str | None = None
     from_stream: frozenset[str] = frozenset()
     """Fields the stream name supplies because the payload lacks them."""
+    also: tuple[Market, ...] = ()
+    """Other markets that send the same payload (COIN-M user data has no vectors of its own)."""
 
+
+COINM = (Market.COINM,)
 
 # Every stream-payload vector, with the event class it must become. A vector file missing here
 # fails test_every_vector_file_is_classified, so a new official payload cannot go untested.
@@ -396,22 +596,42 @@ CASES = {
     "coinm/miniTicker_arr.json": Case("MiniTicker"),
     "coinm/ticker.json": Case("Ticker"),
     "coinm/ticker_arr.json": Case("Ticker"),
+    "spot-user/balanceUpdate.json": Case("BalanceUpdate"),
+    "spot-user/balanceUpdate.legacy_listenKey.json": Case("BalanceUpdate"),
+    "spot-user/eventStreamTerminated.json": Case("EventStreamTerminated"),
+    "spot-user/eventStreamTerminated.wsapi_2025-08-12.json": Case("EventStreamTerminated"),
+    "spot-user/executionReport.json": Case("ExecutionReport"),
+    "spot-user/executionReport.legacy_listenKey.json": Case("ExecutionReport"),
+    "spot-user/externalLockUpdate.json": Case("ExternalLockUpdate"),
+    "spot-user/externalLockUpdate.legacy_listenKey.json": Case("ExternalLockUpdate"),
+    "spot-user/listStatus.json": Case("ListStatus"),
+    "spot-user/listStatus.legacy_listenKey.json": Case("ListStatus"),
+    "spot-user/listenKeyExpired.legacy_listenKey.json": Case("ListenKeyExpired"),
+    "spot-user/outboundAccountPosition.json": Case("AccountPosition"),
+    "spot-user/outboundAccountPosition.legacy_listenKey.json": Case("AccountPosition"),
+    "usdm-user/ACCOUNT_CONFIG_UPDATE.leverage.json": Case("AccountConfigUpdate", also=COINM),
+    "usdm-user/ACCOUNT_CONFIG_UPDATE.multiAssets.json": Case("AccountConfigUpdate", also=COINM),
+    "usdm-user/ACCOUNT_UPDATE.json": Case("AccountUpdate", also=COINM),
+    "usdm-user/MARGIN_CALL.json": Case("MarginCall", also=COINM),
+    "usdm-user/ORDER_TRADE_UPDATE.json": Case("OrderTradeUpdate", also=COINM),
+    "usdm-user/TRADE_LITE.json": Case("TradeLite"),
+    "usdm-user/listenKeyExpired.json": Case("ListenKeyExpired", also=COINM),
 }
 NOT_RECORDS = {
     "spot/serverShutdown.json": "a connection event (ServerShutdown), tested in test_messages",
     "spot/serverShutdown.combined.json": "a connection event (ServerShutdown)",
     "spot/control_messages.json": "control frames and replies, tested in test_messages",
     "usdm/control_messages.json": "control frames and replies",
+    "spot-user/wsapi_user_stream_requests.json": "WebSocket API requests and their replies",
 }
 MARKETS = {"spot": Market.SPOT, "usdm": Market.USDM, "coinm": Market.COINM}
-PENDING_DIRS = {"spot-user", "usdm-user"}  # user data: next commit
 
 
 def vector_files():
     return sorted(
         str(path.relative_to(VECTORS_DIR))
         for path in VECTORS_DIR.glob("*/*.json")
-        if not path.name.startswith("rest_") and path.parent.name not in PENDING_DIRS
+        if not path.name.startswith("rest_")
     )
 
 
@@ -506,10 +726,16 @@ def record_of(event):
     return decode(value, header, schema)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_vector_arrives_exactly_and_completely(name):
+def market_cases():
+    for name, case in sorted(CASES.items()):
+        yield name, MARKETS[name.split("/")[0].removesuffix("-user")]
+        for market in case.also:
+            yield name, market
+
+
+@pytest.mark.parametrize(("name", "market"), list(market_cases()), ids=str)
+def test_vector_arrives_exactly_and_completely(name, market):
     case = CASES[name]
-    market = MARKETS[name.split("/")[0].removesuffix("-user")]
     message = vector(name)
     events = FrameParser(market).parse(orjson.dumps(message), RECEIVED_AT_US, stream=case.stream)
     payloads, subscription_id = unwrap(message)
