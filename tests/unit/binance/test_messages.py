@@ -6,18 +6,14 @@ import orjson
 import pytest
 from hypothesis import given, strategies as st
 
+from gateway.binance.events.books import BookTicker, DepthSnapshot, DepthUpdate, RpiDepthUpdate
+from gateway.binance.events.futures_user import OrderTradeUpdate
+from gateway.binance.events.spot_user import BalanceUpdate, ListenKeyExpired
 from gateway.binance.markets import Market
 from gateway.binance.messages import (
     AggTrade,
-    BalanceUpdate,
-    BookTicker,
     ControlReply,
-    DepthSnapshot,
-    DepthUpdate,
     FrameParser,
-    ListenKeyExpired,
-    OrderTradeUpdate,
-    RpiDepthUpdate,
     ServerShutdown,
     Trade,
     channel_of,

@@ -7,14 +7,9 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.binance.messages import (
-    AccountUpdate,
-    DepthUpdate,
-    Kline,
-    PositionUpdate,
-    PriceLevel,
-    WalletBalance,
-)
+from gateway.binance.events.books import DepthUpdate, PriceLevel
+from gateway.binance.events.futures_user import AccountUpdate, PositionUpdate, WalletBalance
+from gateway.binance.events.klines import Kline
 from gateway.errors import SerializationError
 from gateway.records.avro import (
     SchemaCatalog,
