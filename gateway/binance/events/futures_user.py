@@ -210,8 +210,10 @@ _POSITION_KEYS = frozenset(["s", "pa", "ep", "bep", "cr", "up", "mt", "iw", "ps"
 _MARGIN_CALL_KEYS = frozenset(["e", "E", "cw", "p"])
 _MARGIN_POSITION_KEYS = frozenset(["s", "ps", "pa", "mt", "iw", "mp", "up", "mm"])
 _ORDER_UPDATE_KEYS = frozenset(["e", "E", "T", "o", "i"])
+# Wire letters of "o" as Binance lists them; "ma" is COIN-M only.
 _ORDER_KEYS = frozenset(
-    ["s", "c", "S", "o", "f", "q", "p", "ap", "sp", "x", "X", "i", "l", "z", "L", "N", "n", "T", "t", "b", "a", "m", "R", "wt", "ot", "ps", "cp", "AP", "cr", "pP", "si", "ss", "rp", "V", "pm", "gtd", "er", "ma"]
+    "s c S o f q p ap sp x X i l z L N n T t b a m R wt ot ps cp AP cr pP si ss rp V pm gtd er "  # noqa: SIM905
+    "ma".split()
 )
 _ORDER_IGNORED = frozenset(["si", "ss"])
 _CONFIG_KEYS = frozenset(["e", "E", "T", "ac", "ai"])

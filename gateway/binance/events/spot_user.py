@@ -229,8 +229,10 @@ class ListenKeyExpired(Publishable):
 _POSITION_KEYS = frozenset(["e", "E", "u", "B"])
 _BALANCE_KEYS = frozenset(["a", "f", "l"])
 _DELTA_KEYS = frozenset(["e", "E", "a", "d", "T"])
+# Wire letters as Binance lists them: always sent, then the conditional ones.
 _EXECUTION_KEYS = frozenset(
-    ["e", "E", "s", "c", "S", "o", "f", "q", "p", "P", "F", "g", "C", "x", "X", "r", "i", "l", "z", "L", "n", "N", "T", "t", "v", "I", "w", "m", "M", "O", "Z", "Y", "Q", "W", "V", "d", "D", "j", "J", "A", "B", "u", "U", "Cs", "pl", "pL", "pY", "b", "a", "k", "uS", "gP", "gOT", "gOV", "gp", "eR"]
+    "e E s c S o f q p P F g C x X r i l z L n N T t v I w m M O Z Y Q W V "  # noqa: SIM905
+    "d D j J A B u U Cs pl pL pY b a k uS gP gOT gOV gp eR".split()
 )
 _EXECUTION_IGNORED = frozenset(["M"])
 _LIST_STATUS_KEYS = frozenset(["e", "E", "s", "g", "c", "l", "L", "r", "C", "T", "O"])

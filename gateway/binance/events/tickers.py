@@ -140,35 +140,10 @@ class ReferencePrice(Publishable):
 
 _MINI_TICKER_KEYS = frozenset(["e", "E", "s", "ps", "c", "o", "h", "l", "v", "q"])
 _SPOT_TICKER_KEYS = frozenset(
-    [
-        "e",
-        "E",
-        "s",
-        "p",
-        "P",
-        "w",
-        "x",
-        "c",
-        "Q",
-        "b",
-        "B",
-        "a",
-        "A",
-        "o",
-        "h",
-        "l",
-        "v",
-        "q",
-        "O",
-        "C",
-        "F",
-        "L",
-        "n",
-    ]
-)
-_FUTURES_TICKER_KEYS = frozenset(
-    ["e", "E", "s", "ps", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"]
-)
+    ["e", "E", "s", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"]
+) | {"x", "b", "B", "a", "A"}
+# Futures send the pair (COIN-M) instead of spot's previous price and best bid/ask.
+_FUTURES_TICKER_KEYS = (_SPOT_TICKER_KEYS - {"x", "b", "B", "a", "A"}) | {"ps"}
 _ROLLING_TICKER_KEYS = frozenset(
     ["e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"]
 )
