@@ -31,6 +31,24 @@ class Metrics:
             ["market", "kind", "field"],
             registry=self.registry,
         )
+        self.backfilled = Counter(
+            "gateway_backfilled_events_total",
+            "Trades fetched over REST to fill a hole in the stream",
+            ["market", "kind"],
+            registry=self.registry,
+        )
+        self.trade_gaps = Counter(
+            "gateway_trade_gap_ids_total",
+            "Trade ids declared lost (REST no longer had them)",
+            ["market", "kind"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "gateway_duplicate_events_total",
+            "Events seen twice (reconnect or rotation overlap) and published once",
+            ["market"],
+            registry=self.registry,
+        )
         self.reconnects = Counter(
             "gateway_reconnects_total", "WebSocket reconnects", ["market"], registry=self.registry
         )

@@ -7,21 +7,15 @@ the dead-letter topic with the raw bytes and the reason, is counted, and logged 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
+from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, StreamDisconnectedError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord
+from gateway.records.topics import RecordSink
 
 logger = logging.getLogger(__name__)
-
-
-class RecordSink(Protocol):
-    """Where records go: ``KafkaSink`` in production, a recording fake in tests."""
-
-    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None: ...
 
 
 class FramePipeline:
@@ -35,8 +29,10 @@ class FramePipeline:
         metrics: Metrics,
         *,
         connection: str,
+        continuity: TradeContinuity | None = None,
     ) -> None:
         self._parser = parser
+        self._continuity = continuity
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
@@ -69,7 +65,11 @@ class FramePipeline:
         for name in event.extra:
             self._report_unknown_field(event.KIND, name)
         self._metrics.events.labels(self._market, event.KIND).inc()
-        await self._sink.send(record, received_ns)
+        if self._continuity is not None:
+            # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
+            await self._continuity.receive(event, record, received_ns)
+        else:
+            await self._sink.send(record, received_ns)
 
     async def _dead_letter(
         self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None

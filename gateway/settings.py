@@ -46,6 +46,9 @@ class MarketSettings(_Section):
     rest_url: str | None = Field(None, description="REST base URL; None = Binance's")
     max_streams_per_connection: int = Field(1024, ge=1, le=1024)
     time_unit: TimeUnit = TimeUnit.MILLISECOND
+    backfill: bool = Field(
+        True, description="Fill holes in trade ids from REST; declare what REST no longer has"
+    )
 
     @field_validator("symbols")
     @classmethod

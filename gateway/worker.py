@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import logging
 
+from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.adapters.http_status import StatusServer
 from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.binance.streams import CHANNEL_KINDS, chunk, combined_path, stream_name
+from gateway.continuity import TradeContinuity
 from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
@@ -69,15 +72,19 @@ class Gateway:
             await ensure_topics(self.settings.kafka, self.topics())
         await self.sink.start()
         status = self._status_server()
-        try:
-            if status is not None:
-                await status.start()
-            self.connections = self._build_connections(builder)
-            self.started.set()
-            await self._run_until_stopped(stop)
-        finally:
-            self.draining = True
-            await self.sink.stop()
+        async with contextlib.AsyncExitStack() as resources:
+            continuities = await self._trade_continuities(builder, resources)
+            try:
+                if status is not None:
+                    await status.start()
+                self.connections = self._build_connections(builder, continuities)
+                self.started.set()
+                await self._run_until_stopped(stop)
+            finally:
+                self.draining = True
+                for continuity in continuities.values():
+                    await continuity.stop()
+                await self.sink.stop()
             if status is not None:
                 await status.stop()
             logger.info(
@@ -120,7 +127,24 @@ class Gateway:
         async with SchemaRegistryClient(registry.url, registry.timeout_s) as client:
             return ConfluentFraming(await register_catalog(client, self.catalog, self.namer))
 
-    def _build_connections(self, builder: RecordBuilder) -> list[BinanceStreamClient]:
+    async def _trade_continuities(
+        self, builder: RecordBuilder, resources: contextlib.AsyncExitStack
+    ) -> dict[Market, TradeContinuity]:
+        """One per market, shared by its connections, with the market's one REST client."""
+        continuities = {}
+        binance = self.settings.binance
+        for market, market_settings in binance.markets.items():
+            if not market_settings.backfill:
+                continue
+            rest = await resources.enter_async_context(
+                BinanceRestClient(binance.rest_url(market), market)
+            )
+            continuities[market] = TradeContinuity(market, rest, builder, self.sink, self.metrics)
+        return continuities
+
+    def _build_connections(
+        self, builder: RecordBuilder, continuities: dict[Market, TradeContinuity]
+    ) -> list[BinanceStreamClient]:
         binance = self.settings.binance
         connections = []
         for market, market_settings in binance.markets.items():
@@ -138,6 +162,7 @@ class Gateway:
                     self.sink,
                     self.metrics,
                     connection=name,
+                    continuity=continuities.get(market),
                 )
                 reconnects = self.metrics.reconnects.labels(market.value)
                 connections.append(

@@ -17,7 +17,7 @@ import orjson
 
 from gateway.errors import RegistryError
 from gateway.records.avro import AvroSchema, SchemaCatalog, SchemaKey
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import GATEWAY_GROUP, TopicNamer
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ def value_subject(topic: str) -> str:
 
 def topic_for_schema(namer: TopicNamer, key: SchemaKey) -> str:
     """The topic whose values a schema describes."""
-    if key.group == "gateway" and key.kind == "dead_letter":
-        return namer.dead_letter_topic()
+    if key.group == GATEWAY_GROUP:
+        return namer.gateway_topic(key.kind)
     return namer.topic(key.group, key.kind)
 
 

@@ -14,13 +14,14 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
-from gateway.binance.messages import MarketEvent, RecordEvent
+from gateway.binance.messages import RecordEvent
 from gateway.errors import SerializationError
 from gateway.records import topics
-from gateway.records.avro import Framing, SchemaCatalog, SchemaKey, encode
+from gateway.records.avro import AvroSchema, Framing, SchemaCatalog, SchemaKey, encode
 from gateway.records.topics import ProducerRecord, TopicNamer
 
 DEAD_LETTER_SCHEMA = SchemaKey("gateway", topics.DEAD_LETTER_KIND)
+TRADE_GAP_SCHEMA = SchemaKey(topics.GATEWAY_GROUP, topics.TRADE_GAP_KIND)
 
 # Schemas declare decimals as precision 38, scale 18: 20 integer digits, 18 fractional.
 DECIMAL_SCALE = 18
@@ -98,6 +99,16 @@ def event_datum(event: RecordEvent) -> dict[str, Any]:
     return _datum(event)
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Everything about an event class's records that does not change from one to the next."""
+
+    schema: AvroSchema
+    frame_header: bytes
+    topic: str
+    kind_header: tuple[str, bytes]
+
+
 class RecordBuilder:
     """Turns events (and failures) into :class:`ProducerRecord` values."""
 
@@ -108,20 +119,52 @@ class RecordBuilder:
         self._framing = framing
         self._namer = namer
         self._gateway_id = gateway_id
+        self._gateway_header = (topics.HEADER_GATEWAY_ID, gateway_id.encode())
+        self._routes: dict[tuple[type, str], _Route] = {}
 
-    def build(self, event: MarketEvent) -> ProducerRecord:
-        """The record for one market event; SerializationError if its schema rejects it."""
-        key = SchemaKey(event.market, event.KIND)
+    def build(self, event: RecordEvent) -> ProducerRecord:
+        """The record for one event; SerializationError if its schema rejects it.
+
+        The compiled writer reads the event's attributes directly (no intermediate dict), and
+        the schema, topic and constant headers are looked up once per event class and group.
+        """
+        route = self._routes.get((type(event), event.schema_group))
+        if route is None:
+            route = self._route(event)
+        out = bytearray(route.frame_header)
+        try:
+            route.schema.writer(out, event)
+        except SerializationError as exc:
+            raise SerializationError(f"{route.schema.full_name}: {exc}") from exc
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SerializationError(
+                f"{route.schema.full_name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return ProducerRecord(
+            topic=route.topic,
+            key=event.partition_key.encode(),
+            value=bytes(out),
+            headers=[
+                route.kind_header,
+                (topics.HEADER_RECEIVED_AT_US, str(event.received_at_us).encode()),
+                self._gateway_header,
+            ],
+            timestamp_ms=event.record_time_us // 1000,
+        )
+
+    def _route(self, event: RecordEvent) -> _Route:
+        key = SchemaKey(event.schema_group, event.KIND)
         if key not in self._catalog:
             raise SerializationError(f"no schema for {key}")
-        value = encode(self._catalog[key], self._framing, event_datum(event))
-        return ProducerRecord(
-            topic=self._namer.topic(event.market, event.KIND),
-            key=topics.symbol_key(event.symbol),
-            value=value,
-            headers=topics.headers(event.KIND, event.received_at_us, self._gateway_id),
-            timestamp_ms=event.event_time_us // 1000,
+        schema = self._catalog[key]
+        route = _Route(
+            schema=schema,
+            frame_header=self._framing.header(schema),
+            topic=self._namer.topic(event.schema_group, event.KIND),
+            kind_header=(topics.HEADER_EVENT_KIND, event.KIND.encode()),
         )
+        self._routes[(type(event), event.schema_group)] = route
+        return route
 
     def dead_letter(
         self,
@@ -149,4 +192,32 @@ class RecordBuilder:
             key=stream.encode() if stream else None,
             value=value,
             headers=topics.headers(topics.DEAD_LETTER_KIND, received_at_us, self._gateway_id),
+        )
+
+    def trade_gap(
+        self,
+        *,
+        market: str,
+        symbol: str,
+        kind: str,
+        first_missing_id: int,
+        last_missing_id: int,
+        detected_at_us: int,
+    ) -> ProducerRecord:
+        """A gap record: ids of one symbol that can no longer be recovered."""
+        datum = {
+            "market": market,
+            "symbol": symbol,
+            "kind": kind,
+            "first_missing_id": first_missing_id,
+            "last_missing_id": last_missing_id,
+            "detected_at_us": detected_at_us,
+            "gateway_id": self._gateway_id,
+        }
+        value = encode(self._catalog[TRADE_GAP_SCHEMA], self._framing, datum)
+        return ProducerRecord(
+            topic=self._namer.gateway_topic(topics.TRADE_GAP_KIND),
+            key=topics.symbol_key(symbol),
+            value=value,
+            headers=topics.headers(TRADE_GAP_SCHEMA.kind, detected_at_us, self._gateway_id),
         )

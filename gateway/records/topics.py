@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 DEFAULT_PREFIX = "binance"
 DEAD_LETTER_KIND = "dead_letter"
+TRADE_GAP_KIND = "trade_gap"
+GATEWAY_GROUP = "gateway"  # schemas/gateway/: the gateway's own records, one topic each
 
 # Header names, documented for consumers in docs/consumers.md.
 HEADER_EVENT_KIND = "event_kind"
@@ -26,6 +29,12 @@ class ProducerRecord:
     timestamp_ms: int | None = None
 
 
+class RecordSink(Protocol):
+    """Where records go: ``KafkaSink`` in production, a recording fake in tests."""
+
+    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNamer:
     """``<prefix>.<market>.<kind>``, e.g. ``binance.spot.agg_trade``."""
@@ -35,8 +44,12 @@ class TopicNamer:
     def topic(self, market: str, kind: str) -> str:
         return f"{self.prefix}.{market}.{kind}"
 
+    def gateway_topic(self, kind: str) -> str:
+        """The gateway's own records, all markets in one topic: ``binance.dead_letter``."""
+        return f"{self.prefix}.{kind}"
+
     def dead_letter_topic(self) -> str:
-        return f"{self.prefix}.{DEAD_LETTER_KIND}"
+        return self.gateway_topic(DEAD_LETTER_KIND)
 
 
 def symbol_key(symbol: str) -> bytes:

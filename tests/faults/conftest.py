@@ -1,0 +1,1 @@
+from tests.integration.conftest import simulator_factory, topic_prefix  # noqa: F401 - shared fixtures
