@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
+from gateway.binance.messages import (
+    AggTrade,
+    ControlReply,
+    FrameParser,
+    RecordEvent,
+    ServerShutdown,
+    Trade,
+)
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, StreamDisconnectedError
 from gateway.metrics import Metrics
@@ -49,14 +56,14 @@ class FramePipeline:
             await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
         for event in events:
-            if isinstance(event, Trade | AggTrade):
-                await self._publish(event, raw, received_ns)
-            elif isinstance(event, ControlReply):
+            if isinstance(event, ControlReply):
                 self._on_control_reply(event)
             elif isinstance(event, ServerShutdown):
                 raise StreamDisconnectedError(f"{self._connection}: Binance announced a shutdown")
+            else:
+                await self._publish(event, raw, received_ns)
 
-    async def _publish(self, event: Trade | AggTrade, raw: bytes, received_ns: int) -> None:
+    async def _publish(self, event: RecordEvent, raw: bytes, received_ns: int) -> None:
         try:
             record = self._builder.build(event)
         except SerializationError as exc:
@@ -65,7 +72,7 @@ class FramePipeline:
         for name in event.extra:
             self._report_unknown_field(event.KIND, name)
         self._metrics.events.labels(self._market, event.KIND).inc()
-        if self._continuity is not None:
+        if self._continuity is not None and isinstance(event, Trade | AggTrade):
             # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
             await self._continuity.receive(event, record, received_ns)
         else:

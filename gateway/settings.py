@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.binance.markets import ENDPOINTS, Market
-from gateway.binance.streams import Channel, TimeUnit
+from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
 from gateway.errors import ConfigError
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
@@ -41,7 +41,10 @@ class MarketSettings(_Section):
     """What to stream from one market, and where that market lives."""
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
-    channels: tuple[Channel, ...] = (Channel.TRADE, Channel.AGG_TRADE)
+    channels: tuple[str, ...] = ("trade", "aggTrade")
+    """Per-symbol channels: trade, aggTrade, bookTicker, depth@100ms, kline_1m, ..."""
+    market_wide: tuple[str, ...] = ()
+    """Whole-market streams: !miniTicker@arr, !markPrice@arr@1s, !contractInfo, ..."""
     stream_url: str | None = Field(None, description="WebSocket base URL; None = Binance's")
     rest_url: str | None = Field(None, description="REST base URL; None = Binance's")
     max_streams_per_connection: int = Field(1024, ge=1, le=1024)
@@ -49,6 +52,16 @@ class MarketSettings(_Section):
     backfill: bool = Field(
         True, description="Fill holes in trade ids from REST; declare what REST no longer has"
     )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_exist(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(validate_channel(channel) for channel in channels)
+
+    @field_validator("market_wide")
+    @classmethod
+    def _market_wide_streams_exist(cls, streams: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(validate_market_wide(stream) for stream in streams)
 
     @field_validator("symbols")
     @classmethod

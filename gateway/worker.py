@@ -17,14 +17,14 @@ from gateway.adapters.http_status import StatusServer
 from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.markets import Market
-from gateway.binance.messages import FrameParser
-from gateway.binance.streams import CHANNEL_KINDS, chunk, combined_path, stream_name
+from gateway.binance.messages import RECORD_CLASSES, FrameParser
+from gateway.binance.streams import chunk, combined_path, stream_name, usdm_route
 from gateway.continuity import TradeContinuity
 from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRecord, TopicNamer
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,12 @@ class Gateway:
         """Set once schemas, topics and the producer are ready and the connections are opening."""
 
     def topics(self) -> list[str]:
-        """Every topic this configuration writes to, dead letters included."""
-        names = {self.namer.dead_letter_topic()}
-        for market, market_settings in self.settings.binance.markets.items():
+        """Every topic this configuration may write to: each public event kind of each
+        configured market (a stream can carry more than one kind), and the gateway's own."""
+        names = {self.namer.gateway_topic(kind) for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND)}
+        for market in self.settings.binance.markets:
             names.update(
-                self.namer.topic(market.value, CHANNEL_KINDS[c]) for c in market_settings.channels
+                self.namer.topic(market.value, c.KIND) for c in RECORD_CLASSES[market.value]
             )
         return sorted(names)
 
@@ -152,10 +153,14 @@ class Gateway:
                 stream_name(symbol, channel)
                 for symbol in market_settings.symbols
                 for channel in market_settings.channels
-            ]
-            for index, group in enumerate(chunk(names, market_settings.max_streams_per_connection)):
-                name = f"{market.value}-{index}"
-                url = binance.stream_url(market) + combined_path(group, market_settings.time_unit)
+            ] + list(market_settings.market_wide)
+            for route, index, group in self._shards(market, names):
+                name = f"{market.value}{route.replace('/', '-')}-{index}"
+                url = (
+                    binance.stream_url(market)
+                    + route
+                    + combined_path(group, market_settings.time_unit)
+                )
                 pipeline = FramePipeline(
                     FrameParser(market, market_settings.time_unit),
                     builder,
@@ -171,6 +176,18 @@ class Gateway:
                     )
                 )
         return connections
+
+    def _shards(self, market: Market, names: list[str]) -> list[tuple[str, int, list[str]]]:
+        """(route, index, streams) per connection: USD-M streams split by route first."""
+        limit = self.settings.binance.markets[market].max_streams_per_connection
+        by_route: dict[str, list[str]] = {}
+        for name in names:
+            by_route.setdefault(usdm_route(name) if market is Market.USDM else "", []).append(name)
+        return [
+            (route, index, group)
+            for route, routed in sorted(by_route.items())
+            for index, group in enumerate(chunk(routed, limit))
+        ]
 
     async def _run_until_stopped(self, stop: asyncio.Event) -> None:
         readers = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]

@@ -96,3 +96,25 @@ async def test_control_replies_produce_no_records(pipeline_and_sink):
     await pipeline(b'{"result":null,"id":1}', 1, 0)
     await pipeline(b'{"code":2,"msg":"Invalid request","id":2}', 1, 0)
     assert sink.records == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "topic", "key"),
+    [
+        (vector_bytes("spot/depth_diff.json"), "p.spot.depth_update", b"BNBBTC"),
+        (
+            orjson.dumps({"stream": "bnbusdt@bookTicker", "data": vector("spot/bookTicker.json")}),
+            "p.spot.book_ticker",
+            b"BNBUSDT",
+        ),
+        (vector_bytes("spot/kline.json"), "p.spot.kline", b"BNBBTC"),
+    ],
+)
+async def test_every_record_event_is_published_on_its_kinds_topic(
+    pipeline_and_sink, frame, topic, key
+):
+    pipeline, sink, _ = pipeline_and_sink
+    await pipeline(frame, 1, 0)
+    [record] = sink.records
+    assert (record.topic, record.key) == (topic, key)
+    assert decoded(record)["market"] == "spot"

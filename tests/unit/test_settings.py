@@ -6,7 +6,7 @@ import pytest
 
 from gateway.adapters.kafka import topic_config
 from gateway.binance.markets import Market
-from gateway.binance.streams import Channel, TimeUnit
+from gateway.binance.streams import TimeUnit
 from gateway.errors import ConfigError
 from gateway.settings import DEFAULT_SYMBOLS, KafkaSettings, load_settings
 
@@ -15,7 +15,7 @@ def test_defaults_stream_a_handful_of_spot_symbols_to_a_local_kafka():
     settings = load_settings()
     spot = settings.binance.markets[Market.SPOT]
     assert spot.symbols == DEFAULT_SYMBOLS
-    assert spot.channels == (Channel.TRADE, Channel.AGG_TRADE)
+    assert spot.channels == ("trade", "aggTrade")
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert settings.binance.stream_url(Market.SPOT) == "wss://stream.binance.com:9443"
 
