@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
@@ -118,3 +119,35 @@ async def test_every_record_event_is_published_on_its_kinds_topic(
     [record] = sink.records
     assert (record.topic, record.key) == (topic, key)
     assert decoded(record)["market"] == "spot"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+payload_like = st.fixed_dictionaries(
+    {"e": st.sampled_from(["trade", "aggTrade", "depthUpdate", "kline", "24hrTicker", "x"])},
+    optional={k: json_values for k in ["E", "s", "t", "p", "q", "T", "m", "U", "u", "b", "a", "k"]},
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(frame=st.one_of(st.binary(max_size=200), payload_like.map(orjson.dumps),
+                       payload_like.map(lambda p: orjson.dumps({"stream": "btcusdt@trade", "data": p}))))  # fmt: skip
+async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lettered(frame):
+    sink = RecordingSink()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
+    await pipeline(frame, 1, 0)
+    assert len(sink.records) >= 1 or frame in (b"", b"[]")  # an empty array carries no events
+    dead = [r for r in sink.records if r.topic == "p.dead_letter"]
+    assert all(decoded(r)["raw"] == frame for r in dead)
