@@ -30,7 +30,7 @@ from rich.table import Table
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster
-from gateway.infra.maven import fetch_all, kafka_version
+from gateway.infra.maven import REPO_ROOT, fetch_all, kafka_version
 from gateway.infra.registry import SchemaRegistry
 from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
@@ -163,27 +163,47 @@ async def measure_pipeline(
     )
 
 
-def measure_codec(iterations: int = 100_000) -> list[CodecResult]:
-    """Parse + normalize + Avro-encode on one core, per event kind (no I/O)."""
+# One official payload per event kind (Binance's documented examples, beside the repository).
+CODEC_CASES: tuple[tuple[str, Market, str | None], ...] = (
+    ("spot/trade.json", Market.SPOT, "btcusdt@trade"),
+    ("spot/aggTrade.json", Market.SPOT, "btcusdt@aggTrade"),
+    ("spot/depth_diff.json", Market.SPOT, "btcusdt@depth@100ms"),
+    ("spot/depth_partial.json", Market.SPOT, "btcusdt@depth20@100ms"),
+    ("spot/bookTicker.json", Market.SPOT, "btcusdt@bookTicker"),
+    ("spot/kline.json", Market.SPOT, "btcusdt@kline_1m"),
+    ("spot/miniTicker.json", Market.SPOT, "btcusdt@miniTicker"),
+    ("spot/ticker.json", Market.SPOT, "btcusdt@ticker"),
+    ("usdm/aggTrade.json", Market.USDM, "btcusdt@aggTrade"),
+    ("usdm/depth_diff.json", Market.USDM, "btcusdt@depth@100ms"),
+    ("usdm/markPrice.json", Market.USDM, "btcusdt@markPrice@1s"),
+    ("usdm-user/ORDER_TRADE_UPDATE.json", Market.USDM, None),
+    ("spot-user/executionReport.json", Market.SPOT, None),
+)
+VECTORS_DIR = REPO_ROOT.parent / "shared" / "binance-reference" / "vectors"
+
+
+def measure_codec(seconds_per_kind: float = 0.5) -> list[CodecResult]:
+    """Parse + normalize + Avro-encode on one core, per event kind (no I/O): frames/s."""
     catalog = SchemaCatalog.load()
-    framing = ConfluentFraming({schema.key: 1 for schema in catalog})
-    builder = RecordBuilder(catalog, framing, TopicNamer(), "bench")
-    parser = FrameParser(Market.SPOT)
-    frames = {
-        "trade": {"e": "trade", "E": 1672515782136, "s": "BTCUSDT", "t": 12345,
-                  "p": "43123.45000000", "q": "0.01200000", "T": 1672515782136, "m": True, "M": True},
-        "agg_trade": {"e": "aggTrade", "E": 1672515782136, "s": "BTCUSDT", "a": 12345,
-                      "p": "43123.45000000", "q": "0.01200000", "f": 100, "l": 105,
-                      "T": 1672515782136, "m": True, "M": True},
-    }  # fmt: skip
+    builder = RecordBuilder(
+        catalog, ConfluentFraming({s.key: 1 for s in catalog}), TopicNamer(), "bench"
+    )
     results = []
-    for kind, payload in frames.items():
-        raw = orjson.dumps({"stream": f"btcusdt@{payload['e']}", "data": payload})
-        started = time.perf_counter()
-        for _ in range(iterations):
-            for event in parser.parse(raw, 0):
-                builder.build(event)  # type: ignore[arg-type]
-        results.append(CodecResult(kind, iterations / (time.perf_counter() - started)))
+    for name, market, stream in CODEC_CASES:
+        path = VECTORS_DIR / name
+        if not path.is_file():
+            continue
+        payload = orjson.loads(path.read_bytes())
+        raw = orjson.dumps({"stream": stream, "data": payload} if stream else payload)
+        parser = FrameParser(market)
+        [event] = parser.parse(raw, 0)[:1]
+        frames, started = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds_per_kind:
+            for _ in range(200):
+                for event in parser.parse(raw, 0):
+                    builder.build(event)  # type: ignore[arg-type]
+            frames += 200
+        results.append(CodecResult(f"{market.value} {event.KIND}", frames / elapsed))
     return results
 
 
