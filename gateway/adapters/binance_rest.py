@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import orjson
 
+from gateway.adapters.http_session import HttpSessionClient
 from gateway.binance.markets import PING_PATHS, Market
 from gateway.binance.policy import RestWeightBudget
 from gateway.errors import RestRequestError
@@ -33,7 +33,7 @@ async def ping(rest_url: str, market: Market, timeout_s: float) -> None:
         await client.get(PING_PATHS[market], weight=1)
 
 
-class BinanceRestClient:
+class BinanceRestClient(HttpSessionClient):
     """GETs JSON from one market's REST API within its weight budget."""
 
     def __init__(
@@ -44,31 +44,15 @@ class BinanceRestClient:
         timeout_s: float = 10.0,
         budget: RestWeightBudget | None = None,
     ) -> None:
+        super().__init__(timeout_s)
         self.base_url = base_url.rstrip("/")
         self.market = market
         self.budget = budget or RestWeightBudget(WEIGHT_LIMITS[market])
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()  # one pacing decision at a time
-
-    async def __aenter__(self) -> BinanceRestClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
         """The decoded JSON answer; RestRequestError (retriable) for anything else."""
-        if self._session is None:
-            raise RestRequestError("BinanceRestClient used outside 'async with'")
+        session = self.session
         async with self._lock:
             while (wait := self.budget.delay(weight, time.time())) > 0:
                 logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
@@ -76,7 +60,7 @@ class BinanceRestClient:
             self.budget.spend(weight, time.time())
         url = self.base_url + path
         try:
-            async with self._session.get(url, params=params) as response:
+            async with session.get(url, params=params) as response:
                 body = await response.read()
                 self._observe(response)
                 if response.status != 200:

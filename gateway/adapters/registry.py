@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import orjson
 
+from gateway.adapters.http_session import HttpSessionClient
 from gateway.errors import RegistryError
 from gateway.records.avro import AvroSchema, SchemaCatalog, SchemaKey
 from gateway.records.topics import GATEWAY_GROUP, TopicNamer
@@ -45,36 +45,18 @@ def _map_errors(url: str) -> Iterator[None]:
         raise RegistryError(f"schema registry at {url} unreachable: {exc!r}") from exc
 
 
-class SchemaRegistryClient:
+class SchemaRegistryClient(HttpSessionClient):
     """A small async client: register, look up, check compatibility."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        super().__init__(timeout_s, headers={"Content-Type": CONTENT_TYPE})
         self.url = url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> SchemaRegistryClient:
-        self._session = aiohttp.ClientSession(
-            timeout=self._timeout, headers={"Content-Type": CONTENT_TYPE}
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
-        if self._session is None:
-            raise RegistryError("SchemaRegistryClient used outside 'async with'")
+        session = self.session
         data = None if body is None else orjson.dumps(body)
         with _map_errors(self.url):
-            async with self._session.request(method, self.url + path, data=data) as response:
+            async with session.request(method, self.url + path, data=data) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise RegistryError(
