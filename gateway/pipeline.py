@@ -82,7 +82,7 @@ class FramePipeline:
         self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None
     ) -> None:
         logger.warning(
-            "dead-lettered a frame on %s at %s: %s",
+            "dead-lettered a frame on %s at %s: %.500s",
             self._connection,
             stage,
             error,

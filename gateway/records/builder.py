@@ -21,6 +21,8 @@ from gateway.records.avro import AvroSchema, Framing, SchemaCatalog, SchemaKey, 
 from gateway.records.topics import ProducerRecord, TopicNamer
 
 DEAD_LETTER_SCHEMA = SchemaKey("gateway", topics.DEAD_LETTER_KIND)
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+MAX_ERROR_CHARS = 2000  # errors quote the bad value, which can be as large as the frame
 TRADE_GAP_SCHEMA = SchemaKey(topics.GATEWAY_GROUP, topics.TRADE_GAP_KIND)
 
 # Schemas declare decimals as precision 38, scale 18: 20 integer digits, 18 fractional.
@@ -181,8 +183,10 @@ class RecordBuilder:
             "market": market,
             "stream": stream,
             "stage": stage,
-            "error": error,
-            "raw": raw,
+            "error": error[:MAX_ERROR_CHARS],
+            # Cut: a record over Kafka's message size would be refused and stop the gateway.
+            "raw": raw[:MAX_DEAD_LETTER_BYTES],
+            "raw_size": len(raw),
             "received_at_us": received_at_us,
             "gateway_id": self._gateway_id,
         }

@@ -151,3 +151,14 @@ async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lette
     assert len(sink.records) >= 1 or frame in (b"", b"[]")  # an empty array carries no events
     dead = [r for r in sink.records if r.topic == "p.dead_letter"]
     assert all(decoded(r)["raw"] == frame for r in dead)
+
+
+async def test_a_huge_bad_frame_is_dead_lettered_cut_to_fit_kafka(pipeline_and_sink):
+    pipeline, sink, _ = pipeline_and_sink
+    frame = b'{"e": "' + b"x" * 3_000_000 + b'"}'
+    await pipeline(frame, 1, 0)
+    [dead] = sink.records
+    record = decoded(dead)
+    assert (len(record["raw"]), record["raw_size"]) == (256 * 1024, len(frame))
+    assert record["raw"] == frame[: 256 * 1024]
+    assert len(dead.value) < 1_000_000  # under Kafka's default max.message.bytes
