@@ -28,6 +28,9 @@ from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
 from gateway.worker import Gateway
 
+# A taste of each family: trades, the book, candles and tickers.
+DEMO_CHANNELS = ("trade", "aggTrade", "bookTicker", "depth@100ms", "kline_1m", "miniTicker")
+
 
 @dataclass
 class FlowView:
@@ -103,6 +106,7 @@ async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> No
                     "markets": {
                         "spot": {
                             "symbols": names,
+                            "channels": DEMO_CHANNELS,
                             "stream_url": sim.ws_url,
                             "rest_url": sim.rest_url,
                         }
