@@ -20,10 +20,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gateway.infra.docker import docker_available, start_kafka_container, start_registry_container
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.registry import SchemaRegistry
+
+# CI shares two cores with Kafka and the registry: generation speed and per-example time vary too
+# much for Hypothesis' timing checks to mean anything; correctness checks are unaffected.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 log = logging.getLogger(__name__)
 
