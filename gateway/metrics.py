@@ -49,6 +49,12 @@ class Metrics:
             ["market"],
             registry=self.registry,
         )
+        self.book_resyncs = Counter(
+            "gateway_book_resyncs_total",
+            "Order books resynchronised from a REST snapshot after missed diffs",
+            ["market"],
+            registry=self.registry,
+        )
         self.reconnects = Counter(
             "gateway_reconnects_total", "WebSocket reconnects", ["market"], registry=self.registry
         )

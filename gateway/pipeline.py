@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from gateway.binance.events.books import DepthUpdate
 from gateway.binance.messages import (
     AggTrade,
     ControlReply,
@@ -16,6 +17,7 @@ from gateway.binance.messages import (
     ServerShutdown,
     Trade,
 )
+from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, StreamDisconnectedError
 from gateway.metrics import Metrics
@@ -37,9 +39,11 @@ class FramePipeline:
         *,
         connection: str,
         continuity: TradeContinuity | None = None,
+        books: BookKeeper | None = None,
     ) -> None:
         self._parser = parser
         self._continuity = continuity
+        self._books = books
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
@@ -75,8 +79,10 @@ class FramePipeline:
         if self._continuity is not None and isinstance(event, Trade | AggTrade):
             # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
             await self._continuity.receive(event, record, received_ns)
-        else:
-            await self._sink.send(record, received_ns)
+            return
+        await self._sink.send(record, received_ns)
+        if self._books is not None and isinstance(event, DepthUpdate):
+            await self._books.receive(event)
 
     async def _dead_letter(
         self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None

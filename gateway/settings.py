@@ -49,6 +49,13 @@ class MarketSettings(_Section):
     rest_url: str | None = Field(None, description="REST base URL; None = Binance's")
     max_streams_per_connection: int = Field(1024, ge=1, le=1024)
     time_unit: TimeUnit = TimeUnit.MILLISECOND
+    sync_books: bool = Field(
+        True, description="Keep depth_update symbols' books in sync and publish book_snapshot"
+    )
+    book_depth_limit: Literal[100, 500, 1000] = 1000
+    book_snapshot_interval_s: float | None = Field(
+        60.0, gt=0, description="Publish each synced book this often; None = only on (re)sync"
+    )
     backfill: bool = Field(
         True, description="Fill holes in trade ids from REST; declare what REST no longer has"
     )
@@ -109,7 +116,8 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(1, ge=1)
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
     compacted_kinds: tuple[str, ...] = Field(
-        ("depth_snapshot",), description="Event kinds whose topics hold latest state per symbol"
+        ("depth_snapshot", "book_snapshot"),
+        description="Event kinds whose topics hold latest state per symbol",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.adapters.binance_ws import BinanceStreamClient
@@ -19,6 +20,7 @@ from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.markets import Market
 from gateway.binance.messages import RECORD_CLASSES, FrameParser
 from gateway.binance.streams import chunk, combined_path, stream_name, usdm_route
+from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
@@ -28,6 +30,19 @@ from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRec
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketKeepers:
+    """The per-market state every connection of that market shares."""
+
+    continuity: TradeContinuity | None
+    books: BookKeeper | None
+
+    async def stop(self) -> None:
+        for keeper in (self.continuity, self.books):
+            if keeper is not None:
+                await keeper.stop()
 
 
 class Gateway:
@@ -49,6 +64,7 @@ class Gateway:
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
         self.connections: list[BinanceStreamClient] = []
         self.status_server: StatusServer | None = None
+        self.keepers: dict[Market, MarketKeepers] = {}
         self.draining = False
         self.started = asyncio.Event()
         """Set once schemas, topics and the producer are ready and the connections are opening."""
@@ -74,17 +90,17 @@ class Gateway:
         await self.sink.start()
         status = self._status_server()
         async with contextlib.AsyncExitStack() as resources:
-            continuities = await self._trade_continuities(builder, resources)
+            keepers = await self._market_keepers(builder, resources)
             try:
                 if status is not None:
                     await status.start()
-                self.connections = self._build_connections(builder, continuities)
+                self.connections = self._build_connections(builder, keepers)
                 self.started.set()
                 await self._run_until_stopped(stop)
             finally:
                 self.draining = True
-                for continuity in continuities.values():
-                    await continuity.stop()
+                for keeper in keepers.values():
+                    await keeper.stop()
                 await self.sink.stop()
             if status is not None:
                 await status.stop()
@@ -128,23 +144,41 @@ class Gateway:
         async with SchemaRegistryClient(registry.url, registry.timeout_s) as client:
             return ConfluentFraming(await register_catalog(client, self.catalog, self.namer))
 
-    async def _trade_continuities(
+    async def _market_keepers(
         self, builder: RecordBuilder, resources: contextlib.AsyncExitStack
-    ) -> dict[Market, TradeContinuity]:
-        """One per market, shared by its connections, with the market's one REST client."""
-        continuities = {}
+    ) -> dict[Market, MarketKeepers]:
+        """Per market, shared by its connections: trade continuity and order books, with the
+        market's one REST client (Binance counts weight per IP)."""
+        keepers = {}
         binance = self.settings.binance
         for market, market_settings in binance.markets.items():
-            if not market_settings.backfill:
-                continue
             rest = await resources.enter_async_context(
                 BinanceRestClient(binance.rest_url(market), market)
             )
-            continuities[market] = TradeContinuity(market, rest, builder, self.sink, self.metrics)
-        return continuities
+            continuity = (
+                TradeContinuity(market, rest, builder, self.sink, self.metrics)
+                if market_settings.backfill
+                else None
+            )
+            books = (
+                BookKeeper(
+                    market,
+                    rest,
+                    builder,
+                    self.sink,
+                    self.metrics,
+                    depth_limit=market_settings.book_depth_limit,
+                    snapshot_interval_s=market_settings.book_snapshot_interval_s,
+                )
+                if market_settings.sync_books
+                else None
+            )
+            keepers[market] = MarketKeepers(continuity, books)
+        self.keepers = keepers
+        return keepers
 
     def _build_connections(
-        self, builder: RecordBuilder, continuities: dict[Market, TradeContinuity]
+        self, builder: RecordBuilder, keepers: dict[Market, MarketKeepers]
     ) -> list[BinanceStreamClient]:
         binance = self.settings.binance
         connections = []
@@ -167,7 +201,8 @@ class Gateway:
                     self.sink,
                     self.metrics,
                     connection=name,
-                    continuity=continuities.get(market),
+                    continuity=keepers[market].continuity,
+                    books=keepers[market].books,
                 )
                 reconnects = self.metrics.reconnects.labels(market.value)
                 connections.append(

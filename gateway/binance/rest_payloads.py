@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.binance.events.base import Context
+from gateway.binance.events.base import Context, extra, integer
+from gateway.binance.events.books import BookSnapshot, levels
 from gateway.binance.events.trades import AggTrade, Trade, parse_agg_trade, parse_trade
 from gateway.binance.markets import Market
 from gateway.binance.streams import TimeUnit
@@ -24,6 +25,14 @@ _AGG_TRADES = {
     Market.COINM: ("/dapi/v1/aggTrades", 20),
 }
 _HISTORICAL_TRADES = {Market.SPOT: ("/api/v3/historicalTrades", 25)}
+# GET depth: path, then (limit, weight) pairs, FACTS.md §5. 1000 levels is where spot's weight
+# jumps (50 -> 250) and futures' maximum: deep enough that levels beyond it rarely matter.
+_DEPTH = {
+    Market.SPOT: ("/api/v3/depth", {100: 5, 500: 25, 1000: 50, 5000: 250}),
+    Market.USDM: ("/fapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
+    Market.COINM: ("/dapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
+}
+_DEPTH_KEYS = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})
 # historicalTrades names its fields; the stream uses letters.
 _TRADE_ROW_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker": "m",
                    "isBestMatch": "M"}  # fmt: skip
@@ -54,6 +63,31 @@ def historical_trades_call(
     path, weight = _HISTORICAL_TRADES[market]
     params = {"symbol": symbol, "fromId": str(from_id), "limit": str(min(limit, MAX_ROWS))}
     return RestCall(path, params, weight)
+
+
+def depth_call(market: Market, symbol: str, limit: int = 1000) -> RestCall:
+    path, weights = _DEPTH[market]
+    if limit not in weights:
+        raise ValueError(f"{market.value} depth limit must be one of {sorted(weights)}")
+    return RestCall(path, {"symbol": symbol, "limit": str(limit)}, weights[limit])
+
+
+def parse_depth_body(
+    body: Any, market: Market, symbol: str, received_at_us: int, reason: str
+) -> BookSnapshot:
+    """``GET depth`` as the BookSnapshot record it becomes (futures' ``E``/``T`` are dropped:
+    the snapshot is dated by when the gateway received it)."""
+    ctx = _context(market, TimeUnit.MILLISECOND, received_at_us)
+    return BookSnapshot(
+        market=ctx.market,
+        symbol=symbol,
+        last_update_id=integer(body["lastUpdateId"], "lastUpdateId"),
+        reason=reason,
+        bids=levels(body["bids"], "bids"),
+        asks=levels(body["asks"], "asks"),
+        received_at_us=received_at_us,
+        extra=extra(body, _DEPTH_KEYS),
+    )
 
 
 def _context(market: Market, unit: TimeUnit, received_at_us: int) -> Context:

@@ -89,6 +89,28 @@ class DepthSnapshot(Publishable):
 
 
 @dataclass(frozen=True, slots=True)
+class BookSnapshot(Publishable):
+    """A whole book the gateway synchronised: what a consumer rebuilds from, with the diffs after.
+
+    ``reason`` says why it was taken: ``initial`` (the first sync), ``gap`` (a resync after diffs
+    were missed: the marker consumers look for) or ``periodic`` (the gateway's own synchronised
+    book, so a consumer never needs to replay far).
+    """
+
+    KIND: ClassVar[str] = "book_snapshot"
+    TIME_FIELD: ClassVar[str] = "received_at_us"
+
+    market: str
+    symbol: str
+    last_update_id: int
+    reason: str
+    bids: Sequence[PriceLevel]
+    asks: Sequence[PriceLevel]
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class BookTicker(Publishable):
     """Best bid and ask of one symbol (``<symbol>@bookTicker``, futures ``!bookTicker``)."""
 

@@ -40,6 +40,7 @@ PublicEvent = (
     | books.DepthUpdate
     | books.RpiDepthUpdate
     | books.DepthSnapshot
+    | books.BookSnapshot
     | derivatives.MarkPrice
     | derivatives.IndexPrice
     | derivatives.CompositeIndex
@@ -181,6 +182,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         tickers.ReferencePrice,
         books.DepthUpdate,
         books.DepthSnapshot,
+        books.BookSnapshot,
     ),
     "usdm": (
         trades.AggTrade,
@@ -192,6 +194,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         books.DepthUpdate,
         books.RpiDepthUpdate,
         books.DepthSnapshot,
+        books.BookSnapshot,
         derivatives.MarkPrice,
         trades.ForceOrder,
         derivatives.CompositeIndex,
@@ -210,6 +213,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         books.BookTicker,
         books.DepthUpdate,
         books.DepthSnapshot,
+        books.BookSnapshot,
         derivatives.MarkPrice,
         derivatives.IndexPrice,
         trades.ForceOrder,

@@ -5,8 +5,10 @@ import pytest
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import (
     agg_trades_call,
+    depth_call,
     historical_trades_call,
     parse_agg_trade_rows,
+    parse_depth_body,
     parse_trade_rows,
 )
 from tests.vectors import vector
@@ -49,3 +51,18 @@ def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity():
         Decimal("12"),
     )
     assert (event.buyer_is_maker, event.best_match, event.extra) == (True, True, {})
+
+
+@pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
+def test_depth_answers_become_book_snapshots(market):
+    body = vector(f"{market.value}/rest_depth.json")
+    snapshot = parse_depth_body(body, market, "BTCUSDT", received_at_us=5, reason="initial")
+    assert snapshot.last_update_id == body["lastUpdateId"]
+    assert [(level.price, level.quantity) for level in snapshot.bids] == [
+        (Decimal(p), Decimal(q)) for p, q in body["bids"]
+    ]
+    assert (snapshot.symbol, snapshot.reason, snapshot.extra) == ("BTCUSDT", "initial", {})
+    call = depth_call(market, "BTCUSDT")
+    assert call.weight == (50 if market is Market.SPOT else 20)
+    with pytest.raises(ValueError):
+        depth_call(market, "BTCUSDT", limit=7)
