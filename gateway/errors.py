@@ -9,6 +9,7 @@
     │   └── BookSyncError                   an order book that cannot be synchronised
     ├── UpstreamError                       retriable = True: Binance unreachable or failing
     │   ├── StreamDisconnectedError
+    │   │   └── ServerShutdownNotice        Binance will close it: hand over to a new connection
     │   └── RestRequestError
     ├── SinkError                           the Kafka side
     │   ├── SerializationError              an event the Avro schema rejects: a bug or schema drift
@@ -69,6 +70,10 @@ class UpstreamError(GatewayError):
 
 class StreamDisconnectedError(UpstreamError):
     """A WebSocket stream connection was lost."""
+
+
+class ServerShutdownNotice(StreamDisconnectedError):
+    """Binance announced it will close the connection (``serverShutdown``): rotate now."""
 
 
 class RestRequestError(UpstreamError):

@@ -19,7 +19,7 @@ from gateway.binance.messages import (
 )
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
-from gateway.errors import MessageParseError, SerializationError, StreamDisconnectedError
+from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
@@ -63,7 +63,7 @@ class FramePipeline:
             if isinstance(event, ControlReply):
                 self._on_control_reply(event)
             elif isinstance(event, ServerShutdown):
-                raise StreamDisconnectedError(f"{self._connection}: Binance announced a shutdown")
+                raise ServerShutdownNotice(f"{self._connection}: Binance announced a shutdown")
             else:
                 await self._publish(event, raw, received_ns)
 

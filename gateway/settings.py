@@ -92,6 +92,12 @@ class BinanceSettings(_Section):
     ping_timeout_s: float = Field(20.0, gt=0)
     max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     preflight_timeout_s: float = Field(5.0, gt=0)
+    rotate_after_s: float = Field(
+        23 * 3600, gt=0, description="Replace each connection before Binance's 24-hour cut"
+    )
+    handover_timeout_s: float = Field(
+        10.0, gt=0, description="Longest overlap of a connection and its successor"
+    )
 
     def stream_url(self, market: Market) -> str:
         return self.markets[market].stream_url or ENDPOINTS[market].stream_url

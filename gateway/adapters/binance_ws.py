@@ -14,11 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
+from gateway.binance.handover import Handover, HeldFrame
 from gateway.binance.policy import backoff, is_retriable
-from gateway.errors import ConfigError, StreamDisconnectedError, UpstreamError
+from gateway.errors import ConfigError, ServerShutdownNotice, StreamDisconnectedError, UpstreamError
 from gateway.settings import BinanceSettings
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,17 @@ def map_websocket_errors(url: str) -> Iterator[None]:
         raise StreamDisconnectedError(f"{url}: {type(exc).__name__}: {exc}") from exc
 
 
+RETRY_ROTATION_S = 30.0  # a failed handover is tried again well before the 24-hour cut
+
+
 class BinanceStreamClient:
-    """Keeps one combined-stream connection open and feeds every frame to ``handler``."""
+    """Keeps one combined-stream connection open and feeds every frame to ``handler``.
+
+    Before Binance's 24-hour cut (``rotate_after_s``), or when Binance announces a shutdown, the
+    connection is replaced make-before-break (:mod:`gateway.binance.handover`): the successor is
+    opened first and the two overlap, so no event is lost in the switch and none is published
+    twice. Anything else that ends the connection is a reconnect with capped, jittered backoff.
+    """
 
     def __init__(
         self,
@@ -63,8 +73,15 @@ class BinanceStreamClient:
         self._settings = settings
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.rotations = 0
+        self.handover_duplicates = 0
         self._on_reconnect = on_reconnect
         self.frames = 0
+        self._handover: Handover | None = None
+        self._old: ClientConnection | None = None  # the connection being replaced
+        self._lock = asyncio.Lock()  # while two connections feed the handler: one at a time
+        self._rotate_now = asyncio.Event()
+        self._next_rotation_s = settings.rotate_after_s
 
     async def run(self) -> None:
         """Read until cancelled; reconnect with capped jittered backoff on retriable failures."""
@@ -72,11 +89,11 @@ class BinanceStreamClient:
         while True:
             try:
                 with map_websocket_errors(self.url):
-                    async with self._connect() as ws:
-                        logger.info("connected %s", self.name, extra=self._log_fields())
-                        self.connected.set()
-                        delays = backoff()  # a connection that opened resets the backoff
-                        await self._read(ws)
+                    ws = await self._connect()
+                    logger.info("connected %s", self.name, extra=self._log_fields())
+                    self.connected.set()
+                    delays = backoff()  # a connection that opened resets the backoff
+                    await self._stream(ws)
             except (OSError, TimeoutError, UpstreamError) as exc:
                 if not is_retriable(exc):
                     raise
@@ -94,9 +111,9 @@ class BinanceStreamClient:
                 )
                 await asyncio.sleep(delay)
 
-    def _connect(self) -> connect:
+    async def _connect(self) -> ClientConnection:
         s = self._settings
-        return websockets.connect(
+        return await websockets.connect(
             self.url,
             open_timeout=s.open_timeout_s,
             ping_interval=s.ping_interval_s,
@@ -106,13 +123,124 @@ class BinanceStreamClient:
             proxy=None,
         )
 
+    async def _stream(self, ws: ClientConnection) -> None:
+        """Serve ``ws``, handing over to successors when due; returns only by raising."""
+        current = ws
+        try:
+            while True:
+                reader = asyncio.create_task(self._read(current), name=f"{self.name}-reader")
+                try:
+                    await self._until_rotation_due(reader)
+                    current = await self._hand_over(current, reader)
+                finally:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WebSocketException):
+                        await reader
+        finally:
+            await current.close()
+
+    async def _until_rotation_due(self, reader: asyncio.Task[None]) -> None:
+        """Wait until it is time to rotate; if the reader ends first, raise why it ended."""
+        rotation = asyncio.create_task(self._rotation_due())
+        try:
+            done, _ = await asyncio.wait({reader, rotation}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            rotation.cancel()
+        if reader in done:
+            reader.result()  # the connection ended: raises ConnectionClosed and the like
+            raise StreamDisconnectedError(f"{self.url}: reader ended")
+
+    async def _rotation_due(self) -> None:
+        self._rotate_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._rotate_now.wait(), self._next_rotation_s)
+        self._next_rotation_s = self._settings.rotate_after_s
+
+    async def _hand_over(
+        self, old: ClientConnection, reader: asyncio.Task[None]
+    ) -> ClientConnection:
+        """Open the successor, overlap, switch; on failure keep the old connection."""
+        handover = Handover()
+        try:
+            successor = await self._connect()
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            logger.warning("%s: successor failed to open (%s); keeping the old one", self.name, exc)
+            self._next_rotation_s = RETRY_ROTATION_S
+            return old
+        self._old, self._handover = old, handover
+        successor_reader = asyncio.create_task(self._read(successor), name=f"{self.name}-successor")
+        deadline = time.monotonic() + self._settings.handover_timeout_s
+        while not handover.overlapped and time.monotonic() < deadline:
+            if reader.done() or successor_reader.done():
+                break
+            await asyncio.sleep(0.01)
+        if successor_reader.done():
+            return await self._abandon_successor(successor, successor_reader, old)
+        async with self._lock:
+            held = handover.switch()
+            for frame in held:
+                await self._deliver(frame.raw, frame.received_at_us, frame.received_ns)
+        reader.cancel()
+        successor_reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketException):
+            await successor_reader
+        await old.close()
+        self.rotations += 1
+        self.handover_duplicates += handover.duplicates
+        logger.info(
+            "%s: rotated to a new connection (%d frames seen on both, published once)",
+            self.name,
+            handover.duplicates,
+            extra=self._log_fields(),
+        )
+        # Late copies of what the old connection published still arrive on the successor for
+        # a moment; the handover keeps filtering them until the next rotation.
+        self._old = None
+        return successor
+
+    async def _abandon_successor(
+        self,
+        successor: ClientConnection,
+        successor_reader: asyncio.Task[None],
+        old: ClientConnection,
+    ) -> ClientConnection:
+        """The successor died before the switch: keep the old connection and try again soon."""
+        exc = successor_reader.exception()
+        if exc is not None and not isinstance(exc, WebSocketException | OSError):
+            raise exc  # not a connection problem: a bug or the sink failing, never to be hidden
+        async with self._lock:
+            self._old, self._handover = None, None  # nothing of the successor was published
+        await successor.close()
+        self._next_rotation_s = RETRY_ROTATION_S
+        logger.warning(
+            "%s: successor died before the switch (%r); keeping the old one", self.name, exc
+        )
+        return old
+
     async def _read(self, ws: ClientConnection) -> None:
-        handler = self._handler
         while True:
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
-            frame = await ws.recv(decode=False)
+            raw = await ws.recv(decode=False)
             self.frames += 1
-            await handler(frame, time.time_ns() // 1000, time.monotonic_ns())
+            received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
+            handover = self._handover
+            if handover is None:
+                await self._deliver(raw, received_at_us, received_ns)
+                continue
+            async with self._lock:
+                if ws is self._old:
+                    publish = handover.from_old(raw)
+                else:
+                    publish = handover.from_successor(HeldFrame(raw, received_at_us, received_ns))
+                if publish:
+                    await self._deliver(raw, received_at_us, received_ns)
+
+    async def _deliver(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
+        try:
+            await self._handler(raw, received_at_us, received_ns)
+        except ServerShutdownNotice:
+            logger.info("%s: Binance announced a shutdown; rotating now", self.name)
+            self._rotate_now.set()
 
     def _log_fields(self) -> dict[str, object]:
         return {"event_data": {"connection": self.name, "url": self.url}}
