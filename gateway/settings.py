@@ -115,7 +115,12 @@ class KafkaSettings(_Section):
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "lz4"
     linger_ms: int = Field(5, ge=0)
     max_batch_bytes: int = Field(256 * 1024, ge=1024)
-    request_timeout_ms: int = Field(30_000, ge=1000)
+    request_timeout_ms: int = Field(
+        120_000,
+        ge=1000,
+        description="aiokafka also expires unsent batches after this: the longest Kafka outage "
+        "survived without losing a record (longer ones stop the gateway loudly)",
+    )
     max_buffered_records: int = Field(100_000, ge=1)
     create_topics: bool = True
     partitions: int = Field(6, ge=1)

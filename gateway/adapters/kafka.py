@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from gateway.binance.policy import backoff
 from gateway.errors import KafkaDeliveryError
 from gateway.records.topics import ProducerRecord
 from gateway.settings import KafkaSettings
@@ -62,6 +64,7 @@ class KafkaSink:
         self._producer: AIOKafkaProducer | None = None
         self._pump: asyncio.Task[None] | None = None
         self._failure: KafkaDeliveryError | None = None
+        self.kafka_unavailable = False
         self.stats = SinkStats()
 
     async def start(self) -> None:
@@ -121,22 +124,48 @@ class KafkaSink:
         producer = self._producer
         while True:
             record, received_ns = await self._queue.get()
+            future = await self._enqueue(producer, record)
+            if future is not None:
+                future.add_done_callback(
+                    functools.partial(self._delivered, record=record, t=received_ns)
+                )
+            self._queue.task_done()
+
+    async def _enqueue(
+        self, producer: AIOKafkaProducer, record: ProducerRecord
+    ) -> asyncio.Future[object] | None:
+        """Hand one record to the producer; while Kafka is unreachable, wait and retry it.
+
+        aiokafka's send() waits for room in the partition's batch and times out when the broker
+        does not drain it: an outage, not a bad record. Retrying here, in order, keeps the record
+        and everything behind it; the bounded queue meanwhile makes the socket readers wait.
+        """
+        delays = backoff(initial_s=0.5, max_s=5.0)
+        while True:
             try:
-                future = await producer.send(
+                future: asyncio.Future[object] = await producer.send(
                     record.topic,
                     value=record.value,
                     key=record.key,
                     headers=record.headers,
                     timestamp_ms=record.timestamp_ms,
                 )
+                if self.kafka_unavailable:
+                    self.kafka_unavailable = False
+                    logger.warning("Kafka accepts records again")
+                return future
             except KafkaError as exc:
-                self._fail(record, exc)
-                self._queue.task_done()
-                continue
-            future.add_done_callback(lambda f, r=record, t=received_ns: self._delivered(f, r, t))
-            self._queue.task_done()
+                # KafkaTimeoutError is not flagged retriable, but from send() it only means no
+                # broker drained the batch in time: the outage case.
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    self._fail(record, exc)
+                    return None
+                if not self.kafka_unavailable:
+                    self.kafka_unavailable = True
+                    logger.warning("Kafka unavailable (%s); holding records until it is back", exc)
+                await asyncio.sleep(next(delays))
 
-    def _delivered(self, future: asyncio.Future[object], record: ProducerRecord, t: int) -> None:
+    def _delivered(self, future: asyncio.Future[object], *, record: ProducerRecord, t: int) -> None:
         exc = None if future.cancelled() else future.exception()
         if future.cancelled() or exc is not None:
             self._fail(record, exc)
