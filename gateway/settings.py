@@ -92,6 +92,13 @@ class BinanceSettings(_Section):
     ping_timeout_s: float = Field(20.0, gt=0)
     max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     preflight_timeout_s: float = Field(5.0, gt=0)
+    stale_after_s: float = Field(
+        60.0, gt=0, description="A connection silent this long is dead (pings alone do not count)"
+    )
+    max_connection_attempts: int = Field(
+        300, ge=1, description="Per IP per connection_attempt_window_s (spot: 300 per 5 minutes)"
+    )
+    connection_attempt_window_s: float = Field(300.0, gt=0)
     rotate_after_s: float = Field(
         23 * 3600, gt=0, description="Replace each connection before Binance's 24-hour cut"
     )

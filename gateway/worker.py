@@ -19,6 +19,7 @@ from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.markets import Market
 from gateway.binance.messages import RECORD_CLASSES, FrameParser
+from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.streams import chunk, combined_path, stream_name, usdm_route
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
@@ -182,6 +183,9 @@ class Gateway:
     ) -> list[BinanceStreamClient]:
         binance = self.settings.binance
         connections = []
+        attempts = SlidingWindowLimit(
+            binance.max_connection_attempts, binance.connection_attempt_window_s
+        )
         for market, market_settings in binance.markets.items():
             names = [
                 stream_name(symbol, channel)
@@ -207,7 +211,12 @@ class Gateway:
                 reconnects = self.metrics.reconnects.labels(market.value)
                 connections.append(
                     BinanceStreamClient(
-                        url, pipeline, binance, name=name, on_reconnect=reconnects.inc
+                        url,
+                        pipeline,
+                        binance,
+                        name=name,
+                        on_reconnect=reconnects.inc,
+                        attempts=attempts,
                     )
                 )
         return connections

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from gateway.binance.handover import Handover, HeldFrame
-from gateway.binance.policy import backoff, is_retriable
+from gateway.binance.policy import SlidingWindowLimit, backoff, is_retriable
 from gateway.errors import ConfigError, ServerShutdownNotice, StreamDisconnectedError, UpstreamError
 from gateway.settings import BinanceSettings
 
@@ -66,8 +66,11 @@ class BinanceStreamClient:
         *,
         name: str,
         on_reconnect: Callable[[], None] | None = None,
+        attempts: SlidingWindowLimit | None = None,
     ) -> None:
         self.url = url
+        # Shared by every connection of the process: Binance counts attempts per IP.
+        self._attempts = attempts or SlidingWindowLimit(300, 300.0)
         self.name = name
         self._handler = handler
         self._settings = settings
@@ -112,6 +115,10 @@ class BinanceStreamClient:
                 await asyncio.sleep(delay)
 
     async def _connect(self) -> ClientConnection:
+        while (wait := self._attempts.delay(time.monotonic())) > 0:
+            logger.warning("%s: connection attempt budget spent; waiting %.1fs", self.name, wait)
+            await asyncio.sleep(wait)
+        self._attempts.record(time.monotonic())
         s = self._settings
         return await websockets.connect(
             self.url,
@@ -218,9 +225,16 @@ class BinanceStreamClient:
         return old
 
     async def _read(self, ws: ClientConnection) -> None:
+        silence_s = self._settings.stale_after_s
         while True:
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
-            raw = await ws.recv(decode=False)
+            try:
+                raw = await asyncio.wait_for(ws.recv(decode=False), silence_s)
+            except TimeoutError:
+                # Open, answering pings, and silent: a stalled stream is as good as a dead one.
+                raise StreamDisconnectedError(
+                    f"{self.name}: no frame for {silence_s:.0f}s; treating the stream as dead"
+                ) from None
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
             handover = self._handover
