@@ -48,16 +48,23 @@ class BinanceRestClient(HttpSessionClient):
         self.base_url = base_url.rstrip("/")
         self.market = market
         self.budget = budget or RestWeightBudget(WEIGHT_LIMITS[market])
-        self._lock = asyncio.Lock()  # one pacing decision at a time
+        self._lock = asyncio.Lock()
 
     async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
         """The decoded JSON answer; RestRequestError (retriable) for anything else."""
         session = self.session
+        # One request in flight per market: an answer (429, 418, the used weight) must be seen
+        # before the next request goes out, or a burst already on the wire earns a ban.
         async with self._lock:
             while (wait := self.budget.delay(weight, time.time())) > 0:
                 logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
                 await asyncio.sleep(wait)
             self.budget.spend(weight, time.time())
+            return await self._send(session, path, params)
+
+    async def _send(
+        self, session: aiohttp.ClientSession, path: str, params: dict[str, str] | None
+    ) -> Any:
         url = self.base_url + path
         try:
             async with session.get(url, params=params) as response:
