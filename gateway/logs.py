@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,3 +51,40 @@ def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     root.setLevel(level)
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+class RepeatFilter(logging.Filter):
+    """Lets each message template of a logger through once per ``interval_s``; the next one that
+    passes says how many were held back. During a Kafka outage aiokafka logs the same connection
+    error thousands of times a second: one line in a while says as much without the flood."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, str], float] = {}
+        self._held_back: Counter[tuple[str, str]] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._held_back[key] += 1
+            return False
+        self._last[key] = now
+        if held := self._held_back.pop(key, 0):
+            record.msg = f"{record.msg} [{held} more like this in the last {self.interval_s:.0f}s]"
+        return True
+
+
+def quiet_repeats(prefix: str, interval_s: float = 30.0) -> None:
+    """Put one RepeatFilter on every logger under ``prefix`` (a parent's filters do not see its
+    children's records, so each module logger gets it)."""
+    shared = RepeatFilter(interval_s)
+    names = [
+        n for n in logging.Logger.manager.loggerDict if n == prefix or n.startswith(prefix + ".")
+    ]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(shared)

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from gateway.binance.policy import backoff
 from gateway.errors import KafkaDeliveryError
+from gateway.logs import quiet_repeats
 from gateway.records.topics import ProducerRecord
 from gateway.settings import KafkaSettings
 
@@ -68,6 +69,7 @@ class KafkaSink:
         self.stats = SinkStats()
 
     async def start(self) -> None:
+        quiet_repeats("aiokafka")  # an outage makes it log the same error thousands of times
         s = self._settings
         producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers,

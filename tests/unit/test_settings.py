@@ -64,3 +64,20 @@ def test_only_latest_state_topics_are_compacted():
     assert topic_config(settings, "binance.spot.trade")["retention.ms"] == str(
         settings.retention_ms
     )
+
+
+def test_repeated_library_messages_are_held_back_and_counted():
+    import logging
+
+    from gateway.logs import RepeatFilter
+
+    repeat = RepeatFilter(interval_s=60)
+    record = lambda: logging.LogRecord(
+        "aiokafka.client", logging.ERROR, "f", 1, "Unable connect to %s", ("x",), None
+    )  # noqa: E731
+    assert repeat.filter(record())
+    assert not any(repeat.filter(record()) for _ in range(1000))
+    repeat._last.clear()
+    passed = record()
+    assert repeat.filter(passed)
+    assert "[1000 more like this" in passed.getMessage()
