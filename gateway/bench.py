@@ -27,6 +27,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from gateway.bench_resilience import measure_book_sync, measure_rotation
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster
@@ -245,6 +246,10 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
                         registry_url=registry.url,
                     )
                 )
+        with console.status("books: syncing 1,000 order books within the REST weight limit"):
+            books = await measure_book_sync(kafka.bootstrap_servers)
+        with console.status("rotation: make-before-break every second for 10 s"):
+            rotation = await measure_rotation(kafka.bootstrap_servers)
     finally:
         await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -256,8 +261,21 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
         "peak_rss_mib": round(peak_rss_mib, 1),
         "pipeline": [asdict(r) for r in pipeline],
         "codec": [asdict(r) for r in codec],
+        "book_sync": asdict(books),
+        "rotation": asdict(rotation),
     }
     _print(console, report, pipeline, codec)
+    console.print(
+        f"order books: {books.books:,} synced in {books.seconds:.1f} s "
+        f"(REST depth limit {books.depth_limit}, {books.total_weight:,} weight; Binance's "
+        f"6,000/min allows it in {books.weight_limited_minimum_s:.1f} s of waiting at the least)"
+    )
+    console.print(
+        f"rotation: {rotation.rotations} rotations and {rotation.reconnects} reconnects in "
+        f"{rotation.seconds:.0f} s; {rotation.seen_twice_and_filtered} events seen on both "
+        f"connections; in Kafka {rotation.duplicated_in_kafka} duplicated, "
+        f"{rotation.dropped_in_kafka} dropped"
+    )
     console.print(f"saved {save_report(report, output_dir)}")
 
 

@@ -72,9 +72,12 @@ def test_repeated_library_messages_are_held_back_and_counted():
     from gateway.logs import RepeatFilter
 
     repeat = RepeatFilter(interval_s=60)
-    record = lambda: logging.LogRecord(
-        "aiokafka.client", logging.ERROR, "f", 1, "Unable connect to %s", ("x",), None
-    )  # noqa: E731
+
+    def record():
+        return logging.LogRecord(
+            "aiokafka.client", logging.ERROR, "f", 1, "Unable connect to %s", ("x",), None
+        )
+
     assert repeat.filter(record())
     assert not any(repeat.filter(record()) for _ in range(1000))
     repeat._last.clear()
