@@ -93,10 +93,10 @@ async def measure_book_sync(
 
 
 async def measure_rotation(bootstrap: str, seconds: float = 10.0) -> RotationResult:
-    """Rotate every second against an exchange that cuts every three; count what Kafka got."""
+    """Rotate every second against an exchange that cuts every four; count what Kafka got."""
     symbols = simulated_symbols(5)
     config = SimulatorConfig(
-        symbols=symbols, seed=6, trades_per_second_per_symbol=100, connection_lifetime_s=3.0,
+        symbols=symbols, seed=6, trades_per_second_per_symbol=100, connection_lifetime_s=4.0,
         start_paused=True,
     )  # fmt: skip
     async with ExchangeSimulator(config) as sim:

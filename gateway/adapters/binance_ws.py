@@ -85,6 +85,7 @@ class BinanceStreamClient:
         self._lock = asyncio.Lock()  # while two connections feed the handler: one at a time
         self._rotate_now = asyncio.Event()
         self._next_rotation_s = settings.rotate_after_s
+        self._closing: set[asyncio.Task[None]] = set()  # old connections finishing their close
 
     async def run(self) -> None:
         """Read until cancelled; reconnect with capped jittered backoff on retriable failures."""
@@ -133,17 +134,16 @@ class BinanceStreamClient:
     async def _stream(self, ws: ClientConnection) -> None:
         """Serve ``ws``, handing over to successors when due; returns only by raising."""
         current = ws
+        reader = asyncio.create_task(self._read(current), name=f"{self.name}-reader")
         try:
             while True:
-                reader = asyncio.create_task(self._read(current), name=f"{self.name}-reader")
-                try:
-                    await self._until_rotation_due(reader)
-                    current = await self._hand_over(current, reader)
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, WebSocketException):
-                        await reader
+                await self._until_rotation_due(reader)
+                # The successor's reader keeps running across the switch: no pause in reading.
+                current, reader = await self._hand_over(current, reader)
         finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketException):
+                await reader
             await current.close()
 
     async def _until_rotation_due(self, reader: asyncio.Task[None]) -> None:
@@ -165,33 +165,39 @@ class BinanceStreamClient:
 
     async def _hand_over(
         self, old: ClientConnection, reader: asyncio.Task[None]
-    ) -> ClientConnection:
-        """Open the successor, overlap, switch; on failure keep the old connection."""
+    ) -> tuple[ClientConnection, asyncio.Task[None]]:
+        """Open the successor, overlap, switch; on failure keep the old connection. Returns the
+        connection to serve and its running reader."""
+        # From before the successor connects, the old connection's frames are recorded: any of
+        # them may also arrive on the successor.
         handover = Handover()
+        self._old, self._handover = old, handover
         try:
             successor = await self._connect()
         except (OSError, TimeoutError, WebSocketException) as exc:
+            async with self._lock:
+                self._old = self._handover = None
             logger.warning("%s: successor failed to open (%s); keeping the old one", self.name, exc)
             self._next_rotation_s = RETRY_ROTATION_S
-            return old
-        self._old, self._handover = old, handover
+            return old, reader
         successor_reader = asyncio.create_task(self._read(successor), name=f"{self.name}-successor")
-        deadline = time.monotonic() + self._settings.handover_timeout_s
-        while not handover.overlapped and time.monotonic() < deadline:
-            if reader.done() or successor_reader.done():
-                break
-            await asyncio.sleep(0.01)
-        if successor_reader.done():
-            return await self._abandon_successor(successor, successor_reader, old)
-        async with self._lock:
-            held = handover.switch()
-            for frame in held:
-                await self._deliver(frame.raw, frame.received_at_us, frame.received_ns)
+        try:
+            held = await self._overlap(handover, reader, successor_reader)
+        except BaseException:
+            # Cancelled (the gateway is stopping) or failing: leave no reader or socket behind.
+            successor_reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
+                await successor_reader
+            await successor.close()
+            self._old = self._handover = None
+            raise
+        if held is None:
+            return await self._abandon_successor(successor, successor_reader, old), reader
         reader.cancel()
-        successor_reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketException):
-            await successor_reader
-        await old.close()
+        # Closing waits for the peer's closing handshake; never hold up reading for it.
+        closing = asyncio.create_task(old.close(), name=f"{self.name}-close-old")
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
         self.rotations += 1
         self.handover_duplicates += handover.duplicates
         logger.info(
@@ -203,7 +209,24 @@ class BinanceStreamClient:
         # Late copies of what the old connection published still arrive on the successor for
         # a moment; the handover keeps filtering them until the next rotation.
         self._old = None
-        return successor
+        return successor, successor_reader
+
+    async def _overlap(
+        self, handover: Handover, reader: asyncio.Task[None], successor_reader: asyncio.Task[None]
+    ) -> list[HeldFrame] | None:
+        """Wait for the overlap (or the timeout), then switch; None if the successor died."""
+        deadline = time.monotonic() + self._settings.handover_timeout_s
+        while not handover.overlapped and time.monotonic() < deadline:
+            if reader.done() or successor_reader.done():
+                break
+            await asyncio.sleep(0.01)
+        if successor_reader.done():
+            return None
+        async with self._lock:
+            held = handover.switch()
+            for frame in held:
+                await self._deliver(frame.raw, frame.received_at_us, frame.received_ns)
+        return held
 
     async def _abandon_successor(
         self,
