@@ -127,6 +127,9 @@ class BinanceStreamClient:
             ping_interval=s.ping_interval_s,
             ping_timeout=s.ping_timeout_s,
             max_size=s.max_frame_bytes,
+            # A peer too busy to answer our close (its buffers full of frames we no longer read)
+            # must not hold up a shutdown or a rotation for websockets' default 10 s.
+            close_timeout=2.0,
             compression=None,
             proxy=None,
         )
@@ -160,7 +163,8 @@ class BinanceStreamClient:
     async def _rotation_due(self) -> None:
         self._rotate_now.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._rotate_now.wait(), self._next_rotation_s)
+            async with asyncio.timeout(self._next_rotation_s):
+                await self._rotate_now.wait()
         self._next_rotation_s = self._settings.rotate_after_s
 
     async def _hand_over(
@@ -252,7 +256,10 @@ class BinanceStreamClient:
         while True:
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
             try:
-                raw = await asyncio.wait_for(ws.recv(decode=False), silence_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as recv() completes, and a busy stream then never stops.
+                async with asyncio.timeout(silence_s):
+                    raw = await ws.recv(decode=False)
             except TimeoutError:
                 # Open, answering pings, and silent: a stalled stream is as good as a dead one.
                 raise StreamDisconnectedError(

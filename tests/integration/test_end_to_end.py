@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -139,3 +140,25 @@ async def test_metrics_and_probes_follow_the_gateway(
     assert "gateway_kafka_queue_depth" in text
     await running.stop()
     assert running.gateway.readiness()[0] is False  # draining, then stopped: not ready
+
+
+async def test_stop_under_full_load_stops_reading_and_drains_promptly(
+    simulator_factory, kafka_bootstrap, topic_prefix
+):
+    # As fast as the gateway reads: every recv() completes at once, the case in which a
+    # cancellation swallowed by asyncio.wait_for once left the reader running after SIGTERM.
+    sim = await simulator_factory(symbols=SYMBOLS, seed=4, trades_per_second_per_symbol=None)
+    settings = gateway_settings(
+        sim, symbols=SYMBOLS, kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix, registry_url=None,
+    )  # fmt: skip
+    running = RunningGateway(settings)
+    await running.wait_connected()
+    await running.wait_acked(2_000)
+    started = asyncio.get_running_loop().time()
+    await running.stop()
+    assert asyncio.get_running_loop().time() - started < 10
+    frames = running.gateway.connections[0].frames
+    await asyncio.sleep(0.5)
+    assert running.gateway.connections[0].frames == frames  # nothing read after the stop
+    assert running.gateway.sink.stats.acked == running.gateway.sink.stats.enqueued  # all drained
