@@ -63,11 +63,6 @@ class Handover:
             return False
         return not self._seen(frame.raw)
 
-    @property
-    def successor_live(self) -> bool:
-        """The successor delivered a frame: its subscriptions are in effect."""
-        return bool(self._held)
-
     def switch(self) -> list[HeldFrame]:
         """Stop the old connection here; the held frames to publish, in order, without repeats."""
         self.switched = True
