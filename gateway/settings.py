@@ -11,10 +11,17 @@ from __future__ import annotations
 import contextvars
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import ENDPOINTS, Market
 from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
 from gateway.errors import ConfigError
@@ -37,10 +45,49 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SymbolSelection(_Section):
+    """Which of the symbols exchangeInfo lists to stream, instead of an explicit list.
+
+    The plan follows listings and delistings: a new symbol that matches starts streaming, one
+    that stops trading stops. Every filter left empty matches anything.
+    """
+
+    quote_assets: tuple[str, ...] = Field((), description="e.g. [USDT, FDUSD]; empty = any")
+    statuses: tuple[str, ...] = Field(
+        ("TRADING",), min_length=1, description="exchangeInfo statuses that count as listed"
+    )
+    contract_types: tuple[str, ...] = Field(
+        (), description="Futures contract types, e.g. [PERPETUAL]; empty = any"
+    )
+    exclude: tuple[str, ...] = Field((), description="Symbols never streamed")
+    max_symbols: int | None = Field(
+        None,
+        ge=1,
+        description="Keep the first N matching symbols in symbol-name order (a stable cut: a "
+        "new listing that sorts early pushes the last one out); None = all",
+    )
+
+    @field_validator("quote_assets", "statuses", "contract_types", "exclude")
+    @classmethod
+    def _uppercase(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(value.upper() for value in values)
+
+
 class MarketSettings(_Section):
     """What to stream from one market, and where that market lives."""
 
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    symbols: tuple[str, ...] = ()
+    """The explicit symbol list (DEFAULT_SYMBOLS unless ``select`` is set); empty with ``select``."""
+    select: SymbolSelection | None = Field(
+        None, description="Pick symbols from exchangeInfo instead of listing them in `symbols`"
+    )
+    shards: int = Field(
+        8,
+        ge=1,
+        le=512,
+        description="Symbol slots of this market: each symbol hashes to one, and a slot is the "
+        "unit workers share; more slots = smaller shards",
+    )
     channels: tuple[str, ...] = ("trade", "aggTrade")
     """Per-symbol channels: trade, aggTrade, bookTicker, depth@100ms, kline_1m, ..."""
     market_wide: tuple[str, ...] = ()
@@ -80,6 +127,26 @@ class MarketSettings(_Section):
             raise ValueError("symbols must not repeat")
         return tuple(s.upper() for s in symbols)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _symbols_or_select(cls, data: Any) -> Any:
+        """``symbols`` and ``select`` are two answers to one question: at most one is given.
+
+        Without either, the market streams DEFAULT_SYMBOLS; the default is filled in here
+        rather than on the field so that a ``select`` leaves ``symbols`` empty.
+        """
+        if not isinstance(data, dict):
+            return data
+        has_select = data.get("select") is not None
+        if has_select and data.get("symbols") is not None:
+            raise ValueError(
+                "set either `symbols` (an explicit list) or `select` (a filter over "
+                "exchangeInfo), not both"
+            )
+        if not has_select and data.get("symbols") is None:
+            return {**data, "symbols": DEFAULT_SYMBOLS}
+        return data
+
 
 class BinanceSettings(_Section):
     """The Binance side: markets to stream and connection behaviour."""
@@ -104,6 +171,9 @@ class BinanceSettings(_Section):
     )
     handover_timeout_s: float = Field(
         10.0, gt=0, description="Longest overlap of a connection and its successor"
+    )
+    exchange_info_poll_s: float = Field(
+        60.0, gt=0, description="How often the plan follows listings/delistings"
     )
 
     def stream_url(self, market: Market) -> str:
@@ -137,6 +207,7 @@ class KafkaSettings(_Section):
         ("depth_snapshot", "book_snapshot"),
         description="Event kinds whose topics hold latest state per symbol",
     )
+    security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
 
 
 class RegistrySettings(_Section):

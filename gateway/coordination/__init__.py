@@ -1,0 +1,1 @@
+"""Scale-out: the shard plan (pure) and the assignment of shards to workers (Kafka groups)."""
