@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.adapters.kafka import map_kafka_errors
+from gateway.adapters.kafka_security import KafkaSecuritySettings, client_options
 from gateway.adapters.registry import SchemaRegistryClient
 from gateway.errors import SerializationError
 from gateway.records.avro import (
@@ -57,6 +58,7 @@ class RecordReader:
         group_id: str | None = None,
         from_beginning: bool = True,
         catalog: SchemaCatalog | None = None,
+        security: KafkaSecuritySettings | None = None,
     ) -> None:
         self._topics = list(topics)
         self._bootstrap = bootstrap_servers
@@ -69,6 +71,7 @@ class RecordReader:
             group_id=group_id,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=group_id is not None,
+            **client_options(security or KafkaSecuritySettings()),
         )
 
     async def __aenter__(self) -> RecordReader:
@@ -147,6 +150,7 @@ async def read_all(
     expected: int,
     timeout_s: float = 60.0,
     settle_s: float = 1.0,
+    security: KafkaSecuritySettings | None = None,
 ) -> list[ConsumedRecord]:
     """Read until ``expected`` records arrived, then ``settle_s`` more to catch any extra ones.
 
@@ -154,7 +158,7 @@ async def read_all(
     """
     found: list[ConsumedRecord] = []
     async with RecordReader(
-        topics, bootstrap_servers=bootstrap_servers, registry_url=registry_url
+        topics, bootstrap_servers=bootstrap_servers, registry_url=registry_url, security=security
     ) as reader:
 
         async def collect(limit: int | None, idle_timeout_s: float | None) -> None:

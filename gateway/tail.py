@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.consumer import ConsumedRecord, RecordReader
 
 
@@ -46,13 +47,15 @@ async def run_tail(
     *,
     limit: int | None = None,
     from_beginning: bool = True,
+    security: KafkaSecuritySettings | None = None,
 ) -> None:
-    """Print records until ``limit`` or Ctrl-C."""
+    """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener."""
     async with RecordReader(
         topics,
         bootstrap_servers=bootstrap_servers,
         registry_url=registry_url,
         from_beginning=from_beginning,
+        security=security,
     ) as reader:
         count = 0
         async for record in reader.records():

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from gateway.adapters.kafka_security import client_options
 from gateway.binance.policy import backoff
 from gateway.errors import KafkaDeliveryError
 from gateway.logs import quiet_repeats
@@ -80,6 +81,7 @@ class KafkaSink:
             linger_ms=s.linger_ms,
             max_batch_size=s.max_batch_bytes,
             request_timeout_ms=s.request_timeout_ms,
+            **client_options(s.security),
         )
         with map_kafka_errors("connecting the producer", s.bootstrap_servers):
             await producer.start()
@@ -210,6 +212,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=settings.request_timeout_ms,
+        **client_options(settings.security),
     )
     with map_kafka_errors("creating topics", settings.bootstrap_servers):
         await admin.start()
