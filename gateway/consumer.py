@@ -21,18 +21,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.kafka import map_kafka_errors
 from gateway.adapters.kafka_security import KafkaSecuritySettings, client_options
 from gateway.adapters.registry import SchemaRegistryClient
-from gateway.errors import SerializationError
-from gateway.records.avro import (
-    AvroSchema,
-    SchemaCatalog,
-    SchemaKey,
-    WireHeader,
-    decode,
-    read_header,
-)
+from gateway.records.avro import SchemaCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +55,8 @@ class RecordReader:
     ) -> None:
         self._topics = list(topics)
         self._bootstrap = bootstrap_servers
-        self._catalog = catalog or SchemaCatalog.load()
         self._registry = SchemaRegistryClient(registry_url) if registry_url else None
-        self._by_id: dict[int, AvroSchema] = {}
+        self._decoder = ValueDecoder(catalog, self._registry)
         self._consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=bootstrap_servers,
@@ -123,23 +115,7 @@ class RecordReader:
         return offsets
 
     async def decode_value(self, value: bytes) -> dict[str, Any]:
-        header = read_header(value)
-        return decode(value, header, await self._writer_schema(header))
-
-    async def _writer_schema(self, header: WireHeader) -> AvroSchema:
-        if header.fingerprint is not None:
-            schema = self._catalog.by_fingerprint(header.fingerprint)
-            if schema is None:
-                raise SerializationError(f"unknown schema fingerprint {header.fingerprint.hex()}")
-            return schema
-        assert header.schema_id is not None
-        if header.schema_id not in self._by_id:
-            if self._registry is None:
-                raise SerializationError("value is registry-framed but no registry URL was given")
-            text = await self._registry.schema_by_id(header.schema_id)
-            key = SchemaKey("registry", str(header.schema_id))
-            self._by_id[header.schema_id] = AvroSchema.from_text(key, text)
-        return self._by_id[header.schema_id]
+        return await self._decoder.decode(value)
 
 
 async def read_all(

@@ -5,6 +5,12 @@ shared by all connections of the process, so an event seen twice (a rotation ove
 reconnect) reaches Kafka once. A hole is filled from REST by a fetch task per symbol and kind,
 paced by the market's shared weight budget; backfilled records carry the header
 ``backfilled: 1``, and ids REST no longer has become a gap record on ``<prefix>.trade_gap``.
+
+A symbol new to this process starts at its first live id, unless :meth:`TradeContinuity.resume`
+seeded it with the last id Kafka holds (``gateway.adapters.kafka_tail.LastIdReader``): then live
+ids up to that one are duplicates of what a previous owner published, and the hole up to the first
+live id is backfilled like any other. :meth:`TradeContinuity.forget` drops a symbol that moved to
+another worker, so taking it back later seeds it from Kafka again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from gateway.adapters.binance_rest import BinanceRestClient
@@ -75,6 +81,41 @@ class TradeContinuity:
         if sequence.duplicates != before:
             self._metrics.duplicates.labels(self._market.value).inc()
         await self._publish(key, sequence, received_ns)
+
+    def resume(self, last_ids: Mapping[Key, int]) -> None:
+        """Continue each ``(symbol, kind)`` after the last id Kafka holds for it.
+
+        Call it before the symbols' connections open. Only keys with no sequence yet are seeded:
+        a sequence this process already keeps saw every id it published, including those still on
+        their way to Kafka, so Kafka's last id cannot be ahead of it unless another worker wrote
+        the symbol meanwhile; that is an ownership bug (the symbol should have been forgotten
+        when it moved away), logged as a warning, and the sequence is left as it is.
+        """
+        for key, last_id in last_ids.items():
+            if key[1] not in _EVENT_ID:
+                raise ValueError(f"no trade continuity for kind {key[1]!r}")
+            sequence = self._sequences.get(key)
+            if sequence is None:
+                self._sequences[key] = IdContinuity(last_emitted_id=last_id)
+            elif sequence.last_emitted_id is not None and sequence.last_emitted_id < last_id:
+                logger.warning(
+                    "%s %s: Kafka holds id %d, past this worker's %d: another worker wrote it",
+                    *key,
+                    last_id,
+                    sequence.last_emitted_id,
+                )
+
+    def forget(self, symbols: Collection[str]) -> None:
+        """Drop the state of symbols this process no longer owns, and cancel their fetches.
+
+        Call it once the symbols' connections are closed. What a cancelled fetch had not
+        published yet is a hole for the next owner, which resumes from Kafka and backfills it.
+        """
+        gone = set(symbols)
+        for key in [key for key in self._sequences if key[0] in gone]:
+            del self._sequences[key]
+        for key in [key for key in self._fetches if key[0] in gone]:
+            self._fetches.pop(key).cancel()
 
     async def stop(self) -> None:
         """Cancel fetches in flight (what they would have brought is re-fetched next start)."""

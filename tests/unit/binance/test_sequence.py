@@ -103,3 +103,14 @@ def test_holding_too_much_declares_the_oldest_hole_lost_instead_of_growing():
     out = continuity.to_emit()
     assert IdGap(2, 4) in out
     assert [e.event_id for e in out if isinstance(e, Emit)] == [1, 5, 6, 7, 8]
+
+
+def test_a_resumed_owner_drops_the_ids_kafka_already_holds():
+    continuity: IdContinuity[str] = IdContinuity(last_emitted_id=10)
+    for event_id in (8, 10, 9):
+        continuity.receive_live(event_id, "x")
+    assert continuity.duplicates == 3
+    assert continuity.to_emit() == []
+    assert continuity.requests_to_send() == []  # at or before the seed is no hole
+    continuity.receive_live(11, "live-11")
+    assert continuity.to_emit() == [Emit(11, "live-11", False)]
