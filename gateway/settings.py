@@ -30,7 +30,6 @@ from pydantic_settings import (
 )
 
 from gateway.adapters.kafka_security import KafkaSecuritySettings
-from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import ENDPOINTS, Market
 from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
 from gateway.errors import ConfigError
@@ -208,7 +207,6 @@ class KafkaSettings(_Section):
         ("depth_snapshot", "book_snapshot"),
         description="Event kinds whose topics hold latest state per symbol",
     )
-    security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
     security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
 
 
