@@ -1,4 +1,7 @@
-"""Prometheus metrics of one gateway process, in a registry of its own (tests run several)."""
+"""Prometheus metrics of one gateway process, in a registry of its own (tests run several).
+
+Every name here is on the Grafana dashboard (``deploy/grafana``); a test keeps the two in step.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # -- events in and out -----------------------------------------------------------------
         self.frames = Counter(
             "gateway_frames_total", "WebSocket frames received", ["market"], registry=self.registry
         )
@@ -19,6 +23,35 @@ class Metrics:
             ["market", "kind"],
             registry=self.registry,
         )
+        self.records_acked = Counter(
+            "gateway_records_acked_total",
+            "Records Kafka acknowledged, per topic",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.producer_errors = Counter(
+            "gateway_producer_errors_total",
+            "Kafka sends that failed or were retried, by error type",
+            ["error"],
+            registry=self.registry,
+        )
+        self.kafka_queue_depth = Gauge(
+            "gateway_kafka_queue_depth", "Records waiting for the producer", registry=self.registry
+        )
+        self.ack_latency = Histogram(
+            "gateway_frame_to_ack_seconds",
+            "From frame received to Kafka acknowledgement",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.event_lag = Histogram(
+            "gateway_event_to_ack_seconds",
+            "From the exchange's event time to Kafka acknowledgement (end-to-end lag)",
+            ["market"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        # -- bad input and losses --------------------------------------------------------------
         self.dead_letters = Counter(
             "gateway_dead_letters_total",
             "Frames sent to the dead-letter topic",
@@ -55,15 +88,70 @@ class Metrics:
             ["market"],
             registry=self.registry,
         )
+        # -- connections and Binance limits ----------------------------------------------------
         self.reconnects = Counter(
             "gateway_reconnects_total", "WebSocket reconnects", ["market"], registry=self.registry
         )
-        self.kafka_queue_depth = Gauge(
-            "gateway_kafka_queue_depth", "Records waiting for the producer", registry=self.registry
+        self.connections_up = Gauge(
+            "gateway_connections_up",
+            "WebSocket connections currently streaming",
+            ["market"],
+            registry=self.registry,
         )
-        self.ack_latency = Histogram(
-            "gateway_frame_to_ack_seconds",
-            "From frame received to Kafka acknowledgement",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        self.rest_weight_used = Gauge(
+            "gateway_rest_weight_used",
+            "REST request weight used in the current minute, as Binance reports it",
+            ["market"],
+            registry=self.registry,
+        )
+        # -- shards and the group --------------------------------------------------------------
+        self.shards_owned = Gauge(
+            "gateway_shards_owned", "Shards this worker streams", registry=self.registry
+        )
+        self.shards_failing = Gauge(
+            "gateway_shards_failing",
+            "Owned shards whose connections keep failing (retried slowly, see logs)",
+            registry=self.registry,
+        )
+        self.shard_restarts = Counter(
+            "gateway_shard_restarts_total",
+            "Shard connections restarted by the supervisor after failing",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "gateway_rebalances_total",
+            "Group rebalances this worker took part in",
+            registry=self.registry,
+        )
+        self.listed_symbols = Gauge(
+            "gateway_plan_symbols",
+            "Symbols in the shard plan, per market (follows exchangeInfo)",
+            ["market"],
+            registry=self.registry,
+        )
+        # -- private account streams -----------------------------------------------------------
+        self.account_stream_up = Gauge(
+            "gateway_account_stream_up",
+            "1 while the account's user-data stream is subscribed and live, else 0",
+            ["account", "market"],
+            registry=self.registry,
+        )
+        self.account_last_event = Gauge(
+            "gateway_account_last_event_timestamp_seconds",
+            "Unix time of the account's last user-data event (alert on time() minus this)",
+            ["account", "market"],
+            registry=self.registry,
+        )
+        self.account_reconciliations = Counter(
+            "gateway_account_reconciliations_total",
+            "REST reconciliation snapshots published after an account stream reconnected",
+            ["account", "market"],
+            registry=self.registry,
+        )
+        self.listen_key_renewals = Counter(
+            "gateway_listen_key_renewals_total",
+            "Futures listen keys kept alive or re-created",
+            ["account", "market", "action"],
             registry=self.registry,
         )

@@ -9,7 +9,7 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 FORBIDDEN = {"asyncio", "websockets", "aiokafka", "aiohttp", "socket", "time"}
 
 
-@pytest.mark.parametrize("package", ["binance", "records"])
+@pytest.mark.parametrize("package", ["binance", "records", "coordination"])
 def test_pure_packages_import_no_io(package):
     offenders = []
     for path in (GATEWAY / package).rglob("*.py"):
