@@ -16,8 +16,10 @@ import aiohttp
 import orjson
 
 from gateway.adapters.http_session import HttpSessionClient
+from gateway.binance.exchange_info import ListedSymbol, parse_exchange_info
 from gateway.binance.markets import PING_PATHS, Market
 from gateway.binance.policy import RestWeightBudget
+from gateway.binance.rest_payloads import exchange_info_call
 from gateway.errors import RestRequestError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,16 @@ class BinanceRestClient(HttpSessionClient):
                 await asyncio.sleep(wait)
             self.budget.spend(weight, time.time())
             return await self._send(session, path, params)
+
+    async def exchange_info(self) -> tuple[ListedSymbol, ...]:
+        """The market's listed symbols and their states, paced like every other call.
+
+        Raises:
+            RestRequestError: Binance could not be asked (retriable).
+            ProtocolError: it answered something that is not an exchangeInfo body.
+        """
+        call = exchange_info_call(self.market)
+        return parse_exchange_info(self.market, await self.get(call.path, weight=call.weight))
 
     async def _send(
         self, session: aiohttp.ClientSession, path: str, params: dict[str, str] | None

@@ -32,6 +32,12 @@ _DEPTH = {
     Market.USDM: ("/fapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
     Market.COINM: ("/dapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
 }
+# GET exchangeInfo, whole market: spot weighs 20, futures 1 (FACTS.md §7).
+_EXCHANGE_INFO = {
+    Market.SPOT: ("/api/v3/exchangeInfo", 20),
+    Market.USDM: ("/fapi/v1/exchangeInfo", 1),
+    Market.COINM: ("/dapi/v1/exchangeInfo", 1),
+}
 _DEPTH_KEYS = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})
 # historicalTrades names its fields; the stream uses letters.
 _TRADE_ROW_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker": "m",
@@ -70,6 +76,12 @@ def depth_call(market: Market, symbol: str, limit: int = 1000) -> RestCall:
     if limit not in weights:
         raise ValueError(f"{market.value} depth limit must be one of {sorted(weights)}")
     return RestCall(path, {"symbol": symbol, "limit": str(limit)}, weights[limit])
+
+
+def exchange_info_call(market: Market) -> RestCall:
+    """Every symbol of ``market`` and its state: what the shard plan follows."""
+    path, weight = _EXCHANGE_INFO[market]
+    return RestCall(path, {}, weight)
 
 
 def parse_depth_body(

@@ -84,3 +84,38 @@ def test_repeated_library_messages_are_held_back_and_counted():
     passed = record()
     assert repeat.filter(passed)
     assert "[1000 more like this" in passed.getMessage()
+
+
+def test_select_replaces_the_default_symbols_and_excludes_an_explicit_list(tmp_path):
+    settings = load_settings(
+        binance={"markets": {"usdm": {"select": {"quote_assets": ["usdt"], "max_symbols": 50}}}}
+    )
+    usdm = settings.binance.markets[Market.USDM]
+    assert usdm.symbols == ()
+    assert usdm.select is not None
+    assert (usdm.select.quote_assets, usdm.select.statuses) == (("USDT",), ("TRADING",))
+    assert (usdm.shards, settings.binance.exchange_info_poll_s) == (8, 60.0)
+    config = tmp_path / "g.yaml"
+    config.write_text(
+        "binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n      select: {}\n"
+    )
+    with pytest.raises(ConfigError, match=r"binance\.markets\.spot.*either `symbols`.*not both"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    "market",
+    [{"shards": 0}, {"shards": 513}, {"select": {"max_symbols": 0}}, {"select": {"statuses": []}}],
+)
+def test_shard_counts_and_selections_are_bounded(market):
+    with pytest.raises(ConfigError):
+        load_settings(binance={"markets": {"spot": market}})
+
+
+def test_the_exchange_info_poll_can_be_set_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GATEWAY_BINANCE__EXCHANGE_INFO_POLL_S", "15")
+    monkeypatch.setenv("GATEWAY_BINANCE__MARKETS__SPOT__SHARDS", "32")
+    settings = load_settings()
+    assert settings.binance.exchange_info_poll_s == 15.0
+    assert settings.binance.markets[Market.SPOT].shards == 32
+    assert settings.binance.markets[Market.SPOT].symbols == DEFAULT_SYMBOLS
