@@ -29,7 +29,7 @@ from gateway.simulator.history import History
 from gateway.simulator.hub import ConnectionStats, Hub
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
-from gateway.simulator.payloads import TimeUnit
+from gateway.simulator.payloads import Payload, TimeUnit
 from gateway.simulator.payloads_user import listen_key_expired
 from gateway.simulator.periodic import PeriodicPublisher
 from gateway.simulator.rest import RestServer
@@ -117,6 +117,7 @@ class ExchangeSimulator:
             faults=rest_faults,
             inject_fault=self._inject_from_http,
             on_listen_key_closed=self._close_listen_key,
+            account=self.account,
         )
         self._trading_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -275,6 +276,51 @@ class ExchangeSimulator:
         level = ask if side == "BUY" else bid
         price = level[0] if level else spec.initial_price
         events = self.account.fill(spec, side, price, spec.lot_size, self._clock_us())
+        return await self._push_user(api_key, events)
+
+    async def emit_user_order(
+        self, symbol: str, side: str = "BUY", *, api_key: str | None = None
+    ) -> int:
+        """The account places a limit order that rests (10% off the touch); returns its id."""
+        spec = self.simulated.specs[symbol.upper()]
+        bid, ask = self.simulated.book(spec.symbol).top()
+        level = bid if side == "BUY" else ask
+        touch = level[0] if level else spec.initial_price
+        price = touch - touch // 10 if side == "BUY" else touch + touch // 10
+        price -= price % spec.tick_size
+        events = self.account.place(spec, side, price, spec.lot_size, self._clock_us())
+        await self._push_user(api_key, events)
+        return max(self.account.open_orders)
+
+    async def emit_user_cancel(self, order_id: int, *, api_key: str | None = None) -> list[str]:
+        """The account cancels a resting order: push its CANCELED update."""
+        return await self._push_user(api_key, self.account.cancel(order_id, self._clock_us()))
+
+    async def emit_user_deposit(
+        self, asset: str, amount: int, *, api_key: str | None = None
+    ) -> list[str]:
+        """A deposit of ``amount`` (1e-8 units) of ``asset``: push the balance events."""
+        return await self._push_user(
+            api_key, self.account.deposit(asset.upper(), amount, self._clock_us())
+        )
+
+    async def terminate_user_streams(self, api_key: str | None = None) -> int:
+        """Spot: end ``api_key``'s WebSocket API subscriptions with ``eventStreamTerminated``."""
+        return await self._streams.terminate_user_streams(
+            api_key or next(iter(self.config.api_keys))
+        )
+
+    def expire_listen_keys(self, api_key: str | None = None) -> list[str]:
+        """Futures: expire ``api_key``'s listen keys now (``listenKeyExpired``, then close)."""
+        keys = self.listen_keys.keys_of(api_key or next(iter(self.config.api_keys)))
+        for key in keys:
+            self.listen_keys.close(key)
+            self._close_listen_key(key, expired=True)
+        return keys
+
+    async def _push_user(self, api_key: str | None, events: list[tuple[str, Payload]]) -> list[str]:
+        """Spot: to the WebSocket API subscriptions of ``api_key``; futures: to its listen keys."""
+        api_key = api_key or next(iter(self.config.api_keys))
         for event_type, payload in events:
             if self.market is Market.SPOT:
                 await self._streams.send_user_event(api_key, payload)

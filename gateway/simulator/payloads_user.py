@@ -269,3 +269,123 @@ def account_config_update(
     if symbol is None:
         return head | {"ai": {"j": True}}
     return head | {"ac": {"s": symbol, "l": leverage}}
+
+
+def deposit_update(asset: str, wallet: int, change: int, time_us: int) -> Payload:
+    """Futures ``ACCOUNT_UPDATE`` for a deposit: reason ``DEPOSIT``, one balance, no position."""
+    time_ms = time_us // 1_000
+    balance = {
+        "a": asset,
+        "wb": format_decimal(wallet),
+        "cw": format_decimal(wallet),
+        "bc": format_decimal(change),
+    }
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": time_ms,
+        "T": time_ms,
+        "a": {"m": "DEPOSIT", "B": [balance], "P": []},
+    }
+
+
+# --- signed REST views of the account (what a reconciling client reads) -----------------------
+
+
+def rest_open_order(market: Market, order: UserOrder) -> Payload:
+    """One entry of ``GET openOrders``: spot ``/api/v3``, futures ``/fapi/v1`` or ``/dapi/v1``."""
+    spec, time_ms = order.spec, order.time_us // 1_000
+    common = {
+        "symbol": spec.symbol,
+        "orderId": order.order_id,
+        "clientOrderId": order.client_order_id,
+        "price": price_text(spec, order.price),
+        "origQty": qty_text(spec, order.quantity),
+        "executedQty": qty_text(spec, order.filled),
+        "status": order.status,
+        "timeInForce": "GTC",
+        "type": "LIMIT",
+        "side": order.side,
+        "stopPrice": "0",
+        "time": time_ms,
+        "updateTime": time_ms,
+    }
+    if market is Market.SPOT:
+        return {
+            **common,
+            "orderListId": -1,
+            "cummulativeQuoteQty": format_decimal(order.quote_filled),
+            "icebergQty": "0",
+            "isWorking": True,
+            "workingTime": time_ms,
+            "origQuoteOrderQty": "0",
+            "selfTradePreventionMode": "NONE",
+        }
+    return {
+        **common,
+        "avgPrice": "0",
+        "cumQuote": "0",
+        "origType": "LIMIT",
+        "positionSide": "BOTH",
+        "reduceOnly": False,
+        "closePosition": False,
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+    }
+
+
+def rest_spot_account(balances: dict[str, int], time_us: int) -> Payload:
+    """``GET /api/v3/account`` (the keys a reconciliation reads, plus the usual flags)."""
+    return {
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "canTrade": True,
+        "canWithdraw": True,
+        "canDeposit": True,
+        "updateTime": time_us // 1_000,
+        "accountType": "SPOT",
+        "balances": [
+            {"asset": asset, "free": format_decimal(free), "locked": format_decimal(0)}
+            for asset, free in sorted(balances.items())
+        ],
+        "permissions": ["SPOT"],
+    }
+
+
+def rest_futures_account(balances: dict[str, int], time_us: int) -> Payload:
+    """``GET /fapi/v3/account`` / ``/dapi/v1/account``: the ``assets`` part a reconciliation reads."""
+    time_ms = time_us // 1_000
+    return {
+        "assets": [
+            {
+                "asset": asset,
+                "walletBalance": format_decimal(wallet),
+                "unrealizedProfit": "0.00000000",
+                "marginBalance": format_decimal(wallet),
+                "crossWalletBalance": format_decimal(wallet),
+                "availableBalance": format_decimal(wallet),
+                "maxWithdrawAmount": format_decimal(wallet),
+                "updateTime": time_ms,
+            }
+            for asset, wallet in sorted(balances.items())
+        ],
+        "positions": [],
+    }
+
+
+def rest_position_risk(
+    specs: dict[str, SymbolSpec], positions: dict[str, tuple[int, int]], time_us: int
+) -> list[Payload]:
+    """``GET /fapi/v3/positionRisk`` / ``/dapi/v1/positionRisk``: every non-zero position."""
+    return [
+        {
+            "symbol": symbol,
+            "positionSide": "BOTH",
+            "positionAmt": qty_text(specs[symbol], held),
+            "entryPrice": price_text(specs[symbol], entry),
+            "unRealizedProfit": "0.00000000",
+            "marginType": "cross",
+            "updateTime": time_us // 1_000,
+        }
+        for symbol, (held, entry) in sorted(positions.items())
+        if held
+    ]

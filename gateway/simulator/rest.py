@@ -1,7 +1,8 @@
 """The REST side of the simulator: one market's market-data endpoints on 127.0.0.1.
 
 Spot ``/api/v3``, USDⓈ-M ``/fapi/v1``, COIN-M ``/dapi/v1``: ping, time, exchangeInfo, depth,
-aggTrades, trades, historicalTrades, klines, and the futures ``listenKey``. Answers come from the
+aggTrades, trades, historicalTrades, klines, the futures ``listenKey``, and the signed account
+views a reconciling client reads (``openOrders``, ``account``, futures ``positionRisk``). Answers come from the
 same market and history the streams publish, so a gateway backfilling over REST sees the very
 events the streams carried, and a depth snapshot fits the diff stream's update ids.
 
@@ -42,6 +43,12 @@ from gateway.simulator.payloads import (
     rest_agg_trade,
     rest_trade,
 )
+from gateway.simulator.payloads_user import (
+    rest_futures_account,
+    rest_open_order,
+    rest_position_risk,
+    rest_spot_account,
+)
 from gateway.simulator.render_rest import (
     futures_exchange_info,
     limit_body,
@@ -50,7 +57,7 @@ from gateway.simulator.render_rest import (
     rest_kline,
     spot_symbol_info,
 )
-from gateway.simulator.userdata import ListenKeyError, ListenKeys
+from gateway.simulator.userdata import Account, ListenKeyError, ListenKeys, query_signature_valid
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,22 @@ FAULTS_PATH = "/_simulator/faults"
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1_000
 _FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1_000)
+DEFAULT_RECV_WINDOW_MS = 5_000
+# Signed account views, without a symbol (Binance's REST docs; FACTS.md does not list them):
+# path under the market's REST root -> weight.
+ACCOUNT_VIEWS: dict[Market, dict[str, int]] = {
+    Market.SPOT: {"/api/v3/openOrders": 80, "/api/v3/account": 20},
+    Market.USDM: {
+        "/fapi/v1/openOrders": 40,
+        "/fapi/v3/account": 5,
+        "/fapi/v3/positionRisk": 5,
+    },
+    Market.COINM: {
+        "/dapi/v1/openOrders": 40,
+        "/dapi/v1/account": 5,
+        "/dapi/v1/positionRisk": 1,
+    },
+}
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FaultInjector = Callable[[dict[str, Any]], None]
@@ -88,6 +111,7 @@ class RestServer:
         faults: RestFaults | None = None,
         inject_fault: FaultInjector | None = None,
         on_listen_key_closed: Callable[[str], None] | None = None,
+        account: Account | None = None,
     ) -> None:
         self._config = config
         self._host, self._port = config.host, config.rest_port
@@ -105,6 +129,7 @@ class RestServer:
         self._faults = faults or RestFaults()
         self._inject_fault = inject_fault
         self._on_listen_key_closed = on_listen_key_closed
+        self._account = account or Account(self._kind)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -135,6 +160,8 @@ class RestServer:
             app.router.add_post(path, self._listen_key_create)
             app.router.add_put(path, self._listen_key_keepalive)
             app.router.add_delete(path, self._listen_key_close)
+        for path in ACCOUNT_VIEWS[self._kind]:
+            app.router.add_get(path, self._account_view)
         app.router.add_post(FAULTS_PATH, self._fault)
         return app
 
@@ -155,6 +182,8 @@ class RestServer:
     # --- conventions --------------------------------------------------------------------------
 
     def _weight(self, request: web.Request) -> int:
+        if (account_weight := ACCOUNT_VIEWS[self._kind].get(request.path)) is not None:
+            return account_weight
         name = request.path.rsplit("/", 1)[-1]
         if name == "depth":
             return depth_weight(self._kind, self._depth_limit(request, check=False))
@@ -328,6 +357,38 @@ class RestServer:
 
     def _now_s(self) -> float:
         return self._clock_us() / 1_000_000
+
+    # --- signed account views -----------------------------------------------------------------
+
+    def _check_signed(self, request: web.Request) -> None:
+        """API key known, signature valid over the query as sent, timestamp in its window."""
+        api_key = self._api_key(request)
+        if not query_signature_valid(self._config.api_keys[api_key], request.query_string):
+            raise BinanceRequestError(-1022, "Signature for this request is not valid.")
+        timestamp = _int_param(request, "timestamp")
+        if timestamp is None:
+            raise BinanceRequestError(
+                -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+            )
+        window = _int_param(request, "recvWindow") or DEFAULT_RECV_WINDOW_MS
+        now_ms = self._clock_us() // 1_000
+        if not now_ms - window <= timestamp <= now_ms + 1_000:
+            raise BinanceRequestError(
+                -1021, "Timestamp for this request is outside of the recvWindow."
+            )
+
+    async def _account_view(self, request: web.Request) -> web.Response:
+        self._check_signed(request)
+        account, now_us = self._account, self._clock_us()
+        view = request.path.rsplit("/", 1)[-1]
+        if view == "openOrders":
+            orders = account.open_orders.values()
+            return _json([rest_open_order(self._kind, order) for order in orders])
+        if view == "positionRisk":
+            return _json(rest_position_risk(self._specs, account.positions, now_us))
+        if self._kind is Market.SPOT:
+            return _json(rest_spot_account(account.balances(), now_us))
+        return _json(rest_futures_account(account.balances(), now_us))
 
     # --- faults -------------------------------------------------------------------------------
 

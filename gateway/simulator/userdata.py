@@ -3,21 +3,34 @@
 * :class:`ListenKeys` — ``POST/PUT/DELETE /fapi/v1/listenKey`` (FACTS §6.2): one active key per
   API key, valid 60 minutes after creation or the last keepalive; POST on an active key returns
   it and extends it; PUT on an unknown key is ``-1125``.
-* :func:`signature_valid` — HMAC-SHA256 over the request's parameters, as the spot WebSocket
-  API's ``userDataStream.subscribe.signature`` requires (FACTS §6.1). Ed25519 and RSA keys would
-  need the ``cryptography`` package; the simulator accepts HMAC keys only.
-* :class:`Account` — turns a fill of the simulated account into the events Binance pushes:
-  spot ``executionReport`` + ``outboundAccountPosition``; futures ``ORDER_TRADE_UPDATE``,
-  ``TRADE_LITE`` and ``ACCOUNT_UPDATE``.
+* :func:`signature_valid` — the spot WebSocket API's ``userDataStream.subscribe.signature``
+  check (FACTS §6.1): the parameters sorted by name, signed with the API key's HMAC secret (hex)
+  or, when the simulator holds a PEM public key for the API key instead of a secret, verified as
+  RSA PKCS#1 v1.5 SHA-256 or Ed25519 (base64). :func:`query_signature_valid` checks a signed REST
+  query string the same way. Written here, not borrowed from ``gateway.binance.signing``, so a
+  signing bug in the gateway cannot hide in the simulator too.
+* :class:`Account` — turns a fill, a resting order, a cancel or a deposit of the simulated account
+  into the events Binance pushes: spot ``executionReport`` + ``outboundAccountPosition`` /
+  ``balanceUpdate``; futures ``ORDER_TRADE_UPDATE``, ``TRADE_LITE`` and ``ACCOUNT_UPDATE``. It
+  also answers the signed REST views a reconciling client reads (open orders, balances,
+  positions).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import unquote
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from gateway.simulator.engine import UNITS_PER_WHOLE, SymbolSpec
 from gateway.simulator.markets import Market
@@ -25,6 +38,8 @@ from gateway.simulator.payloads import Payload
 from gateway.simulator.payloads_user import (
     UserOrder,
     account_update,
+    balance_update,
+    deposit_update,
     execution_report,
     order_trade_update,
     outbound_account_position,
@@ -111,16 +126,54 @@ def signature_payload(params: Mapping[str, object]) -> str:
     )
 
 
+PEM_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----"
+
+
 def sign(secret: str, params: Mapping[str, object]) -> str:
     """The HMAC-SHA256 signature (hex) a client sends for ``params``."""
     message = signature_payload(params).encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def signature_valid(secret: str, params: Mapping[str, object]) -> bool:
-    """Whether ``params["signature"]`` signs the other parameters with ``secret``."""
+def signature_valid(key: str, params: Mapping[str, object]) -> bool:
+    """Whether ``params["signature"]`` signs the other parameters with ``key``.
+
+    ``key`` is the API key's HMAC secret, or its PEM public key (RSA or Ed25519).
+    """
     given = params.get("signature")
-    return isinstance(given, str) and hmac.compare_digest(given.lower(), sign(secret, params))
+    return isinstance(given, str) and payload_signature_valid(key, signature_payload(params), given)
+
+
+def query_signature_valid(key: str, raw_query: str) -> bool:
+    """Whether a REST query string's ``signature`` signs the rest of it, as sent."""
+    kept, given = [], None
+    for part in raw_query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "signature":
+            given = unquote(value)
+        else:
+            kept.append(part)
+    return given is not None and payload_signature_valid(key, "&".join(kept), given)
+
+
+def payload_signature_valid(key: str, payload: str, signature: str) -> bool:
+    """HMAC (hex) when ``key`` is a secret; RSA or Ed25519 (base64) when it is a public key."""
+    data = payload.encode()
+    if not key.startswith(PEM_PUBLIC_KEY):
+        expected = hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(signature.lower(), expected)
+    try:
+        public = serialization.load_pem_public_key(key.encode())
+        raw = base64.b64decode(signature, validate=True)
+        if isinstance(public, RSAPublicKey):
+            public.verify(raw, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, Ed25519PublicKey):
+            public.verify(raw, data)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 def _text(value: object) -> str:
@@ -130,15 +183,22 @@ def _text(value: object) -> str:
 
 
 class Account:
-    """The simulated account: its orders' ids and balances, and the events they cause."""
+    """The simulated account: its orders, balances and positions, and the events they cause."""
 
     def __init__(self, market: Market, starting_balance: int = 10_000 * UNITS_PER_WHOLE) -> None:
         self.market = market
         self._order_ids = itertools.count(1_000_000)
         self._trade_ids = itertools.count(1)
         self.balance = starting_balance
+        """The quote asset's balance (every simulated symbol shares one quote asset)."""
+        self.quote_asset = "USD" if market is Market.COINM else "USDT"
+        self.assets: dict[str, int] = {}
+        """Balances of other assets, changed by :meth:`deposit`."""
         self.positions: dict[str, tuple[int, int]] = {}
         """symbol -> (signed quantity, entry price) for futures."""
+        self.open_orders: dict[int, UserOrder] = {}
+        """Resting orders by id: what ``GET openOrders`` answers."""
+        self.update_time_us = 0
 
     def fill(
         self, spec: SymbolSpec, side: str, price: int, quantity: int, now_us: int
@@ -146,6 +206,8 @@ class Account:
         """A limit order placed and fully filled: every user-data event, in push order."""
         order_id = next(self._order_ids)
         trade_id = next(self._trade_ids)
+        self.quote_asset = spec.quote_asset
+        self.update_time_us = now_us
 
         def order(execution: str, status: str, filled: int) -> UserOrder:
             last = filled
@@ -175,3 +237,47 @@ class Account:
             ("ORDER_TRADE_UPDATE", order_trade_update(traded)),
             ("ACCOUNT_UPDATE", update),
         ]
+
+    def place(
+        self, spec: SymbolSpec, side: str, price: int, quantity: int, now_us: int
+    ) -> list[tuple[str, Payload]]:
+        """A limit order that rests on the book (open until :meth:`cancel`)."""
+        order_id = next(self._order_ids)
+        self.update_time_us = now_us
+        order = UserOrder(
+            spec, order_id, f"sim{order_id}", side, price, quantity, 0, 0, 0, -1, "NEW", "NEW",
+            now_us,
+        )  # fmt: skip
+        self.open_orders[order_id] = order
+        return [self._order_event(order)]
+
+    def cancel(self, order_id: int, now_us: int) -> list[tuple[str, Payload]]:
+        """Cancel a resting order; ``KeyError`` if it is not open."""
+        order = self.open_orders.pop(order_id)
+        self.update_time_us = now_us
+        canceled = replace(order, execution_type="CANCELED", status="CANCELED", time_us=now_us)
+        return [self._order_event(canceled)]
+
+    def deposit(self, asset: str, amount: int, now_us: int) -> list[tuple[str, Payload]]:
+        """A deposit of ``amount`` units of ``asset``: a balance change outside trading."""
+        self.update_time_us = now_us
+        if asset == self.quote_asset:
+            self.balance += amount
+            total = self.balance
+        else:
+            total = self.assets[asset] = self.assets.get(asset, 0) + amount
+        if self.market is Market.SPOT:
+            return [
+                ("balanceUpdate", balance_update(asset, amount, now_us)),
+                ("outboundAccountPosition", outbound_account_position(asset, total, 0, now_us)),
+            ]
+        return [("ACCOUNT_UPDATE", deposit_update(asset, total, amount, now_us))]
+
+    def _order_event(self, order: UserOrder) -> tuple[str, Payload]:
+        if self.market is Market.SPOT:
+            return ("executionReport", execution_report(order))
+        return ("ORDER_TRADE_UPDATE", order_trade_update(order))
+
+    def balances(self) -> dict[str, int]:
+        """Every asset's balance (1e-8 units)."""
+        return {self.quote_asset: self.balance, **self.assets}

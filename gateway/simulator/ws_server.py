@@ -23,6 +23,7 @@ endpoint gets HTTP 404, an over-long URL HTTP 414; too many messages in a second
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -282,6 +283,19 @@ class StreamServer:
             pass
         finally:
             self.wsapi_sessions.pop(connection, None)
+
+    async def terminate_user_streams(self, api_key: str) -> int:
+        """End every subscription of ``api_key`` with ``eventStreamTerminated`` (as on logout)."""
+        ended = 0
+        for connection, session in list(self.wsapi_sessions.items()):
+            for subscription_id in session.subscriptions_of(api_key):
+                del session.subscriptions[subscription_id]
+                terminated = {"e": "eventStreamTerminated", "E": self._now_ms()}
+                frame = {"subscriptionId": subscription_id, "event": terminated}
+                with contextlib.suppress(ConnectionClosed):
+                    await connection.send(encode(frame), text=True)
+                ended += 1
+        return ended
 
     async def send_user_event(self, api_key: str, event: object) -> int:
         """Push a spot user event to every WebSocket API subscription of ``api_key``."""
