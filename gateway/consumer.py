@@ -69,8 +69,15 @@ class RecordReader:
     async def __aenter__(self) -> RecordReader:
         if self._registry is not None:
             await self._registry.__aenter__()
-        with map_kafka_errors("starting the consumer", self._bootstrap):
-            await self._consumer.start()
+        try:
+            with map_kafka_errors("starting the consumer", self._bootstrap):
+                await self._consumer.start()
+        except BaseException as exc:
+            # A refused login or no broker: release the half-started consumer and the registry.
+            await self._consumer.stop()
+            if self._registry is not None:
+                await self._registry.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(

@@ -84,7 +84,11 @@ class KafkaSink:
             **client_options(s.security),
         )
         with map_kafka_errors("connecting the producer", s.bootstrap_servers):
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # a refused login or no broker: release what start() made
+                raise
         self._producer = producer
         self._pump = asyncio.create_task(self._run_pump(), name="kafka-sink-pump")
 
@@ -215,8 +219,8 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[
         **client_options(settings.security),
     )
     with map_kafka_errors("creating topics", settings.bootstrap_servers):
-        await admin.start()
         try:
+            await admin.start()
             response = await admin.create_topics(
                 [
                     NewTopic(

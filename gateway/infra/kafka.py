@@ -69,6 +69,7 @@ class _Node:
     port: int
     controller_port: int
     dir: Path
+    sasl_port: int | None = None
     process: JavaProcess | None = None
 
     @property
@@ -87,6 +88,12 @@ class _Node:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    @property
+    def sasl_address(self) -> str:
+        if self.sasl_port is None:
+            raise InvalidStateError("the cluster has no SASL listener")
+        return f"{LOOPBACK}:{self.sasl_port}"
+
 
 class KafkaCluster:
     """N combined broker+controller Kafka nodes on loopback, from ``deploy/kafka/target/libs``.
@@ -99,6 +106,11 @@ class KafkaCluster:
     the first :meth:`start`, and kept: a node restarted with :meth:`start_node` rejoins as itself.
     Without ``work_dir`` the cluster lives in a temporary directory that :meth:`stop` deletes; with
     one, the data survives :meth:`stop` and a later :meth:`start` reuses it.
+
+    With ``sasl_users`` ({user: password}) every node also listens on a ``SASL_PLAINTEXT`` listener
+    named ``SASL`` with the PLAIN mechanism (:attr:`sasl_bootstrap_servers`), its users configured
+    in ``listener.name.sasl.plain.sasl.jaas.config``; brokers keep talking to each other over the
+    unauthenticated ``PLAINTEXT`` one, which stays open for tests that need both.
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class KafkaCluster:
         ports: Sequence[int] = (),
         work_dir: Path | None = None,
         overrides: Mapping[str, str] | None = None,
+        sasl_users: Mapping[str, str] | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         stop_grace: float = DEFAULT_STOP_GRACE_S,
         quick_jit: bool = True,
@@ -117,6 +130,7 @@ class KafkaCluster:
         :param nodes: how many nodes (each broker and controller).
         :param ports: fixed client ports for the first ``len(ports)`` nodes; the rest are free ones.
         :param overrides: extra or replacement ``server.properties`` entries for every node.
+        :param sasl_users: users and passwords of an extra SASL_PLAINTEXT (PLAIN) listener.
         :param quick_jit: ``-XX:TieredStopAtLevel=1``: faster start, lower peak throughput; turn it
             off for benchmarks.
         :param stop_at_exit: stop the JVMs when this interpreter exits; False for a detached stack.
@@ -129,6 +143,14 @@ class KafkaCluster:
         self._fixed_ports = list(ports)
         self._given_work_dir = work_dir
         self._overrides = dict(overrides or {})
+        self._sasl_users = dict(sasl_users or {})
+        for user, password in self._sasl_users.items():
+            # They go into a JAAS line between double quotes, inside a .properties file.
+            if not user.isidentifier() or any(c in password for c in '"\\\n;'):
+                raise ValueError(
+                    f"SASL user {user!r}: a name like an identifier, a password "
+                    "without quotes, backslashes, semicolons or newlines"
+                )
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._quick_jit = quick_jit
@@ -168,6 +190,11 @@ class KafkaCluster:
         if self._work_dir is None:
             raise InvalidStateError("the cluster has not been started")
         return self._work_dir
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """Comma-separated ``127.0.0.1:port`` of every node's SASL_PLAINTEXT listener."""
+        return ",".join(node.sasl_address for node in self._require_nodes())
 
     def node_address(self, index: int) -> str:
         return self._node(index).address
@@ -284,10 +311,18 @@ class KafkaCluster:
                 self._work_dir = Path(tempfile.mkdtemp(prefix="kafka-cluster-")).resolve()
         if not self._nodes:
             count = self._node_count
-            ports = reserve_ports(self._fixed_ports, 2 * count - len(self._fixed_ports))
-            client, controller = ports[:count], ports[count:]
+            listeners = 3 if self._sasl_users else 2
+            ports = reserve_ports(self._fixed_ports, listeners * count - len(self._fixed_ports))
+            client, controller, sasl = ports[:count], ports[count : 2 * count], ports[2 * count :]
             self._nodes = [
-                _Node(i, i + 1, client[i], controller[i], self._work_dir / f"node-{i + 1}")
+                _Node(
+                    i,
+                    i + 1,
+                    client[i],
+                    controller[i],
+                    self._work_dir / f"node-{i + 1}",
+                    sasl_port=sasl[i] if sasl else None,
+                )
                 for i in range(count)
             ]
         for node in self._nodes:
@@ -342,8 +377,30 @@ class KafkaCluster:
             # clusters exist for fault tests, which wait for exactly that.
             config["broker.session.timeout.ms"] = "4000"
             config["broker.heartbeat.interval.ms"] = "500"
+        if node.sasl_port is not None:
+            config.update(self._sasl_config(node))
         config.update(self._overrides)
         return config
+
+    def _sasl_config(self, node: _Node) -> dict[str, str]:
+        """An extra ``SASL`` listener (SASL_PLAINTEXT, PLAIN) whose JAAS line lists the users."""
+        users = " ".join(f'user_{user}="{pw}"' for user, pw in self._sasl_users.items())
+        listeners = (
+            f"SASL://{LOOPBACK}:{node.sasl_port},PLAINTEXT://{LOOPBACK}:{node.port},"
+            f"CONTROLLER://{LOOPBACK}:{node.controller_port}"
+        )
+        return {
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            ),
+        }
 
     def _common_java_args(self, node: _Node) -> list[str]:
         return [
