@@ -66,3 +66,14 @@ kafka-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache deploy/*/target
+
+# The container image (deploy/docker/Dockerfile); needs a Docker engine (BuildKit), which CI
+# and these machines do not have: the manifests are tested without it (tests/deploy).
+IMAGE ?= binance-gateway:dev
+.PHONY: image
+image:
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
+	  echo "make image: no Docker engine answers here ('docker info' failed): the image needs" \
+	       "one (Docker Desktop, dockerd, or a remote DOCKER_HOST); nothing was built." >&2; \
+	  exit 1; }
+	docker build -f deploy/docker/Dockerfile -t $(IMAGE) .
