@@ -97,12 +97,10 @@ class Signer:
         except (ValueError, TypeError) as exc:
             # The parser's message never quotes the key material; keep it out all the same.
             raise ConfigError(f"the {key_type} private key is not a readable PEM") from exc
-        if key_type is KeyType.RSA and isinstance(private, RSAPrivateKey):
-            self._private = private
-        elif key_type is KeyType.ED25519 and isinstance(private, Ed25519PrivateKey):
-            self._private = private
-        else:
+        wanted = RSAPrivateKey if key_type is KeyType.RSA else Ed25519PrivateKey
+        if not isinstance(private, wanted):
             raise ConfigError(f"the private key is not an {key_type} key")
+        self._private = private
 
     def __repr__(self) -> str:
         return f"Signer({self.key_type})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.binance.events import (
+    account_snapshot,
     books,
     connection,
     derivatives,
@@ -63,6 +64,7 @@ AccountEvent = (
     | futures.OrderTradeUpdate
     | futures.AccountConfigUpdate
     | futures.TradeLite
+    | account_snapshot.AccountSnapshot
 )
 """Every user-data event; each has a schema ``schemas/<market>_user/<KIND>.avsc``."""
 
@@ -167,6 +169,7 @@ _FUTURES_ACCOUNT = (
     futures.OrderTradeUpdate,
     futures.AccountConfigUpdate,
     spot.ListenKeyExpired,
+    account_snapshot.AccountSnapshot,
 )
 RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
     "spot": (
@@ -227,6 +230,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         spot.EventStreamTerminated,
         spot.ExternalLockUpdate,
         spot.ListenKeyExpired,
+        account_snapshot.AccountSnapshot,
     ),
     "usdm_user": (*_FUTURES_ACCOUNT, futures.TradeLite),
     "coinm_user": _FUTURES_ACCOUNT,
