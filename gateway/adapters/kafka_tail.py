@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.adapters.kafka import map_kafka_errors
+from gateway.adapters.kafka_security import client_options
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.errors import KafkaDeliveryError
@@ -133,6 +134,7 @@ class LastIdReader:
         self._first_window = first_window
         self._max_records = max_records_per_partition
         self._timeout_s = timeout_s
+        options = client_options(settings.security)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id}-tail",
@@ -140,6 +142,7 @@ class LastIdReader:
             enable_auto_commit=False,
             # Retention may delete a window's start while it is read: go on from what is left.
             auto_offset_reset="earliest",
+            **options,
         )
         # The consumer only knows the partitions of topics it reads; the admin client lists every
         # topic's without naming any, so a missing topic is never auto-created by the asking.
@@ -147,17 +150,18 @@ class LastIdReader:
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id}-tail-admin",
             request_timeout_ms=settings.request_timeout_ms,
+            **options,
         )
         self.last_scans: dict[TopicPartition, PartitionScan] = {}
         """The scans of the latest call, for logs and tests."""
 
     async def __aenter__(self) -> Self:
         with map_kafka_errors("starting the tail reader", self._settings.bootstrap_servers):
-            await self._admin.start()
             try:
+                await self._admin.start()
                 await self._consumer.start()
             except BaseException:
-                await self._admin.close()
+                await self._close()  # a refused login or no broker: release what start() made
                 raise
         return self
 
@@ -167,6 +171,9 @@ class LastIdReader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
         try:
             await self._consumer.stop()
         finally:
