@@ -29,6 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from gateway.accounts.settings import AccountSettings, check_unique_aliases
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import ENDPOINTS, Market
 from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
@@ -243,6 +244,15 @@ class GatewaySettings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    accounts: tuple[AccountSettings, ...] = ()
+    """Private account streams (docs/accounts.md); credentials are read from env or files."""
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_account_aliases(
+        cls, accounts: tuple[AccountSettings, ...]
+    ) -> tuple[AccountSettings, ...]:
+        return check_unique_aliases(accounts)
 
     @classmethod
     def settings_customise_sources(
