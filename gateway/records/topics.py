@@ -51,6 +51,14 @@ class TopicNamer:
     def dead_letter_topic(self) -> str:
         return self.gateway_topic(DEAD_LETTER_KIND)
 
+    def account_topic(self, market: str, alias: str) -> str:
+        """Every record of one account: ``binance.spot.account.desk-a`` (docs/accounts.md).
+
+        One topic per account, not per kind, so access is granted per team with one prefixed
+        Kafka ACL, and the account's events keep their order across kinds.
+        """
+        return f"{self.prefix}.{market}.account.{alias}"
+
 
 def symbol_key(symbol: str) -> bytes:
     """The partitioning key: per-symbol order is preserved because one symbol is one partition."""
