@@ -117,35 +117,36 @@ def default_symbol_specs(
     symbols: Iterable[str], seed: int, market: Market = Market.SPOT
 ) -> list[SymbolSpec]:
     """Build a spec per symbol: plausible prices, ticks and lots, disjoint id ranges."""
-    specs = []
-    for index, symbol in enumerate(symbols):
-        rng = random.Random(f"{seed}:{symbol}:spec")
-        base, quote = split_symbol(symbol)
-        whole_price = _KNOWN_PRICES.get(base) or rng.randint(1, 1_000)
-        price = whole_price * UNITS_PER_WHOLE
-        tick = _power_of_ten_below(price // 1_000_000)
-        if market is Market.COINM:
-            lot = UNITS_PER_WHOLE  # one contract
-        else:
-            lot = _power_of_ten_below(_LOT_NOTIONAL * UNITS_PER_WHOLE // whole_price)
-        specs.append(
-            SymbolSpec(
-                symbol=symbol,
-                base_asset=base,
-                quote_asset=quote,
-                initial_price=price,
-                tick_size=tick,
-                lot_size=lot,
-                first_trade_id=(index + 1) * _TRADE_ID_STRIDE,
-                first_agg_trade_id=(index + 1) * _AGG_ID_STRIDE,
-                first_update_id=(index + 1) * _UPDATE_ID_STRIDE,
-                pair=symbol.split("_", 1)[0],
-                contract_type="" if market is Market.SPOT else "PERPETUAL",
-                price_decimals=8 if market is Market.SPOT else _decimals(tick),
-                qty_decimals=8 if market is Market.SPOT else _decimals(lot),
-            )
-        )
-    return specs
+    return [symbol_spec(symbol, index, seed, market) for index, symbol in enumerate(symbols)]
+
+
+def symbol_spec(symbol: str, index: int, seed: int, market: Market = Market.SPOT) -> SymbolSpec:
+    """The spec of the ``index``-th symbol of a market (its id ranges follow from ``index``),
+    also for a symbol listed at run time, which takes the next free index."""
+    rng = random.Random(f"{seed}:{symbol}:spec")
+    base, quote = split_symbol(symbol)
+    whole_price = _KNOWN_PRICES.get(base) or rng.randint(1, 1_000)
+    price = whole_price * UNITS_PER_WHOLE
+    tick = _power_of_ten_below(price // 1_000_000)
+    if market is Market.COINM:
+        lot = UNITS_PER_WHOLE  # one contract
+    else:
+        lot = _power_of_ten_below(_LOT_NOTIONAL * UNITS_PER_WHOLE // whole_price)
+    return SymbolSpec(
+        symbol=symbol,
+        base_asset=base,
+        quote_asset=quote,
+        initial_price=price,
+        tick_size=tick,
+        lot_size=lot,
+        first_trade_id=(index + 1) * _TRADE_ID_STRIDE,
+        first_agg_trade_id=(index + 1) * _AGG_ID_STRIDE,
+        first_update_id=(index + 1) * _UPDATE_ID_STRIDE,
+        pair=symbol.split("_", 1)[0],
+        contract_type="" if market is Market.SPOT else "PERPETUAL",
+        price_decimals=8 if market is Market.SPOT else _decimals(tick),
+        qty_decimals=8 if market is Market.SPOT else _decimals(lot),
+    )
 
 
 def _power_of_ten_below(units: int) -> int:
@@ -300,9 +301,18 @@ class MarketEngine:
     ) -> None:
         if max_trades_per_fill < 1:
             raise ValueError("max_trades_per_fill must be at least 1")
-        futures = market.is_futures
-        self._markets = {spec.symbol: _SymbolMarket(spec, seed, futures=futures) for spec in specs}
+        self._seed = seed
+        self._futures = market.is_futures
+        self._markets: dict[str, _SymbolMarket] = {}
         self._max_trades_per_fill = max_trades_per_fill
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: SymbolSpec) -> None:
+        """Start simulating one more symbol (a listing); its book is seeded like the others."""
+        if spec.symbol in self._markets:
+            raise ValueError(f"{spec.symbol} is already simulated")
+        self._markets[spec.symbol] = _SymbolMarket(spec, self._seed, futures=self._futures)
 
     @property
     def specs(self) -> list[SymbolSpec]:

@@ -23,7 +23,7 @@ from typing import Self
 from urllib.parse import quote
 
 from gateway.simulator.config import SimulatorConfig
-from gateway.simulator.engine import Clock, SymbolSpec, default_symbol_specs
+from gateway.simulator.engine import Clock, SymbolSpec, default_symbol_specs, symbol_spec
 from gateway.simulator.faults import FaultKind, Faults, RestFaults, parse_request
 from gateway.simulator.history import History
 from gateway.simulator.hub import ConnectionStats, Hub
@@ -106,7 +106,7 @@ class ExchangeSimulator:
         )
         rest_faults = RestFaults()
         self.faults = Faults(
-            self._hub, self._trading, self.simulated, rest_faults, clock_us=clock_us
+            self._hub, self._trading, self.simulated, rest_faults, clock_us=clock_us, listings=self
         )
         self._rest = RestServer(
             config,
@@ -253,6 +253,40 @@ class ExchangeSimulator:
     def inject(self, kind: FaultKind | str, **params: object) -> None:
         """Inject a fault now (see :mod:`gateway.simulator.faults`)."""
         self.faults.inject(kind, **params)
+
+    def list_symbol(self, symbol: str) -> SymbolSpec:
+        """List ``symbol``: exchangeInfo shows it TRADING and it trades, so its streams carry
+        data to whoever subscribes to them (from the next connection or SUBSCRIBE on).
+
+        A delisted symbol is listed again with its history, ids and book intact; a listed one
+        is left as it is. Returns its spec.
+
+        Raises:
+            ValueError: not a symbol name this market could list.
+        """
+        symbol = symbol.upper()
+        spec = self.simulated.specs.get(symbol)
+        if spec is None:
+            SimulatorConfig.model_validate({"market": self.market, "symbols": (symbol,)})
+            spec = symbol_spec(symbol, len(self._specs), self.config.seed, self.market)
+            self._specs.append(spec)
+            self.history.add_symbol(symbol, spec)
+            self._catalog.add_symbol(symbol)
+        self.simulated.list_symbol(spec)
+        self._trading.listed(symbol)
+        logger.info("%s listed %s", self.market.value, symbol)
+        return spec
+
+    def delist_symbol(self, symbol: str, status: str | None = None) -> None:
+        """Delist ``symbol``: exchangeInfo shows it ``status`` (spot ``BREAK``, futures
+        ``SETTLING`` by default) and its streams go silent; connections stay open.
+
+        Raises:
+            KeyError: the symbol is not simulated.
+            ValueError: ``status`` is not a non-trading state of this market.
+        """
+        self.simulated.delist_symbol(symbol.upper(), status)
+        logger.info("%s delisted %s", self.market.value, symbol.upper())
 
     def _inject_from_http(self, body: dict[str, object]) -> None:
         kind, params = parse_request(body)

@@ -19,6 +19,10 @@ What each fault looks like to a client:
 * ``server_shutdown`` — the ``serverShutdown`` event, then the connections close (1001).
 * ``slow_rest`` / ``rest_error`` — the next ``count`` REST requests wait ``seconds`` / fail
   with ``status``.
+* ``list_symbol`` / ``delist_symbol`` — not faults but market events, reached the same ways: a
+  new ``symbol`` starts trading (exchangeInfo shows it ``TRADING``), or one stops (exchangeInfo
+  shows ``status``: spot ``BREAK``, futures ``SETTLING`` by default) and its streams go silent.
+  The random mix draws them only when named in ``fault_kinds``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.simulator.hub import Hub, Subscriber
+from gateway.simulator.markets import Market
 from gateway.simulator.payloads import combined_frame, encode
 from gateway.simulator.render_market import server_shutdown_payload
 
@@ -44,6 +49,14 @@ logger = logging.getLogger(__name__)
 OVERSIZED_BYTES = 2 * 1024 * 1024
 """Bigger than websockets' default 1 MiB ``max_size``."""
 EXTRA_FIELD = ("zz", "a field Binance might add tomorrow")
+
+
+class Listings(Protocol):
+    """Who can list and delist symbols (the :class:`ExchangeSimulator`)."""
+
+    def list_symbol(self, symbol: str) -> object: ...
+
+    def delist_symbol(self, symbol: str, status: str | None = None) -> None: ...
 
 
 class FaultKind(enum.Enum):
@@ -62,6 +75,8 @@ class FaultKind(enum.Enum):
     SERVER_SHUTDOWN = "server_shutdown"
     SLOW_REST = "slow_rest"
     REST_ERROR = "rest_error"
+    LIST_SYMBOL = "list_symbol"
+    DELIST_SYMBOL = "delist_symbol"
 
 
 @dataclass(slots=True)
@@ -99,8 +114,10 @@ class Faults:
         rest: RestFaults,
         *,
         clock_us: Any,
+        listings: Listings | None = None,
     ) -> None:
         self._hub = hub
+        self._listings = listings
         self._trading = trading
         self._market = market
         self.rest = rest
@@ -198,6 +215,21 @@ class Faults:
         """Lose the diff-depth changes accumulated so far for ``symbol``."""
         self._market.drop_pending_diffs(symbol.upper())
 
+    # --- listings -----------------------------------------------------------------------------
+
+    def list_symbol(self, symbol: str) -> None:
+        """``symbol`` is listed (or listed again) and trades."""
+        self._require_listings().list_symbol(symbol)
+
+    def delist_symbol(self, symbol: str, status: str | None = None) -> None:
+        """``symbol`` stops trading: exchangeInfo shows ``status``, its streams go silent."""
+        self._require_listings().delist_symbol(symbol, status)
+
+    def _require_listings(self) -> Listings:
+        if self._listings is None:
+            raise ValueError("this simulator cannot list or delist symbols")
+        return self._listings
+
     # --- REST ---------------------------------------------------------------------------------
 
     def slow_rest(self, seconds: float = 1.0, count: int = 1) -> None:
@@ -214,22 +246,40 @@ class Faults:
         """Inject random faults at ``rate`` per second (exponential gaps) until cancelled."""
         rng = random.Random(f"{seed}:faults")
         chosen = [FaultKind(kind) for kind in kinds] or [
-            kind for kind in FaultKind if kind is not FaultKind.SERVER_SHUTDOWN
+            kind for kind in FaultKind if kind not in _ONLY_WHEN_NAMED
         ]
-        symbols = list(self._market.specs)
         while True:
             await asyncio.sleep(rng.expovariate(rate))
             kind = rng.choice(chosen)
             params: dict[str, Any] = {}
-            if kind in (FaultKind.GAP, FaultKind.DEPTH_GAP):
-                params["symbol"] = rng.choice(symbols)
+            trading = [s for s in self._market.specs if self._market.is_trading(s)]
+            if kind in (FaultKind.GAP, FaultKind.DEPTH_GAP, FaultKind.DELIST_SYMBOL):
+                if not trading:
+                    continue
+                params["symbol"] = rng.choice(trading)
+            elif kind is FaultKind.LIST_SYMBOL:
+                params["symbol"] = self._next_listing(rng)
             elif kind not in _NO_CONNECTION and (subscribers := self._hub.subscribers()):
                 params["connection_id"] = rng.choice(subscribers).connection_id
             self.inject(kind, **params)
 
+    def _next_listing(self, rng: random.Random) -> str:
+        """A delisted symbol to list again, or else a name this market has never listed."""
+        halted = sorted(self._market.halted)
+        if halted and rng.random() < 0.5:
+            return rng.choice(halted)
+        suffix = "USD_PERP" if self._market.market is Market.COINM else "USDT"
+        index = len(self._market.specs)
+        while f"NEW{index}{suffix}" in self._market.specs:
+            index += 1
+        return f"NEW{index}{suffix}"
+
 
 _NO_CONNECTION = frozenset(
     {FaultKind.EXTRA_FIELD, FaultKind.SLOW_REST, FaultKind.REST_ERROR, FaultKind.SERVER_SHUTDOWN}
+)
+_ONLY_WHEN_NAMED = frozenset(
+    {FaultKind.SERVER_SHUTDOWN, FaultKind.LIST_SYMBOL, FaultKind.DELIST_SYMBOL}
 )
 
 

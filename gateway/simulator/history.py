@@ -41,11 +41,19 @@ class History:
         self.market = market
         self._specs = {spec.symbol: spec for spec in specs}
         self._agg_builder = agg_trade_builder(market)
+        self._max_per_symbol = max_per_symbol
         self._trades: dict[str, deque[Trade]] = {}
         self._agg_trades: dict[str, deque[AggTrade]] = {}
         for symbol in symbols:
-            self._trades[symbol] = deque(maxlen=max_per_symbol)
-            self._agg_trades[symbol] = deque(maxlen=max_per_symbol)
+            self.add_symbol(symbol)
+
+    def add_symbol(self, symbol: str, spec: SymbolSpec | None = None) -> None:
+        """Keep history for a symbol listed at run time (a no-op for one already kept)."""
+        if spec is not None:
+            self._specs[spec.symbol] = spec
+        if symbol not in self._trades:
+            self._trades[symbol] = deque(maxlen=self._max_per_symbol)
+            self._agg_trades[symbol] = deque(maxlen=self._max_per_symbol)
 
     def record(self, fill: Fill) -> None:
         """Remember a fill's trades and aggregate trade."""

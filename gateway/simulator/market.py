@@ -64,6 +64,18 @@ LIQUIDATION_PROBABILITY = 0.2
 """Chance that a futures symbol had a liquidation in a given second."""
 _STABLE_ASSETS = frozenset({"USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD"})
 
+TRADING = "TRADING"
+NON_TRADING_STATUSES: dict[Market, tuple[str, ...]] = {
+    Market.SPOT: ("HALT", "BREAK", "CANCEL_ONLY"),
+    Market.USDM: ("PENDING_TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED", "PRE_SETTLE",
+                  "SETTLING", "CLOSE"),
+    Market.COINM: ("PENDING_TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED", "PRE_SETTLE",
+                   "SETTLING", "CLOSE"),
+}  # fmt: skip
+"""What exchangeInfo may show for a symbol that does not trade (FACTS §7; futures docs' enums)."""
+DELISTED_STATUS = {Market.SPOT: "BREAK", Market.USDM: "SETTLING", Market.COINM: "SETTLING"}
+"""A delisting's state: spot symbols go to BREAK, futures contracts settle."""
+
 
 @dataclass(slots=True)
 class _StreamState:
@@ -86,16 +98,64 @@ class SimulatedMarket:
         self.engine = MarketEngine(
             specs, seed, max_trades_per_fill=max_trades_per_fill, market=market
         )
-        self.specs = {spec.symbol: spec for spec in specs}
+        self.specs: dict[str, SymbolSpec] = {}
         self.by_pair: dict[str, list[SymbolSpec]] = {}
-        for spec in specs:
-            self.by_pair.setdefault(spec.pair, []).append(spec)
-        self.candles = {spec.symbol: SymbolCandles(spec.initial_price) for spec in specs}
+        self.candles: dict[str, SymbolCandles] = {}
+        self.status: dict[str, str] = {}
+        """exchangeInfo's state of each symbol: TRADING, or why not (see NON_TRADING_STATUSES)."""
+        self.halted: set[str] = set()
+        """Symbols not TRADING: no fills, no stream events."""
         self._seed = seed
-        self._liquidations = {s.symbol: random.Random(f"{seed}:{s.symbol}:liq") for s in specs}
-        self._block_ids = {s.symbol: s.first_agg_trade_id for s in specs}
+        self._liquidations: dict[str, random.Random] = {}
+        self._block_ids: dict[str, int] = {}
         self._streams: dict[str, _StreamState] = {}
         self._depth: dict[str, dict[str, DepthAccumulator]] = {}
+        for spec in specs:
+            self._add(spec)
+
+    # --- listings -----------------------------------------------------------------------------
+
+    def list_symbol(self, spec: SymbolSpec) -> None:
+        """A listing: ``spec.symbol`` trades from now on (a delisted one trades again, its ids,
+        book and candles continuing where they stopped)."""
+        if spec.symbol not in self.specs:
+            self.engine.add(spec)
+            self._add(spec)
+        self.status[spec.symbol] = TRADING
+        self.halted.discard(spec.symbol)
+
+    def delist_symbol(self, symbol: str, status: str | None = None) -> None:
+        """A delisting: ``symbol`` stops trading and its streams go silent.
+
+        Raises:
+            KeyError: the symbol is not simulated.
+            ValueError: ``status`` is not a non-trading state of this market.
+        """
+        status = status or DELISTED_STATUS[self.market]
+        if symbol not in self.specs:
+            raise KeyError(f"{symbol} is not simulated")
+        if status not in NON_TRADING_STATUSES[self.market]:
+            raise ValueError(
+                f"{self.market.value} symbols stop trading as one of "
+                f"{', '.join(NON_TRADING_STATUSES[self.market])}, not {status!r}"
+            )
+        self.status[symbol] = status
+        self.halted.add(symbol)
+
+    def is_trading(self, symbol: str) -> bool:
+        """Whether ``symbol`` trades (and streams) now."""
+        return symbol not in self.halted
+
+    def _add(self, spec: SymbolSpec) -> None:
+        self.specs[spec.symbol] = spec
+        self.by_pair.setdefault(spec.pair, []).append(spec)
+        self.candles[spec.symbol] = SymbolCandles(spec.initial_price)
+        self.status[spec.symbol] = TRADING
+        self._liquidations[spec.symbol] = random.Random(f"{self._seed}:{spec.symbol}:liq")
+        self._block_ids[spec.symbol] = spec.first_agg_trade_id
+
+    def _trading(self) -> list[str]:
+        return [symbol for symbol in self.specs if symbol not in self.halted]
 
     # --- the hot path -------------------------------------------------------------------------
 
@@ -204,7 +264,7 @@ class SimulatedMarket:
             changed = self._changed(state)
             yield from _array([self._ticker(s, key.param, now_us) for s in changed])
         elif kind is _K.ALL_BOOK_TICKER:
-            yield from (self.book_ticker(symbol, now_us) for symbol in self.specs)
+            yield from (self.book_ticker(symbol, now_us) for symbol in self._trading())
         elif kind is _K.AVG_PRICE:
             yield self._avg_price(key.subject, now_us)
         elif kind is _K.REFERENCE_PRICE:
@@ -213,9 +273,9 @@ class SimulatedMarket:
         elif kind is _K.MARK_PRICE:
             yield from self._mark_prices(key.subject, now_us)
         elif kind is _K.ALL_MARK_PRICE:
-            yield _array_of([self._mark_price(s, now_us) for s in self.specs])
+            yield _array_of([self._mark_price(s, now_us) for s in self._trading()])
         elif kind in (_K.FORCE_ORDER, _K.ALL_FORCE_ORDER):
-            symbols = [key.subject] if key.subject else list(self.specs)
+            symbols = [key.subject] if key.subject else self._trading()
             yield from (m for s in symbols if (m := self._liquidation(s, now_us)) is not None)
         else:
             yield from self._render_index(key, state, now_us)
@@ -240,7 +300,8 @@ class SimulatedMarket:
             specs = list(self.specs.values())
             spec = specs[state.round_robin % len(specs)]
             state.round_robin += 1
-            yield lambda unit: contract_info_payload(spec, now_us, unit)
+            status = self.status[spec.symbol]
+            yield lambda unit: contract_info_payload(spec, now_us, unit, status=status)
         elif kind is _K.TRADING_SESSION:
             yield lambda unit: trading_session_payload(now_us)
 
@@ -349,7 +410,8 @@ class SimulatedMarket:
         if subject in self.specs:
             yield self._mark_price(subject, now_us)
         else:  # COIN-M <pair>@markPrice: one array for every contract of the pair
-            yield _array_of([self._mark_price(s.symbol, now_us) for s in self.by_pair[subject]])
+            contracts = [s.symbol for s in self.by_pair[subject] if s.symbol not in self.halted]
+            yield from _array([self._mark_price(symbol, now_us) for symbol in contracts])
 
     def _liquidation(self, symbol: str, now_us: int) -> Maker | None:
         rng = self._liquidations[symbol]

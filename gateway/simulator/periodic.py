@@ -73,8 +73,8 @@ class PeriodicPublisher:
                 self._track(name, now_s)
                 continue
             key, due = entry
-            if now_s < due:
-                continue
+            if now_s < due or key.subject in self._market.halted:
+                continue  # a delisted symbol's streams are silent
             for make in self._market.render(name, key, self._clock_us()):
                 self._hub.publish_lazy(name, make)
                 frames += 1

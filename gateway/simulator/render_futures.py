@@ -99,7 +99,9 @@ def force_order_payload(
     return {"e": "forceOrder", "E": unit.convert(liquidation.time_us), "o": order}
 
 
-def contract_info_payload(spec: SymbolSpec, event_time_us: int, unit: TimeUnit = MS) -> Payload:
+def contract_info_payload(
+    spec: SymbolSpec, event_time_us: int, unit: TimeUnit = MS, *, status: str = "TRADING"
+) -> Payload:
     """``!contractInfo``: a contract's status and leverage brackets."""
     return {
         "e": "contractInfo",
@@ -109,7 +111,7 @@ def contract_info_payload(spec: SymbolSpec, event_time_us: int, unit: TimeUnit =
         "ct": spec.contract_type or "PERPETUAL",
         "dt": PERPETUAL_DELIVERY_MS,
         "ot": ONBOARD_MS,
-        "cs": "TRADING",
+        "cs": status,
         "bks": [dict(bracket) for bracket in _BRACKETS],
     }
 

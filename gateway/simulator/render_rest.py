@@ -6,6 +6,8 @@ Pure (FACTS §5, §7; vectors ``*/rest_*.json``). Spot's trade and aggregate-tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gateway.simulator.book import BookSnapshot
 from gateway.simulator.candles import Candle
 from gateway.simulator.engine import SymbolSpec
@@ -71,8 +73,11 @@ def rate_limits(market: Market) -> list[Payload]:
     ]
 
 
-def futures_symbol_info(market: Market, spec: SymbolSpec) -> Payload:
-    """One ``symbols[]`` entry of ``GET /fapi/v1/exchangeInfo`` (``/dapi``: with ``pair`` margins)."""
+def futures_symbol_info(market: Market, spec: SymbolSpec, status: str = "TRADING") -> Payload:
+    """One ``symbols[]`` entry of ``GET /fapi/v1/exchangeInfo`` (``/dapi``: with ``pair`` margins).
+
+    USDⓈ-M calls the contract's state ``status``, COIN-M ``contractStatus``.
+    """
     margin = spec.base_asset if market is Market.COINM else spec.quote_asset
     return {
         "symbol": spec.symbol,
@@ -80,7 +85,7 @@ def futures_symbol_info(market: Market, spec: SymbolSpec) -> Payload:
         "contractType": spec.contract_type,
         "deliveryDate": PERPETUAL_DELIVERY_MS,
         "onboardDate": ONBOARD_MS,
-        "status" if market is Market.USDM else "contractStatus": "TRADING",
+        "status" if market is Market.USDM else "contractStatus": status,
         "baseAsset": spec.base_asset,
         "quoteAsset": spec.quote_asset,
         "marginAsset": margin,
@@ -115,14 +120,24 @@ def futures_symbol_info(market: Market, spec: SymbolSpec) -> Payload:
     }
 
 
-def futures_exchange_info(market: Market, specs: list[SymbolSpec], now_ms: int) -> Payload:
-    """``GET /fapi/v1/exchangeInfo`` / ``/dapi/v1/exchangeInfo``."""
+def futures_exchange_info(
+    market: Market,
+    specs: list[SymbolSpec],
+    now_ms: int,
+    statuses: Mapping[str, str] | None = None,
+) -> Payload:
+    """``GET /fapi/v1/exchangeInfo`` / ``/dapi/v1/exchangeInfo`` (every symbol TRADING unless
+    ``statuses`` says otherwise)."""
+    statuses = statuses or {}
     return {
         "timezone": "UTC",
         "serverTime": now_ms,
         "rateLimits": rate_limits(market),
         "exchangeFilters": [],
-        "symbols": [futures_symbol_info(market, spec) for spec in specs],
+        "symbols": [
+            futures_symbol_info(market, spec, statuses.get(spec.symbol, "TRADING"))
+            for spec in specs
+        ],
     }
 
 
@@ -150,11 +165,11 @@ _ORDER_TYPES = [
 ]
 
 
-def spot_symbol_info(spec: SymbolSpec) -> dict[str, object]:
+def spot_symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, object]:
     """One spot ``symbols[]`` entry, shaped like the docs' exchangeInfo example."""
     return {
         "symbol": spec.symbol,
-        "status": "TRADING",
+        "status": status,
         "baseAsset": spec.base_asset,
         "baseAssetPrecision": 8,
         "quoteAsset": spec.quote_asset,

@@ -120,7 +120,7 @@ class RestServer:
         self._prefix = profile(self._kind).rest_prefix
         self._weights = profile(self._kind).weights
         self._history = history
-        self._specs: dict[str, SymbolSpec] = dict(market.specs)
+        self._specs: dict[str, SymbolSpec] = market.specs  # live: listings add to it
         self._clock_us = clock_us
         self._limiter = RestLimiter(
             config.weight_limit, config.rest_weight_window_s, config.rest_ban_s
@@ -238,15 +238,17 @@ class RestServer:
     async def _exchange_info(self, request: web.Request) -> web.Response:
         symbols = self._requested_symbols(request)
         now = _time_unit(request).convert(self._clock_us())
+        statuses = self._market.status
         if self._kind.is_futures:
-            return _json(futures_exchange_info(self._kind, [self._specs[s] for s in symbols], now))
+            specs = [self._specs[s] for s in symbols]
+            return _json(futures_exchange_info(self._kind, specs, now, statuses))
         return _json(
             {
                 "timezone": "UTC",
                 "serverTime": now,
                 "rateLimits": rate_limits(Market.SPOT),
                 "exchangeFilters": [],
-                "symbols": [spot_symbol_info(self._specs[symbol]) for symbol in symbols],
+                "symbols": [spot_symbol_info(self._specs[s], statuses[s]) for s in symbols],
                 "sors": [],
             }
         )

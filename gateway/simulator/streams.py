@@ -280,12 +280,21 @@ class StreamCatalog:
 
     def __init__(self, symbols: Iterable[str], market: Market = Market.SPOT) -> None:
         self.market = market
-        self.symbols = frozenset(symbol.upper() for symbol in symbols)
-        self.pairs = frozenset(symbol.split("_", 1)[0] for symbol in self.symbols)
-        self.assets = frozenset(_asset_symbols(self.symbols))
         self._kinds = KINDS_BY_MARKET[market]
         self._intervals = SPOT_INTERVALS if market is Market.SPOT else FUTURES_INTERVALS
         self._cache: dict[str, StreamKey | None] = {}
+        self._set_symbols(symbol.upper() for symbol in symbols)
+
+    def add_symbol(self, symbol: str) -> None:
+        """A listing: the symbol's streams exist from now on (a delisting keeps them: Binance
+        accepts the subscription and sends nothing)."""
+        self._set_symbols([*self.symbols, symbol.upper()])
+
+    def _set_symbols(self, symbols: Iterable[str]) -> None:
+        self.symbols = frozenset(symbols)
+        self.pairs = frozenset(symbol.split("_", 1)[0] for symbol in self.symbols)
+        self.assets = frozenset(_asset_symbols(self.symbols))
+        self._cache.clear()  # names refused before may exist now
 
     def key(self, name: str) -> StreamKey | None:
         """The key of ``name`` if this simulator publishes it, else ``None``."""

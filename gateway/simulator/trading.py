@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from functools import partial
 
-from gateway.simulator.engine import Clock, Fill
+from gateway.simulator.engine import AggTrade, Clock, Fill
 from gateway.simulator.history import History
-from gateway.simulator.hub import Hub
+from gateway.simulator.hub import Hub, PayloadBuilder
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
 from gateway.simulator.payloads import agg_trade_builder, trade_payload
@@ -53,30 +52,51 @@ class TradingLoop:
         self._hub = hub
         self._clock_us = clock_us
         self._rate = trades_per_second or None
-        self._symbols: Sequence[str] = list(market.specs)
-        self._streams = {
-            symbol: (
-                stream_name(symbol, Channel.TRADE),
-                stream_name(symbol, Channel.AGG_TRADE),
-                stream_name(symbol, "bookTicker"),
-                stream_name(symbol, "blockTrade"),
-            )
-            for symbol in self._symbols
-        }
-        builder = agg_trade_builder(market.market)
-        self._agg_builders = {s: partial(builder, spec) for s, spec in market.specs.items()}
+        self._symbols: list[str] = []
+        self._streams: dict[str, tuple[str, str, str, str]] = {}
+        self._builder = agg_trade_builder(market.market)
+        self._agg_builders: dict[str, PayloadBuilder[AggTrade]] = {}
         self._spot = market.market is Market.SPOT
         # COIN-M's !bookTicker is real-time; USDⓈ-M's comes every 5 s (periodic).
         self._all_book_ticker = market.market is Market.COINM
-        self._withheld = dict.fromkeys(self._symbols, 0)
-        self._budget: dict[str, int | None] = dict.fromkeys(self._symbols, max_trades_per_symbol)
+        self._withheld: dict[str, int] = {}
+        self._budget: dict[str, int | None] = {}
+        self._total: dict[str, int] = {}
+        self._paced: dict[str, int] = {}
+        for symbol in market.specs:
+            self._track(symbol, max_trades_per_symbol)
         self._paused = paused
-        self._total = dict.fromkeys(self._symbols, 0)
-        self._paced = dict.fromkeys(self._symbols, 0)
         self._pace_start = 0.0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         hub.add_change_listener(self._wake.set)  # a first subscriber can be work
+
+    def _track(self, symbol: str, budget: int | None) -> None:
+        self._symbols.append(symbol)
+        self._streams[symbol] = (
+            stream_name(symbol, Channel.TRADE),
+            stream_name(symbol, Channel.AGG_TRADE),
+            stream_name(symbol, "bookTicker"),
+            stream_name(symbol, "blockTrade"),
+        )
+        self._agg_builders[symbol] = partial(self._builder, self._market.specs[symbol])
+        self._withheld[symbol] = self._total[symbol] = self._paced[symbol] = 0
+        self._budget[symbol] = budget
+
+    def listed(self, symbol: str) -> None:
+        """The market listed ``symbol`` (or listed it again): trade it from now on.
+
+        A new symbol trades endlessly when the others do; when they trade within budgets
+        (``run_for``), it waits for the next ``run_for`` like them. Either way it is not owed
+        trades for the time before its listing.
+        """
+        if symbol not in self._budget:
+            endless = all(left is None for left in self._budget.values())
+            self._track(symbol, None if endless else 0)
+        if self._rate is not None and self._pace_start:
+            elapsed = asyncio.get_running_loop().time() - self._pace_start
+            self._paced[symbol] = int(elapsed * self._rate)
+        self._wake.set()
 
     def pause(self) -> None:
         """Stop trading after the current burst."""
@@ -93,7 +113,8 @@ class TradingLoop:
     def run_for(self, trades_per_symbol: int) -> None:
         """Trade exactly ``trades_per_symbol`` more trades per symbol, then go idle."""
         for symbol, remaining in self._budget.items():
-            self._budget[symbol] = (remaining or 0) + trades_per_symbol
+            if symbol not in self._market.halted:
+                self._budget[symbol] = (remaining or 0) + trades_per_symbol
         self.resume()
 
     def withhold(self, symbol: str, fills: int) -> None:
@@ -127,10 +148,12 @@ class TradingLoop:
     def _has_work(self) -> bool:
         if self._paused:
             return False
-        if any(left is not None and left > 0 for left in self._budget.values()):
+        halted = self._market.halted
+        budgets = [left for s, left in self._budget.items() if s not in halted]
+        if any(left is not None and left > 0 for left in budgets):
             return True
-        if not any(left is None for left in self._budget.values()):
-            return False  # every budget is spent
+        if not any(left is None for left in budgets):
+            return False  # every budget is spent (or every symbol delisted)
         # Nobody paces an endless fast market: without a reader it would burn a core on events
         # nobody reads (say, while a benchmark's gateway is still starting), so it waits.
         return self._rate is not None or self._hub.subscription_count > 0
@@ -171,7 +194,12 @@ class TradingLoop:
                 if fills % FILLS_PER_DRAIN == 0:
                     await self._hub.drain()
         await self._hub.drain()
-        active = [self._paced[s] for s, left in self._budget.items() if left is None or left > 0]
+        halted = self._market.halted
+        active = [
+            self._paced[s]
+            for s, left in self._budget.items()
+            if (left is None or left > 0) and s not in halted
+        ]
         next_due = self._pace_start + min(active, default=0) / rate
         await self._sleep_or_wake(next_due - loop.time())
 
@@ -185,7 +213,7 @@ class TradingLoop:
     def _trade(self, symbol: str) -> bool:
         """Generate and publish one fill for ``symbol``; ``False`` if its budget is spent."""
         budget = self._budget[symbol]
-        if budget == 0:
+        if budget == 0 or symbol in self._market.halted:
             return False
         fill = self._market.step(symbol, self._clock_us(), max_trades=budget)
         self._history.record(fill)

@@ -24,10 +24,12 @@ SYMBOL_SETS = st.sets(SYMBOL, max_size=40)
 
 
 def settings(**markets: dict[str, object]) -> BinanceSettings:
-    return BinanceSettings(markets={Market(m): MarketSettings(**v) for m, v in markets.items()})  # type: ignore[arg-type]
+    return BinanceSettings(markets={Market(m): MarketSettings(**v) for m, v in markets.items()})
 
 
-def listed(symbol: str, status: str = "TRADING", quote: str = "USDT", ct: str | None = None):
+def listed(
+    symbol: str, status: str = "TRADING", quote: str = "USDT", ct: str | None = None
+) -> ListedSymbol:
     return ListedSymbol(symbol, status, symbol.removesuffix(quote), quote, ct)
 
 
