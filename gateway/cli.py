@@ -1,4 +1,4 @@
-"""``gateway run | demo | tail | simulate | bench``: the command line, built once on settings.
+"""``gateway run | demo | plan | tail | simulate | bench``: the command line, built once on settings.
 
 Errors a user can fix end in one line on stderr: exit code 2 for configuration, 1 for the rest.
 """
@@ -78,6 +78,25 @@ def demo(
     configure_logging("WARNING", json_format=False)
     with user_errors():
         run_async(run_demo(symbols=symbols, rate=rate, duration_s=duration))
+
+
+@app.command()
+def plan(
+    config: ConfigOption = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not fetch exchangeInfo: explicit symbols only.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON.")
+    ] = False,
+) -> None:
+    """Print the shard plan: per shard its symbols, streams, connections and expected load."""
+    from gateway.plan_cli import run_plan
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        settings = load_settings(config)
+        run_async(run_plan(settings.binance, offline=offline, as_json=json_output))
 
 
 @app.command()
