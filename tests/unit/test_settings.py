@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.adapters.kafka import topic_config
@@ -119,3 +121,11 @@ def test_the_exchange_info_poll_can_be_set_from_the_environment(monkeypatch):
     assert settings.binance.exchange_info_poll_s == 15.0
     assert settings.binance.markets[Market.SPOT].shards == 32
     assert settings.binance.markets[Market.SPOT].symbols == DEFAULT_SYMBOLS
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[2] / "config").glob("*.yaml")), ids=str
+)
+def test_the_example_configurations_are_valid(path):
+    settings = load_settings(path)
+    assert settings.binance.markets
