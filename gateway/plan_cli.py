@@ -61,12 +61,18 @@ def describe(plan: ShardPlan, settings: BinanceSettings) -> dict[str, Any]:
 
 
 def warnings(plan: ShardPlan, settings: BinanceSettings) -> list[str]:
-    """One line per thing to fix: oversized shards, selections with nothing to select from."""
+    """One line per thing to look at: selections with nothing to select from, configured
+    symbols that do not trade, oversized shards."""
     lines = [
         f"{market.value}: `select` needs exchangeInfo, which was not fetched (--offline): "
         "its shards are shown empty"
         for market in plan.missing_listings
     ]
+    lines.extend(
+        f"{market.value}: {symbol} is configured but exchangeInfo does not list it as TRADING: "
+        "not streamed"
+        for market, symbol in plan.not_trading
+    )
     for shard in plan.oversized():
         slots = settings.markets[shard.market].shards
         lines.append(

@@ -147,6 +147,9 @@ class ShardPlan:
     missing_listings: tuple[Market, ...] = ()
     """Markets whose ``select`` had no exchangeInfo to select from: their symbol shards are
     empty until listings arrive."""
+    not_trading: tuple[tuple[Market, str], ...] = ()
+    """Explicit symbols left out because exchangeInfo does not list them as TRADING (delisted,
+    halted, or a typo), sorted."""
     _by_id: dict[str, Shard] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -207,13 +210,17 @@ def build_plan(
     listings = listings or {}
     shards: list[Shard] = []
     missing: list[Market] = []
+    not_trading: list[tuple[Market, str]] = []
     for market, market_settings in _markets(settings):
         if market_settings.select is not None and market not in listings:
             missing.append(market)
         universe = _universe(market_settings, listings.get(market))
+        if market_settings.select is None:
+            left_out = set(market_settings.symbols) - set(universe)
+            not_trading.extend((market, symbol) for symbol in sorted(left_out))
         shards.extend(_market_shards(market, market_settings, universe))
     limits = tuple((m, s.max_streams_per_connection) for m, s in _markets(settings))
-    return ShardPlan(tuple(shards), limits, tuple(missing))
+    return ShardPlan(tuple(shards), limits, tuple(missing), tuple(not_trading))
 
 
 def _universe(

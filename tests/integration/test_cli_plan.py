@@ -70,7 +70,10 @@ async def test_the_plan_follows_listings_and_delistings(simulator_factory, tmp_p
         *(f"spot-00{i}" for i in range(4)), *(f"usdm-00{i}" for i in range(4)), "usdm-wide",
     ]  # fmt: skip
     assert symbols_per_market(before) == {"spot": 1, "usdm": 2}  # ETHUSDT is delisted on spot
-    assert before["warnings"] == [] and before["oversized"] == []
+    assert before["oversized"] == []
+    assert before["warnings"] == [
+        "spot: ETHUSDT is configured but exchangeInfo does not list it as TRADING: not streamed"
+    ]
     wide = before["shards"][-1]
     assert (wide["streams"], wide["connections"], wide["weight"]) == (1, 1, 500.0)
     assert "s3cr3t" not in stdout

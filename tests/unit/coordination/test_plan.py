@@ -163,6 +163,8 @@ def test_explicit_symbols_stream_without_listings_and_stop_when_delisted():
     assert build_plan(config).symbols(Market.SPOT) == ("BTCUSDT", "ETHUSDT", "LUNAUSDT")
     listings = {Market.SPOT: [listed("BTCUSDT"), listed("ETHUSDT"), listed("LUNAUSDT", "BREAK")]}
     assert build_plan(config, listings).symbols(Market.SPOT) == ("BTCUSDT", "ETHUSDT")
+    assert build_plan(config, listings).not_trading == ((Market.SPOT, "LUNAUSDT"),)
+    assert build_plan(config).not_trading == ()
     # An explicit list never grows from listings.
     listings[Market.SPOT].append(listed("SOLUSDT"))
     assert build_plan(config, listings).symbols(Market.SPOT) == ("BTCUSDT", "ETHUSDT")
