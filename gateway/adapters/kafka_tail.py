@@ -15,7 +15,9 @@ with no group (assign and seek, nothing committed) leaves no trace in Kafka.
 
 A symbol is absent from the answer when its topic does not exist yet, it was never written, or
 its last record is older than the cap (or in another partition because partitions were added
-since): it then starts from its first live id, as a symbol new to Kafka does.
+since): it then starts from its first live id, as a symbol new to Kafka does. Backfilled
+records (header ``backfilled: 1``) count like live ones: they are the same trades. Gap records
+live in their own topic and are never a resume point: within a run, a trade follows each gap.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gateway.adapters.kafka import map_kafka_errors
 from gateway.adapters.kafka_security import client_options
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.errors import KafkaDeliveryError
+from gateway.errors import KafkaDeliveryError, SerializationError
 from gateway.records.topics import TopicNamer, symbol_key
 from gateway.settings import KafkaSettings
 
@@ -199,7 +201,12 @@ class LastIdReader:
                 f"took over {self._timeout_s:.0f}s"
             ) from exc
         self.last_scans = scans
-        found = await self._decode(scans)
+        raw = {
+            (key.decode(), tp.topic.rsplit(".", 1)[-1]): value
+            for tp, scan in scans.items()
+            for key, value in scan.found.items()
+        }
+        found = await decode_ids(raw, self._decoder)
         wanted = len(symbols) * len(ID_FIELDS)
         logger.info(
             "%s: last ids found in Kafka for %d of %d symbol streams; %d not found "
@@ -273,13 +280,28 @@ class LastIdReader:
         finally:
             consumer.unsubscribe()
 
-    async def _decode(
-        self, scans: Mapping[TopicPartition, PartitionScan]
-    ) -> dict[tuple[str, str], int]:
-        found: dict[tuple[str, str], int] = {}
-        for tp, scan in scans.items():
-            kind = tp.topic.rsplit(".", 1)[-1]
-            for key, value in scan.found.items():
-                record = await self._decoder.decode(value)
-                found[(key.decode(), kind)] = int(record[ID_FIELDS[kind]])
-        return found
+
+async def decode_ids(
+    values: Mapping[tuple[str, str], bytes], decoder: Decoder
+) -> dict[tuple[str, str], int]:
+    """``(symbol, kind) -> id`` from each key's last raw value.
+
+    A value this process cannot read (a schema it does not know, during a rolling upgrade) is
+    left out with a warning rather than failing the take-over: that symbol starts from its
+    first live id, as before resuming existed. A registry that cannot be reached still raises
+    (``RegistryError``): that is worth a retry.
+    """
+    ids: dict[tuple[str, str], int] = {}
+    for (symbol, kind), value in values.items():
+        try:
+            ids[(symbol, kind)] = int((await decoder.decode(value))[ID_FIELDS[kind]])
+        except (SerializationError, KeyError, ValueError, EOFError) as exc:
+            logger.warning(
+                "%s %s: its last record in Kafka cannot be read (%s: %s); "
+                "it starts from its first live id",
+                symbol,
+                kind,
+                type(exc).__name__,
+                exc,
+            )
+    return ids

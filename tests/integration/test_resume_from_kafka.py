@@ -21,7 +21,7 @@ from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.kafka import KafkaSink, ensure_topics
-from gateway.adapters.kafka_tail import LastIdReader, partition_for
+from gateway.adapters.kafka_tail import ID_FIELDS, LastIdReader, partition_for
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
@@ -35,7 +35,7 @@ from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, Singl
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
 from gateway.settings import GatewaySettings, KafkaSettings
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -164,14 +164,16 @@ class ResumedGateway:
     """The pieces of a worker for one market's trades, seeded from Kafka before connecting.
 
     What the worker does when it acquires a shard: read the last ids, ``resume``, then open the
-    shard's connections. Built here from the public parts because worker.py is being rewritten.
+    shard's connections. Built here from the public parts because worker.py is being rewritten;
+    the first run uses it too, and finds nothing to resume from (empty topics).
     """
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, name: str) -> None:
         self.settings = settings
+        self.name = name
         self.sink = KafkaSink(settings.kafka)
         self.metrics = Metrics()
-        self.last_ids: dict[tuple[str, str], int] = {}
+        self.last_ids: dict[tuple[str, str], int] | None = None
         self.client: BinanceStreamClient | None = None
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run())
@@ -184,7 +186,8 @@ class ResumedGateway:
             framing_and_decoder(self.settings.registry.url, namer) as (framing, decoder),
             BinanceRestClient(binance.rest_url(market), market) as rest,
         ):
-            builder = RecordBuilder(CATALOG, framing, namer, "it-resumed")
+            builder = RecordBuilder(CATALOG, framing, namer, self.name)
+            await ensure_topics(self.settings.kafka, [namer.topic("spot", k) for k in ID_FIELDS])
             await self.sink.start()
             continuity = TradeContinuity(market, rest, builder, self.sink, self.metrics)
             try:
@@ -194,10 +197,10 @@ class ResumedGateway:
                 names = [stream_name(s, c) for s in spot.symbols for c in spot.channels]
                 pipeline = FramePipeline(
                     FrameParser(market, spot.time_unit), builder, self.sink, self.metrics,
-                    connection="resumed-0", continuity=continuity,
+                    connection=self.name, continuity=continuity,
                 )  # fmt: skip
                 url = binance.stream_url(market) + combined_path(names, spot.time_unit)
-                self.client = BinanceStreamClient(url, pipeline, binance, name="resumed-0")
+                self.client = BinanceStreamClient(url, pipeline, binance, name=self.name)
                 reader_task = asyncio.create_task(self.client.run())
                 await self._stop.wait()
                 reader_task.cancel()
@@ -206,6 +209,15 @@ class ResumedGateway:
             finally:
                 await continuity.stop()
                 await self.sink.stop()
+
+    async def wait_connected(self, timeout_s: float = 20.0) -> None:
+        async def connected() -> None:
+            while self.client is None or not self.client.connected.is_set():
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(connected(), timeout_s)
 
     async def wait_acked(self, count: int, timeout_s: float = 60.0) -> None:
         async def acked() -> None:
@@ -233,17 +245,18 @@ async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole
         topic_prefix=topic_prefix, registry_url=registry_url,
     )  # fmt: skip
 
-    first = RunningGateway(settings)
+    first = ResumedGateway(settings, "first")
     await first.wait_connected()
     await sim.wait_for_subscribers(2 * len(SYMBOLS), timeout_s=10)
     sim.resume()
     await asyncio.sleep(1.5)
     await first.stop()  # drained: what it read is in Kafka
-    first_acked = first.gateway.sink.stats.acked
+    first_acked = first.sink.stats.acked
     assert first_acked > 0
+    assert first.last_ids == {}  # the topics were empty: each symbol began at its first live id
     await asyncio.sleep(1.5)  # the exchange trades on with no one streaming
 
-    second = ResumedGateway(settings)
+    second = ResumedGateway(settings, "second")
     await sim.wait_idle(timeout_s=30)
     trades = {s: [t["t"] for t in sim.history.trades(s)] for s in SYMBOLS}
     aggs = {s: [a["a"] for a in sim.history.agg_trades(s)] for s in SYMBOLS}
@@ -251,6 +264,7 @@ async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole
     await second.wait_acked(expected - first_acked)
     await second.stop()
 
+    assert second.last_ids is not None
     assert set(second.last_ids) == {(s, k) for s in SYMBOLS for k in (Trade.KIND, AggTrade.KIND)}
     records = await read_all(
         [f"{topic_prefix}.spot.trade", f"{topic_prefix}.spot.agg_trade"],
@@ -258,23 +272,25 @@ async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole
         settle_s=1.5,
     )  # fmt: skip
     ids: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    by_run: dict[tuple[str, str | None, str], list[int]] = defaultdict(list)
     backfilled: Counter[tuple[str, str | None]] = Counter()
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         kind = record.topic.rsplit(".", 1)[-1]
-        ids[(kind, record.key)].append(
-            record.value["trade_id" if kind == Trade.KIND else "agg_trade_id"]
-        )
+        record_id = record.value[ID_FIELDS[kind]]
+        ids[(kind, record.key)].append(record_id)
+        by_run[(kind, record.key, record.headers["gateway_id"])].append(record_id)
         backfilled[(kind, record.key)] += record.headers.get("backfilled") == "1"
     for symbol in SYMBOLS:
         # Every id from the exchange's first to its last, once, in order, across both runs.
         assert ids[(Trade.KIND, symbol)] == trades[symbol]
         assert ids[(AggTrade.KIND, symbol)] == aggs[symbol]
         assert trades[symbol] == list(range(trades[symbol][0], trades[symbol][-1] + 1))
-        # The second run began right after the first one's last record...
-        last_trade = second.last_ids[(symbol, Trade.KIND)]
-        assert trades[symbol][0] < last_trade < trades[symbol][-1]
-        # ...and the trades of the pause came from REST.
-        assert backfilled[(Trade.KIND, symbol)] > 0
-        assert backfilled[(AggTrade.KIND, symbol)] > 0
+        for kind in ID_FIELDS:
+            # The second run began right after the first one's last record...
+            last_id = second.last_ids[(symbol, kind)]
+            assert by_run[(kind, symbol, "first")][-1] == last_id
+            assert by_run[(kind, symbol, "second")][0] == last_id + 1
+            # ...and the trades of the pause came from REST.
+            assert backfilled[(kind, symbol)] > 0
     assert len(records) == expected
     assert second.metrics.trade_gaps.labels("spot", "trade")._value.get() == 0

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from gateway.adapters.decoder import ValueDecoder
-from gateway.adapters.kafka_tail import ID_FIELDS, PartitionScan, partition_for
+from gateway.adapters.kafka_tail import ID_FIELDS, PartitionScan, decode_ids, partition_for
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.errors import SerializationError
 from gateway.records.avro import (
@@ -163,3 +163,17 @@ async def test_registry_framed_values_need_a_registry():
         await ValueDecoder(CATALOG).decode(value)
     with pytest.raises(SerializationError, match="fingerprint"):
         await ValueDecoder(CATALOG).decode(b"\xc3\x01" + bytes(8) + b"body")
+
+
+async def test_a_last_value_this_process_cannot_read_leaves_its_symbol_out(caplog):
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    unknown_schema = b"\xc3\x01" + bytes(8) + b"a newer schema's body"
+    ids = await decode_ids(
+        {
+            ("BTCUSDT", Trade.KIND): builder.build(trade(42)).value,
+            ("ETHUSDT", Trade.KIND): unknown_schema,
+        },
+        ValueDecoder(CATALOG),
+    )
+    assert ids == {("BTCUSDT", Trade.KIND): 42}
+    assert "ETHUSDT trade: its last record in Kafka cannot be read" in caplog.text
