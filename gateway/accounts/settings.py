@@ -57,6 +57,15 @@ class AccountSettings(BaseModel):
         None, description="Spot WebSocket API URL (…/ws-api/v3); None = Binance's"
     )
     rest_url: str | None = Field(None, description="REST base URL; None = the market's")
+    listen_key_keepalive_s: float = Field(
+        1_800.0, gt=0, description="Futures: keep the listen key alive this often (30 min)"
+    )
+    listen_key_validity_s: float = Field(
+        3_600.0,
+        gt=0,
+        description="Futures: how long Binance keeps an idle listen key (60 min); change only "
+        "against a simulator with a compressed clock",
+    )
     recv_window_ms: int | None = Field(
         None, ge=1, le=60_000, description="Signed requests' recvWindow; None = Binance's 5000"
     )
@@ -75,6 +84,8 @@ class AccountSettings(BaseModel):
                     f"{name} does not fit key_type {self.key_type}: use {wanted}_env or "
                     f"{wanted}_file"
                 )
+        if self.listen_key_keepalive_s >= self.listen_key_validity_s:
+            raise ConfigError("listen_key_keepalive_s must be shorter than listen_key_validity_s")
         self._api_key = self._read("api_key")
         self._secret = self._read(wanted)
         return self

@@ -154,6 +154,18 @@ class ListenKeyCycle:
         self._renewed(now_s)
         return new
 
+    def refresh(self, now_s: float) -> None:
+        """A new connection is about to open: ``POST`` first, whatever the key's state.
+
+        Binance answers ``POST`` with the active key (extended) or a new one if it lapsed, so
+        one request both checks the key the connection will use and renews it; the stream is
+        only opened on a key Binance just confirmed. The current key is kept so that
+        :meth:`receive_created` can tell whether it changed.
+        """
+        if self.state is not KeyState.CREATING:
+            self._set(KeyState.NO_KEY)
+            self._due_at_s = now_s
+
     def receive_kept_alive(self, now_s: float) -> None:
         """``PUT`` succeeded: the key lives another validity period.
 

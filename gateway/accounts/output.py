@@ -1,0 +1,139 @@
+"""Where an account stream's results go: its Kafka topic, its metrics and its health.
+
+Shared by the spot and futures sessions so both publish, reconcile and report alike:
+
+* every user-data event becomes a record in the account's topic (:mod:`gateway.accounts.topics`);
+* a frame that does not parse becomes a dead letter *in the account's topic* too: the shared
+  dead-letter topic is readable by every team, and an account's raw frames are not theirs to read;
+* after each (re)connect, :meth:`AccountOutput.reconcile` reads the account over REST and
+  publishes the ``account_snapshot`` record (:mod:`gateway.binance.reconcile`);
+* ``account_stream_up`` / ``account_last_event`` say whether the stream is live and when it last
+  carried an event, which is what an alert on "trading blind" needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from gateway.accounts.rest import SignedRestClient
+from gateway.accounts.settings import AccountSettings
+from gateway.accounts.topics import account_topic, record_key
+from gateway.binance.messages import RecordEvent
+from gateway.binance.reconcile import build_snapshot, reconciliation_calls
+from gateway.errors import MessageParseError
+from gateway.metrics import Metrics
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import RecordSink, TopicNamer
+
+logger = logging.getLogger(__name__)
+
+
+class AccountOutput:
+    """Publishes one account's records and keeps its health and metrics."""
+
+    def __init__(
+        self,
+        account: AccountSettings,
+        builder: RecordBuilder,
+        sink: RecordSink,
+        metrics: Metrics,
+        namer: TopicNamer,
+    ) -> None:
+        self.alias = account.alias
+        self.market = account.market
+        self.topic = account_topic(namer, account)
+        self._builder = builder
+        self._sink = sink
+        labels = (account.alias, account.market.value)
+        self._up = metrics.account_stream_up.labels(*labels)
+        self._last_event = metrics.account_last_event.labels(*labels)
+        self._reconciliations = metrics.account_reconciliations.labels(*labels)
+        self._up.set(0)
+        self.up = False
+        self.state = "starting"
+        self.last_event_monotonic: float | None = None
+        self.last_error: str | None = None
+        self.events = 0
+        self.snapshots = 0
+        self.reconnects = 0
+
+    async def publish(self, event: RecordEvent) -> None:
+        """One user-data event into the account's topic."""
+        record = self._builder.build(event)
+        record = dataclasses.replace(record, topic=self.topic, key=record_key(event, self.alias))
+        await self._sink.send(record)
+        self.events += 1
+        self.last_event_monotonic = time.monotonic()
+        self._last_event.set(time.time())
+
+    async def dead_letter(self, error: MessageParseError, raw: bytes, received_at_us: int) -> None:
+        """A frame that did not parse: kept, raw, in the account's own topic."""
+        logger.warning(
+            "%s: unparseable user-data frame dead-lettered: %s", self.alias, error.reason
+        )
+        record = self._builder.dead_letter(
+            market=self.market.value,
+            stream=None,
+            stage="parse",
+            error=error.reason,
+            raw=raw,
+            received_at_us=received_at_us,
+        )
+        await self._sink.send(
+            dataclasses.replace(record, topic=self.topic, key=self.alias.encode())
+        )
+
+    async def reconcile(self, rest: SignedRestClient, reason: str) -> None:
+        """Read open orders, balances (and positions) over REST; publish the snapshot record."""
+        answers: dict[str, Any] = {}
+        for call in reconciliation_calls(self.market):
+            answers[call.name] = await rest.request(
+                "GET", call.path, dict(call.params), weight=call.weight, signed=True
+            )
+        now_us = time.time_ns() // 1_000
+        snapshot = build_snapshot(
+            self.market, self.alias, reason, answers, taken_at_us=now_us, received_at_us=now_us
+        )
+        record = self._builder.build(snapshot)
+        await self._sink.send(
+            dataclasses.replace(record, topic=self.topic, key=self.alias.encode())
+        )
+        self.snapshots += 1
+        self._reconciliations.inc()
+        logger.info(
+            "%s: reconciliation snapshot published (%s): %d open orders, %d balances, %d positions",
+            self.alias,
+            reason,
+            len(snapshot.open_orders),
+            len(snapshot.balances),
+            len(snapshot.positions),
+        )
+
+    def mark_up(self) -> None:
+        self.up, self.state, self.last_error = True, "up", None
+        self._up.set(1)
+
+    def mark_down(self, state: str, error: str | None) -> None:
+        """``state``: ``down`` (reconnecting) or ``rejected`` (Binance refused the key)."""
+        self.up, self.state = False, state
+        if error is not None:
+            self.last_error = error
+        self._up.set(0)
+
+    def health(self) -> dict[str, object]:
+        seen = self.last_event_monotonic
+        return {
+            "account": self.alias,
+            "market": self.market.value,
+            "topic": self.topic,
+            "up": self.up,
+            "state": self.state,
+            "seconds_since_last_event": None if seen is None else time.monotonic() - seen,
+            "events": self.events,
+            "snapshots": self.snapshots,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,133 @@
+"""Shared pieces of the account-stream tests: keys, settings, a recording sink, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from gateway.accounts.settings import AccountSettings
+from gateway.accounts.stream import AccountStream
+from gateway.binance.signing import KeyType
+from gateway.metrics import Metrics
+from gateway.records.avro import SchemaCatalog, SingleObjectFraming, read_header
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.settings import BinanceSettings
+from gateway.simulator.exchange import ExchangeSimulator
+
+CATALOG = SchemaCatalog.load()
+
+
+class RecordingSink:
+    """Keeps every record, decoded, in send order."""
+
+    def __init__(self) -> None:
+        self.records: list[ProducerRecord] = []
+        self.changed = asyncio.Event()
+
+    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
+        self.records.append(record)
+        self.changed.set()
+
+    def kinds(self) -> list[str]:
+        return [dict(r.headers)["event_kind"].decode() for r in self.records]
+
+    def values(self, kind: str) -> list[dict[str, Any]]:
+        from gateway.records.avro import decode
+
+        found = []
+        for record in self.records:
+            if dict(record.headers)["event_kind"].decode() == kind:
+                header = read_header(record.value)
+                schema = CATALOG.by_fingerprint(header.fingerprint) if header.fingerprint else None
+                assert schema is not None
+                found.append(decode(record.value, header, schema))
+        return found
+
+    async def wait_for(self, predicate: Callable[[list[str]], bool], timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self.kinds()):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def pem_keys(key_type: KeyType) -> tuple[str, str]:
+    """A fresh (private PEM, public PEM) pair of ``key_type``."""
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if key_type is KeyType.RSA:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private_pem, public_pem
+
+
+def account_settings(
+    sim: ExchangeSimulator,
+    tmp_path: Path,
+    *,
+    alias: str,
+    api_key: str,
+    secret: str,
+    key_type: KeyType = KeyType.HMAC,
+    **extra: Any,
+) -> AccountSettings:
+    """An account whose credentials are files (as Kubernetes mounts them), aimed at ``sim``."""
+    key_file = tmp_path / f"{alias}.api-key"
+    secret_file = tmp_path / f"{alias}.secret"
+    key_file.write_text(api_key + "\n")
+    secret_file.write_text(secret)
+    secret_field = "secret_file" if key_type is KeyType.HMAC else "private_key_file"
+    urls: dict[str, str] = {"rest_url": sim.rest_url}
+    if sim.market.value == "spot":
+        urls["ws_api_url"] = f"{sim.ws_url}/ws-api/v3"
+    else:
+        urls["stream_url"] = sim.ws_url
+    return AccountSettings(
+        alias=alias,
+        market=sim.market.value,
+        key_type=key_type,
+        api_key_file=key_file,
+        **{secret_field: secret_file},
+        **urls,
+        **extra,
+    )
+
+
+def make_stream(
+    account: AccountSettings,
+    sink: Any,
+    *,
+    prefix: str = "binance",
+    metrics: Metrics | None = None,
+    **kwargs: Any,
+) -> tuple[AccountStream, Metrics]:
+    namer = TopicNamer(prefix)
+    metrics = metrics or Metrics()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it-gateway")
+    binance = BinanceSettings(ping_interval_s=5, ping_timeout_s=5, open_timeout_s=5)
+    return AccountStream(account, binance, builder, sink, metrics, namer, **kwargs), metrics
+
+
+@contextlib.asynccontextmanager
+async def running(stream: AccountStream) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(stream.run(), name=stream.name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
