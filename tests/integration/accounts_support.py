@@ -50,7 +50,9 @@ class RecordingSink:
                 found.append(decode(record.value, header, schema))
         return found
 
-    async def wait_for(self, predicate: Callable[[list[str]], bool], timeout_s: float = 10.0) -> None:
+    async def wait_for(
+        self, predicate: Callable[[list[str]], bool], timeout_s: float = 10.0
+    ) -> None:
         async with asyncio.timeout(timeout_s):
             while not predicate(self.kinds()):
                 self.changed.clear()
@@ -69,9 +71,11 @@ def pem_keys(key_type: KeyType) -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private_pem, public_pem
 
 
