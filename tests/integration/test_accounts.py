@@ -25,6 +25,7 @@ from gateway.simulator.markets import Market
 from tests.integration.accounts_support import (
     RecordingSink,
     account_settings,
+    eventually,
     make_stream,
     pem_keys,
     running,
@@ -37,7 +38,7 @@ async def test_spot_account_fills_cancels_and_balances_arrive_in_order(simulator
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={"desk-a-key": SECRET})
     account = account_settings(sim, tmp_path, alias="desk-a", api_key="desk-a-key", secret=SECRET)
     sink = RecordingSink()
-    stream, metrics = make_stream(account, sink)
+    stream, _ = make_stream(account, sink)
     async with running(stream):
         await sink.wait_for(lambda kinds: "account_snapshot" in kinds)
         assert stream.health()["up"] is True
@@ -70,7 +71,7 @@ async def test_futures_account_fills_and_balances_arrive_in_order(simulator_fact
     )
     account = account_settings(sim, tmp_path, alias="desk-b", api_key="desk-b-key", secret=SECRET)
     sink = RecordingSink()
-    stream, metrics = make_stream(account, sink)
+    stream, _ = make_stream(account, sink)
     async with running(stream):
         await sink.wait_for(lambda kinds: "account_snapshot" in kinds)
         order_id = await sim.emit_user_order("BTCUSDT", "BUY", api_key="desk-b-key")
@@ -164,15 +165,15 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
     try:
         streams = [make_stream(a, sink, prefix=topic_prefix)[0] for a in accounts]
         async with running(streams[0]), running(streams[1]):
-            while sum(s.health()["snapshots"] for s in streams) < 2:
-                await asyncio.sleep(0.02)
+            await eventually(lambda: sum(s.health()["snapshots"] for s in streams) >= 2)
             for _ in range(3):  # interleave symbols and kinds: one partition keeps them in order
                 await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
                 await spot_sim.emit_user_fill("ETHUSDT", "SELL", api_key="k")
                 await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
             await spot_sim.emit_user_deposit("BNB", 10**8, api_key="k")
-            while sum(s.health()["events"] for s in streams) < 3 * 3 * 2 + 3 * 4 + 2:
-                await asyncio.sleep(0.02)
+            await eventually(
+                lambda: sum(s.health()["events"] for s in streams) >= 3 * 3 * 2 + 3 * 4 + 2
+            )
         await sink.flush()
     finally:
         await sink.stop()
@@ -231,7 +232,7 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
             api_key=ed_key,
             secret=ed_private,
             key_type=KeyType.ED25519,
-        ),  # fmt: skip
+        ),
         account_settings(
             usdm_sim,
             tmp_path,
@@ -239,7 +240,7 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
             api_key=fut_key,
             secret=fut_secret,
             listen_key_keepalive_s=0.2,
-        ),  # fmt: skip
+        ),
         # A wrong secret: its refusal is logged, and must not quote what was sent.
         account_settings(spot_sim, tmp_path, alias="desk-x", api_key=hmac_key, secret="x" * 30),
     ]
@@ -262,16 +263,13 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
         async with contextlib.AsyncExitStack() as stack:
             for stream in streams:
                 await stack.enter_async_context(running(stream))
-            while sum(s.health()["snapshots"] for s in streams) < 3:
-                await asyncio.sleep(0.02)
+            await eventually(lambda: sum(s.health()["snapshots"] for s in streams) >= 3)
             await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key=hmac_key)
             await spot_sim.emit_user_fill("BTCUSDT", "SELL", api_key=ed_key)
             await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key=fut_key)
             await asyncio.sleep(0.6)  # a few keep-alives
+            await eventually(lambda: sum(s.health()["events"] for s in streams) >= 3 + 3 + 4)
             healths = [s.health() for s in streams]
-            while sum(h["events"] for h in healths) < 3 + 3 + 4:
-                await asyncio.sleep(0.02)
-                healths = [s.health() for s in streams]
         await sink.flush()
     finally:
         await sink.stop()
