@@ -365,7 +365,8 @@ class RestServer:
     def _check_signed(self, request: web.Request) -> None:
         """API key known, signature valid over the query as sent, timestamp in its window."""
         api_key = self._api_key(request)
-        if not query_signature_valid(self._config.api_keys[api_key], request.query_string):
+        raw_query = request.raw_path.partition("?")[2]  # as sent: the signature covers it
+        if not query_signature_valid(self._config.api_keys[api_key], raw_query):
             raise BinanceRequestError(-1022, "Signature for this request is not valid.")
         timestamp = _int_param(request, "timestamp")
         if timestamp is None:
