@@ -117,12 +117,15 @@ def make_stream(
     *,
     prefix: str = "binance",
     metrics: Metrics | None = None,
+    rotate_after_s: float = 23 * 3600,
     **kwargs: Any,
 ) -> tuple[AccountStream, Metrics]:
     namer = TopicNamer(prefix)
     metrics = metrics or Metrics()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it-gateway")
-    binance = BinanceSettings(ping_interval_s=5, ping_timeout_s=5, open_timeout_s=5)
+    binance = BinanceSettings(
+        ping_interval_s=5, ping_timeout_s=5, open_timeout_s=5, rotate_after_s=rotate_after_s
+    )
     return AccountStream(account, binance, builder, sink, metrics, namer, **kwargs), metrics
 
 
