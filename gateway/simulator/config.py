@@ -90,7 +90,8 @@ class SimulatorConfig(BaseModel):
     rest_ban_s: float = Field(default=120.0, gt=0)
     """First IP ban after ignoring a 429 (Binance: 2 min, doubling up to 3 days)."""
     api_keys: dict[str, str] = Field(default_factory=lambda: {"simulator-key": "simulator-secret"})
-    """API key -> HMAC secret, for listen keys and signed WebSocket API requests."""
+    """API key -> HMAC secret, or the PEM public key of an RSA / Ed25519 API key: checks listen
+    keys, signed WebSocket API requests and signed REST reads."""
     listen_key_validity_s: float = Field(default=3_600.0, gt=0)
     """A futures listen key expires this long after creation or its last keepalive."""
     fault_rate: float = Field(default=0.0, ge=0)
