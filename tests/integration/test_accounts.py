@@ -171,13 +171,16 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
                 await spot_sim.emit_user_fill("ETHUSDT", "SELL", api_key="k")
                 await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
             await spot_sim.emit_user_deposit("BNB", 10**8, api_key="k")
+            for sim in (spot_sim, usdm_sim):
+                order_id = await sim.emit_user_order("BTCUSDT", "SELL", api_key="k")
+                await sim.emit_user_cancel(order_id, api_key="k")
             await eventually(
-                lambda: sum(s.health()["events"] for s in streams) >= 3 * 3 * 2 + 3 * 4 + 2
+                lambda: sum(s.health()["events"] for s in streams) >= 3 * 3 * 2 + 3 * 4 + 2 + 4
             )
         await sink.flush()
     finally:
         await sink.stop()
-    records = await _kafka_records(kafka_bootstrap, topics, expected=2 + 18 + 12 + 2)
+    records = await _kafka_records(kafka_bootstrap, topics, expected=2 + 18 + 12 + 2 + 4)
     spot = [r for r in records if r.topic == topics[0]]
     usdm = [r for r in records if r.topic == topics[1]]
     assert {r.partition for r in records} == {0}
@@ -187,15 +190,21 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
         *["execution_report", "execution_report", "account_position"] * 6,
         "balance_update",
         "account_position",
+        "execution_report",  # NEW, resting
+        "execution_report",  # CANCELED
     ]
+    assert [r.value["execution_type"] for r in spot[-2:]] == ["NEW", "CANCELED"]
     assert [r.key for r in spot[1:4]] == ["BTCUSDT", "BTCUSDT", "team-a"]
-    assert [r.value["symbol"] for r in spot if r.headers["event_kind"] == "execution_report"] == [
+    assert [r.value["symbol"] for r in spot[1:-2] if r.headers["event_kind"] == "execution_report"] == [
         "BTCUSDT", "BTCUSDT", "ETHUSDT", "ETHUSDT"
     ] * 3  # fmt: skip
     assert [r.headers["event_kind"] for r in usdm] == [
         "account_snapshot",
         *["order_trade_update", "trade_lite", "order_trade_update", "account_update"] * 3,
+        "order_trade_update",
+        "order_trade_update",
     ]
+    assert [r.value["order_status"] for r in usdm[-2:]] == ["NEW", "CANCELED"]
     assert usdm[0].value["reason"] == "start" and usdm[0].key == "team-a"
 
 
