@@ -344,6 +344,10 @@ class ExchangeSimulator:
             api_key or next(iter(self.config.api_keys))
         )
 
+    async def drop_user_streams(self) -> int:
+        """Spot: close every WebSocket API connection (user-data subscriptions die with them)."""
+        return await self._streams.drop_wsapi_connections()
+
     def expire_listen_keys(self, api_key: str | None = None) -> list[str]:
         """Futures: expire ``api_key``'s listen keys now (``listenKeyExpired``, then close)."""
         keys = self.listen_keys.keys_of(api_key or next(iter(self.config.api_keys)))

@@ -284,6 +284,13 @@ class StreamServer:
         finally:
             self.wsapi_sessions.pop(connection, None)
 
+    async def drop_wsapi_connections(self) -> int:
+        """Close every WebSocket API connection abruptly (1011), as a failing server would."""
+        connections = list(self.wsapi_sessions)
+        for connection in connections:
+            await connection.close(CloseCode.INTERNAL_ERROR, "simulated failure")
+        return len(connections)
+
     async def terminate_user_streams(self, api_key: str) -> int:
         """End every subscription of ``api_key`` with ``eventStreamTerminated`` (as on logout)."""
         ended = 0

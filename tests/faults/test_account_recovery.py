@@ -146,8 +146,7 @@ async def test_a_dropped_connection_reconnects_and_reconciles(simulator_factory,
     stream, _ = make_stream(account, sink)
     async with running(stream):
         await sink.wait_for(lambda kinds: "account_snapshot" in kinds)
-        for connection in list(sim._streams.wsapi_sessions):
-            await connection.close(1011, "simulated failure")
+        assert await sim.drop_user_streams() == 1
         await sink.wait_for(lambda kinds: kinds.count("account_snapshot") == 2)
     assert [v["reason"] for v in sink.values("account_snapshot")] == ["start", "reconnect"]
     assert stream.health()["reconnects"] == 1
