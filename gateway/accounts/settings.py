@@ -88,6 +88,11 @@ class AccountSettings(BaseModel):
             raise ConfigError("listen_key_keepalive_s must be shorter than listen_key_validity_s")
         self._api_key = self._read("api_key")
         self._secret = self._read(wanted)
+        try:
+            self.signer()  # a PEM that is not the configured kind of key fails here, not mid-run
+        except ConfigError as exc:
+            source = self.private_key_env or self.private_key_file
+            raise ConfigError(f"private_key of {source}: {exc}") from None
         return self
 
     def _read(self, name: str) -> SecretStr:

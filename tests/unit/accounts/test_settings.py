@@ -81,10 +81,9 @@ def test_bad_credentials_name_the_field_and_source_never_a_value(env, fields, me
     assert KEY not in str(raised.value) and SECRET not in str(raised.value)
 
 
-def test_a_pem_of_the_wrong_kind_fails_at_start_up(env, tmp_path):
-    settings = account(key_type=KeyType.ED25519, secret_env=None, private_key_env="DESK_SECRET")
-    with pytest.raises(ConfigError, match="not a readable PEM"):
-        settings.signer()
+def test_a_private_key_that_is_no_pem_fails_at_start_up(env):
+    with pytest.raises(ValidationError, match=r"private_key of DESK_SECRET: .* not a readable PEM"):
+        account(key_type=KeyType.ED25519, secret_env=None, private_key_env="DESK_SECRET")
 
 
 def test_aliases_are_unique_per_market_but_may_repeat_across_markets(env):
