@@ -162,9 +162,8 @@ class ListenKeyCycle:
         only opened on a key Binance just confirmed. The current key is kept so that
         :meth:`receive_created` can tell whether it changed.
         """
-        if self.state is not KeyState.CREATING:
-            self._set(KeyState.NO_KEY)
-            self._due_at_s = now_s
+        self._set(KeyState.NO_KEY)  # a request still "in flight" was abandoned with its connection
+        self._due_at_s = now_s
 
     def receive_kept_alive(self, now_s: float) -> None:
         """``PUT`` succeeded: the key lives another validity period.
