@@ -150,3 +150,11 @@ def test_an_expired_key_is_never_kept_alive_only_replaced(steps):
         elif action is KeyAction.KEEPALIVE:
             cycle.receive_kept_alive(now)
         assert cycle.state is KeyState.ACTIVE
+
+
+def test_refresh_abandons_a_create_left_in_flight():
+    cycle = ListenKeyCycle(TIMINGS)
+    assert cycle.action_due(0.0) is KeyAction.CREATE  # the POST's connection died with it
+    assert cycle.action_due(1.0) is None
+    cycle.refresh(2.0)
+    assert cycle.action_due(2.0) is KeyAction.CREATE
