@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import replace
 
 from gateway.adapters.binance_rest import BinanceRestClient
@@ -95,6 +96,18 @@ class BookKeeper:
                 self._periodic = asyncio.create_task(self._publish_periodically())
         book.receive_update(as_diff(event))
         await self._drain(book)
+
+    def forget(self, symbols: Collection[str]) -> None:
+        """Drop the books of symbols this process no longer streams (their shard moved away);
+        the next owner syncs them afresh from a snapshot."""
+        gone = set(symbols)
+        for task in list(self._tasks):
+            if task.get_name().removeprefix("snapshot-") in gone:
+                task.cancel()  # its snapshot would be published for a book no longer ours
+        for symbol in gone:
+            self._books.pop(symbol, None)
+            self._pending.pop(symbol, None)
+            self._gapped.discard(symbol)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *([self._periodic] if self._periodic else [])]

@@ -211,6 +211,34 @@ class KafkaSettings(_Section):
     security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
 
 
+class CoordinationSettings(_Section):
+    """How workers share the shards: Kafka's consumer-group protocol on a control topic."""
+
+    enabled: bool = Field(
+        True, description="Share shards with the other workers of the group; off = stream all"
+    )
+    group_id: str | None = Field(
+        None, min_length=1, description="None = <topic_prefix>.gateway: one group per deployment"
+    )
+    control_topic: str | None = Field(
+        None, description="None = <topic_prefix>.gateway.control (one partition per shard)"
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, description="A worker silent this long loses its shards to the others"
+    )
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    shard_failures_before_failing: int = Field(
+        5, ge=1, description="Restarts within shard_failure_window_s before a shard is reported"
+    )
+    shard_failure_window_s: float = Field(300.0, gt=0)
+    failing_shard_retry_s: float = Field(
+        60.0, gt=0, description="How often a failing shard is retried (never a tight loop)"
+    )
+    handover_warning_s: float = Field(
+        30.0, gt=0, description="Log when a shard waits this long for its previous owner"
+    )
+
+
 class RegistrySettings(_Section):
     """Confluent-compatible schema registry; no URL = Avro single-object encoding."""
 
@@ -242,6 +270,7 @@ class GatewaySettings(BaseSettings):
     binance: BinanceSettings = Field(default_factory=BinanceSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    coordination: CoordinationSettings = Field(default_factory=CoordinationSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     accounts: tuple[AccountSettings, ...] = ()

@@ -1,53 +1,89 @@
-"""A gateway process: its connections, the shared Kafka sink, start-up and a clean drain.
+"""A gateway worker: the shards it is given, the shared Kafka sink, start-up and a clean drain.
 
-Start-up order: schemas (registered when a registry is configured), topics, the producer, then
-the connections. Stopping (SIGTERM or the ``stop`` event) stops reading first, then flushes the
-producer, so every frame read is either in Kafka or reported as an error.
+Start-up order: schemas (registered when a registry is configured), topics, the producer, the
+shard plan (the configuration plus each market's ``exchangeInfo``), then the group: the worker
+joins the control topic's consumer group and streams the shards the leader assigns it
+(:mod:`gateway.ownership`). With coordination off it streams every shard of the plan.
+
+Stopping (SIGTERM or the ``stop`` event) is a drain: stop reading, wait until Kafka acknowledged
+everything read, let go of the shards' claims, leave the group, close the producer. The workers
+that take the shards over then resume exactly where Kafka ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
 
+from gateway.accounts.settings import AccountSettings
+from gateway.accounts.stream import AccountStream
+from gateway.accounts.topics import account_topics, ensure_account_topics
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.adapters.binance_ws import BinanceStreamClient
+from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.http_status import StatusServer
 from gateway.adapters.kafka import AckListener, KafkaSink, ensure_topics
+from gateway.adapters.kafka_group import (
+    ControlLog,
+    ShardAssignor,
+    ShardGroup,
+    ensure_control_topic,
+)
+from gateway.adapters.kafka_tail import LastIdReader
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
-from gateway.binance.messages import RECORD_CLASSES, FrameParser
+from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.policy import SlidingWindowLimit
-from gateway.binance.streams import chunk, combined_path, stream_name, usdm_route
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
+from gateway.coordination.plan import build_plan, diff
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
+from gateway.ownership import Ownership, Unit
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRecord, TopicNamer
 from gateway.settings import GatewaySettings
+from gateway.shards import MarketKeepers, ShardContext, ShardRunner
 
 logger = logging.getLogger(__name__)
 
+TRADE_CHANNELS = {"trade", "aggTrade"}
+CANCELLED_DRAIN_S = 5.0
+ACCOUNT_WEIGHT = 1.0
+"""An account's expected events per second, for balancing: a busy trading account's rate."""
 
-@dataclass(frozen=True, slots=True)
-class MarketKeepers:
-    """The per-market state every connection of that market shares."""
 
-    continuity: TradeContinuity | None
-    books: BookKeeper | None
+class AccountUnit:
+    """An account's user-data stream as one of the worker's shards."""
 
-    async def stop(self) -> None:
-        for keeper in (self.continuity, self.books):
-            if keeper is not None:
-                await keeper.stop()
+    def __init__(self, stream: AccountStream) -> None:
+        self.stream = stream
+
+    async def run(self) -> None:
+        await self.stream.run()
+
+    def health(self) -> dict[str, object]:
+        return self.stream.health()
+
+    @property
+    def streaming(self) -> bool:
+        """Down means blind: the worker is not ready while an account it owns is down."""
+        return bool(self.stream.health()["up"])
+
+    @property
+    def failing(self) -> bool:
+        return self.stream.health()["state"] == "rejected"
 
 
 class Gateway:
-    """Streams the configured markets into Kafka until stopped."""
+    """Streams this worker's share of the configured markets into Kafka until stopped."""
 
     def __init__(
         self,
@@ -63,12 +99,42 @@ class Gateway:
         self._on_ack = on_ack
         self.sink = KafkaSink(settings.kafka, on_ack=self._acknowledged)
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
-        self.connections: list[BinanceStreamClient] = []
         self.status_server: StatusServer | None = None
         self.keepers: dict[Market, MarketKeepers] = {}
+        self.rest: dict[Market, BinanceRestClient] = {}
+        self.plan = build_plan(settings.binance)
+        self.ownership: Ownership | None = None
+        self.group: ShardGroup | None = None
         self.draining = False
         self.started = asyncio.Event()
-        """Set once schemas, topics and the producer are ready and the connections are opening."""
+        """Set once schemas, topics, the producer and the plan are ready and shards may start."""
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.gateway_id
+
+    @property
+    def control_topic(self) -> str:
+        configured = self.settings.coordination.control_topic
+        return configured or self.namer.gateway_topic("control")
+
+    def layout(self) -> tuple[str, ...]:
+        """Every shard id in control-partition order: the plan's, then one per account (one
+        worker owns an account's stream, so two never fight over its listen key)."""
+        return self.plan.ids + tuple(self._accounts)
+
+    @property
+    def _accounts(self) -> dict[str, AccountSettings]:
+        return {f"account-{a.market.value}-{a.alias}": a for a in self.settings.accounts}
+
+    def fingerprint(self) -> str:
+        return hashlib.blake2b("\n".join(self.layout()).encode(), digest_size=8).hexdigest()
+
+    @property
+    def connections(self) -> list[BinanceStreamClient]:
+        """Every WebSocket client of the shards streaming now (for tests and health)."""
+        units = self.ownership.units.values() if self.ownership else ()
+        return [c for u in units if isinstance(u, ShardRunner) for c in u.clients.values()]
 
     def topics(self) -> list[str]:
         """Every topic this configuration may write to: each public event kind of each
@@ -80,49 +146,294 @@ class Gateway:
             )
         return sorted(names)
 
+    def all_topics(self) -> list[str]:
+        """:meth:`topics` and the accounts' own topics."""
+        return sorted([*self.topics(), *account_topics(self.namer, self.settings.accounts)])
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until ``stop`` is set or a connection fails fatally; always drains the sink."""
+        """Run until ``stop`` is set or something fatal happens; always drains."""
         stop = stop or asyncio.Event()
-        builder = RecordBuilder(
-            self.catalog, await self._framing(), self.namer, self.settings.gateway_id
-        )
-        if self.settings.kafka.create_topics:
-            await ensure_topics(self.settings.kafka, self.topics())
-        await self.sink.start()
-        status = self._status_server()
+        settings = self.settings
         async with contextlib.AsyncExitStack() as resources:
-            keepers = await self._market_keepers(builder, resources)
+            registry = None
+            if settings.registry.url is not None:
+                registry = await resources.enter_async_context(
+                    SchemaRegistryClient(settings.registry.url, settings.registry.timeout_s)
+                )
+            builder = RecordBuilder(
+                self.catalog, await self._framing(registry), self.namer, self.worker_id
+            )
+            if settings.kafka.create_topics:
+                await ensure_topics(settings.kafka, self.topics())
+                await ensure_account_topics(settings.kafka, self.namer, settings.accounts)
+            await self.sink.start()
             try:
-                if status is not None:
-                    await status.start()
-                self.connections = self._build_connections(builder, keepers)
-                self.started.set()
-                await self._run_until_stopped(stop)
+                await self._run_with_sink(stop, builder, registry, resources)
             finally:
                 self.draining = True
-                for keeper in keepers.values():
-                    await keeper.stop()
                 await self.sink.stop()
-            if status is not None:
-                await status.stop()
-            logger.info(
-                "stopped: %d records acknowledged, %d failed",
-                self.sink.stats.acked,
-                self.sink.stats.failed,
+                logger.info(
+                    "stopped: %d records acknowledged, %d failed",
+                    self.sink.stats.acked,
+                    self.sink.stats.failed,
+                )
+
+    async def _run_with_sink(
+        self,
+        stop: asyncio.Event,
+        builder: RecordBuilder,
+        registry: SchemaRegistryClient | None,
+        resources: contextlib.AsyncExitStack,
+    ) -> None:
+        settings = self.settings
+        keepers = await self._market_keepers(builder, resources)
+        tail = await resources.enter_async_context(
+            LastIdReader(settings.kafka, self.namer, ValueDecoder(self.catalog, registry))
+        )
+        self.plan = build_plan(settings.binance, await self._listings())
+        self._observe_plan()
+        context = ShardContext(
+            settings.binance,
+            settings.coordination,
+            builder,
+            self.sink,
+            self.metrics,
+            keepers,
+            SlidingWindowLimit(
+                settings.binance.max_connection_attempts,
+                settings.binance.connection_attempt_window_s,
+            ),
+        )
+
+        async def open_unit(shard_id: str) -> Unit:
+            account = self._accounts.get(shard_id)
+            if account is not None:
+                rest = self.rest.get(account.market)
+                return AccountUnit(
+                    AccountStream(
+                        account,
+                        settings.binance,
+                        builder,
+                        self.sink,
+                        self.metrics,
+                        self.namer,
+                        rest_budget=rest.budget if rest else None,
+                    )
+                )
+            shard = self.plan.shard(shard_id)
+            continuity = keepers[shard.market].continuity
+            channels = set(settings.binance.markets[shard.market].channels)
+            if continuity is not None and shard.symbols and channels & TRADE_CHANNELS:
+                continuity.resume(await tail.last_ids(shard.market, shard.symbols))
+            return ShardRunner(shard, context)
+
+        def close_unit(shard_id: str) -> None:
+            if shard_id in self._accounts:
+                return
+            shard = self.plan.shard(shard_id)
+            keepers[shard.market].forget(shard.symbols)
+
+        coordinated = settings.coordination.enabled
+        control: ControlLog | None = None
+        assignor: ShardAssignor | None = None
+        if coordinated:
+            partitions = await ensure_control_topic(
+                settings.kafka, self.control_topic, len(self.layout())
             )
+            control = ControlLog(settings.kafka, self.control_topic, self.worker_id)
+            await control.start(partitions)
+            resources.push_async_callback(control.stop)
+            await self._retire_own_claims(control)
+            assignor = ShardAssignor(
+                self.control_topic,
+                self.worker_id,
+                lambda: self._owned_partitions(),
+                lambda: (self.fingerprint(), self._weights()),
+            )
+        ownership = self.ownership = Ownership(
+            self.layout,
+            open_unit,
+            close_unit,
+            self.sink.flush,
+            control=control,
+            live_workers=(lambda: assignor.live_workers) if assignor else frozenset,
+            warn_after_s=settings.coordination.handover_warning_s,
+        )
+        self._observe_ownership(ownership)
+        status = self._status_server()
+        if status is not None:
+            await status.start()
+            resources.push_async_callback(status.stop)
+        background = [
+            asyncio.create_task(ownership.run(), name="ownership"),
+            asyncio.create_task(self._follow_listings(), name="plan-follower"),
+            asyncio.create_task(stop.wait(), name="stop-signal"),
+        ]
+        try:
+            if assignor is not None:
+                self.group = ShardGroup(
+                    settings.kafka,
+                    settings.coordination,
+                    self.control_topic,
+                    settings.coordination.group_id or self.namer.gateway_topic("workers"),
+                    assignor,
+                    lambda partitions: self._assigned(ownership, partitions),
+                )
+                await self.group.start()
+                assert self.group.poller is not None
+                background.append(self.group.poller)
+            else:
+                ownership.want(self.layout())
+            self.started.set()
+            done, _ = await asyncio.wait(background, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.get_name() != "stop-signal":
+                    task.result()  # ended without being asked to: surface why
+                    raise GatewayError(f"{task.get_name()} ended unexpectedly")
+        finally:
+            self.draining = True
+            for task in background:
+                if self.group is None or task is not self.group.poller:
+                    task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    if task is not (self.group.poller if self.group else None):
+                        await task
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Cancelled from outside (not a stop): the event loop may be shutting down and
+                # Kafka's clients with it, so the drain gets a moment, not a wait.
+                with contextlib.suppress(TimeoutError, GatewayError):
+                    async with asyncio.timeout(CANCELLED_DRAIN_S):
+                        await self._drain(ownership, keepers)
+            else:
+                await self._drain(ownership, keepers)
+
+    async def _drain(self, ownership: Ownership, keepers: Mapping[Market, MarketKeepers]) -> None:
+        try:
+            await ownership.release_all()
+        finally:
+            if self.group is not None:
+                await self.group.stop()  # after the releases: the others may start at once
+            for keeper in keepers.values():
+                await keeper.stop()
+
+    def _assigned(self, ownership: Ownership, partitions: frozenset[int]) -> None:
+        self.metrics.rebalances.inc()
+        layout = self.layout()
+        shards = [layout[p] for p in sorted(partitions) if p < len(layout)]
+        logger.info(
+            "group assignment: %d shards",
+            len(shards),
+            extra={"event_data": {"worker": self.worker_id, "shards": shards}},
+        )
+        ownership.want(shards)
+
+    def _owned_partitions(self) -> list[int]:
+        if self.ownership is None:
+            return []
+        layout = self.layout()
+        return sorted(layout.index(s) for s in self.ownership.owned() if s in layout)
+
+    def _weights(self) -> dict[int, float]:
+        weights = {index: shard.weight for index, shard in enumerate(self.plan.shards)}
+        for index in range(len(self.plan.shards), len(self.layout())):
+            weights[index] = ACCOUNT_WEIGHT
+        return weights
+
+    async def _retire_own_claims(self, control: ControlLog) -> None:
+        """A restarted worker holds nothing: withdraw claims an earlier run of it left."""
+        layout = self.layout()
+        for partition in control.partitions:
+            if partition < len(layout) and self.worker_id in control.claimants(partition):
+                await control.release(partition, layout[partition])
+
+    async def _listings(self) -> dict[Market, tuple[ListedSymbol, ...]]:
+        """Each market's exchangeInfo; a market that cannot be asked now is left out (its
+        explicit symbols stream as configured; a ``select`` waits for the next poll)."""
+        listings = {}
+        for market, rest in self.rest.items():
+            try:
+                listings[market] = await rest.exchange_info()
+            except GatewayError as exc:
+                logger.warning(
+                    "%s exchangeInfo unavailable (%s); retrying later", market.value, exc
+                )
+        return listings
+
+    async def _follow_listings(self) -> None:
+        """Re-plan every ``exchange_info_poll_s``: new listings start, delistings stop."""
+        while True:
+            await asyncio.sleep(self.settings.binance.exchange_info_poll_s)
+            listings = await self._listings()
+            if not listings:
+                continue
+            new = build_plan(self.settings.binance, listings)
+            changes = diff(self.plan, new)
+            if not changes:
+                continue
+            self.plan = new
+            self._observe_plan()
+            logger.info(
+                "listings changed %d shards",
+                len(changes),
+                extra={"event_data": {"shards": sorted(changes)}},
+            )
+            for shard_id in changes:
+                unit = self.ownership.units.get(shard_id) if self.ownership else None
+                if isinstance(unit, ShardRunner):
+                    unit.update(new.shard(shard_id))
+
+    def _observe_plan(self) -> None:
+        for market in self.settings.binance.markets:
+            self.metrics.listed_symbols.labels(market.value).set(len(self.plan.symbols(market)))
+        for shard in self.plan.oversized():
+            logger.warning(
+                "shard %s holds %d streams, more than one connection carries: raise "
+                "binance.markets.%s.shards",
+                shard.id,
+                len(shard.streams),
+                shard.market.value,
+            )
+
+    def _observe_ownership(self, ownership: Ownership) -> None:
+        metrics = self.metrics
+        metrics.shards_owned.set_function(lambda: len(ownership.units))
+        metrics.shards_failing.set_function(lambda: ownership.failing)
+        for market in self.settings.binance.markets:
+
+            def connected(market: Market = market) -> int:
+                return sum(
+                    c.connected.is_set()
+                    for u in ownership.units.values()
+                    if isinstance(u, ShardRunner) and u.shard.market is market
+                    for c in u.clients.values()
+                )
+
+            metrics.connections_up.labels(market.value).set_function(connected)
 
     def _acknowledged(self, record: ProducerRecord, latency_ns: int) -> None:
         self.metrics.ack_latency.observe(latency_ns / 1e9)
+        self.metrics.records_acked.labels(record.topic).inc()
+        if record.timestamp_ms is not None:
+            market = record.topic.split(".")[-2] if record.topic.count(".") >= 2 else "gateway"
+            lag_s = time.time() - record.timestamp_ms / 1000
+            self.metrics.event_lag.labels(market).observe(max(lag_s, 0.0))
         if self._on_ack is not None:
             self._on_ack(record, latency_ns)
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        """Ready: streaming on every connection and not draining; the details say what is not."""
-        connected = {c.name: c.connected.is_set() for c in self.connections}
-        ready = self.started.is_set() and not self.draining and all(connected.values())
+        """Ready: in the group (when coordinated), every held shard streaming, not draining.
+        A worker holding no shard (a standby) is ready too."""
+        ownership = self.ownership
+        in_group = self.group is None or self.group.assigned is not None
+        streaming = ownership is not None and ownership.streaming
+        ready = self.started.is_set() and not self.draining and in_group and streaming
         details: dict[str, object] = {
+            "worker": self.worker_id,
             "draining": self.draining,
-            "connections": connected,
+            "in_group": in_group,
+            "shards": ownership.health() if ownership else {},
             "kafka_queue_depth": self.sink.queue_depth,
             "records_acked": self.sink.stats.acked,
             "records_failed": self.sink.stats.failed,
@@ -138,23 +449,25 @@ class Gateway:
         )
         return self.status_server
 
-    async def _framing(self) -> Framing:
-        registry = self.settings.registry
-        if registry.url is None:
+    async def _framing(self, registry: SchemaRegistryClient | None) -> Framing:
+        if registry is None:
             return SingleObjectFraming()
-        async with SchemaRegistryClient(registry.url, registry.timeout_s) as client:
-            return ConfluentFraming(await register_catalog(client, self.catalog, self.namer))
+        return ConfluentFraming(await register_catalog(registry, self.catalog, self.namer))
 
     async def _market_keepers(
         self, builder: RecordBuilder, resources: contextlib.AsyncExitStack
     ) -> dict[Market, MarketKeepers]:
-        """Per market, shared by its connections: trade continuity and order books, with the
+        """Per market, shared by its shards: trade continuity and order books, with the
         market's one REST client (Binance counts weight per IP)."""
         keepers = {}
         binance = self.settings.binance
         for market, market_settings in binance.markets.items():
             rest = await resources.enter_async_context(
                 BinanceRestClient(binance.rest_url(market), market)
+            )
+            self.rest[market] = rest
+            self.metrics.rest_weight_used.labels(market.value).set_function(
+                functools.partial(_used_weight, rest)
             )
             continuity = (
                 TradeContinuity(market, rest, builder, self.sink, self.metrics)
@@ -178,72 +491,6 @@ class Gateway:
         self.keepers = keepers
         return keepers
 
-    def _build_connections(
-        self, builder: RecordBuilder, keepers: dict[Market, MarketKeepers]
-    ) -> list[BinanceStreamClient]:
-        binance = self.settings.binance
-        connections = []
-        attempts = SlidingWindowLimit(
-            binance.max_connection_attempts, binance.connection_attempt_window_s
-        )
-        for market, market_settings in binance.markets.items():
-            names = [
-                stream_name(symbol, channel)
-                for symbol in market_settings.symbols
-                for channel in market_settings.channels
-            ] + list(market_settings.market_wide)
-            for route, index, group in self._shards(market, names):
-                name = f"{market.value}{route.replace('/', '-')}-{index}"
-                url = (
-                    binance.stream_url(market)
-                    + route
-                    + combined_path(group, market_settings.time_unit)
-                )
-                pipeline = FramePipeline(
-                    FrameParser(market, market_settings.time_unit),
-                    builder,
-                    self.sink,
-                    self.metrics,
-                    connection=name,
-                    continuity=keepers[market].continuity,
-                    books=keepers[market].books,
-                )
-                reconnects = self.metrics.reconnects.labels(market.value)
-                connections.append(
-                    BinanceStreamClient(
-                        url,
-                        pipeline,
-                        binance,
-                        name=name,
-                        on_reconnect=reconnects.inc,
-                        attempts=attempts,
-                    )
-                )
-        return connections
 
-    def _shards(self, market: Market, names: list[str]) -> list[tuple[str, int, list[str]]]:
-        """(route, index, streams) per connection: USD-M streams split by route first."""
-        limit = self.settings.binance.markets[market].max_streams_per_connection
-        by_route: dict[str, list[str]] = {}
-        for name in names:
-            by_route.setdefault(usdm_route(name) if market is Market.USDM else "", []).append(name)
-        return [
-            (route, index, group)
-            for route, routed in sorted(by_route.items())
-            for index, group in enumerate(chunk(routed, limit))
-        ]
-
-    async def _run_until_stopped(self, stop: asyncio.Event) -> None:
-        readers = [asyncio.create_task(c.run(), name=c.name) for c in self.connections]
-        stopper = asyncio.create_task(stop.wait(), name="stop-signal")
-        try:
-            done, _ = await asyncio.wait([*readers, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in [*readers, stopper]:
-                task.cancel()
-            for task in [*readers, stopper]:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for task in done:
-            if task is not stopper:
-                task.result()  # a reader only ends by failing: surface why
+def _used_weight(rest: BinanceRestClient) -> float:
+    return rest.budget.used(time.time())

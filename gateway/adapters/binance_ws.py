@@ -115,6 +115,18 @@ class BinanceStreamClient:
                 )
                 await asyncio.sleep(delay)
 
+    def retarget(self, url: str) -> None:
+        """Stream ``url``'s set of streams from now on (the shard plan changed).
+
+        A live connection is replaced make-before-break like a rotation, so the streams both
+        URLs share lose nothing and repeat nothing; a connection not open yet uses it next.
+        """
+        if url == self.url:
+            return
+        self.url = url
+        if self.connected.is_set():
+            self._rotate_now.set()
+
     async def _connect(self) -> ClientConnection:
         while (wait := self._attempts.delay(time.monotonic())) > 0:
             logger.warning("%s: connection attempt budget spent; waiting %.1fs", self.name, wait)

@@ -101,6 +101,13 @@ class KafkaSink:
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged (or the sink has failed)."""
+        if self._pump is None or self._pump.done():
+            if self._failure is not None:
+                raise self._failure
+            if self._queue.qsize():
+                # Cancelled from outside (the event loop shutting down): nothing sends them.
+                raise KafkaDeliveryError(f"{self._queue.qsize()} records unsent: sink stopped")
+            return
         await self._queue.join()
         if self._producer is not None:
             await self._producer.flush()

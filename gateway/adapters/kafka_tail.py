@@ -154,6 +154,7 @@ class LastIdReader:
             request_timeout_ms=settings.request_timeout_ms,
             **options,
         )
+        self._one_scan_at_a_time = asyncio.Lock()
         self.last_scans: dict[TopicPartition, PartitionScan] = {}
         """The scans of the latest call, for logs and tests."""
 
@@ -189,6 +190,12 @@ class LastIdReader:
         Keys not found are absent (see the module docstring); KafkaDeliveryError if Kafka cannot
         be read within ``timeout_s``.
         """
+        async with self._one_scan_at_a_time:  # one consumer: a scan re-assigns its partitions
+            return await self._last_ids(market, symbols)
+
+    async def _last_ids(
+        self, market: Market, symbols: Collection[str]
+    ) -> dict[tuple[str, str], int]:
         bootstrap = self._settings.bootstrap_servers
         try:
             async with asyncio.timeout(self._timeout_s):

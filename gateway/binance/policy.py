@@ -115,6 +115,10 @@ class RestWeightBudget:
         if status in (418, 429):
             self._blocked_until = max(self._blocked_until, now + (retry_after_s or 60.0))
 
+    def used(self, now: float) -> int:
+        """Weight used in the current clock minute, as last reported or estimated."""
+        return self._used if int(now // 60) == self._minute else 0
+
     def _roll(self, now: float) -> None:
         minute = int(now // 60)
         if minute != self._minute:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from gateway.consumer import ConsumedRecord, read_all
+from gateway.coordination.plan import slot_of
 from tests.integration.conftest import RunningGateway, gateway_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
@@ -128,16 +129,16 @@ async def test_metrics_and_probes_follow_the_gateway(
             assert response.status == 200
         async with http.get(f"{base}/readyz") as response:
             body = await response.json()
-            assert (response.status, body["ready"], body["connections"]) == (
-                200,
-                True,
-                {"spot-0": True},
-            )
+            assert (response.status, body["ready"], body["in_group"]) == (200, True, True)
+            held = body["shards"][f"spot-{slot_of('BTCUSDT', 8):03d}"]
+            assert list(held["connections"].values()) == [True]
         async with http.get(f"{base}/metrics") as response:
             text = await response.text()
     assert 'gateway_events_total{kind="trade",market="spot"}' in text
     assert "gateway_frame_to_ack_seconds_count 0.0" not in text  # acks were timed
     assert "gateway_kafka_queue_depth" in text
+    assert "gateway_shards_owned 8.0" in text  # alone in its group: every slot is its own
+    assert 'gateway_connections_up{market="spot"} 1.0' in text
     await running.stop()
     assert running.gateway.readiness()[0] is False  # draining, then stopped: not ready
 
@@ -155,10 +156,11 @@ async def test_stop_under_full_load_stops_reading_and_drains_promptly(
     running = RunningGateway(settings)
     await running.wait_connected()
     await running.wait_acked(2_000)
+    connection = running.gateway.connections[0]
     started = asyncio.get_running_loop().time()
     await running.stop()
     assert asyncio.get_running_loop().time() - started < 10
-    frames = running.gateway.connections[0].frames
+    frames = connection.frames
     await asyncio.sleep(0.5)
-    assert running.gateway.connections[0].frames == frames  # nothing read after the stop
+    assert connection.frames == frames  # nothing read after the stop
     assert running.gateway.sink.stats.acked == running.gateway.sink.stats.enqueued  # all drained

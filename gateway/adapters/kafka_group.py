@@ -1,0 +1,394 @@
+"""Kafka's group protocol as the shard coordinator: the assignor, the membership, the claims.
+
+* :class:`ShardAssignor` plugs :func:`gateway.coordination.assignor.assign` into aiokafka: each
+  member's join metadata carries its worker name, the shards it streams and its plan's
+  fingerprint; the leader's assignment carries the names of the live workers.
+* :class:`ShardGroup` is the membership: a consumer of the control topic that never reads it
+  (its partitions stay paused) and only joins, heartbeats and receives assignments. A worker
+  that stops heartbeating loses its shards after ``session_timeout_ms``.
+* :class:`ControlLog` follows every partition of the control topic and writes this worker's
+  claims (:mod:`gateway.coordination.control`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import InvalidPartitionsError
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from aiokafka.structs import TopicPartition
+
+from gateway.adapters.kafka import map_kafka_errors
+from gateway.adapters.kafka_security import client_options
+from gateway.coordination.assignor import MemberState, assign
+from gateway.coordination.control import (
+    ControlError,
+    ShardClaims,
+    claim_key,
+    claim_value,
+    parse_key,
+)
+from gateway.errors import KafkaDeliveryError
+from gateway.settings import CoordinationSettings, KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+LEAVE_TIMEOUT_S = 10.0
+
+PlanView = Callable[[], tuple[str, Mapping[int, float]]]
+"""The current plan as the leader needs it: its fingerprint and each partition's weight."""
+
+
+class ShardAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
+    """The group leader's side of the assignment; an instance per worker (it has state)."""
+
+    name = "binance-gateway-shards"
+    version = 0
+
+    def __init__(
+        self, topic: str, worker: str, owned: Callable[[], Collection[int]], plan: PlanView
+    ) -> None:
+        self._topic = topic
+        self._worker = worker
+        self._owned = owned
+        self._plan = plan
+        self.live_workers: frozenset[str] = frozenset()
+        """Every worker of the latest generation, as the leader saw them."""
+
+    def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+        fingerprint, _ = self._plan()
+        user_data = {"worker": self._worker, "owned": sorted(self._owned()), "plan": fingerprint}
+        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), orjson.dumps(user_data))
+
+    def assign(
+        self, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        fingerprint, weights = self._plan()
+        states = [_member_state(member_id, meta) for member_id, meta in members.items()]
+        for state in states:
+            if state.fingerprint != fingerprint:
+                logger.error(
+                    "worker %s runs another shard plan (%s, leader %s): it gets no shards until "
+                    "its configuration matches the group's",
+                    state.worker,
+                    state.fingerprint,
+                    fingerprint,
+                )
+        partitions = sorted(cluster.partitions_for_topic(self._topic) or ())
+        result = assign(partitions, weights, states, fingerprint)
+        live = orjson.dumps({"live": sorted({s.worker for s in states})})
+        logger.info(
+            "assigned %d shards to %d workers",
+            len(partitions),
+            len(states),
+            extra={"event_data": {s.worker: sorted(result[s.member_id]) for s in states}},
+        )
+        return {
+            member_id: ConsumerProtocolMemberAssignment(
+                self.version, [(self._topic, sorted(parts))], live
+            )
+            for member_id, parts in result.items()
+        }
+
+    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
+        try:
+            self.live_workers = frozenset(orjson.loads(assignment.user_data)["live"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.live_workers = frozenset()
+
+
+def _member_state(member_id: str, meta: ConsumerProtocolMemberMetadata) -> MemberState:
+    try:
+        data = orjson.loads(meta.user_data)
+        return MemberState(
+            member_id, str(data["worker"]), frozenset(map(int, data["owned"])), str(data["plan"])
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        # Not one of ours (another client in the group): it gets nothing.
+        return MemberState(member_id, member_id, frozenset(), "")
+
+
+class ShardGroup:
+    """This worker's membership in the group; calls ``on_change`` with each new assignment."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        coordination: CoordinationSettings,
+        topic: str,
+        group_id: str,
+        assignor: ShardAssignor,
+        on_change: Callable[[frozenset[int]], None],
+    ) -> None:
+        self._kafka = kafka
+        self._coordination = coordination
+        self._topic = topic
+        self._group_id = group_id
+        self._assignor = assignor
+        self._on_change = on_change
+        self._consumer: AIOKafkaConsumer | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.assigned: frozenset[int] | None = None
+        """The partitions of the latest assignment; None until the first one."""
+
+    async def start(self) -> None:
+        k, c = self._kafka, self._coordination
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=k.bootstrap_servers,
+            client_id=f"{k.client_id}-group",
+            group_id=self._group_id,
+            partition_assignment_strategy=(self._assignor,),
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=c.heartbeat_interval_ms,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            **client_options(k.security),
+        )
+        consumer.subscribe([self._topic], listener=_Listener(self, consumer))
+        with map_kafka_errors("joining the worker group", k.bootstrap_servers):
+            await consumer.start()
+        self._consumer = consumer
+        self._poller = asyncio.create_task(self._poll(consumer), name="group-membership")
+
+    async def stop(self) -> None:
+        """Leave the group: the others take this worker's shards at once."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                async with asyncio.timeout(LEAVE_TIMEOUT_S):
+                    await consumer.stop()
+            except TimeoutError:
+                logger.warning(
+                    "leaving the group took over %.0fs; the session timeout will "
+                    "hand the shards over instead",
+                    LEAVE_TIMEOUT_S,
+                )
+
+    def failure(self) -> BaseException | None:
+        """Why the membership ended, if it did (it only ends by failing)."""
+        if self._poller is None or not self._poller.done() or self._poller.cancelled():
+            return None
+        return self._poller.exception()
+
+    @property
+    def poller(self) -> asyncio.Task[None] | None:
+        return self._poller
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        # The partitions are paused: polling reads nothing, but aiokafka counts a member that
+        # stops polling as stuck (max_poll_interval_ms) and rejoins without it.
+        while True:
+            await consumer.getmany(timeout_ms=1000)
+
+    def _assigned(self, partitions: frozenset[int]) -> None:
+        self.assigned = partitions
+        self._on_change(partitions)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, group: ShardGroup, consumer: AIOKafkaConsumer) -> None:
+        self._group = group
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        # Eager rebalancing revokes everything before each assignment; the shards keep
+        # streaming until the new assignment says otherwise, and a moved shard's new owner
+        # waits on the control topic until this worker let go of it.
+        pass
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._consumer.pause(*assigned)
+        self._group._assigned(frozenset(tp.partition for tp in assigned))
+
+
+class ControlLog:
+    """The claims on every shard, followed live, and this worker's own claims and releases."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, worker: str) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self.worker = worker
+        self._claims: dict[int, ShardClaims] = {}
+        self._positions: dict[int, int] = {}
+        self._changed = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self, partitions: int) -> None:
+        """Follow partitions ``0..partitions-1`` (from :func:`ensure_control_topic`)."""
+        k = self._kafka
+        options: dict[str, Any] = client_options(k.security)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=k.bootstrap_servers,
+            client_id=f"{k.client_id}-control",
+            enable_auto_commit=False,
+            **options,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=k.bootstrap_servers,
+            client_id=f"{k.client_id}-control",
+            acks="all",
+            enable_idempotence=True,
+            **options,
+        )
+        with map_kafka_errors("reading the control topic", k.bootstrap_servers):
+            await consumer.start()
+            await producer.start()
+        self._consumer, self._producer = consumer, producer
+        tps = [TopicPartition(self._topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            self._claims[tp.partition] = ShardClaims()
+            self._positions[tp.partition] = 0
+        self._follower = asyncio.create_task(self._follow(consumer), name="control-log")
+        await self.caught_up(range(partitions))
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                await client.stop()
+        self._consumer = self._producer = None
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._claims)
+
+    def claimants(self, partition: int) -> list[str]:
+        return self._claims[partition].claimants()
+
+    def holder(self, partition: int) -> str | None:
+        return self._claims[partition].holder
+
+    async def caught_up(self, partitions: Iterable[int]) -> None:
+        """Wait until everything written to ``partitions`` so far has been read."""
+        assert self._consumer is not None
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        ends = await self._consumer.end_offsets(tps)
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: all(self._positions[tp.partition] >= end for tp, end in ends.items())
+            )
+
+    async def claim(self, partition: int, shard: str) -> int:
+        """Queue this worker's claim on a shard; returns the claim's offset."""
+        return await self._write(
+            partition, shard, self.worker, claim_value(shard, self.worker, _now_ms())
+        )
+
+    async def release(self, partition: int, shard: str, worker: str | None = None) -> None:
+        """Withdraw a claim (this worker's, or a crashed worker's)."""
+        await self._write(partition, shard, worker or self.worker, None)
+
+    async def wait_until_holder(
+        self, partition: int, after_offset: int, on_wait: Callable[[list[str]], None]
+    ) -> None:
+        """Wait until the log is read past ``after_offset`` and this worker holds the shard;
+        ``on_wait`` is told who is ahead each time the claims change while waiting."""
+        async with self._changed:
+            while True:
+                if self._positions[partition] > after_offset:
+                    if self._claims[partition].holder == self.worker:
+                        return
+                    on_wait(self._claims[partition].claimants())
+                await self._changed.wait()
+
+    async def _write(self, partition: int, shard: str, worker: str, value: bytes | None) -> int:
+        assert self._producer is not None
+        bootstrap = self._kafka.bootstrap_servers
+        try:
+            async with asyncio.timeout(self._kafka.request_timeout_ms / 1000):
+                with map_kafka_errors("writing to the control topic", bootstrap):
+                    metadata = await self._producer.send_and_wait(
+                        self._topic, value=value, key=claim_key(shard, worker), partition=partition
+                    )
+        except TimeoutError:
+            raise KafkaDeliveryError(f"control topic {self._topic} did not take a claim") from None
+        return int(metadata.offset)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            async with self._changed:
+                for tp, records in batches.items():
+                    for record in records:
+                        self._apply(tp.partition, record.key, record.value, record.offset)
+                for tp in consumer.assignment():
+                    self._positions[tp.partition] = await consumer.position(tp)
+                self._changed.notify_all()
+
+    def _apply(self, partition: int, key: bytes | None, value: bytes | None, offset: int) -> None:
+        try:
+            _, worker = parse_key(key)
+        except ControlError as exc:
+            logger.error("control topic %s/%d@%d: %s", self._topic, partition, offset, exc)
+            return
+        self._claims[partition].apply(worker, offset, value is not None)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def ensure_control_topic(settings: KafkaSettings, topic: str, partitions: int) -> int:
+    """The control topic, compacted, with at least one partition per shard; returns how many
+    partitions it has."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-admin",
+        request_timeout_ms=settings.request_timeout_ms,
+        **client_options(settings.security),
+    )
+    with map_kafka_errors("creating the control topic", settings.bootstrap_servers):
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        topic,
+                        partitions,
+                        settings.replication_factor,
+                        topic_configs={"cleanup.policy": "compact"},
+                    )
+                ]
+            )
+            code = response.topic_errors[0][1]
+            if code == TOPIC_ALREADY_EXISTS:
+                described = await admin.describe_topics([topic])
+                existing = len(described[0]["partitions"])
+                if existing < partitions:
+                    # More shards than before (more slots or accounts): grow, never shrink.
+                    try:
+                        await admin.create_partitions({topic: NewPartitions(partitions)})
+                        logger.info("control topic %s grown to %d partitions", topic, partitions)
+                    except InvalidPartitionsError:
+                        pass  # another worker starting at the same moment created or grew it
+                return max(existing, partitions)
+            if code != 0:
+                raise KafkaDeliveryError(f"cannot create control topic {topic}: error {code}")
+            return partitions
+        finally:
+            await admin.close()

@@ -1,0 +1,49 @@
+"""When to restart a shard's failing connection, and when to say it keeps failing, pure.
+
+A connection restarts itself on ordinary network trouble (see the WebSocket client). What
+reaches the supervisor is what the client could not absorb: Binance refusing the URL, a bug, an
+error nobody expected. Restarting at once would hammer Binance (and spend the per-IP connection
+budget), so restarts back off; and a shard that failed ``max_failures`` times within
+``window_s`` is *failing*: reported (metric, log, readiness) and retried only every
+``failing_retry_s`` until it stays up for a full window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from gateway.binance.policy import backoff
+
+
+class RestartPolicy:
+    """The restart schedule of one supervised task, with a clock passed in."""
+
+    def __init__(self, max_failures: int, window_s: float, failing_retry_s: float) -> None:
+        self._max_failures = max_failures
+        self._window_s = window_s
+        self._failing_retry_s = failing_retry_s
+        self._failures: deque[float] = deque()
+        self._delays: Iterator[float] = backoff()
+
+    def failed(self, now: float) -> float:
+        """Record a failure at ``now``; returns how long to wait before the restart."""
+        self._forget_before(now)
+        self._failures.append(now)
+        if self.failing:
+            return self._failing_retry_s
+        return next(self._delays)
+
+    def ran(self, now: float) -> None:
+        """The task has been running fine; old failures age out of the window."""
+        self._forget_before(now)
+        if not self._failures:
+            self._delays = backoff()
+
+    @property
+    def failing(self) -> bool:
+        return len(self._failures) >= self._max_failures
+
+    def _forget_before(self, now: float) -> None:
+        while self._failures and self._failures[0] <= now - self._window_s:
+            self._failures.popleft()
