@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.bench_resilience import measure_book_sync, measure_rotation
+from gateway.bench_scale import measure_failover, measure_scale_out
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster
@@ -250,6 +251,17 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
             books = await measure_book_sync(kafka.bootstrap_servers)
         with console.status("rotation: make-before-break every second for 10 s"):
             rotation = await measure_rotation(kafka.bootstrap_servers)
+        async with simulator_process(symbols, 0.0) as (ws_url, rest_url):
+            with console.status("scale-out: 1, 2 and 3 worker processes sharing the shards"):
+                scale = await measure_scale_out(
+                    kafka.bootstrap_servers, ws_url, rest_url, symbols=symbols,
+                    duration_s=duration_s,
+                )  # fmt: skip
+        async with simulator_process(symbols, 2000.0 / symbols) as (ws_url, rest_url):
+            with console.status("failover: kill -9 of one worker of three"):
+                failover = await measure_failover(
+                    kafka.bootstrap_servers, ws_url, rest_url, symbols=symbols
+                )
     finally:
         await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -263,6 +275,8 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
         "codec": [asdict(r) for r in codec],
         "book_sync": asdict(books),
         "rotation": asdict(rotation),
+        "scale_out": [asdict(r) for r in scale],
+        "failover": asdict(failover),
     }
     _print(console, report, pipeline, codec)
     console.print(
@@ -275,6 +289,16 @@ async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> Non
         f"{rotation.seconds:.0f} s; {rotation.seen_twice_and_filtered} events seen on both "
         f"connections; in Kafka {rotation.duplicated_in_kafka} duplicated, "
         f"{rotation.dropped_in_kafka} dropped"
+    )
+    for r in scale:
+        console.print(
+            f"scale-out: {r.workers} worker process(es), {r.shards} shards: "
+            f"{r.events_per_s:,.0f} events/s into Kafka"
+        )
+    console.print(
+        f"failover: kill -9 of one of {failover.workers} workers ({failover.shards_moved} shards); "
+        f"every shard streaming again after {failover.failover_s:.1f} s "
+        f"(session timeout {failover.session_timeout_s:.0f} s)"
     )
     console.print(f"saved {save_report(report, output_dir)}")
 

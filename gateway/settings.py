@@ -218,10 +218,10 @@ class CoordinationSettings(_Section):
         True, description="Share shards with the other workers of the group; off = stream all"
     )
     group_id: str | None = Field(
-        None, min_length=1, description="None = <topic_prefix>.gateway: one group per deployment"
+        None, min_length=1, description="None = <topic_prefix>.workers: one group per deployment"
     )
     control_topic: str | None = Field(
-        None, description="None = <topic_prefix>.gateway.control (one partition per shard)"
+        None, description="None = <topic_prefix>.control (one partition per shard)"
     )
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="A worker silent this long loses its shards to the others"

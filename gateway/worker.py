@@ -97,7 +97,9 @@ class Gateway:
         self.catalog = catalog or SchemaCatalog.load()
         self.namer = TopicNamer(settings.kafka.topic_prefix)
         self._on_ack = on_ack
-        self.sink = KafkaSink(settings.kafka, on_ack=self._acknowledged)
+        self.sink = KafkaSink(
+            settings.kafka, on_ack=self._acknowledged, on_error=self._producer_error
+        )
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
         self.status_server: StatusServer | None = None
         self.keepers: dict[Market, MarketKeepers] = {}
@@ -421,6 +423,9 @@ class Gateway:
             self.metrics.event_lag.labels(market).observe(max(lag_s, 0.0))
         if self._on_ack is not None:
             self._on_ack(record, latency_ns)
+
+    def _producer_error(self, error: str) -> None:
+        self.metrics.producer_errors.labels(error).inc()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """Ready: in the group (when coordinated), every held shard streaming, not draining.

@@ -57,9 +57,16 @@ class SinkStats:
 class KafkaSink:
     """Sends records to Kafka idempotently (acks=all), batched and compressed."""
 
-    def __init__(self, settings: KafkaSettings, on_ack: AckListener | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        on_ack: AckListener | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._on_ack = on_ack
+        self._on_error = on_error or (lambda error: None)
+        """Told the error type of every failed or retried send (for metrics)."""
         self._queue: asyncio.Queue[tuple[ProducerRecord, int]] = asyncio.Queue(
             maxsize=settings.max_buffered_records
         )
@@ -172,6 +179,7 @@ class KafkaSink:
             except KafkaError as exc:
                 # KafkaTimeoutError is not flagged retriable, but from send() it only means no
                 # broker drained the batch in time: the outage case.
+                self._on_error(type(exc).__name__)
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     self._fail(record, exc)
                     return None
@@ -183,6 +191,7 @@ class KafkaSink:
     def _delivered(self, future: asyncio.Future[object], *, record: ProducerRecord, t: int) -> None:
         exc = None if future.cancelled() else future.exception()
         if future.cancelled() or exc is not None:
+            self._on_error(type(exc).__name__ if exc is not None else "Cancelled")
             self._fail(record, exc)
         else:
             self.stats.acked += 1
