@@ -23,12 +23,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.errors import InvalidPartitionsError
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
+from aiokafka.errors import InvalidPartitionsError
 from aiokafka.structs import TopicPartition
 
 from gateway.adapters.kafka import map_kafka_errors

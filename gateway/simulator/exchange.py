@@ -156,6 +156,12 @@ class ExchangeSimulator:
             "%s simulator ready: streams %s, REST %s", self.market.value, self.ws_url, self.rest_url
         )
 
+    def stop_faults(self) -> None:
+        """End the random fault mix (``fault_rate``): the market goes on, healthy."""
+        for task in self._tasks:
+            if task.get_name() == "simulator-faults":
+                task.cancel()
+
     async def stop(self) -> None:
         """Stop trading, close every connection and both servers."""
         tasks = [task for task in (self._trading_task, *self._tasks) if task is not None]

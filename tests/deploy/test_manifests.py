@@ -17,6 +17,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.errors import ConfigError
 from gateway.infra.docker import KAFKA_IMAGE, REGISTRY_IMAGE
@@ -168,8 +170,19 @@ def test_commented_account_example_is_valid_and_reads_the_mounted_secret(
     assert files and all(f.startswith(SECRETS_DIR + "/") for f in files)
     secrets = tmp_path / "secrets"
     secrets.mkdir()
+    # The settings check at start-up that a private key is a PEM of the configured kind.
+    private_pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     for path in files:
-        (secrets / Path(path).name).write_text("placeholder-key\n")
+        content = private_pem if "private" in path else "placeholder-key\n"
+        (secrets / Path(path).name).write_text(content)
     config_copy = tmp_path / "gateway.yaml"
     config_copy.write_text(text[:start] + block.replace(SECRETS_DIR, str(secrets)) + "\n")
     if "protocol: SASL" in text:

@@ -39,6 +39,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(kafka_bootstrap, topic_
         )  # fmt: skip
         running = RunningGateway(settings)
         await running.wait_connected()
+        [connection] = running.gateway.connections
         await asyncio.sleep(5.5)
         sim.pause()
         await sim.wait_idle(timeout_s=10)
@@ -47,7 +48,6 @@ async def test_rotations_lose_nothing_and_repeat_nothing(kafka_bootstrap, topic_
         await running.stop()
 
     gateway = running.gateway
-    [connection] = gateway.connections
     assert connection.rotations >= 3
     assert connection.reconnects == 0  # every rotation beat the cut
     assert connection.handover_duplicates > 0  # the connections overlapped, and it was filtered

@@ -30,6 +30,7 @@ async def test_a_stalled_connection_is_replaced_and_the_silence_backfilled(
     )
     running = RunningGateway(settings)
     await running.wait_connected()
+    [connection] = running.gateway.connections
     await sim.wait_for_subscribers(2, timeout_s=10)
     sim.resume()
     await asyncio.sleep(0.5)
@@ -39,7 +40,7 @@ async def test_a_stalled_connection_is_replaced_and_the_silence_backfilled(
     await running.wait_acked(len(trades) + len(aggs), timeout_s=30)
     await running.stop()
 
-    assert running.gateway.connections[0].reconnects >= 1
+    assert connection.reconnects >= 1
     records = await read_all(
         [f"{topic_prefix}.spot.trade"], bootstrap_servers=kafka_bootstrap, expected=len(trades)
     )

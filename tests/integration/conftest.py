@@ -74,9 +74,8 @@ class RunningGateway:
 
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
         async def connected() -> None:
-            while not self.gateway.connections or not all(
-                c.connected.is_set() for c in self.gateway.connections
-            ):
+            # Ready: in the group, every shard it was given held, and every connection up.
+            while not self.gateway.readiness()[0] or not self.gateway.connections:
                 if self._task.done():
                     self._task.result()
                 await asyncio.sleep(0.05)
