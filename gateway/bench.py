@@ -137,7 +137,16 @@ async def measure_pipeline(
         settings = GatewaySettings(
             gateway_id="bench",
             binance={
-                "markets": {"spot": {"symbols": names, "stream_url": ws_url, "rest_url": rest_url}}
+                # One shard, one connection: the single-process path as before sharding; the
+                # sharded figures are the scale-out ones.
+                "markets": {
+                    "spot": {
+                        "symbols": names,
+                        "stream_url": ws_url,
+                        "rest_url": rest_url,
+                        "shards": 1,
+                    }
+                }
             },
             kafka={"bootstrap_servers": bootstrap, "topic_prefix": f"bench{time.time_ns()}"},
             registry={"url": registry_url},

@@ -114,6 +114,7 @@ async def measure_rotation(bootstrap: str, seconds: float = 10.0) -> RotationRes
         await sim.wait_for_subscribers(2 * len(symbols), timeout_s=10)
         sim.resume()
         await asyncio.sleep(seconds)
+        connections = list(gateway.connections)  # the shards' connections (gone after stop)
         sim.pause()
         await sim.wait_idle(timeout_s=10)
         await asyncio.sleep(0.5)
@@ -128,12 +129,11 @@ async def measure_rotation(bootstrap: str, seconds: float = 10.0) -> RotationRes
     )
     got = Counter((r.key, r.value["trade_id"]) for r in records)
     expected = {(s, t) for s, ids in sent.items() for t in ids}
-    [connection] = gateway.connections
     return RotationResult(
         seconds=seconds,
-        rotations=connection.rotations,
-        reconnects=connection.reconnects,
-        seen_twice_and_filtered=connection.handover_duplicates,
+        rotations=sum(c.rotations for c in connections),
+        reconnects=sum(c.reconnects for c in connections),
+        seen_twice_and_filtered=sum(c.handover_duplicates for c in connections),
         duplicated_in_kafka=sum(n - 1 for n in got.values() if n > 1),
         dropped_in_kafka=len(expected - set(got)),
     )

@@ -64,7 +64,7 @@ class FlowView:
         stats = gateway.sink.stats
         return (
             f"gateway: {stats.acked:,} acknowledged by Kafka, {stats.failed} failed, "
-            f"{sum(c.reconnects for c in gateway.connections)} reconnects; "
+            f"{gateway.reconnects:.0f} reconnects; "
             f"read back from Kafka: {sum(self.per_topic.values()):,}"
         )
 

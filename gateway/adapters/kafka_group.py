@@ -376,6 +376,8 @@ async def ensure_control_topic(settings: KafkaSettings, topic: str, partitions: 
                 ]
             )
             code = response.topic_errors[0][1]
+            if code == 0:
+                await _wait_for_leaders(admin, topic, partitions)
             if code == TOPIC_ALREADY_EXISTS:
                 described = await admin.describe_topics([topic])
                 existing = len(described[0]["partitions"])
@@ -392,3 +394,14 @@ async def ensure_control_topic(settings: KafkaSettings, topic: str, partitions: 
             return partitions
         finally:
             await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, partitions: int) -> None:
+    """A topic created a moment ago has no leaders yet; clients that use it before then
+    log an error per retry. Wait (briefly) until every partition has one."""
+    for _ in range(100):
+        described = await admin.describe_topics([topic])
+        leaders = [p.get("leader", -1) for p in described[0].get("partitions", [])]
+        if len(leaders) >= partitions and all(leader >= 0 for leader in leaders):
+            return
+        await asyncio.sleep(0.1)
