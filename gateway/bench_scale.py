@@ -90,7 +90,7 @@ async def _start(count: int, config: Path, layout: list[str], log_dir: Path) -> 
     workers = [WorkerProcess(f"bench-w{i}", config, log_dir) for i in range(1, count + 1)]
     for worker in workers:
         worker.start()
-    await wait_for_exclusive_ownership(workers, layout, timeout_s=120)
+    await wait_for_exclusive_ownership(workers, layout, timeout_s=120, shared=True)
     return workers
 
 

@@ -120,14 +120,18 @@ async def streaming_shards(workers: Iterable[WorkerProcess]) -> dict[str, list[s
 
 
 async def wait_for_exclusive_ownership(
-    workers: list[WorkerProcess], layout: list[str], timeout_s: float
+    workers: list[WorkerProcess], layout: list[str], timeout_s: float, *, shared: bool = False
 ) -> float:
-    """Wait until every shard streams on exactly one live worker; returns the seconds it took."""
+    """Wait until every shard streams on exactly one live worker (and, if ``shared``, every
+    live worker streams some); returns the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout_s
     while True:
         holders = await streaming_shards(workers)
-        if sorted(holders) == sorted(layout) and all(len(h) == 1 for h in holders.values()):
+        busy = {worker for held in holders.values() for worker in held}
+        everyone = not shared or busy == {w.worker_id for w in workers if w.alive}
+        exclusive = all(len(h) == 1 for h in holders.values())
+        if sorted(holders) == sorted(layout) and exclusive and everyone:
             return time.monotonic() - started
         if time.monotonic() > deadline:
             missing = sorted(set(layout) - holders.keys())

@@ -111,7 +111,7 @@ async def test_three_workers_share_fail_over_and_follow_listings(
         try:
             for worker in workers:
                 worker.start()
-            await wait_for_exclusive_ownership(workers, layout, timeout_s=90)
+            await wait_for_exclusive_ownership(workers, layout, timeout_s=90, shared=True)
             owners = {w.worker_id: (await w.status() or {}).get("shards", {}) for w in workers}
             assert all(owners.values()), owners  # the three share the work
             await spot.wait_for_subscribers(2 * len(SPOT_SYMBOLS), timeout_s=30)
@@ -180,7 +180,7 @@ async def test_sigterm_drains_a_worker_under_load_without_loss_or_duplicates(
         try:
             for worker in workers:
                 worker.start()
-            await wait_for_exclusive_ownership(workers, layout, timeout_s=90)
+            await wait_for_exclusive_ownership(workers, layout, timeout_s=90, shared=True)
             await spot.wait_for_subscribers(2 * len(symbols), timeout_s=30)
             spot.resume()
             await asyncio.sleep(3)
