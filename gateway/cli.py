@@ -96,7 +96,14 @@ def plan(
     configure_logging("WARNING", json_format=False)
     with user_errors():
         settings = load_settings(config)
-        run_async(run_plan(settings.binance, offline=offline, as_json=json_output))
+        run_async(
+            run_plan(
+                settings.binance,
+                offline=offline,
+                as_json=json_output,
+                accounts=settings.accounts,
+            )
+        )
 
 
 @app.command()
@@ -109,13 +116,32 @@ def tail(
     ] = "http://127.0.0.1:8081/apis/ccompat/v7",
     limit: Annotated[int | None, typer.Option(help="Stop after this many records.")] = None,
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = True,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Take Kafka's address and SASL/TLS settings from this file."
+        ),
+    ] = None,
 ) -> None:
     """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat)."""
     from gateway.tail import run_tail
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        run_async(run_tail(topic, bootstrap, registry, limit=limit, from_beginning=from_beginning))
+        security = None
+        if config is not None:
+            kafka = load_settings(config).kafka
+            bootstrap, security = kafka.bootstrap_servers, kafka.security
+        run_async(
+            run_tail(
+                topic,
+                bootstrap,
+                registry,
+                limit=limit,
+                from_beginning=from_beginning,
+                security=security,
+            )
+        )
 
 
 @app.command()

@@ -7,12 +7,14 @@ configured market, so a ``select`` shows the symbols it would stream today.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from gateway.accounts.settings import AccountSettings
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
@@ -30,14 +32,26 @@ async def fetch_listings(settings: BinanceSettings) -> dict[Market, tuple[Listed
     return listings
 
 
-async def run_plan(settings: BinanceSettings, *, offline: bool, as_json: bool) -> None:
-    """Build the plan (following exchangeInfo unless ``offline``) and print it."""
+async def run_plan(
+    settings: BinanceSettings,
+    *,
+    offline: bool,
+    as_json: bool,
+    accounts: Sequence[AccountSettings] = (),
+) -> None:
+    """Build the plan (following exchangeInfo unless ``offline``) and print it; each account
+    is a shard of its own after the plan's (its alias and market only, never a credential)."""
     listings = None if offline else await fetch_listings(settings)
     plan = build_plan(settings, listings)
     if as_json:
-        print(orjson.dumps(describe(plan, settings)).decode())  # noqa: T201 - the output
+        body = describe(plan, settings)
+        body["accounts"] = [
+            {"id": a.shard_id, "market": a.market.value, "key_type": a.key_type.value}
+            for a in accounts
+        ]
+        print(orjson.dumps(body).decode())  # noqa: T201 - the output
     else:
-        show(plan, settings, Console(soft_wrap=True))
+        show(plan, settings, Console(soft_wrap=True), accounts)
 
 
 def describe(plan: ShardPlan, settings: BinanceSettings) -> dict[str, Any]:
@@ -83,7 +97,12 @@ def warnings(plan: ShardPlan, settings: BinanceSettings) -> list[str]:
     return lines
 
 
-def show(plan: ShardPlan, settings: BinanceSettings, console: Console) -> None:
+def show(
+    plan: ShardPlan,
+    settings: BinanceSettings,
+    console: Console,
+    accounts: Sequence[AccountSettings] = (),
+) -> None:
     """Print the table, a summary line and the warnings."""
     table = Table(title=f"shard plan {plan.fingerprint}")
     for column in ("shard", "market", "symbols", "streams", "connections", "weight"):
@@ -99,9 +118,14 @@ def show(plan: ShardPlan, settings: BinanceSettings, console: Console) -> None:
             f"{shard.weight:g}",
             style="bold red" if shard in oversized else None,
         )
+    for account in accounts:
+        table.add_row(account.shard_id, account.market.value, "-", "user data", "1", "1")
     console.print(table)
     streams = sum(len(shard.streams) for shard in plan.shards)
     symbols = sum(len(shard.symbols) for shard in plan.shards)
-    console.print(f"{len(plan.shards)} shards, {symbols} symbols, {streams} streams")
+    console.print(
+        f"{len(plan.shards)} shards, {symbols} symbols, {streams} streams"
+        + (f"; {len(accounts)} account shards" if accounts else "")
+    )
     for line in warnings(plan, settings):
         console.print(f"warning: {line}", markup=False, highlight=False)

@@ -130,7 +130,7 @@ class Gateway:
 
     @property
     def _accounts(self) -> dict[str, AccountSettings]:
-        return {f"account-{a.market.value}-{a.alias}": a for a in self.settings.accounts}
+        return {a.shard_id: a for a in self.settings.accounts}
 
     def fingerprint(self) -> str:
         return hashlib.blake2b("\n".join(self.layout()).encode(), digest_size=8).hexdigest()

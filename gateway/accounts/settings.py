@@ -125,6 +125,11 @@ class AccountSettings(BaseModel):
             return Signer(self.key_type, raw.strip().encode())
         return Signer(self.key_type, raw.encode())
 
+    @property
+    def shard_id(self) -> str:
+        """The account's shard (and stream name): one worker of the group owns it."""
+        return f"account-{self.market.value}-{self.alias}"
+
     def secrets(self) -> tuple[str, str]:
         """The API key and the secret / private key in clear: for leak tests only."""
         return self._api_key.get_secret_value(), self._secret.get_secret_value()

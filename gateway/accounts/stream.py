@@ -63,7 +63,7 @@ class AccountStream:
         backoff_delays: Callable[[], Iterator[float]] = backoff,
     ) -> None:
         self.account = account
-        self.name = f"account-{account.market.value}-{account.alias}"
+        self.name = account.shard_id
         self._binance = binance
         self._output = AccountOutput(account, builder, sink, metrics, namer)
         self._rest_budget = rest_budget

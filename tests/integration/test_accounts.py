@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -329,6 +330,8 @@ async def test_gateway_plan_loads_accounts_without_printing_their_secrets(tmp_pa
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
+    plan = json.loads(out)
+    assert [a["id"] for a in plan["accounts"]] == ["account-spot-desk-a", "account-usdm-desk-b"]
     for secret in ("PLANkeyFromEnv456", "PLANsecretFromEnv789", "PLANsecretFromFile123"):
         assert secret.encode() not in out + err
     # A missing variable stops the start-up, naming the field and the variable only.

@@ -8,6 +8,7 @@ loop and no hang; the same for a client that forgets SASL altogether.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import orjson
 import pytest
@@ -88,6 +89,40 @@ async def test_records_round_trip_with_the_right_credentials(sasl_cluster, topic
     )
     assert consumed.key == "BTCUSDT"
     assert consumed.value["trade_id"] == 4_242
+
+
+async def test_gateway_tail_reads_through_sasl_with_the_config_file(
+    sasl_cluster, topic_prefix, tmp_path
+):
+    settings = KafkaSettings(
+        bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
+        topic_prefix=topic_prefix,
+        partitions=1,
+        security=sasl(),
+    )
+    record = trade_record(topic_prefix)
+    await ensure_topics(settings, [record.topic])
+    sink = KafkaSink(settings)
+    await sink.start()
+    await sink.send(record)
+    await sink.stop()
+    password_file = tmp_path / "kafka-password"  # as a Kubernetes Secret is mounted
+    password_file.write_text(PASSWORD + "\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "kafka:\n"
+        f"  bootstrap_servers: {settings.bootstrap_servers}\n"
+        "  security: {protocol: SASL_PLAINTEXT, sasl_mechanism: PLAIN, "
+        f"username: {USER}, password_file: {password_file}}}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "tail", record.topic, "--config", str(config),
+        "--limit", "1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert orjson.loads(out)["value"]["trade_id"] == 4_242
+    assert PASSWORD.encode() not in out + err
 
 
 @pytest.mark.parametrize(
