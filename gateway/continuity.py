@@ -105,6 +105,31 @@ class TradeContinuity:
                     sequence.last_emitted_id,
                 )
 
+    async def catch_up(self, symbols: Collection[str]) -> None:
+        """Publish what Binance holds after each symbol's last published id.
+
+        A hole is normally found by the next live trade; a symbol that will never trade here
+        again (delisted) has no next trade, so its tail is fetched once, before it is forgotten.
+        """
+        wanted = set(symbols)
+        for key, sequence in list(self._sequences.items()):
+            last = sequence.last_emitted_id
+            if key[0] not in wanted or last is None:
+                continue
+            try:
+                events = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
+            except RestRequestError as exc:
+                logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
+                continue
+            records = self._backfill_records(events)
+            for event_id, record in records:
+                record.headers.append(BACKFILLED_HEADER)
+                sequence.receive_live(event_id, record)
+            self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
+            await self._publish(key, sequence, time.monotonic_ns())
+            if records:
+                logger.info("%s %s: %d trades after id %d caught up", *key, len(records), last)
+
     def forget(self, symbols: Collection[str]) -> None:
         """Drop the state of symbols this process no longer owns, and cancel their fetches.
 

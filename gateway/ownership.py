@@ -17,7 +17,6 @@ backfilled from REST by the trade continuity.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -175,10 +174,11 @@ class Ownership:
         tasks = [self._tasks.pop(shard) for shard in shards]
         for task in tasks:
             task.cancel()
-        for shard, task in zip(shards, tasks, strict=True):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for shard, outcome in zip(shards, outcomes, strict=True):
             self.units.pop(shard, None)
+            if isinstance(outcome, Exception):
+                logger.warning("shard %s had failed before it was given up: %r", shard, outcome)
         await self._flush()  # everything read from these shards is in Kafka before letting go
         for shard in shards:
             self._close(shard)

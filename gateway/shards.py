@@ -52,6 +52,12 @@ class MarketKeepers:
         if self.books is not None:
             self.books.forget(symbols)
 
+    async def retire(self, symbols: tuple[str, ...]) -> None:
+        """Symbols that left the plan (delisted): publish their last trades, then forget them."""
+        if self.continuity is not None:
+            await self.continuity.catch_up(symbols)
+        self.forget(symbols)
+
     async def stop(self) -> None:
         for keeper in (self.continuity, self.books):
             if keeper is not None:
@@ -98,6 +104,7 @@ class ShardRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._retiring: set[asyncio.Task[None]] = set()  # delisted symbols' last trades
 
     @property
     def failing(self) -> bool:
@@ -139,7 +146,9 @@ class ShardRunner:
         self.shard = shard
         self._apply(connection_urls(shard, self._context.binance))
         if gone:
-            self._context.keepers[shard.market].forget(gone)
+            retiring = asyncio.create_task(self._context.keepers[shard.market].retire(gone))
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
 
     def _apply(self, urls: dict[str, str]) -> None:
         for name in [n for n in self.clients if n not in urls]:
@@ -212,7 +221,7 @@ class ShardRunner:
                 await asyncio.sleep(delay)
 
     async def _stop_all(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._retiring]
         for task in tasks:
             task.cancel()
         for task in tasks:

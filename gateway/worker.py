@@ -307,13 +307,12 @@ class Gateway:
                     raise GatewayError(f"{task.get_name()} ended unexpectedly")
         finally:
             self.draining = True
-            for task in background:
-                if self.group is None or task is not self.group.poller:
-                    task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    if task is not (self.group.poller if self.group else None):
-                        await task
+            # The membership stays until the claims are withdrawn (see _drain); the rest stop
+            # now. Their failures were surfaced above; a drain must not be skipped for them.
+            others = [t for t in background if self.group is None or t is not self.group.poller]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 # Cancelled from outside (not a stop): the event loop may be shutting down and

@@ -34,8 +34,9 @@ class RecordingSink:
 class ScriptedRest:
     """Serves trades and aggregate trades by id from ``first_id`` on, as Binance's REST does."""
 
-    def __init__(self, first_id: int = 1) -> None:
+    def __init__(self, first_id: int = 1, last_id: int | None = None) -> None:
         self.first_id = first_id
+        self.last_id = last_id  # the exchange's newest id (None: always more)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.gate: asyncio.Event | None = None  # set: answer; None: answer at once
 
@@ -45,7 +46,8 @@ class ScriptedRest:
         if self.gate is not None:
             await self.gate.wait()
         start = max(int(params["fromId"]), self.first_id)
-        ids = range(start, start + int(params["limit"]))
+        end = start + int(params["limit"])
+        ids = range(start, end if self.last_id is None else min(end, self.last_id + 1))
         if "aggTrades" in path:
             return [
                 {"a": i, "p": "1.5", "q": "2", "f": i, "l": i, "T": T0_MS + i, "m": False}
@@ -200,3 +202,16 @@ def test_resume_refuses_a_kind_without_ids():
     h = Harness()
     with pytest.raises(ValueError, match="book_ticker"):
         h.continuity.resume({("BTCUSDT", "book_ticker"): 1})
+
+
+async def test_a_delisted_symbols_last_trades_are_caught_up_before_it_is_forgotten():
+    # Trades 101..104 happened after Kafka's last id, then the symbol stopped trading: no live
+    # trade will ever reveal them, so catch_up fetches them once.
+    h = Harness(ScriptedRest(last_id=104))
+    h.continuity.resume({("BTCUSDT", Trade.KIND): 100, ("ETHUSDT", Trade.KIND): 7})
+    await h.continuity.catch_up(["BTCUSDT"])
+    assert h.ids("trade") == [(101, True), (102, True), (103, True), (104, True)]
+    assert h.ids("trade", "ETHUSDT") == []  # not asked for
+    assert [params["fromId"] for _, params in h.rest.requests] == ["101"]
+    await h.continuity.catch_up(["BTCUSDT"])  # nothing newer: nothing twice
+    assert len(h.ids("trade")) == 4
