@@ -25,7 +25,6 @@ from gateway.accounts.output import AccountOutput
 from gateway.accounts.rest import AccountAuthError, AccountRequestError, SignedRestClient
 from gateway.accounts.settings import AccountSettings
 from gateway.binance.events.account_snapshot import SnapshotReason
-from gateway.binance.events.connection import ControlReply, ServerShutdown
 from gateway.binance.events.spot_user import ListenKeyExpired
 from gateway.binance.listen_key import (
     KEY_MISSING_CODE,
@@ -153,12 +152,7 @@ class FuturesSession:
             except MessageParseError as error:
                 await self._output.dead_letter(error, raw, received_at_us)
                 continue
-            for event in events:
-                if isinstance(event, ServerShutdown):
-                    raise ReconnectNow(SnapshotReason.ROTATION, "Binance announced a shutdown")
-                if isinstance(event, ControlReply):
-                    continue
-                await self._output.publish(event)
+            async for event in self._output.published(events):
                 if isinstance(event, ListenKeyExpired):
                     self._cycle.receive_expired_event(event.listen_key, self._clock())
                     if self._cycle.state is not KeyState.ACTIVE:

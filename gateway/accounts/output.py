@@ -16,12 +16,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from gateway.accounts.connection import ReconnectNow
 from gateway.accounts.rest import SignedRestClient
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.topics import account_topic, record_key
-from gateway.binance.messages import RecordEvent
+from gateway.binance.events.account_snapshot import SnapshotReason
+from gateway.binance.events.connection import ControlReply, ServerShutdown
+from gateway.binance.messages import Event, RecordEvent
 from gateway.binance.reconcile import build_snapshot, reconciliation_calls
 from gateway.errors import MessageParseError
 from gateway.metrics import Metrics
@@ -68,6 +72,18 @@ class AccountOutput:
         self.events += 1
         self.last_event_monotonic = time.monotonic()
         self._last_event.set(time.time())
+
+    async def published(self, events: Iterable[Event]) -> AsyncIterator[RecordEvent]:
+        """Publish a frame's events one at a time, yielding each once it is published, so the
+        session reacts to it (listen key expired, stream terminated) in order. A shutdown
+        notice is a planned reconnect; control replies are not records."""
+        for event in events:
+            if isinstance(event, ServerShutdown):
+                raise ReconnectNow(SnapshotReason.ROTATION, "Binance announced a shutdown")
+            if isinstance(event, ControlReply):
+                continue
+            await self.publish(event)
+            yield event
 
     async def dead_letter(self, error: MessageParseError, raw: bytes, received_at_us: int) -> None:
         """A frame that did not parse: kept, raw, in the account's own topic."""

@@ -26,7 +26,6 @@ from gateway.accounts.output import AccountOutput
 from gateway.accounts.rest import AccountAuthError, AccountRequestError, SignedRestClient
 from gateway.accounts.settings import AccountSettings
 from gateway.binance.events.account_snapshot import SnapshotReason
-from gateway.binance.events.connection import ControlReply, ServerShutdown
 from gateway.binance.events.spot_user import EventStreamTerminated
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
@@ -102,12 +101,7 @@ class SpotSession:
             except MessageParseError as error:
                 await self._output.dead_letter(error, raw, received_at_us)
                 continue
-            for event in events:
-                if isinstance(event, ServerShutdown):
-                    raise ReconnectNow(SnapshotReason.ROTATION, "Binance announced a shutdown")
-                if isinstance(event, ControlReply):
-                    continue
-                await self._output.publish(event)
+            async for event in self._output.published(events):
                 if isinstance(event, EventStreamTerminated):
                     ended = session.receive_terminated(event.subscription_id)
                     if ended:
