@@ -191,7 +191,8 @@ CODEC_CASES: tuple[tuple[str, Market, str | None], ...] = (
     ("usdm-user/ORDER_TRADE_UPDATE.json", Market.USDM, None),
     ("spot-user/executionReport.json", Market.SPOT, None),
 )
-VECTORS_DIR = REPO_ROOT.parent / "shared" / "binance-reference" / "vectors"
+# Binance's official example payloads, carried with the tests (sources: tests/data/binance/README.md).
+VECTORS_DIR = REPO_ROOT / "tests" / "data" / "binance"
 
 
 def measure_codec(seconds_per_kind: float = 0.5) -> list[CodecResult]:

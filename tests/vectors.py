@@ -1,6 +1,6 @@
-"""Access to Binance's official example payloads in ``shared/binance-reference/vectors``.
+"""Access to Binance's official example payloads, carried in ``tests/data/binance``.
 
-The reference folder sits beside the repository (``../shared``) on every machine and in CI.
+``tests/data/binance/README.md`` names the documentation page (and commit) each one was taken from.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VECTORS_DIR = REPO_ROOT.parent / "shared" / "binance-reference" / "vectors"
+VECTORS_DIR = REPO_ROOT / "tests" / "data" / "binance"
 
 
 def vector_bytes(relative: str) -> bytes:

@@ -25,7 +25,7 @@ from gateway.errors import RestRequestError
 logger = logging.getLogger(__name__)
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-# REQUEST_WEIGHT per minute per IP (FACTS.md §7): spot 6000; USD-M and COIN-M share 2400.
+# REQUEST_WEIGHT per minute per IP (docs/binance.md §7): spot 6000; USD-M and COIN-M share 2400.
 WEIGHT_LIMITS = {Market.SPOT: 6000, Market.USDM: 2400, Market.COINM: 2400}
 
 

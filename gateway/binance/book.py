@@ -6,7 +6,7 @@ the snapshot fetcher feeds it REST snapshots (``receive_snapshot``); it asks for
 waits, sleeps or does I/O, so the socket reader never blocks on REST, and a gap resets this
 symbol only.
 
-Spot (FACTS.md §5.1): buffer diffs; a snapshot older than the first buffered ``U`` is fetched
+Spot (docs/binance.md §5.1): buffer diffs; a snapshot older than the first buffered ``U`` is fetched
 again; drop buffered diffs with ``u <= lastUpdateId``; the first applied diff must straddle
 ``lastUpdateId + 1``; afterwards each diff's ``U`` must be the previous ``u + 1``.
 Futures (§5.2): drop diffs with ``u < lastUpdateId``; the first applied diff must have
@@ -122,7 +122,7 @@ def _apply_levels(side: dict[Decimal, Decimal], levels: Iterable[Level]) -> None
         if quantity:
             side[price] = quantity
         else:
-            # Removing a level the snapshot never had is normal (FACTS.md §5.2, step 9).
+            # Removing a level the snapshot never had is normal (docs/binance.md §5.2, step 9).
             side.pop(price, None)
 
 

@@ -7,7 +7,7 @@ needs survive the parser; filters, rate limits and precisions stay behind.
 
 The three markets differ in one name: spot (``/api/v3``) and USDⓈ-M (``/fapi/v1``) call a
 symbol's state ``status``, COIN-M (``/dapi/v1``) ``contractStatus``. Spot states are
-``TRADING``, ``HALT``, ``BREAK`` (and ``CANCEL_ONLY`` from 2026-07, FACTS §7 and §8); futures
+``TRADING``, ``HALT``, ``BREAK`` (and ``CANCEL_ONLY`` from 2026-07, docs/binance.md §7 and §8); futures
 ones include ``PENDING_TRADING``, ``TRADING``, ``SETTLING``, ``CLOSE``. Only ``TRADING`` streams
 data, which is what :attr:`ListedSymbol.is_trading` says.
 """

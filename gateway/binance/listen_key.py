@@ -1,6 +1,6 @@
 """The futures listen-key life cycle as a pure state machine; the caller owns clock and I/O.
 
-USDⓈ-M and COIN-M user data still flow through listen keys (FACTS §6.2): ``POST listenKey``
+USDⓈ-M and COIN-M user data still flow through listen keys (docs/binance.md §6.2): ``POST listenKey``
 creates one (or returns and extends the active one), ``PUT`` extends it by 60 minutes, and a key
 not extended for 60 minutes expires: Binance pushes ``listenKeyExpired`` and closes the stream.
 ``PUT`` on a key Binance no longer knows answers ``-1125``, after which only a new ``POST`` helps.
@@ -31,7 +31,7 @@ from gateway.errors import InvalidStateError
 logger = logging.getLogger(__name__)
 
 VALIDITY_S = 3_600.0
-"""A key lives 60 minutes after its creation or last keep-alive (FACTS §6.2)."""
+"""A key lives 60 minutes after its creation or last keep-alive (docs/binance.md §6.2)."""
 KEEPALIVE_INTERVAL_S = 1_800.0
 RETRY_S = 30.0
 KEY_MISSING_CODE = -1125
@@ -43,7 +43,7 @@ LISTEN_KEY_WEIGHT = 1
 
 
 def private_stream_url(market: Market, base_url: str, key: str) -> str:
-    """Where a listen key's events stream from (FACTS §1.2, §1.3, §6.2).
+    """Where a listen key's events stream from (docs/binance.md §1.2, §1.3, §6.2).
 
     USDⓈ-M: the routed ``/private`` path (unrouted URLs stopped pushing on 2026-04-23); without
     ``events=`` every user-data event type comes. COIN-M keeps ``/ws/<listenKey>``.

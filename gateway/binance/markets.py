@@ -1,6 +1,6 @@
 """Binance markets, their endpoints and the limits Binance documents for them.
 
-Numbers come from ``shared/binance-reference/FACTS.md`` (§1, §2, §7); tests pin them so docs and
+Numbers come from ``docs/binance.md`` (§1, §2, §7); tests pin them so docs and
 code cannot drift apart.
 """
 

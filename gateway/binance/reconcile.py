@@ -2,7 +2,7 @@
 
 After a user-data stream (re)connects, whatever happened while it was down is gone from the
 stream. Reading the account's present state closes that hole: open orders plus balances (and
-futures positions). These endpoints are ``USER_DATA`` (signed). FACTS.md lists only market-data
+futures positions). These endpoints are ``USER_DATA`` (signed). docs/binance.md §7 lists only market-data
 endpoints; paths and weights below are Binance's REST documentation (spot ``rest-api.md``,
 USDⓈ-M / COIN-M "Account" and "Trade" pages), without a ``symbol`` filter, which is the dearer
 form but the only one that sees every symbol:

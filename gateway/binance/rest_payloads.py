@@ -25,14 +25,14 @@ _AGG_TRADES = {
     Market.COINM: ("/dapi/v1/aggTrades", 20),
 }
 _HISTORICAL_TRADES = {Market.SPOT: ("/api/v3/historicalTrades", 25)}
-# GET depth: path, then (limit, weight) pairs, FACTS.md §5. 1000 levels is where spot's weight
+# GET depth: path, then (limit, weight) pairs, docs/binance.md §5. 1000 levels is where spot's weight
 # jumps (50 -> 250) and futures' maximum: deep enough that levels beyond it rarely matter.
 _DEPTH = {
     Market.SPOT: ("/api/v3/depth", {100: 5, 500: 25, 1000: 50, 5000: 250}),
     Market.USDM: ("/fapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
     Market.COINM: ("/dapi/v1/depth", {100: 5, 500: 10, 1000: 20}),
 }
-# GET exchangeInfo, whole market: spot weighs 20, futures 1 (FACTS.md §7).
+# GET exchangeInfo, whole market: spot weighs 20, futures 1 (docs/binance.md §7).
 _EXCHANGE_INFO = {
     Market.SPOT: ("/api/v3/exchangeInfo", 20),
     Market.USDM: ("/fapi/v1/exchangeInfo", 1),

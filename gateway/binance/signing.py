@@ -8,7 +8,7 @@ Binance signs the same text with three kinds of API key:
 
 What is signed differs by transport:
 
-* **WebSocket API** (``userDataStream.subscribe.signature``, FACTS §6.1): every parameter but
+* **WebSocket API** (``userDataStream.subscribe.signature``, docs/binance.md §6.1): every parameter but
   ``signature``, sorted by name, as ``name=value`` joined with ``&``; the signature then goes
   into ``params`` beside them.
 * **REST**: the query string exactly as sent (``timestamp`` and ``recvWindow`` included), then

@@ -31,7 +31,7 @@ KLINE_INTERVALS = [
     "1M",
 ]
 _INTERVAL = "|".join(KLINE_INTERVALS)
-# Per-symbol channels (the part of a stream name after "<symbol>@"), FACTS.md §3 and §4.
+# Per-symbol channels (the part of a stream name after "<symbol>@"), docs/binance.md §3 and §4.
 _SYMBOL_CHANNEL = re.compile(
     rf"""(?x)^(?:
         trade | aggTrade | blockTrade | referencePrice | avgPrice | bookTicker
@@ -49,7 +49,7 @@ _MARKET_WIDE_STREAM = re.compile(
       | tradingSession
     )$"""
 )
-# USD-M splits its streams by route (FACTS.md §1.2): book streams on /public, the rest on
+# USD-M splits its streams by route (docs/binance.md §1.2): book streams on /public, the rest on
 # /market; a connection without a route receives only public data.
 _USDM_PUBLIC_CHANNEL = re.compile(r"^(?:!?bookTicker|depth\d*(?:@\d+ms)?|rpiDepth@\d+ms)$")
 

@@ -1,6 +1,6 @@
 """Spot user data over the WebSocket API, pure: signed subscriptions and their replies.
 
-Spot listen keys were switched off on 2026-02-20 (FACTS §6.1). Account events now come through
+Spot listen keys were switched off on 2026-02-20 (docs/binance.md §6.1). Account events now come through
 ``wss://ws-api.binance.com/ws-api/v3``: ``userDataStream.subscribe.signature`` (no logon, any key
 type, signed like a REST request) subscribes one account and answers ``{"subscriptionId": n}``;
 events then arrive as ``{"subscriptionId": n, "event": {...}}``; ``eventStreamTerminated`` ends

@@ -3,7 +3,7 @@
 The ground truth for tests, demos and benchmarks. It is an independent oracle: it builds
 Binance's payloads itself and never imports the gateway's parser or record code
 (``gateway.binance``, ``gateway.records``, ``gateway.adapters``), so one misreading of the format
-cannot hide in both. The contract is ``shared/binance-reference/FACTS.md`` and its vectors; where
+cannot hide in both. The contract is ``docs/binance.md`` and the example payloads in ``tests/data/binance``; where
 Binance changed something (spot listen keys gone, USDⓈ-M routes, retired streams), the
 simulator behaves like Binance does now.
 

@@ -4,7 +4,7 @@
 its own update id (:class:`LevelChange`). A :class:`DepthAccumulator` collects the changes between
 two events of one diff-depth stream and renders them as one :class:`DepthDiff`, with ``U`` (first
 id), ``u`` (final id) and ``pu`` (the previous event's ``u``): for the same price the later change
-wins, exactly what Binance's order-book procedures (FACTS §5) assume.
+wins, exactly what Binance's order-book procedures (docs/binance.md §5) assume.
 """
 
 from __future__ import annotations

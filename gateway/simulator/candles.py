@@ -4,7 +4,7 @@ Each symbol keeps one-second and one-minute candles built from its aggregate tra
 per taker order, not per trade, to stay cheap on the hot path). Any kline interval, with or
 without a timezone offset, and any rolling-window ticker (24 h, 1 h, 4 h, 1 d) is a merge of
 those candles, so what the kline and ticker streams say is, by construction, what the trade
-streams carried. Rolling windows start on a minute, as Binance's do (FACTS §3: "``O`` starts on a
+streams carried. Rolling windows start on a minute, as Binance's do (docs/binance.md §3: "``O`` starts on a
 minute; window may be up to 59999 ms wider").
 """
 

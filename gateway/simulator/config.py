@@ -1,6 +1,6 @@
 """The simulator's configuration: one frozen, validated model.
 
-Defaults mirror the chosen market (FACTS.md §2): spot pings every 20 s with the pong due within
+Defaults mirror the chosen market (docs/binance.md §2): spot pings every 20 s with the pong due within
 60 s and allows 5 incoming messages per second; futures ping every 3 min, wait 10 min for the
 pong and allow 10 messages per second. Any of those given explicitly wins (``None`` disables
 it). Every connection is cut after 24 h. Tests shrink the timings.

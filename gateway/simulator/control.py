@@ -1,7 +1,7 @@
 """Answers to JSON control messages on a stream connection (pure, no I/O).
 
 ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY`` and ``GET_PROPERTY``
-(FACTS §2, vector ``spot/control_messages.json``). :func:`answer` takes the message text and the
+(docs/binance.md §2, vector ``spot/control_messages.json``). :func:`answer` takes the message text and the
 connection's current state and returns a :class:`ControlOutcome`: the frame to send back and the
 changes to apply, or a reason to close the connection.
 
@@ -71,7 +71,7 @@ class ConnectionView:
     accepts_stream: Callable[[str], bool]
     wrap_errors: bool = False
     unsigned_ids: bool = False
-    """Futures: ``id`` must be an unsigned integer (or absent/null), FACTS §2."""
+    """Futures: ``id`` must be an unsigned integer (or absent/null), docs/binance.md §2."""
 
 
 class _ControlError(Exception):

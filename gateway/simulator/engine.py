@@ -10,7 +10,7 @@ then one taker order fills against the best level of one side. The taker's ``k``
 consecutive (contiguous trade ids) at that one price and make one aggregate trade, as Binance
 aggregates "per single taker order" at one price; the level they consumed shrinks or disappears.
 Every level change gets a book update id: consecutive on spot, with gaps on futures (whose ids
-jump between events; clients must chain them with ``pu``, FACTS §5.2).
+jump between events; clients must chain them with ``pu``, docs/binance.md §5.2).
 """
 
 from __future__ import annotations

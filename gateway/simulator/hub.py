@@ -134,7 +134,7 @@ class Subscriber:
         """``/private`` connections: the user-data event types wanted (empty = all)."""
         self.streams: dict[str, None] = {}  # an ordered set: LIST_SUBSCRIPTIONS keeps order
         self.silent: set[str] = set()
-        """Accepted streams this connection's route never delivers (USDⓈ-M, FACTS §1.2)."""
+        """Accepted streams this connection's route never delivers (USDⓈ-M, docs/binance.md §1.2)."""
         self.stalled = False
         """A stall fault: the connection stays open but gets no more frames."""
         self.frames_sent = 0

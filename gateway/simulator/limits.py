@@ -1,11 +1,11 @@
 """Binance's limits as pure counters: time comes in as an argument, nothing sleeps.
 
-* :class:`MessageRateLimiter` — incoming messages per connection (spot 5/s, futures 10/s, FACTS §2).
-* :class:`ConnectionAttemptLimiter` — connection attempts per IP (300 per 5 minutes, FACTS §2).
+* :class:`MessageRateLimiter` — incoming messages per connection (spot 5/s, futures 10/s, docs/binance.md §2).
+* :class:`ConnectionAttemptLimiter` — connection attempts per IP (300 per 5 minutes, docs/binance.md §2).
 * :class:`WeightCounter` / :class:`RestLimiter` — REST request weight per IP per minute, reported
   in ``X-MBX-USED-WEIGHT-1M``; over the limit a request gets 429 with ``Retry-After``, and a
   client that keeps going after a 429 is banned: 418 with ``Retry-After`` until the ban ends, bans
-  doubling from 2 minutes up to 3 days (FACTS §7).
+  doubling from 2 minutes up to 3 days (docs/binance.md §7).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 MAX_INCOMING_MESSAGES_PER_S = 5
-"""Spot: "5 incoming messages per second" per connection (FACTS §2)."""
+"""Spot: "5 incoming messages per second" per connection (docs/binance.md §2)."""
 
 REQUEST_WEIGHT_PER_MINUTE = 6_000
-"""Spot's REQUEST_WEIGHT limit (FACTS §7); advertised in exchangeInfo."""
+"""Spot's REQUEST_WEIGHT limit (docs/binance.md §7); advertised in exchangeInfo."""
 MAX_BAN_S = 3 * 86_400.0
 
 ENDPOINT_WEIGHTS: Mapping[str, int] = MappingProxyType(
     {
-        # FACTS §7. ping and time are not listed there; Binance documents weight 1 for both.
+        # docs/binance.md §7. ping and time are not listed there; Binance documents weight 1 for both.
         "/api/v3/ping": 1,
         "/api/v3/time": 1,
         "/api/v3/exchangeInfo": 20,

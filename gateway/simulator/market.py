@@ -72,7 +72,7 @@ NON_TRADING_STATUSES: dict[Market, tuple[str, ...]] = {
     Market.COINM: ("PENDING_TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED", "PRE_SETTLE",
                    "SETTLING", "CLOSE"),
 }  # fmt: skip
-"""What exchangeInfo may show for a symbol that does not trade (FACTS §7; futures docs' enums)."""
+"""What exchangeInfo may show for a symbol that does not trade (docs/binance.md §7; futures docs' enums)."""
 DELISTED_STATUS = {Market.SPOT: "BREAK", Market.USDM: "SETTLING", Market.COINM: "SETTLING"}
 """A delisting's state: spot symbols go to BREAK, futures contracts settle."""
 
@@ -198,7 +198,7 @@ class SimulatedMarket:
     # --- periodic streams ---------------------------------------------------------------------
 
     def period_ms(self, key: StreamKey) -> int:
-        """How often ``key`` publishes (FACTS §3, §4)."""
+        """How often ``key`` publishes (docs/binance.md §3, §4)."""
         kind, prof = key.kind, self.profile
         if kind in (_K.DIFF_DEPTH, _K.PARTIAL_DEPTH, _K.RPI_DEPTH):
             return prof.diff_depth_speeds_ms[key.speed]

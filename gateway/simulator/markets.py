@@ -1,4 +1,4 @@
-"""The three markets the simulator can be, and what differs between them (FACTS §1, §2, §4, §7).
+"""The three markets the simulator can be, and what differs between them (docs/binance.md §1, §2, §4, §7).
 
 A :class:`MarketProfile` holds every per-market constant in one place, so the servers and payload
 builders ask the profile instead of branching on the market everywhere. The simulator keeps its
@@ -28,7 +28,7 @@ class Market(enum.Enum):
 
 
 class Route(enum.Enum):
-    """USDⓈ-M's routed endpoints (FACTS §1.2); ``NONE`` is a legacy unrouted connection."""
+    """USDⓈ-M's routed endpoints (docs/binance.md §1.2); ``NONE`` is a legacy unrouted connection."""
 
     NONE = ""
     PUBLIC = "/public"
@@ -60,7 +60,7 @@ class MarketProfile:
 
 _SPOT_WEIGHTS = MappingProxyType(
     {
-        # FACTS §7. ping/time are not listed there; Binance documents weight 1 for both.
+        # docs/binance.md §7. ping/time are not listed there; Binance documents weight 1 for both.
         "ping": 1,
         "time": 1,
         "exchangeInfo": 20,
@@ -123,7 +123,7 @@ PROFILES: Mapping[Market, MarketProfile] = MappingProxyType(
             ping_interval_s=180.0,
             ping_timeout_s=600.0,
             max_incoming_messages_per_s=10,
-            # One budget shared with USDⓈ-M since the 2026-06-30 integration (FACTS §1.3).
+            # One budget shared with USDⓈ-M since the 2026-06-30 integration (docs/binance.md §1.3).
             request_weight_per_minute=2_400,
             routed=False,
             diff_depth_speeds_ms=MappingProxyType({"": 250, "@500ms": 500, "@100ms": 100}),
@@ -137,9 +137,9 @@ PROFILES: Mapping[Market, MarketProfile] = MappingProxyType(
 )
 
 MAX_STREAMS_PER_CONNECTION = 1024
-"""Every market's documented cap (FACTS §2; older futures pages said 200, see FACTS §9)."""
+"""Every market's documented cap (docs/binance.md §2; older futures pages said 200, see docs/binance.md §9)."""
 CONNECTION_ATTEMPTS_PER_5_MIN = 300
-"""Spot's per-IP connection-attempt limit (FACTS §2); applied to futures too for lack of a figure."""
+"""Spot's per-IP connection-attempt limit (docs/binance.md §2); applied to futures too for lack of a figure."""
 
 
 def profile(market: Market) -> MarketProfile:
@@ -148,14 +148,14 @@ def profile(market: Market) -> MarketProfile:
 
 
 def depth_weight(market: Market, limit: int) -> int:
-    """``GET depth`` weight by ``limit`` (FACTS §5.1 spot, §5.2 futures)."""
+    """``GET depth`` weight by ``limit`` (docs/binance.md §5.1 spot, §5.2 futures)."""
     if market is Market.SPOT:
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1_000 else 250
     return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
 
 
 def klines_weight(market: Market, limit: int) -> int:
-    """``GET klines`` weight: spot 2; futures 1/2/5/10 by limit tier (FACTS §7)."""
+    """``GET klines`` weight: spot 2; futures 1/2/5/10 by limit tier (docs/binance.md §7)."""
     if market is Market.SPOT:
         return 2
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1_000 else 10

@@ -1,6 +1,6 @@
 """Binance's JSON payloads, built by the simulator itself from engine records.
 
-This module is the simulator's half of the wire contract (FACTS.md §3 and the vectors): it never
+This module is the simulator's half of the wire contract (docs/binance.md §3 and the vectors): it never
 borrows the gateway's parser or record code, so a misunderstanding of the format cannot hide in
 both. Keys appear in the documented order; decimals are strings with exactly 8 decimals built
 from integers, never from floats.
@@ -28,7 +28,7 @@ class TimeUnit(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> TimeUnit:
-        """Accept ``MILLISECOND|millisecond|MICROSECOND|microsecond`` (FACTS §1.1).
+        """Accept ``MILLISECOND|millisecond|MICROSECOND|microsecond`` (docs/binance.md §1.1).
 
         Raises:
             ValueError: for any other spelling.

@@ -1,6 +1,6 @@
 """User-data event payloads: spot (WebSocket API) and USDⓈ-M / COIN-M (listen keys).
 
-Pure builders (FACTS §6; vectors ``spot-user/``, ``usdm-user/``). Spot events travel wrapped as
+Pure builders (docs/binance.md §6; vectors ``spot-user/``, ``usdm-user/``). Spot events travel wrapped as
 ``{"subscriptionId": n, "event": {...}}`` on the WebSocket API since the listen-key streams were
 retired (2026-02-20); :func:`wsapi_event` wraps them, and without a subscription id produces the
 ``{"event": {...}}`` form used for ``serverShutdown`` and the 2025-08-12 ``eventStreamTerminated``.

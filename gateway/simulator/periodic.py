@@ -1,6 +1,6 @@
 """The periodic streams: depth, klines, tickers, mark prices... published on their cadence.
 
-Every stream that somebody listens to and that Binance pushes on a timer (FACTS §3, §4: depth
+Every stream that somebody listens to and that Binance pushes on a timer (docs/binance.md §3, §4: depth
 every 100/250/500/1000 ms, klines every 250 ms or 2 s, tickers every 1-2 s, mark prices every
 1 or 3 s...) gets its next due time; when it is due, the market renders what it says now and
 the hub sends it to every subscriber at once, as Binance's stream servers do. The first event

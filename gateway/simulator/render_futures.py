@@ -1,4 +1,4 @@
-"""Payloads of the futures-only streams (FACTS §4; vectors ``usdm/``, ``coinm/``).
+"""Payloads of the futures-only streams (docs/binance.md §4; vectors ``usdm/``, ``coinm/``).
 
 Mark, index and settlement prices, funding, liquidations, contract info, composite and asset
 indexes, trading sessions, and the continuous / mark-price / index-price klines. The simulator
@@ -71,7 +71,7 @@ def mark_price_payload(
         head |= {"p": mark, "i": index, "P": settle}
     else:
         head |= {"p": mark, "P": settle, "i": index}
-    # Delivery contracts have no funding: "" and 0 (FACTS §4).
+    # Delivery contracts have no funding: "" and 0 (docs/binance.md §4).
     rate = format_decimal(FUNDING_RATE_UNITS) if perpetual else ""
     return head | {"r": rate, "T": next_funding_ms(now_ms) if perpetual else 0}
 

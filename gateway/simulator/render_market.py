@@ -1,6 +1,6 @@
 """Payloads of the streams every market has: klines, tickers, book tickers, depth; and spot's own.
 
-Pure functions of a symbol's spec, its candles and its book (FACTS §3, §4; vectors ``spot/``,
+Pure functions of a symbol's spec, its candles and its book (docs/binance.md §3, §4; vectors ``spot/``,
 ``usdm/``, ``coinm/``). Keys are in the documented order. Where the markets differ only by a few
 keys (COIN-M adds ``ps``; futures depth adds ``T`` and ``pu``; spot tickers add ``x b B a A``), one
 function takes the :class:`~gateway.simulator.markets.Market` and leaves the others out.

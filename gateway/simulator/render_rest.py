@@ -1,6 +1,6 @@
 """REST response bodies that depend on the market: depth snapshots, klines, exchangeInfo.
 
-Pure (FACTS §5, §7; vectors ``*/rest_*.json``). Spot's trade and aggregate-trade lists are in
+Pure (docs/binance.md §5, §7; vectors ``*/rest_*.json``). Spot's trade and aggregate-trade lists are in
 :mod:`gateway.simulator.payloads`, next to the stream payloads they mirror.
 """
 
@@ -47,7 +47,7 @@ def rate_limits(market: Market) -> list[Payload]:
     """The ``rateLimits`` of exchangeInfo.
 
     Spot: the docs' example with RAW_REQUESTS raised to 300,000 per 5 minutes on 2026-04-02
-    (FACTS §7); futures: REQUEST_WEIGHT 2400/min and ORDERS 1200/min, 300/10 s (FACTS §1.3).
+    (docs/binance.md §7); futures: REQUEST_WEIGHT 2400/min and ORDERS 1200/min, 300/10 s (docs/binance.md §1.3).
     """
     weight = {
         "rateLimitType": "REQUEST_WEIGHT",

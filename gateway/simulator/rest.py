@@ -6,10 +6,10 @@ views a reconciling client reads (``openOrders``, ``account``, futures ``positio
 same market and history the streams publish, so a gateway backfilling over REST sees the very
 events the streams carried, and a depth snapshot fits the diff stream's update ids.
 
-Limits (FACTS §7): every response carries ``X-MBX-USED-WEIGHT-1M``; over the weight budget a
+Limits (docs/binance.md §7): every response carries ``X-MBX-USED-WEIGHT-1M``; over the weight budget a
 request gets 429 with ``Retry-After``; a client that goes on after a 429 gets 418 (banned) with
 ``Retry-After`` until the ban ends. ``X-MBX-TIME-UNIT: MICROSECOND`` switches times to
-microseconds (FACTS §1.1). Faults (``POST /_simulator/faults``) can delay or fail requests.
+microseconds (docs/binance.md §1.1). Faults (``POST /_simulator/faults``) can delay or fail requests.
 
 Where the docs leave a choice open: ``limit`` outside its range is clamped rather than refused,
 a ``fromId`` older than the retained history starts at the oldest retained event, the retired
@@ -69,7 +69,7 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 1_000
 _FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1_000)
 DEFAULT_RECV_WINDOW_MS = 5_000
-# Signed account views, without a symbol (Binance's REST docs; FACTS.md does not list them):
+# Signed account views, without a symbol (Binance's REST docs; docs/binance.md §7 covers market data only):
 # path under the market's REST root -> weight.
 ACCOUNT_VIEWS: dict[Market, dict[str, int]] = {
     Market.SPOT: {"/api/v3/openOrders": 80, "/api/v3/account": 20},
@@ -311,7 +311,7 @@ class RestServer:
     async def _klines(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
         interval = request.query.get("interval", "")
-        # Futures REST klines gained 1s in 2026-04 (FACTS §7): every market takes spot's list.
+        # Futures REST klines gained 1s in 2026-04 (docs/binance.md §7): every market takes spot's list.
         if interval not in SPOT_INTERVALS:
             raise BinanceRequestError(-1120, "Invalid interval.")
         maximum = 1_500 if self._kind.is_futures else MAX_LIMIT

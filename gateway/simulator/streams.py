@@ -1,14 +1,14 @@
 """Stream names, connection URLs and the catalogue of streams each market serves (pure).
 
 A stream name is ``<lowercase symbol>@<channel>`` or an all-market name such as
-``!miniTicker@arr`` (FACTS §3, §4). :func:`parse_stream_name` turns any documented name into a
+``!miniTicker@arr`` (docs/binance.md §3, §4). :func:`parse_stream_name` turns any documented name into a
 :class:`StreamKey`; :class:`StreamCatalog` then says whether this simulator's market has that
 stream (spot has no ``!bookTicker`` since 2022 nor ``!ticker@arr`` since 2026-03-26; futures
 have no ``@trade``...) and for which symbol, pair or asset.
 
 A connection asks for streams in its URL, raw (``/ws/<s1>/<s2>``) or combined
-(``/stream?streams=<s1>/<s2>``), with an optional ``timeUnit`` (FACTS §1.1). USDⓈ-M prefixes the
-path with its route (``/public``, ``/market``, ``/private``, FACTS §1.2).
+(``/stream?streams=<s1>/<s2>``), with an optional ``timeUnit`` (docs/binance.md §1.1). USDⓈ-M prefixes the
+path with its route (``/public``, ``/market``, ``/private``, docs/binance.md §1.2).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def parse_stream_name(name: str) -> StreamKey | None:
 def parse_connection_target(target: str, *, routed: bool = False) -> ConnectionRequest:
     """Parse a request target such as ``/stream?streams=a/b&timeUnit=MICROSECOND``.
 
-    Names are URL-decoded (FACTS §1.1) and de-duplicated in order; they are not validated here
+    Names are URL-decoded (docs/binance.md §1.1) and de-duplicated in order; they are not validated here
     (see :class:`StreamCatalog`). With ``routed`` (USDⓈ-M), the path may start with a route.
 
     Raises:

@@ -1,10 +1,10 @@
 """User data, pure: futures listen keys, request signatures, and a simulated account's events.
 
-* :class:`ListenKeys` — ``POST/PUT/DELETE /fapi/v1/listenKey`` (FACTS §6.2): one active key per
+* :class:`ListenKeys` — ``POST/PUT/DELETE /fapi/v1/listenKey`` (docs/binance.md §6.2): one active key per
   API key, valid 60 minutes after creation or the last keepalive; POST on an active key returns
   it and extends it; PUT on an unknown key is ``-1125``.
 * :func:`signature_valid` — the spot WebSocket API's ``userDataStream.subscribe.signature``
-  check (FACTS §6.1): the parameters sorted by name, signed with the API key's HMAC secret (hex)
+  check (docs/binance.md §6.1): the parameters sorted by name, signed with the API key's HMAC secret (hex)
   or, when the simulator holds a PEM public key for the API key instead of a secret, verified as
   RSA PKCS#1 v1.5 SHA-256 or Ed25519 (base64). :func:`query_signature_valid` checks a signed REST
   query string the same way. Written here, not borrowed from ``gateway.binance.signing``, so a

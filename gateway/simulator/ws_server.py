@@ -1,8 +1,8 @@
 """The WebSocket side of the simulator: one market's stream endpoints on 127.0.0.1.
 
 * ``/ws/<s1>/<s2>`` sends raw payloads; ``/stream?streams=<s1>/<s2>`` wraps them as
-  ``{"stream": ..., "data": ...}``; both take ``timeUnit`` (FACTS §1.1).
-* USDⓈ-M: ``/public``, ``/market`` and ``/private`` prefix those paths (FACTS §1.2). A stream on
+  ``{"stream": ..., "data": ...}``; both take ``timeUnit`` (docs/binance.md §1.1).
+* USDⓈ-M: ``/public``, ``/market`` and ``/private`` prefix those paths (docs/binance.md §1.2). A stream on
   the wrong route, or any non-public stream on an unrouted connection, is accepted and listed by
   ``LIST_SUBSCRIPTIONS`` but never delivered: Binance's documented "only receive data from the
   Public endpoint". ``/private/ws?listenKey=<k>&events=A/B`` carries user data; COIN-M still
@@ -10,7 +10,7 @@
 * Spot: ``/ws-api/v3`` is the WebSocket API's user-data subscription (:mod:`.wsapi`).
 * JSON control messages are answered by :mod:`gateway.simulator.control`.
 * Keepalive is websockets' own: a ping every ``ping_interval_s`` with a random payload that the
-  pong must echo, and a close (1011) when no pong came within ``ping_timeout_s`` (FACTS §2).
+  pong must echo, and a close (1011) when no pong came within ``ping_timeout_s`` (docs/binance.md §2).
 * More than ``max_connection_attempts`` handshakes per IP in the window: HTTP 429.
 
 Choices where the docs are silent: a URL naming an unknown stream, or more than 1024 streams, is

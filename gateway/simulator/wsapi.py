@@ -1,4 +1,4 @@
-"""The spot WebSocket API's user-data requests, pure (FACTS §6.1; vector
+"""The spot WebSocket API's user-data requests, pure (docs/binance.md §6.1; vector
 ``spot-user/wsapi_user_stream_requests.json``).
 
 Since the listen-key streams were retired (2026-02-20), spot user data flows over

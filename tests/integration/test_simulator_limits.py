@@ -1,4 +1,4 @@
-"""Binance's limits, enforced over real sockets the way FACTS §2 and §7 describe them."""
+"""Binance's limits, enforced over real sockets the way docs/binance.md §2 and §7 describe them."""
 
 from __future__ import annotations
 

@@ -50,7 +50,9 @@ def test_sliding_window_allows_the_limit_then_waits_for_the_oldest_to_expire():
 
 
 def test_spot_connection_attempts_budget():
-    attempts = SlidingWindowLimit(300, 300.0)  # FACTS.md §2: 300 attempts per 5 minutes per IP
+    attempts = SlidingWindowLimit(
+        300, 300.0
+    )  # docs/binance.md §2: 300 attempts per 5 minutes per IP
     for i in range(300):
         attempts.record(i * 0.01)
     assert attempts.delay(3.0) == pytest.approx(297.0)

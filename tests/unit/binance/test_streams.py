@@ -53,7 +53,7 @@ def test_chunk_keeps_every_url_under_binances_request_size():
 
 
 def test_documented_limits():
-    # FACTS.md §2: 1024 streams per connection; 5 msg/s spot, 10 msg/s futures; 20 s / 3 min pings.
+    # docs/binance.md §2: 1024 streams per connection; 5 msg/s spot, 10 msg/s futures; 20 s / 3 min pings.
     assert LIMITS[Market.SPOT].max_streams_per_connection == 1024
     assert LIMITS[Market.SPOT].max_incoming_messages_per_s == 5
     assert LIMITS[Market.USDM].max_incoming_messages_per_s == 10

@@ -1,4 +1,4 @@
-"""Every documented example payload in ``shared/binance-reference/vectors`` has a simulator twin
+"""Every documented example payload in ``tests/data/binance`` has a simulator twin
 with the same keys, key order and value types, produced by the code that feeds the sockets."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property: a client following Binance's order-book procedure (FACTS §5) rebuilds the
+"""Property: a client following Binance's order-book procedure (docs/binance.md §5) rebuilds the
 simulator's own book from any snapshot, with spot's U/u rules and futures' pu rules."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class LocalBook:
 
 
 def sync_spot(snapshot: BookSnapshot, events: list[DepthDiff]) -> LocalBook:
-    """FACTS §5.1 steps 4-7."""
+    """docs/binance.md §5.1 steps 4-7."""
     if events and snapshot.last_update_id < events[0].first_update_id:
         raise Resync("snapshot older than the first buffered event")
     book = LocalBook.from_snapshot(snapshot)
@@ -59,7 +59,7 @@ def sync_spot(snapshot: BookSnapshot, events: list[DepthDiff]) -> LocalBook:
 
 
 def sync_futures(snapshot: BookSnapshot, events: list[DepthDiff]) -> LocalBook:
-    """FACTS §5.2 steps 4-9."""
+    """docs/binance.md §5.2 steps 4-9."""
     book = LocalBook.from_snapshot(snapshot)
     last = snapshot.last_update_id
     for event in events:
