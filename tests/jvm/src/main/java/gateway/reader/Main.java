@@ -1,0 +1,3 @@
+package gateway.reader;
+
+public class Main { public static void main(String[] a) {} }
