@@ -19,12 +19,10 @@ class HttpSessionClient:
         timeout_s: float,
         headers: dict[str, str] | None = None,
         *,
-        auth: aiohttp.BasicAuth | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = headers
-        self._auth = auth
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
@@ -33,7 +31,7 @@ class HttpSessionClient:
             None if self._ssl_context is None else aiohttp.TCPConnector(ssl=self._ssl_context)
         )
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout, headers=self._headers, auth=self._auth, connector=connector
+            timeout=self._timeout, headers=self._headers, connector=connector
         )
         return self
 

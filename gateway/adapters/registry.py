@@ -10,6 +10,7 @@ changes it only when told to, then registers the schemas or only verifies they a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import ssl
@@ -25,7 +26,6 @@ from gateway.adapters.registry_settings import (
     Compatibility,
     RegistrySettings,
     keeps_promise,
-    mask_url,
     split_credentials,
 )
 from gateway.errors import ConfigError, RegistryError
@@ -58,6 +58,11 @@ def _map_errors(url: str) -> Iterator[None]:
         raise RegistryError(f"schema registry at {url} unreachable: {exc!r}") from exc
 
 
+def basic_authorization(username: str, password: str) -> str:
+    """The HTTP basic auth header value (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 class RegistryNotFoundError(RegistryError):
     """The registry answered 404: no such subject, schema or version."""
 
@@ -80,13 +85,11 @@ class SchemaRegistryClient(HttpSessionClient):
         clean, username, password = split_credentials(url)
         if basic_auth is None and username is not None:
             basic_auth = (username, password or "")
-        super().__init__(
-            timeout_s,
-            headers={"Content-Type": CONTENT_TYPE},
-            auth=None if basic_auth is None else aiohttp.BasicAuth(*basic_auth),
-            ssl_context=ssl_context,
-        )
-        self.url = mask_url(clean).rstrip("/")
+        headers = {"Content-Type": CONTENT_TYPE}
+        if basic_auth is not None:
+            headers["Authorization"] = basic_authorization(*basic_auth)
+        super().__init__(timeout_s, headers=headers, ssl_context=ssl_context)
+        self.url = clean.rstrip("/")
 
     @classmethod
     def from_settings(cls, settings: RegistrySettings) -> SchemaRegistryClient:
