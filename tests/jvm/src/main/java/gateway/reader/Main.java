@@ -14,6 +14,7 @@ import java.util.Properties;
 import java.util.UUID;
 
 import org.apache.avro.Conversions;
+import org.apache.avro.LogicalTypes;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericRecord;
@@ -94,7 +95,7 @@ public final class Main {
                     line.append(",\"key\":");
                     json(line, record.key());
                     line.append(",\"value\":");
-                    json(line, value);
+                    json(line, value, null);
                     System.out.println(line.append('}'));
                     seen++;
                 }
@@ -103,7 +104,21 @@ public final class Main {
         System.out.flush();
     }
 
+    private static final Conversions.DecimalConversion DECIMALS = new Conversions.DecimalConversion();
+
     private static void json(StringBuilder out, Object value) {
+        json(out, value, null);
+    }
+
+    /** {@code schema}, when known, turns decimal bytes (a serde with no conversions) into numbers. */
+    private static void json(StringBuilder out, Object value, Schema schema) {
+        if (schema != null && schema.getType() == Schema.Type.UNION && value != null) {
+            schema = schema.getTypes().get(GenericData.get().resolveUnion(schema, value));
+        }
+        if (value instanceof ByteBuffer buffer && schema != null
+                && schema.getLogicalType() instanceof LogicalTypes.Decimal decimal) {
+            value = DECIMALS.fromBytes(buffer.duplicate(), schema, decimal);
+        }
         if (value == null) {
             out.append("null");
         } else if (value instanceof GenericRecord record) {
@@ -114,7 +129,7 @@ public final class Main {
                 first = false;
                 json(out, field.name());
                 out.append(':');
-                json(out, record.get(field.pos()));
+                json(out, record.get(field.pos()), field.schema());
             }
             out.append('}');
         } else if (value instanceof Map<?, ?> map) {
@@ -125,14 +140,14 @@ public final class Main {
                 first = false;
                 json(out, entry.getKey().toString());
                 out.append(':');
-                json(out, entry.getValue());
+                json(out, entry.getValue(), schema == null ? null : schema.getValueType());
             }
             out.append('}');
         } else if (value instanceof List<?> list) {
             out.append('[');
             for (int i = 0; i < list.size(); i++) {
                 if (i > 0) out.append(',');
-                json(out, list.get(i));
+                json(out, list.get(i), schema == null ? null : schema.getElementType());
             }
             out.append(']');
         } else if (value instanceof BigDecimal decimal) {
