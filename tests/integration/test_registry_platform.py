@@ -255,3 +255,15 @@ async def test_the_registry_password_reaches_the_registry_and_never_the_logs(
     code, stdout, stderr = await run_cli("run", "--config", config)
     assert code == 2 and "ssl_keyfile needs ssl_certfile" in stderr, stderr
     assert SECRET not in stderr + stdout
+
+
+async def test_gateway_plan_shows_no_registry_password(tmp_path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
+        f"registry:\n  url: https://{USER}:{SECRET}@registry.example/apis/ccompat/v7\n"
+    )
+    for output in ([], ["--json"]):
+        code, stdout, stderr = await run_cli("plan", "--offline", "--config", str(config), *output)
+        assert code == 0, stderr
+        assert "BTCUSDT" in stdout and SECRET not in stdout + stderr
