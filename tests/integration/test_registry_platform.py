@@ -266,4 +266,4 @@ async def test_gateway_plan_shows_no_registry_password(tmp_path):
     for output in ([], ["--json"]):
         code, stdout, stderr = await run_cli("plan", "--offline", "--config", str(config), *output)
         assert code == 0, stderr
-        assert "BTCUSDT" in stdout and SECRET not in stdout + stderr
+        assert "shard" in stdout and SECRET not in stdout + stderr
