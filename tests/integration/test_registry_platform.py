@@ -10,23 +10,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway import schema_admin
 from gateway.adapters.registry import (
     SchemaRegistryClient,
     basic_authorization,
     topic_for_schema,
     value_subject,
 )
+from gateway.adapters.registry_settings import RegistrySettings
+from gateway.errors import RegistryError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer
 from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.tls_files import make_tls_files
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
@@ -196,20 +202,55 @@ class AuthProxy:
             return web.Response(status=reply.status, body=body, content_type="application/json")
 
 
-@pytest.fixture
-async def auth_proxy(schema_registry_url) -> AsyncIterator[AuthProxy]:
-    base, _, path = schema_registry_url.partition("/apis/")
+async def start_proxy(target: str, tls: ssl.SSLContext | None = None) -> tuple[AuthProxy, Any]:
+    base, _, path = target.partition("/apis/")
     proxy = AuthProxy(base)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    proxy.url = f"http://127.0.0.1:{port}/apis/{path}"
+    proxy.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/apis/{path}"
+    return proxy, runner
+
+
+@pytest.fixture
+async def auth_proxy(schema_registry_url) -> AsyncIterator[AuthProxy]:
+    proxy, runner = await start_proxy(schema_registry_url)
     yield proxy
     await runner.cleanup()
+
+
+async def test_tls_with_a_private_ca_and_a_client_certificate(
+    tmp_path, schema_registry_url, topic_prefix
+):
+    files = make_tls_files(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
+    server.load_cert_chain(files.server_cert, files.server_key)
+    server.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no client certificate, no handshake
+    proxy, runner = await start_proxy(schema_registry_url, server)
+    login = {"url": proxy.url, "username": USER, "password": SECRET}
+    try:
+        full = RegistrySettings(
+            **login,
+            ssl_cafile=files.ca,
+            ssl_certfile=files.client_cert,
+            ssl_keyfile=files.client_key,
+            manage_compatibility=True,
+        )
+        ids = await schema_admin.register(full, CATALOG, TopicNamer(topic_prefix))
+        assert len(ids) == len(CATALOG) and proxy.authorized > 0
+        for partial in (
+            RegistrySettings(**login),  # the system's CAs do not know the private one
+            RegistrySettings(**login, ssl_cafile=files.ca),  # no client certificate
+        ):
+            with pytest.raises(RegistryError, match="unreachable"):
+                await schema_admin.register(partial, CATALOG, TopicNamer(topic_prefix))
+    finally:
+        await runner.cleanup()
+    assert proxy.refused == 0
 
 
 @pytest.mark.parametrize("given_as", ["url", "password", "password_file"])
