@@ -119,7 +119,10 @@ def tail(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Take Kafka's address and SASL/TLS settings from this file."
+            "--config",
+            "-c",
+            help="Take Kafka's address and SASL/TLS settings, and the registry's URL, login and "
+            "TLS settings (when it has a url), from this file.",
         ),
     ] = None,
 ) -> None:
@@ -128,10 +131,11 @@ def tail(
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        security = None
+        security = registry_settings = None
         if config is not None:
-            kafka = load_settings(config).kafka
-            bootstrap, security = kafka.bootstrap_servers, kafka.security
+            loaded = load_settings(config)
+            bootstrap, security = loaded.kafka.bootstrap_servers, loaded.kafka.security
+            registry_settings = loaded.registry  # its url, login and TLS, when it has a url
         run_async(
             run_tail(
                 topic,
@@ -140,6 +144,7 @@ def tail(
                 limit=limit,
                 from_beginning=from_beginning,
                 security=security,
+                registry=registry_settings,
             )
         )
 

@@ -308,3 +308,22 @@ async def test_gateway_plan_shows_no_registry_password(tmp_path):
         code, stdout, stderr = await run_cli("plan", "--offline", "--config", str(config), *output)
         assert code == 0, stderr
         assert "shard" in stdout and SECRET not in stdout + stderr
+
+
+async def test_tail_reads_through_a_registry_login_from_the_config(
+    tmp_path, kafka_bootstrap, schema_registry_url, topic_prefix, auth_proxy
+):
+    from tests.integration.test_cli import _write_vector_trade
+
+    topic = await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)
+    secret_file = tmp_path / "registry-password"
+    secret_file.write_text(SECRET)
+    config = tmp_path / "tail.yaml"
+    config.write_text(
+        f"kafka:\n  bootstrap_servers: {kafka_bootstrap}\n"
+        f"registry:\n  url: {auth_proxy.url}\n  username: {USER}\n  password_file: {secret_file}\n"
+    )
+    code, stdout, stderr = await run_cli("tail", topic, "--config", str(config), "--limit", "1")
+    assert code == 0, stderr
+    assert '"trade_id":12345' in stdout
+    assert auth_proxy.authorized > 0 and auth_proxy.refused == 0
