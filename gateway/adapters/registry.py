@@ -28,7 +28,7 @@ from gateway.adapters.registry_settings import (
     keeps_promise,
     split_credentials,
 )
-from gateway.errors import ConfigError, RegistryError
+from gateway.errors import ConfigError, RegistryError, RegistryNotFoundError
 from gateway.records.avro import AvroSchema, SchemaCatalog, SchemaKey
 from gateway.records.topics import GATEWAY_GROUP, TopicNamer
 
@@ -61,10 +61,6 @@ def _map_errors(url: str) -> Iterator[None]:
 def basic_authorization(username: str, password: str) -> str:
     """The HTTP basic auth header value (RFC 7617, UTF-8)."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-class RegistryNotFoundError(RegistryError):
-    """The registry answered 404: no such subject, schema or version."""
 
 
 class SchemaRegistryClient(HttpSessionClient):
