@@ -119,7 +119,10 @@ def tail(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Take Kafka's address and SASL/TLS settings from this file."
+            "--config",
+            "-c",
+            help="Take Kafka's address and SASL/TLS settings, and the registry's URL, login and "
+            "TLS settings (when it has a url), from this file.",
         ),
     ] = None,
 ) -> None:
@@ -128,10 +131,11 @@ def tail(
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        security = None
+        security = registry_settings = None
         if config is not None:
-            kafka = load_settings(config).kafka
-            bootstrap, security = kafka.bootstrap_servers, kafka.security
+            loaded = load_settings(config)
+            bootstrap, security = loaded.kafka.bootstrap_servers, loaded.kafka.security
+            registry_settings = loaded.registry  # its url, login and TLS, when it has a url
         run_async(
             run_tail(
                 topic,
@@ -140,6 +144,7 @@ def tail(
                 limit=limit,
                 from_beginning=from_beginning,
                 security=security,
+                registry=registry_settings,
             )
         )
 
@@ -209,16 +214,52 @@ SchemaAction = Annotated[str, typer.Argument(help="list | validate | register | 
 def schemas(
     action: SchemaAction = "list",
     registry: Annotated[
-        str, typer.Option(help="Schema registry URL (Confluent API).")
-    ] = "http://127.0.0.1:8081/apis/ccompat/v7",
-    prefix: Annotated[str, typer.Option(help="Topic prefix the subjects derive from.")] = "binance",
+        str | None,
+        typer.Option(
+            help="Schema registry URL (Confluent API); default: the --config file's "
+            "registry.url, else http://127.0.0.1:8081/apis/ccompat/v7."
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Topic prefix the subjects derive from; default: --config's, else binance."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Take the registry's login, TLS and rules settings from this file.",
+        ),
+    ] = None,
+    manage_compatibility: Annotated[
+        bool | None,
+        typer.Option(
+            "--manage-compatibility/--keep-compatibility",
+            help="register: raise looser subject rules to the project's promise, or leave them "
+            "and refuse (default: the config's registry.manage_compatibility, else keep).",
+        ),
+    ] = None,
 ) -> None:
     """List, validate, register or compatibility-check the Avro schemas in schemas/."""
     from gateway.schema_cli import run_schemas
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        raise typer.Exit(run_async(run_schemas(action, registry, prefix)))
+        settings = load_settings(config)
+        section = settings.registry
+        if registry is not None:
+            # Validated again, so credentials in a --registry URL leave the URL (and are masked).
+            dumped = section.model_dump(exclude={"url"})
+            section = type(section).model_validate({**dumped, "url": registry})
+        elif section.url is None:
+            section = section.model_copy(update={"url": "http://127.0.0.1:8081/apis/ccompat/v7"})
+        if manage_compatibility is not None:
+            section = section.model_copy(update={"manage_compatibility": manage_compatibility})
+        chosen_prefix = prefix or settings.kafka.topic_prefix
+        raise typer.Exit(run_async(run_schemas(action, section, chosen_prefix)))
 
 
 def main() -> None:

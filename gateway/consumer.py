@@ -25,6 +25,7 @@ from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.kafka import map_kafka_errors
 from gateway.adapters.kafka_security import KafkaSecuritySettings, client_options
 from gateway.adapters.registry import SchemaRegistryClient
+from gateway.adapters.registry_settings import RegistrySettings
 from gateway.records.avro import SchemaCatalog
 
 
@@ -52,10 +53,18 @@ class RecordReader:
         from_beginning: bool = True,
         catalog: SchemaCatalog | None = None,
         security: KafkaSecuritySettings | None = None,
+        registry: RegistrySettings | None = None,
     ) -> None:
         self._topics = list(topics)
         self._bootstrap = bootstrap_servers
-        self._registry = SchemaRegistryClient(registry_url) if registry_url else None
+        # ``registry`` (login, TLS) wins over a bare ``registry_url``.
+        self._registry = (
+            SchemaRegistryClient.from_settings(registry)
+            if registry is not None and registry.url is not None
+            else SchemaRegistryClient(registry_url)
+            if registry_url
+            else None
+        )
         self._decoder = ValueDecoder(catalog, self._registry)
         self._consumer = AIOKafkaConsumer(
             *self._topics,

@@ -14,6 +14,7 @@
     ├── SinkError                           the Kafka side
     │   ├── SerializationError              an event the Avro schema rejects: a bug or schema drift
     │   ├── RegistryError                   the schema registry refused or is unreachable
+    │   │   └── RegistryNotFoundError       it answered 404: no such subject, schema or version
     │   └── KafkaDeliveryError              retriable = True
     ├── InfraError                          the local Kafka / registry launcher failed
     └── InvalidStateError(GatewayError, AssertionError)   a state machine misused: a bug
@@ -94,6 +95,10 @@ class SerializationError(SinkError):
 
 class RegistryError(SinkError):
     """The schema registry refused a request or could not be reached."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """The registry answered 404: no such subject, schema or version."""
 
 
 class KafkaDeliveryError(SinkError):

@@ -1,8 +1,9 @@
 """``gateway schemas``: list, validate, register and compatibility-check ``schemas/``.
 
 "Released" schemas are the last versions consumers were promised, kept as copies under
-``schemas/released/``; ``check`` proves each current schema can read data written with its
-released version (BACKWARD), using the real registry's own compatibility rules.
+``schemas/released/``; ``check`` proves each current schema and its released version can read each
+other's data (the project's promise, FULL_TRANSITIVE), using the real registry's own rules, on
+scratch subjects it deletes afterwards.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 
 from gateway.adapters.registry import (
     SchemaRegistryClient,
-    register_catalog,
+    prepare_catalog,
     topic_for_schema,
     value_subject,
 )
+from gateway.adapters.registry_settings import PROMISED_COMPATIBILITY, RegistrySettings
 from gateway.records.avro import SCHEMAS_DIR, SchemaCatalog, SchemaKey
 from gateway.records.topics import TopicNamer
 
@@ -41,35 +43,48 @@ def describe(catalog: SchemaCatalog, namer: TopicNamer) -> list[tuple[str, str, 
     ]
 
 
-async def register(url: str, catalog: SchemaCatalog, namer: TopicNamer) -> dict[SchemaKey, int]:
-    async with SchemaRegistryClient(url) as client:
-        return await register_catalog(client, catalog, namer)
+async def register(
+    registry: RegistrySettings, catalog: SchemaCatalog, namer: TopicNamer
+) -> dict[SchemaKey, int]:
+    """What the platform runs (``gateway schemas register``): register every schema, leaving
+    each subject's rule alone unless ``registry.manage_compatibility`` (a looser one refuses)."""
+    async with SchemaRegistryClient.from_settings(registry) as client:
+        return await prepare_catalog(
+            client, catalog, namer, manage_compatibility=registry.manage_compatibility
+        )
 
 
-async def check_backward_compatible(
-    url: str,
+async def check_compatible(
+    registry: RegistrySettings,
     current: SchemaCatalog,
     released: SchemaCatalog,
     *,
     scratch_prefix: str | None = None,
 ) -> list[CompatibilityResult]:
-    """Ask the registry whether each current schema can read its released version's data.
+    """Ask the registry whether each current schema keeps the promise against its released one.
 
-    The released versions are registered under scratch subjects (a unique topic prefix), so the
-    check never touches the subjects of a running gateway.
+    The released versions are registered under scratch subjects (a unique topic prefix, rule
+    :data:`PROMISED_COMPATIBILITY`), so the check never touches the subjects of a running
+    gateway; the scratch subjects are deleted afterwards, whatever happens.
     """
     namer = TopicNamer(scratch_prefix or f"compat-{uuid.uuid4().hex[:8]}")
     results = []
-    async with SchemaRegistryClient(url) as client:
-        for schema in current:
-            subject = value_subject(topic_for_schema(namer, schema.key))
-            if schema.key not in released:
-                results.append(CompatibilityResult(schema.key, subject, True, released=False))
-                continue
-            await client.set_compatibility(subject, "BACKWARD")
-            await client.register(subject, released[schema.key].text)
-            ok = await client.is_compatible(subject, schema.text)
-            results.append(CompatibilityResult(schema.key, subject, ok, released=True))
+    created: list[str] = []
+    async with SchemaRegistryClient.from_settings(registry) as client:
+        try:
+            for schema in current:
+                subject = value_subject(topic_for_schema(namer, schema.key))
+                if schema.key not in released:
+                    results.append(CompatibilityResult(schema.key, subject, True, released=False))
+                    continue
+                created.append(subject)
+                await client.register(subject, released[schema.key].text)
+                await client.set_compatibility(subject, PROMISED_COMPATIBILITY)
+                ok = await client.is_compatible(subject, schema.text)
+                results.append(CompatibilityResult(schema.key, subject, ok, released=True))
+        finally:
+            for subject in created:
+                await client.delete_subject(subject)
     return results
 
 

@@ -6,12 +6,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import schema_admin
+from gateway.adapters.registry_settings import PROMISED_COMPATIBILITY, RegistrySettings
 from gateway.errors import ConfigError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer
 
 
-async def run_schemas(action: str, registry_url: str, prefix: str) -> int:
+async def run_schemas(action: str, registry: RegistrySettings, prefix: str) -> int:
     """Run one action; 0 when all is well, 1 when a check failed."""
     console = Console()
     namer = TopicNamer(prefix)
@@ -25,13 +26,13 @@ async def run_schemas(action: str, registry_url: str, prefix: str) -> int:
         console.print(table)
         return 0
     if action == "register":
-        ids = await schema_admin.register(registry_url, catalog, namer)
+        ids = await schema_admin.register(registry, catalog, namer)
         for key, schema_id in sorted(ids.items(), key=lambda item: str(item[0])):
             console.print(f"{key}: id {schema_id}")
         return 0
     if action == "check":
-        results = await schema_admin.check_backward_compatible(
-            registry_url, catalog, schema_admin.load_released()
+        results = await schema_admin.check_compatible(
+            registry, catalog, schema_admin.load_released()
         )
         for result in results:
             verdict = "new" if not result.released else ("ok" if result.compatible else "BREAKS")
@@ -40,7 +41,7 @@ async def run_schemas(action: str, registry_url: str, prefix: str) -> int:
         console.print(
             f"{len(broken)} incompatible with the released version"
             if broken
-            else "all BACKWARD compatible"
+            else f"all {PROMISED_COMPATIBILITY} compatible with the released versions"
         )
         return 1 if broken else 0
     if action == "release":

@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from gateway.accounts.settings import AccountSettings, check_unique_aliases
 from gateway.adapters.kafka_security import KafkaSecuritySettings
+from gateway.adapters.registry_settings import RegistrySettings
 from gateway.binance.markets import ENDPOINTS, Market
 from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
 from gateway.errors import ConfigError
@@ -237,13 +238,6 @@ class CoordinationSettings(_Section):
     handover_warning_s: float = Field(
         30.0, gt=0, description="Log when a shard waits this long for its previous owner"
     )
-
-
-class RegistrySettings(_Section):
-    """Confluent-compatible schema registry; no URL = Avro single-object encoding."""
-
-    url: str | None = None
-    timeout_s: float = Field(10.0, gt=0)
 
 
 class StatusSettings(_Section):

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from gateway.adapters.kafka_security import KafkaSecuritySettings
+from gateway.adapters.registry_settings import RegistrySettings
 from gateway.consumer import ConsumedRecord, RecordReader
 
 
@@ -48,14 +49,17 @@ async def run_tail(
     limit: int | None = None,
     from_beginning: bool = True,
     security: KafkaSecuritySettings | None = None,
+    registry: RegistrySettings | None = None,
 ) -> None:
-    """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener."""
+    """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener,
+    ``registry`` for a registry with a login or TLS (wins over ``registry_url``)."""
     async with RecordReader(
         topics,
         bootstrap_servers=bootstrap_servers,
         registry_url=registry_url,
         from_beginning=from_beginning,
         security=security,
+        registry=registry,
     ) as reader:
         count = 0
         async for record in reader.records():

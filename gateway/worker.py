@@ -37,7 +37,7 @@ from gateway.adapters.kafka_group import (
     ensure_control_topic,
 )
 from gateway.adapters.kafka_tail import LastIdReader
-from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.messages import RECORD_CLASSES
@@ -173,7 +173,7 @@ class Gateway:
             registry = None
             if settings.registry.url is not None:
                 registry = await resources.enter_async_context(
-                    SchemaRegistryClient(settings.registry.url, settings.registry.timeout_s)
+                    SchemaRegistryClient.from_settings(settings.registry)
                 )
             builder = RecordBuilder(
                 self.catalog, await self._framing(registry), self.namer, self.worker_id
@@ -477,7 +477,14 @@ class Gateway:
     async def _framing(self, registry: SchemaRegistryClient | None) -> Framing:
         if registry is None:
             return SingleObjectFraming()
-        return ConfluentFraming(await register_catalog(registry, self.catalog, self.namer))
+        ids = await prepare_catalog(
+            registry,
+            self.catalog,
+            self.namer,
+            manage_compatibility=self.settings.registry.manage_compatibility,
+            register=self.settings.registry.registration,
+        )
+        return ConfluentFraming(ids)
 
     async def _market_keepers(
         self, builder: RecordBuilder, resources: contextlib.AsyncExitStack

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from gateway.adapters.registry_settings import PROMISED_COMPATIBILITY
 from gateway.infra.docker import docker_available, start_kafka_container, start_registry_container
 from gateway.infra.kafka import KafkaCluster
-from gateway.infra.registry import SchemaRegistry
+from gateway.infra.registry import SchemaRegistry, set_global_compatibility
 
 # CI shares two cores with Kafka and the registry: generation speed and per-example time vary too
 # much for Hypothesis' timing checks to mean anything; correctness checks are unaffected.
@@ -70,6 +71,8 @@ def schema_registry_url() -> Iterator[str]:
     elif _use_docker():
         container = start_registry_container()
         try:
+            # As a platform team would, and as gateway.infra's local registry does.
+            set_global_compatibility(container.address, PROMISED_COMPATIBILITY)
             yield container.address
         finally:
             container.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 from typing import Self
 
@@ -13,13 +14,25 @@ from gateway.errors import InvalidStateError
 class HttpSessionClient:
     """Owns an :class:`aiohttp.ClientSession` for the lifetime of an ``async with`` block."""
 
-    def __init__(self, timeout_s: float, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        headers: dict[str, str] | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = headers
+        self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        connector = (
+            None if self._ssl_context is None else aiohttp.TCPConnector(ssl=self._ssl_context)
+        )
+        self._session = aiohttp.ClientSession(
+            timeout=self._timeout, headers=self._headers, connector=connector
+        )
         return self
 
     async def __aexit__(

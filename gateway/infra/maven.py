@@ -138,6 +138,15 @@ def ensure_registry_app(*, force: bool = False) -> Path:
     return APICURIO_RUNNER_JAR
 
 
+def package_module(module_dir: Path) -> None:
+    """``mvn package`` in a Maven module (tests/jvm's reader), one process at a time.
+
+    Its dependencies land in ``~/.m2`` on the first build; later builds need no network.
+    """
+    with _file_lock(module_dir / "target" / ".build.lock"):
+        _run_mvn(["package"], cwd=module_dir)
+
+
 def fetch_all(*, force: bool = False) -> None:
     """Fetch both the Kafka jars and the registry app."""
     ensure_kafka_libs(force=force)

@@ -1,11 +1,14 @@
 """A real schema registry: Apicurio Registry 3.0.9 (in-memory storage) run from its Maven archive.
 
 Clients use its Confluent-compatible API, :attr:`SchemaRegistry.url` (``.../apis/ccompat/v7``).
-All calls block; from async code, run them in a thread.
+It stands for a data platform's registry: its global compatibility rule is set to the project's
+promise (FULL_TRANSITIVE), as a platform team would, so the gateway's default (leave the rules
+alone, refuse a looser one) starts against it. All calls block; from async code, run them in a thread.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -16,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from gateway.adapters.registry_settings import PROMISED_COMPATIBILITY
 from gateway.errors import InfraError, InvalidStateError
 from gateway.infra import maven
 from gateway.infra.kafka import DEFAULT_START_TIMEOUT_S
@@ -52,7 +56,9 @@ class SchemaRegistry:
         stop_grace: float = DEFAULT_STOP_GRACE_S,
         heap: str = "512m",
         stop_at_exit: bool = True,
+        compatibility: str | None = PROMISED_COMPATIBILITY,
     ) -> None:
+        self._compatibility = compatibility
         self._wanted_port = port
         self._given_work_dir = work_dir
         self._start_timeout = start_timeout
@@ -120,6 +126,8 @@ class SchemaRegistry:
             )
             self._process.start()
             self._wait_ready(self._process)
+            if self._compatibility is not None:
+                set_global_compatibility(self.url, self._compatibility)
         except BaseException:
             # Nothing left behind; the error carries the log tail, so the temp dir can go too.
             self._stop_with_grace(0.0)
@@ -212,3 +220,18 @@ def _answers_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def set_global_compatibility(url: str, level: str) -> None:
+    """Set the registry-wide default rule (Confluent API ``PUT /config``), as a platform would."""
+    request = urllib.request.Request(
+        url.rstrip("/") + "/config",
+        data=json.dumps({"compatibility": level}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        method="PUT",
+    )
+    try:
+        with _DIRECT.open(request, timeout=10 * _PROBE_TIMEOUT_S) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfraError(f"cannot set the global compatibility at {url}: {exc}") from exc

@@ -2,8 +2,12 @@
 
 ``schemas/<group>/<kind>.avsc`` is the source of truth: one schema per event kind, loaded once.
 Values are either in the Confluent wire format (magic 0, 4-byte big-endian schema id from the
-registry) or, with no registry, Avro single-object encoding (``C3 01`` + the schema's 8-byte
-CRC-64-AVRO fingerprint, little-endian). Both carry the Avro binary body with no container header.
+registry) or, with no registry, Avro single-object encoding exactly as Apache Avro's specification
+writes it (``C3 01`` + the schema's 8-byte CRC-64-AVRO fingerprint, little-endian), so Avro's own
+``BinaryMessageDecoder`` reads it. Both carry the Avro binary body with no container header.
+
+Gateways before issue 15 wrote the fingerprint byte-reversed (big-endian); :func:`read_header`
+still recognises those values, so topics written then stay readable by the gateway's readers.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class AvroSchema:
     text: str
     parsed: Any
     fingerprint: bytes
+    """CRC-64-AVRO of the parsing canonical form, little-endian: the single-object header's."""
     writer: Writer
 
     @classmethod
@@ -56,6 +61,7 @@ class AvroSchema:
         """Parse, fingerprint and compile a schema; one fastavro rejects fails loudly."""
         raw = orjson.loads(text)
         parsed = fastavro.parse_schema(raw)
+        # fastavro's hex string is the 64-bit value's little-endian bytes, the order Avro writes.
         digest = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
         # The registry stores the compact form; registering it keeps ids stable across edits
         # that only touch whitespace.
@@ -93,7 +99,9 @@ class SchemaCatalog:
         return len(self._schemas)
 
     def by_fingerprint(self, digest: bytes) -> AvroSchema | None:
-        return self._by_fingerprint.get(digest)
+        """The schema with this little-endian fingerprint, or with its byte-reversed form (what
+        gateways before issue 15 wrote), or None."""
+        return self._by_fingerprint.get(digest) or self._by_fingerprint.get(digest[::-1])
 
 
 class Framing:
@@ -107,7 +115,7 @@ class SingleObjectFraming(Framing):
     """Avro single-object encoding: self-describing without a registry."""
 
     def header(self, schema: AvroSchema) -> bytes:
-        return SINGLE_OBJECT_MAGIC + schema.fingerprint[::-1]
+        return SINGLE_OBJECT_MAGIC + schema.fingerprint
 
 
 class ConfluentFraming(Framing):
@@ -151,7 +159,7 @@ def read_header(value: bytes) -> WireHeader:
         _, schema_id = _CONFLUENT_HEADER.unpack_from(value)
         return WireHeader(schema_id, None, _CONFLUENT_HEADER.size)
     if value[:2] == SINGLE_OBJECT_MAGIC and len(value) >= 10:
-        return WireHeader(None, value[2:10][::-1], 10)
+        return WireHeader(None, value[2:10], 10)
     raise SerializationError("value is neither Confluent-framed nor Avro single-object encoded")
 
 
