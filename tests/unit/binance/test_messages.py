@@ -37,6 +37,7 @@ def test_spot_trade_vector_maps_every_field():
         trade_time_us=1672515782136000,
         buyer_is_maker=True,
         best_match=True,
+        trade_type=None,
         received_at_us=42,
         extra={},
     )
@@ -57,9 +58,9 @@ def test_microsecond_connections_keep_microseconds():
 
 
 def test_a_field_binance_adds_tomorrow_is_kept_json_encoded():
-    payload = vector("spot/trade.json") | {"X": "NEW", "Y": {"a": [1, 2]}}
+    payload = vector("spot/trade.json") | {"Z": "NEW", "Y": {"a": [1, 2]}}
     [event] = SPOT.parse(orjson.dumps(payload), 0)
-    assert event.extra == {"X": '"NEW"', "Y": '{"a":[1,2]}'}
+    assert event.extra == {"Z": '"NEW"', "Y": '{"a":[1,2]}'}
 
 
 def test_control_replies_and_errors():
@@ -251,7 +252,7 @@ def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_st
 
 def test_each_market_knows_only_its_own_event_types():
     with pytest.raises(MessageParseError, match="unknown event type"):
-        FrameParser(Market.USDM).parse(vector_bytes("spot/trade.json"), 0)
+        FrameParser(Market.USDM).parse(vector_bytes("spot/avgPrice.json"), 0)
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm/compositeIndex.json"), 0)
     with pytest.raises(MessageParseError, match="unknown event type"):
