@@ -400,3 +400,31 @@ def test_futures_listen_key_expiry_accepts_its_documented_string_time():
 def test_trade_lite_is_usdm_only():
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm-user/TRADE_LITE.json"), 0)
+
+
+# Binance does not document the futures trade stream; this payload is the one peers captured live
+# on fstream (JKorf/Binance.Net issue 1218; ccxt pull request 20137), see docs/binance-streams.md.
+FUTURES_TRADE = (
+    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1679851564490,"T":1679851564486,'
+    b'"s":"BTCUSDT","t":3493102749,"p":"27785.00","q":"0.014","X":"MARKET","m":true}}'
+)
+
+
+@pytest.mark.parametrize("market", [Market.USDM, Market.COINM])
+def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
+    [event] = FrameParser(market).parse(FUTURES_TRADE, received_at_us=7)
+    assert event == Trade(
+        market=market.value,
+        symbol="BTCUSDT",
+        event_time_us=1679851564490000,
+        trade_id=3493102749,
+        price=Decimal("27785.00"),
+        quantity=Decimal("0.014"),
+        trade_time_us=1679851564486000,
+        buyer_is_maker=True,
+        best_match=None,
+        trade_type="MARKET",
+        received_at_us=7,
+        extra={},
+    )
+    assert event.schema_group == market.value and event.partition_key == "BTCUSDT"
