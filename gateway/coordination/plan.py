@@ -232,14 +232,15 @@ def build_plan(
         if market_settings.select is None:
             left_out = set(market_settings.symbols) - set(universe)
             not_trading.extend((market, symbol) for symbol in sorted(left_out))
-        instruments = [_instrument(market, symbol, listed) for symbol in universe]
+        entries = {entry.symbol: entry for entry in listed or ()}
+        instruments = [_instrument(market, symbol, entries.get(symbol)) for symbol in universe]
         shards.extend(_market_shards(market, market_settings, instruments))
     limits = tuple((m, s.max_streams_per_connection) for m, s in _markets(settings))
     routes = tuple((m, tuple(sorted(s.routes.items()))) for m, s in _markets(settings))
     return ShardPlan(tuple(shards), limits, routes, tuple(missing), tuple(not_trading))
 
 
-def _instrument(market: Market, symbol: str, listed: Sequence[ListedSymbol] | None) -> Instrument:
+def _instrument(market: Market, symbol: str, entry: ListedSymbol | None) -> Instrument:
     """What the stream names need of ``symbol``: exchangeInfo's pair and contract type.
 
     Without exchangeInfo, a futures pair is the symbol before ``_`` (Binance names contracts
@@ -248,7 +249,6 @@ def _instrument(market: Market, symbol: str, listed: Sequence[ListedSymbol] | No
     """
     if market is Market.SPOT:
         return Instrument(symbol)
-    entry = next((e for e in listed or () if e.symbol == symbol), None)
     if entry is not None and entry.pair:
         return Instrument(symbol, entry.pair, entry.contract_type or None)
     pair, _, delivery = symbol.partition("_")
