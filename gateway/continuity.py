@@ -27,10 +27,13 @@ from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.binance.policy import backoff
 from gateway.binance.rest_payloads import (
+    NEEDS_API_KEY,
+    RestCall,
     agg_trades_call,
     historical_trades_call,
     parse_agg_trade_rows,
     parse_trade_rows,
+    recent_trades_call,
 )
 from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
 from gateway.errors import RestRequestError, SerializationError
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 TradeEvent = Trade | AggTrade
 Key = tuple[str, str]  # (symbol, kind)
 BACKFILLED_HEADER = ("backfilled", b"1")
+API_KEY_HEADER = "X-MBX-APIKEY"
 
 _EVENT_ID: dict[str, Callable[[Any], int]] = {
     Trade.KIND: lambda event: event.trade_id,
@@ -60,8 +64,13 @@ class TradeContinuity:
         builder: RecordBuilder,
         sink: RecordSink,
         metrics: Metrics,
+        *,
+        api_key: str | None = None,
     ) -> None:
+        """``api_key`` (futures): lets trade holes be fetched by id from historicalTrades;
+        without one only the latest trades can fill them and older ids become gap records."""
         self._market = market
+        self._api_key = api_key
         self._rest = rest
         self._builder = builder
         self._sink = sink
@@ -240,6 +249,16 @@ class TradeContinuity:
             call = agg_trades_call(self._market, symbol, request.first_id)
             rows = await self._rest.get(call.path, call.params, weight=call.weight)
             return list(parse_agg_trade_rows(rows, self._market, symbol, received_at_us))
-        call = historical_trades_call(self._market, symbol, request.first_id)
-        rows = await self._rest.get(call.path, call.params, weight=call.weight)
+        call, headers = self._trades_call(symbol, request.first_id)
+        rows = await self._rest.get(call.path, call.params, weight=call.weight, headers=headers)
         return list(parse_trade_rows(rows, self._market, symbol, received_at_us))
+
+    def _trades_call(self, symbol: str, from_id: int) -> tuple[RestCall, dict[str, str] | None]:
+        """Trades by id where Binance allows it; futures without an API key: the latest trades,
+        of which the sequence keeps those in the hole (the rest of it becomes a gap record)."""
+        if self._market not in NEEDS_API_KEY:
+            return historical_trades_call(self._market, symbol, from_id), None
+        if self._api_key:
+            call = historical_trades_call(self._market, symbol, from_id)
+            return call, {API_KEY_HEADER: self._api_key}
+        return recent_trades_call(self._market, symbol), None

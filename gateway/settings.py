@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,8 +33,14 @@ from pydantic_settings import (
 from gateway.accounts.settings import AccountSettings, check_unique_aliases
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.adapters.registry_settings import RegistrySettings
+from gateway.binance.channels import (
+    DEFAULT_CHANNELS,
+    Route,
+    validate_channels,
+    validate_routes,
+)
 from gateway.binance.markets import ENDPOINTS, Market
-from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
+from gateway.binance.streams import TimeUnit
 from gateway.errors import ConfigError
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
@@ -90,10 +97,17 @@ class MarketSettings(_Section):
         description="Symbol slots of this market: each symbol hashes to one, and a slot is the "
         "unit workers share; more slots = smaller shards",
     )
-    channels: tuple[str, ...] = ("trade", "aggTrade")
-    """Per-symbol channels: trade, aggTrade, bookTicker, depth@100ms, kline_1m, ..."""
+    channels: tuple[str, ...] = DEFAULT_CHANNELS[Market.SPOT]
+    """Per-symbol (or per-pair) channels: trade, aggTrade, bookTicker, depth@100ms, kline_1m, ...;
+    checked against what the market serves (docs/binance-streams.md); unset = the market's
+    DEFAULT_CHANNELS."""
     market_wide: tuple[str, ...] = ()
     """Whole-market streams: !miniTicker@arr, !markPrice@arr@1s, !contractInfo, ..."""
+    routes: dict[str, Route] = Field(
+        default_factory=dict,
+        description="Overrides of the market's route table, stream family -> route ('', "
+        "'/public', '/market'; '*' = every other family), e.g. {'*': '/market'} for COIN-M",
+    )
     stream_url: str | None = Field(None, description="WebSocket base URL; None = Binance's")
     rest_url: str | None = Field(None, description="REST base URL; None = Binance's")
     max_streams_per_connection: int = Field(1024, ge=1, le=1024)
@@ -108,16 +122,11 @@ class MarketSettings(_Section):
     backfill: bool = Field(
         True, description="Fill holes in trade ids from REST; declare what REST no longer has"
     )
-
-    @field_validator("channels")
-    @classmethod
-    def _channels_exist(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(validate_channel(channel) for channel in channels)
-
-    @field_validator("market_wide")
-    @classmethod
-    def _market_wide_streams_exist(cls, streams: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(validate_market_wide(stream) for stream in streams)
+    api_key: SecretStr | None = Field(
+        None,
+        description="Futures: an API key (no secret needed) for GET historicalTrades, which fills "
+        "trade holes by id; without one only the latest 500 trades can (docs/binance-streams.md)",
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -177,6 +186,39 @@ class BinanceSettings(_Section):
     exchange_info_poll_s: float = Field(
         60.0, gt=0, description="How often the plan follows listings/delistings"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_channels(cls, data: Any) -> Any:
+        """A market without ``channels`` gets the ones it really serves (DEFAULT_CHANNELS)."""
+        if not isinstance(data, dict) or not isinstance(data.get("markets"), dict):
+            return data
+        markets = {}
+        for key, value in data["markets"].items():
+            try:
+                market = Market(key)
+            except ValueError:
+                markets[key] = value  # pydantic names the bad key
+                continue
+            if isinstance(value, dict) and "channels" not in value:
+                value = {**value, "channels": DEFAULT_CHANNELS[market]}
+            elif isinstance(value, MarketSettings) and "channels" not in value.model_fields_set:
+                value = value.model_copy(update={"channels": DEFAULT_CHANNELS[market]})
+            markets[key] = value
+        return {**data, "markets": markets}
+
+    @model_validator(mode="after")
+    def _markets_serve_their_channels(self) -> BinanceSettings:
+        """Every channel, market-wide stream and route is one its market has (docs/binance-streams.md)."""
+        for market, market_settings in self.markets.items():
+            where = f"markets.{market.value}"
+            try:
+                validate_channels(market, market_settings.channels, wide=False)
+                validate_channels(market, market_settings.market_wide, wide=True)
+                validate_routes(market, market_settings.routes)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        return self
 
     def stream_url(self, market: Market) -> str:
         return self.markets[market].stream_url or ENDPOINTS[market].stream_url

@@ -21,10 +21,10 @@ from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.binance.policy import SlidingWindowLimit
-from gateway.binance.streams import chunk, combined_path, usdm_route
+from gateway.binance.streams import chunk, combined_path
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
-from gateway.coordination.plan import Shard
+from gateway.coordination.plan import Shard, streams_by_route
 from gateway.coordination.supervision import RestartPolicy
 from gateway.errors import KafkaDeliveryError
 from gateway.metrics import Metrics
@@ -81,10 +81,7 @@ class ShardContext:
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
     """Connection name → URL for the shard's streams (none for an empty shard)."""
     market_settings = binance.markets[shard.market]
-    by_route: dict[str, list[str]] = {}
-    for name in shard.streams:
-        route = usdm_route(name) if shard.market is Market.USDM else ""
-        by_route.setdefault(route, []).append(name)
+    by_route = streams_by_route(shard.market, shard.streams, market_settings.routes)
     urls = {}
     for route, names in sorted(by_route.items()):
         for index, group in enumerate(chunk(names, market_settings.max_streams_per_connection)):

@@ -502,7 +502,18 @@ class Gateway:
                 functools.partial(_used_weight, rest)
             )
             continuity = (
-                TradeContinuity(market, rest, builder, self.sink, self.metrics)
+                TradeContinuity(
+                    market,
+                    rest,
+                    builder,
+                    self.sink,
+                    self.metrics,
+                    api_key=(
+                        market_settings.api_key.get_secret_value()
+                        if market_settings.api_key
+                        else None
+                    ),
+                )
                 if market_settings.backfill
                 else None
             )
@@ -519,6 +530,14 @@ class Gateway:
                 if market_settings.sync_books
                 else None
             )
+            keyless = market is not Market.SPOT and not market_settings.api_key
+            if continuity is not None and keyless and "trade" in market_settings.channels:
+                logger.warning(
+                    "%s trade holes can be filled only from the latest 500 trades: set "
+                    "binance.markets.%s.api_key to fetch them by id (historicalTrades)",
+                    market.value,
+                    market.value,
+                )
             keepers[market] = MarketKeepers(continuity, books)
         self.keepers = keepers
         return keepers

@@ -52,7 +52,14 @@ class BinanceRestClient(HttpSessionClient):
         self.budget = budget or RestWeightBudget(WEIGHT_LIMITS[market])
         self._lock = asyncio.Lock()
 
-    async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        weight: int,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """The decoded JSON answer; RestRequestError (retriable) for anything else."""
         session = self.session
         # One request in flight per market: an answer (429, 418, the used weight) must be seen
@@ -62,7 +69,7 @@ class BinanceRestClient(HttpSessionClient):
                 logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
                 await asyncio.sleep(wait)
             self.budget.spend(weight, time.time())
-            return await self._send(session, path, params)
+            return await self._send(session, path, params, headers)
 
     async def exchange_info(self) -> tuple[ListedSymbol, ...]:
         """The market's listed symbols and their states, paced like every other call.
@@ -75,11 +82,15 @@ class BinanceRestClient(HttpSessionClient):
         return parse_exchange_info(self.market, await self.get(call.path, weight=call.weight))
 
     async def _send(
-        self, session: aiohttp.ClientSession, path: str, params: dict[str, str] | None
+        self,
+        session: aiohttp.ClientSession,
+        path: str,
+        params: dict[str, str] | None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         url = self.base_url + path
         try:
-            async with session.get(url, params=params) as response:
+            async with session.get(url, params=params, headers=headers) as response:
                 body = await response.read()
                 self._observe(response)
                 if response.status != 200:

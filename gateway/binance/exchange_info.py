@@ -43,6 +43,9 @@ class ListedSymbol:
     quote_asset: str
     contract_type: str | None
     """Futures: ``PERPETUAL``, ``CURRENT_QUARTER``...; spot: None."""
+    pair: str | None = None
+    """Futures: the underlying pair (``BTCUSD`` for ``BTCUSD_PERP``), which names the pair-keyed
+    streams (index price, continuous klines); spot: None."""
 
     @property
     def is_trading(self) -> bool:
@@ -97,7 +100,14 @@ def _symbol(market: Market, index: int, entry: Any) -> ListedSymbol:
             if market is not Market.SPOT
             else None
         ),
+        pair=_optional_text(entry, "pair", where) if market is not Market.SPOT else None,
     )
+
+
+def _optional_text(entry: Mapping[str, Any], field: str, where: str) -> str | None:
+    if entry.get(field) in (None, ""):
+        return None
+    return _text(entry, field, where)
 
 
 def _text(entry: Mapping[str, Any], field: str, where: str, *, allow_empty: bool = False) -> str:

@@ -24,7 +24,20 @@ _AGG_TRADES = {
     Market.USDM: ("/fapi/v1/aggTrades", 20),
     Market.COINM: ("/dapi/v1/aggTrades", 20),
 }
-_HISTORICAL_TRADES = {Market.SPOT: ("/api/v3/historicalTrades", 25)}
+# Trades by id. Futures' historicalTrades is MARKET_DATA (an API key header) and weighs 200 since
+# SDK 17.0.0 (2026-08-07; 20 before); without a key only the recent trades (GET trades, weight 5)
+# can fill a hole. Both serve order-book trades only, never insurance-fund or ADL ones
+# (docs/binance-streams.md §Trades over REST).
+_HISTORICAL_TRADES = {
+    Market.SPOT: ("/api/v3/historicalTrades", 25),
+    Market.USDM: ("/fapi/v1/historicalTrades", 200),
+    Market.COINM: ("/dapi/v1/historicalTrades", 200),
+}
+_RECENT_TRADES = {Market.USDM: ("/fapi/v1/trades", 5), Market.COINM: ("/dapi/v1/trades", 5)}
+FUTURES_TRADE_ROWS = 500
+"""Rows asked of futures trade endpoints: within every documented maximum (500 or 1000)."""
+NEEDS_API_KEY = frozenset({Market.USDM, Market.COINM})
+"""Markets whose historicalTrades wants the ``X-MBX-APIKEY`` header (MARKET_DATA)."""
 # GET depth: path, then (limit, weight) pairs, docs/binance.md §5. 1000 levels is where spot's weight
 # jumps (50 -> 250) and futures' maximum: deep enough that levels beyond it rarely matter.
 _DEPTH = {
@@ -42,6 +55,8 @@ _DEPTH_KEYS = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})
 # historicalTrades names its fields; the stream uses letters.
 _TRADE_ROW_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker": "m",
                    "isBestMatch": "M"}  # fmt: skip
+# Futures REST serves order-book trades only: the stream marks those MARKET (``X``).
+_FUTURES_TRADE_TYPE = "MARKET"
 # quoteQty is price x qty truncated: derivable, and the stream does not carry it either.
 _DERIVED_TRADE_ROW_KEYS = frozenset({"quoteQty"})
 
@@ -64,11 +79,19 @@ def agg_trades_call(market: Market, symbol: str, from_id: int, limit: int = MAX_
 def historical_trades_call(
     market: Market, symbol: str, from_id: int, limit: int = MAX_ROWS
 ) -> RestCall:
-    if market not in _HISTORICAL_TRADES:
-        raise ValueError(f"{market.value} has no trade-by-id history to backfill from")
     path, weight = _HISTORICAL_TRADES[market]
+    if market is not Market.SPOT:
+        limit = min(limit, FUTURES_TRADE_ROWS)
     params = {"symbol": symbol, "fromId": str(from_id), "limit": str(min(limit, MAX_ROWS))}
     return RestCall(path, params, weight)
+
+
+def recent_trades_call(market: Market, symbol: str) -> RestCall:
+    """Futures' latest trades (no key needed): what fills a recent hole without a key."""
+    if market not in _RECENT_TRADES:
+        raise ValueError(f"{market.value} backfills trades by id (historicalTrades)")
+    path, weight = _RECENT_TRADES[market]
+    return RestCall(path, {"symbol": symbol, "limit": str(FUTURES_TRADE_ROWS)}, weight)
 
 
 def depth_call(market: Market, symbol: str, limit: int = 1000) -> RestCall:
@@ -121,12 +144,15 @@ def parse_trade_rows(
     rows: Iterable[Any], market: Market, symbol: str, received_at_us: int,
     unit: TimeUnit = TimeUnit.MILLISECOND,
 ) -> list[Trade]:  # fmt: skip
-    """``GET historicalTrades`` rows as the Trade events the stream would have carried."""
+    """``GET historicalTrades`` (or futures ``GET trades``) rows as the Trade events the stream
+    would have carried; futures rows are order-book trades, ``X`` = ``MARKET``."""
     ctx = _context(market, unit, received_at_us)
     events = []
     for row in rows:
         payload = {_TRADE_ROW_KEYS.get(k, k): v for k, v in row.items()}
         for key in _DERIVED_TRADE_ROW_KEYS:
             payload.pop(key, None)
+        if market is not Market.SPOT:
+            payload.setdefault("X", _FUTURES_TRADE_TYPE)
         events.append(parse_trade({**payload, "e": "trade", "E": row["time"], "s": symbol}, ctx))
     return events

@@ -1,4 +1,5 @@
-"""Stream names and combined-stream URLs, as pure functions.
+"""Stream names and combined-stream URLs, as pure functions (which streams exist, and their
+routes: :mod:`gateway.binance.channels`).
 
 Binance: "All symbols for streams are lowercase"; a combined connection is
 ``/stream?streams=<s1>/<s2>/...`` and wraps each payload as ``{"stream": ..., "data": ...}``.
@@ -7,70 +8,9 @@ Binance: "All symbols for streams are lowercase"; a combined connection is
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Sequence
 
 from gateway.binance.markets import SPOT_LIMITS
-
-KLINE_INTERVALS = [
-    "1s",
-    "1m",
-    "3m",
-    "5m",
-    "15m",
-    "30m",
-    "1h",
-    "2h",
-    "4h",
-    "6h",
-    "8h",
-    "12h",
-    "1d",
-    "3d",
-    "1w",
-    "1M",
-]
-_INTERVAL = "|".join(KLINE_INTERVALS)
-# Per-symbol channels (the part of a stream name after "<symbol>@"), docs/binance.md §3 and §4.
-_SYMBOL_CHANNEL = re.compile(
-    rf"""(?x)^(?:
-        trade | aggTrade | blockTrade | referencePrice | avgPrice | bookTicker
-      | miniTicker | ticker | ticker_(?:1h|4h|1d) | forceOrder | compositeIndex
-      | (?:kline|continuousKline|markPriceKline|indexPriceKline)_(?:{_INTERVAL})(?:@\+08:00)?
-      | depth(?:5|10|20)?(?:@100ms|@250ms|@500ms)? | rpiDepth@500ms
-      | (?:markPrice|indexPrice)(?:@1s)?
-    )$"""
-)
-# Streams that cover the whole market rather than one symbol.
-_MARKET_WIDE_STREAM = re.compile(
-    r"""(?x)^(?:
-        !miniTicker@arr | !ticker@arr | !ticker_(?:1h|4h|1d)@arr | !bookTicker
-      | !markPrice@arr(?:@1s)? | !forceOrder@arr | !contractInfo | !assetIndex@arr
-      | tradingSession
-    )$"""
-)
-# USD-M splits its streams by route (docs/binance.md §1.2): book streams on /public, the rest on
-# /market; a connection without a route receives only public data.
-_USDM_PUBLIC_CHANNEL = re.compile(r"^(?:!?bookTicker|depth\d*(?:@\d+ms)?|rpiDepth@\d+ms)$")
-
-
-def validate_channel(channel: str) -> str:
-    """A per-symbol channel Binance serves; ValueError names a typo at start-up."""
-    if not _SYMBOL_CHANNEL.match(channel):
-        raise ValueError(f"unknown stream channel {channel!r} (e.g. trade, aggTrade, kline_1m)")
-    return channel
-
-
-def validate_market_wide(stream: str) -> str:
-    if not _MARKET_WIDE_STREAM.match(stream):
-        raise ValueError(f"unknown market-wide stream {stream!r} (e.g. !miniTicker@arr)")
-    return stream
-
-
-def usdm_route(stream: str) -> str:
-    """``/public`` or ``/market``: the USD-M path a stream must be subscribed on."""
-    channel = stream.split("@", 1)[1] if "@" in stream and not stream.startswith("!") else stream
-    return "/public" if _USDM_PUBLIC_CHANNEL.match(channel) else "/market"
 
 
 class TimeUnit(enum.Enum):

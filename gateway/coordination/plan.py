@@ -10,7 +10,9 @@ the worker that owns the partition streams the shard. Two rules shape the plan:
 * **A symbol's place depends on its name only.** :func:`slot_of` hashes the symbol (blake2b, not
   Python's salted ``hash()``) into one of the market's slots, and all of the symbol's streams go
   there together. A listing or delisting therefore changes exactly one shard and moves no other
-  stream: the fewest streams that can move.
+  stream: the fewest streams that can move. Pair-keyed streams (COIN-M index price, continuous
+  klines: docs/binance-streams.md) hash by their pair, so the contracts of one pair share them
+  once and a quarterly contract's roll-over does not move them.
 
 The symbol universe of a market is its explicit ``symbols`` (minus those exchangeInfo no longer
 lists as trading, when listings are given), or its ``select`` filter over exchangeInfo. A shard
@@ -24,9 +26,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gateway.binance.channels import Instrument, Route, Subject, route_of, spec_of, stream_for
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import SPOT_LIMITS, Market
-from gateway.binance.streams import chunk, stream_name, usdm_route
+from gateway.binance.streams import chunk
 from gateway.settings import BinanceSettings, MarketSettings, SymbolSelection
 
 MARKET_ORDER = (Market.SPOT, Market.USDM, Market.COINM)
@@ -123,17 +126,27 @@ class StreamChange:
 
 def connections_needed(shard: Shard, settings: BinanceSettings) -> int:
     """How many connections ``shard``'s streams take (0 for an empty shard)."""
-    limit = settings.markets[shard.market].max_streams_per_connection
-    return sum(_connections_per_route(shard, limit))
+    market_settings = settings.markets[shard.market]
+    limit = market_settings.max_streams_per_connection
+    return sum(_connections_per_route(shard, limit, market_settings.routes))
 
 
-def _connections_per_route(shard: Shard, limit: int) -> list[int]:
-    """Connections per route, chunked by count and URL length as the worker does: USDⓈ-M's
-    ``/public`` and ``/market`` routes are separate connections by nature."""
-    by_route: dict[str, list[str]] = {}
-    for name in shard.streams:
-        route = usdm_route(name) if shard.market is Market.USDM else ""
-        by_route.setdefault(route, []).append(name)
+def streams_by_route(
+    market: Market, streams: Iterable[str], overrides: Mapping[str, Route] | None = None
+) -> dict[Route, list[str]]:
+    """``streams`` grouped by the route that serves them (docs/binance-streams.md), order kept."""
+    by_route: dict[Route, list[str]] = {}
+    for name in streams:
+        by_route.setdefault(route_of(market, name, overrides), []).append(name)
+    return by_route
+
+
+def _connections_per_route(
+    shard: Shard, limit: int, overrides: Mapping[str, Route] | None = None
+) -> list[int]:
+    """Connections per route, chunked by count and URL length as the worker does: routes
+    (USDⓈ-M's ``/public`` and ``/market``) are separate connections by nature."""
+    by_route = streams_by_route(shard.market, shard.streams, overrides)
     return [len(chunk(names, limit)) for names in by_route.values()]
 
 
@@ -144,6 +157,8 @@ class ShardPlan:
     shards: tuple[Shard, ...]
     stream_limits: tuple[tuple[Market, int], ...] = ()
     """Per market: max streams per connection (1024 when absent), for :meth:`oversized`."""
+    route_overrides: tuple[tuple[Market, tuple[tuple[str, Route], ...]], ...] = ()
+    """Per market: the configured route-table overrides, for :meth:`connections`."""
     missing_listings: tuple[Market, ...] = ()
     """Markets whose ``select`` had no exchangeInfo to select from: their symbol shards are
     empty until listings arrive."""
@@ -184,19 +199,17 @@ class ShardPlan:
 
     def connections(self, shard: Shard) -> int:
         """Connections ``shard`` needs under this plan's per-connection limits."""
-        return sum(_connections_per_route(shard, self._limit(shard.market)))
+        return sum(self._per_route(shard))
 
     def oversized(self) -> tuple[Shard, ...]:
         """Shards that do not fit one connection (per USDⓈ-M route): too many streams, or too
         long a URL. A larger ``shards`` value spreads their symbols thinner."""
-        return tuple(
-            shard
-            for shard in self.shards
-            if max(_connections_per_route(shard, self._limit(shard.market)), default=0) > 1
-        )
+        return tuple(shard for shard in self.shards if max(self._per_route(shard), default=0) > 1)
 
-    def _limit(self, market: Market) -> int:
-        return dict(self.stream_limits).get(market, DEFAULT_MAX_STREAMS)
+    def _per_route(self, shard: Shard) -> list[int]:
+        limit = dict(self.stream_limits).get(shard.market, DEFAULT_MAX_STREAMS)
+        overrides = dict(dict(self.route_overrides).get(shard.market, ()))
+        return _connections_per_route(shard, limit, overrides)
 
 
 def build_plan(
@@ -214,13 +227,33 @@ def build_plan(
     for market, market_settings in _markets(settings):
         if market_settings.select is not None and market not in listings:
             missing.append(market)
-        universe = _universe(market_settings, listings.get(market))
+        listed = listings.get(market)
+        universe = _universe(market_settings, listed)
         if market_settings.select is None:
             left_out = set(market_settings.symbols) - set(universe)
             not_trading.extend((market, symbol) for symbol in sorted(left_out))
-        shards.extend(_market_shards(market, market_settings, universe))
+        entries = {entry.symbol: entry for entry in listed or ()}
+        instruments = [_instrument(market, symbol, entries.get(symbol)) for symbol in universe]
+        shards.extend(_market_shards(market, market_settings, instruments))
     limits = tuple((m, s.max_streams_per_connection) for m, s in _markets(settings))
-    return ShardPlan(tuple(shards), limits, tuple(missing), tuple(not_trading))
+    routes = tuple((m, tuple(sorted(s.routes.items()))) for m, s in _markets(settings))
+    return ShardPlan(tuple(shards), limits, routes, tuple(missing), tuple(not_trading))
+
+
+def _instrument(market: Market, symbol: str, entry: ListedSymbol | None) -> Instrument:
+    """What the stream names need of ``symbol``: exchangeInfo's pair and contract type.
+
+    Without exchangeInfo, a futures pair is the symbol before ``_`` (Binance names contracts
+    ``<pair>_<delivery>``, docs/binance.md §4), and only COIN-M's ``_PERP`` tells the contract type;
+    other pair-and-contract streams wait for exchangeInfo rather than guess a name.
+    """
+    if market is Market.SPOT:
+        return Instrument(symbol)
+    if entry is not None and entry.pair:
+        return Instrument(symbol, entry.pair, entry.contract_type or None)
+    pair, _, delivery = symbol.partition("_")
+    contract_type = "PERPETUAL" if market is Market.COINM and delivery == "PERP" else None
+    return Instrument(symbol, pair, contract_type)
 
 
 def _universe(
@@ -260,23 +293,33 @@ def select_symbols(selection: SymbolSelection, listed: Iterable[ListedSymbol]) -
 
 
 def _market_shards(
-    market: Market, market_settings: MarketSettings, universe: Iterable[str]
+    market: Market, market_settings: MarketSettings, instruments: Iterable[Instrument]
 ) -> list[Shard]:
-    slots: list[list[str]] = [[] for _ in range(market_settings.shards)]
-    for symbol in set(universe):
-        slots[slot_of(symbol, market_settings.shards)].append(symbol)
+    count = market_settings.shards
+    symbols: list[list[str]] = [[] for _ in range(count)]
+    streams: list[set[str]] = [set() for _ in range(count)]
+    for instrument in instruments:
+        symbols[slot_of(instrument.symbol, count)].append(instrument.symbol)
+        for channel in market_settings.channels:
+            name = stream_for(market, instrument, channel)
+            if name is not None:
+                streams[slot_of(_slot_key(market, instrument, channel), count)].add(name)
     shards = [
-        _shard(
-            shard_id(market, slot),
-            market,
-            symbols,
-            [stream_name(s, channel) for s in symbols for channel in market_settings.channels],
-        )
-        for slot, symbols in enumerate(slots)
+        _shard(shard_id(market, slot), market, symbols[slot], streams[slot])
+        for slot in range(count)
     ]
     if market_settings.market_wide:
         shards.append(_shard(shard_id(market, None), market, [], market_settings.market_wide))
     return shards
+
+
+def _slot_key(market: Market, instrument: Instrument, channel: str) -> str:
+    """What places a stream: its symbol, or for a pair-keyed stream its pair, so the contracts of
+    one pair share it once and a quarterly roll-over does not move it."""
+    spec = spec_of(market, channel)
+    if spec is None or spec.subject is Subject.SYMBOL or not instrument.pair:
+        return instrument.symbol
+    return instrument.pair
 
 
 def _shard(id_: str, market: Market, symbols: Iterable[str], streams: Iterable[str]) -> Shard:

@@ -20,7 +20,7 @@ from gateway.simulator.payloads import (
     TimeUnit,
     agg_trade_builder,
     agg_trade_payload,
-    futures_rest_trade,
+    futures_trade_payload,
     trade_payload,
 )
 
@@ -67,10 +67,8 @@ class History:
         return list(self._trades)
 
     def trades(self, symbol: str) -> list[Payload]:
-        """The ``<symbol>@trade`` payloads sent, oldest first, as millisecond connections got them.
-
-        Futures have no public trade stream: there, the ``GET trades`` rows.
-        """
+        """The ``<symbol>@trade`` payloads sent, oldest first, as millisecond connections got them
+        (futures: the undocumented futures form, docs/binance-streams.md)."""
         return self.trade_payloads(symbol, TimeUnit.MILLISECOND)
 
     def agg_trades(self, symbol: str) -> list[Payload]:
@@ -83,7 +81,7 @@ class History:
         if self.market is Market.SPOT:
             return [trade_payload(trade, unit) for trade in records]
         spec = self._specs[symbol.upper()]
-        return [futures_rest_trade(spec, trade, unit) for trade in records]
+        return [futures_trade_payload(spec, trade, unit) for trade in records]
 
     def agg_trade_payloads(self, symbol: str, unit: TimeUnit) -> list[Payload]:
         """Like :meth:`agg_trades`, in the given time unit."""

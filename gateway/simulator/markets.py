@@ -78,7 +78,7 @@ _FUTURES_WEIGHTS = MappingProxyType(
         "exchangeInfo": 1,
         "aggTrades": 20,
         "trades": 5,
-        "historicalTrades": 20,
+        "historicalTrades": 200,  # 20 until SDK 17.0.0 (2026-08-07), docs/binance-streams.md
         "klines": 5,  # by limit, see klines_weight()
         "depth": 10,  # by limit, see depth_weight()
         "listenKey": 1,

@@ -84,6 +84,25 @@ def trade_payload(trade: Trade, unit: TimeUnit = TimeUnit.MILLISECOND) -> Payloa
     }
 
 
+def futures_trade_payload(
+    spec: SymbolSpec, trade: Trade, unit: TimeUnit = TimeUnit.MILLISECOND
+) -> Payload:
+    """USDⓈ-M / COIN-M ``<symbol>@trade``, which Binance serves without documenting it (keys
+    ``e E T s t p q X m`` as peers captured it: no ``M``; ``X`` is ``MARKET`` for an order-book
+    trade, the only kind this simulator makes)."""
+    return {
+        "e": "trade",
+        "E": unit.convert(trade.event_time_us),
+        "T": unit.convert(trade.trade_time_us),
+        "s": trade.symbol,
+        "t": trade.trade_id,
+        "p": price_text(spec, trade.price),
+        "q": qty_text(spec, trade.quantity),
+        "X": "MARKET",
+        "m": trade.buyer_is_maker,
+    }
+
+
 def agg_trade_payload(agg: AggTrade, unit: TimeUnit = TimeUnit.MILLISECOND) -> Payload:
     """The ``<symbol>@aggTrade`` payload (keys ``e E s a p q f l T m M``)."""
     return {

@@ -295,6 +295,8 @@ class RestServer:
         )
 
     async def _historical_trades(self, request: web.Request) -> web.Response:
+        if self._kind.is_futures:
+            self._api_key(request)  # MARKET_DATA: a known key, no signature (binance-streams.md)
         symbol = self._symbol(request)
         records = self._history.trades_from(symbol, _int_param(request, "fromId"), _limit(request))
         return self._trade_rows(request, symbol, records)

@@ -4,7 +4,8 @@ A stream name is ``<lowercase symbol>@<channel>`` or an all-market name such as
 ``!miniTicker@arr`` (docs/binance.md §3, §4). :func:`parse_stream_name` turns any documented name into a
 :class:`StreamKey`; :class:`StreamCatalog` then says whether this simulator's market has that
 stream (spot has no ``!bookTicker`` since 2022 nor ``!ticker@arr`` since 2026-03-26; futures
-have no ``@trade``...) and for which symbol, pair or asset.
+serve ``@trade`` undocumented, USDⓈ-M on ``/public``: docs/binance-streams.md) and for which
+symbol, pair or asset.
 
 A connection asks for streams in its URL, raw (``/ws/<s1>/<s2>``) or combined
 (``/stream?streams=<s1>/<s2>``), with an optional ``timeUnit`` (docs/binance.md §1.1). USDⓈ-M prefixes the
@@ -73,7 +74,7 @@ class Kind(enum.Enum):
 _K = Kind
 _COMMON = {_K.AGG_TRADE, _K.KLINE, _K.MINI_TICKER, _K.ALL_MINI_TICKER, _K.TICKER, _K.BOOK_TICKER}
 _COMMON |= {_K.PARTIAL_DEPTH, _K.DIFF_DEPTH}
-_FUTURES = _COMMON | {_K.ALL_TICKER, _K.ALL_BOOK_TICKER, _K.MARK_PRICE, _K.FORCE_ORDER}
+_FUTURES = _COMMON | {_K.ALL_TICKER, _K.ALL_BOOK_TICKER, _K.MARK_PRICE, _K.FORCE_ORDER, _K.TRADE}
 _FUTURES |= {_K.ALL_FORCE_ORDER, _K.CONTINUOUS_KLINE, _K.CONTRACT_INFO}
 KINDS_BY_MARKET: dict[Market, frozenset[Kind]] = {
     Market.SPOT: frozenset(
@@ -89,9 +90,10 @@ KINDS_BY_MARKET: dict[Market, frozenset[Kind]] = {
     Market.COINM: frozenset(_FUTURES | {_K.INDEX_PRICE, _K.INDEX_PRICE_KLINE, _K.MARK_PRICE_KLINE}),
 }
 PUBLIC_ROUTE_KINDS = frozenset(
-    {_K.BOOK_TICKER, _K.ALL_BOOK_TICKER, _K.PARTIAL_DEPTH, _K.DIFF_DEPTH, _K.RPI_DEPTH}
+    {_K.BOOK_TICKER, _K.ALL_BOOK_TICKER, _K.PARTIAL_DEPTH, _K.DIFF_DEPTH, _K.RPI_DEPTH, _K.TRADE}
 )
-"""USDⓈ-M's high-frequency streams, served on ``/public``; the rest is on ``/market``."""
+"""USDⓈ-M's high-frequency streams, served on ``/public`` (trade as peers measured it live,
+docs/binance-streams.md); the rest is on ``/market``."""
 _SPEEDS: dict[Market, tuple[str, ...]] = {
     Market.SPOT: ("", "@100ms"),
     Market.USDM: ("", "@500ms", "@100ms"),
@@ -336,7 +338,9 @@ class StreamCatalog:
         if kind not in self._kinds or not self._speed_ok(key):
             return False
         if kind in (_K.KLINE, _K.MARK_PRICE_KLINE, _K.INDEX_PRICE_KLINE, _K.CONTINUOUS_KLINE):
-            extra = ("1s",) if kind is _K.CONTINUOUS_KLINE else ()
+            # USDⓈ-M's continuous klines also come in 1s (its SDK's interval enum); COIN-M's not.
+            usdm_continuous = kind is _K.CONTINUOUS_KLINE and self.market is Market.USDM
+            extra = ("1s",) if usdm_continuous else ()
             if key.param not in (*self._intervals, *extra):
                 return False
             if key.tz and (self.market is not Market.SPOT or key.tz not in TIMEZONE_OFFSETS):

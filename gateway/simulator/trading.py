@@ -15,12 +15,12 @@ import contextlib
 import logging
 from functools import partial
 
-from gateway.simulator.engine import AggTrade, Clock, Fill
+from gateway.simulator.engine import AggTrade, Clock, Fill, Trade
 from gateway.simulator.history import History
 from gateway.simulator.hub import Hub, PayloadBuilder
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
-from gateway.simulator.payloads import agg_trade_builder, trade_payload
+from gateway.simulator.payloads import agg_trade_builder, futures_trade_payload, trade_payload
 from gateway.simulator.render_market import block_trade_payload
 from gateway.simulator.streams import Channel, stream_name
 
@@ -52,11 +52,12 @@ class TradingLoop:
         self._hub = hub
         self._clock_us = clock_us
         self._rate = trades_per_second or None
+        self._spot = market.market is Market.SPOT
         self._symbols: list[str] = []
         self._streams: dict[str, tuple[str, str, str, str]] = {}
         self._builder = agg_trade_builder(market.market)
         self._agg_builders: dict[str, PayloadBuilder[AggTrade]] = {}
-        self._spot = market.market is Market.SPOT
+        self._trade_builders: dict[str, PayloadBuilder[Trade]] = {}
         # COIN-M's !bookTicker is real-time; USDⓈ-M's comes every 5 s (periodic).
         self._all_book_ticker = market.market is Market.COINM
         self._withheld: dict[str, int] = {}
@@ -79,7 +80,11 @@ class TradingLoop:
             stream_name(symbol, "bookTicker"),
             stream_name(symbol, "blockTrade"),
         )
-        self._agg_builders[symbol] = partial(self._builder, self._market.specs[symbol])
+        spec = self._market.specs[symbol]
+        self._agg_builders[symbol] = partial(self._builder, spec)
+        self._trade_builders[symbol] = (
+            trade_payload if self._spot else partial(futures_trade_payload, spec)
+        )
         self._withheld[symbol] = self._total[symbol] = self._paced[symbol] = 0
         self._budget[symbol] = budget
 
@@ -231,9 +236,9 @@ class TradingLoop:
     def _publish(self, symbol: str, fill: Fill) -> None:
         trade_stream, agg_stream, book_stream, block_stream = self._streams[symbol]
         hub = self._hub
-        if self._spot and hub.has_subscribers(trade_stream):
+        if hub.has_subscribers(trade_stream):
             for trade in fill.trades:
-                hub.publish(trade_stream, trade, trade_payload)
+                hub.publish(trade_stream, trade, self._trade_builders[symbol])
         hub.publish(agg_stream, fill.agg_trade, self._agg_builders[symbol])
         if hub.has_subscribers(book_stream):
             hub.publish_lazy(

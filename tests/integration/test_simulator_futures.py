@@ -124,3 +124,48 @@ async def test_klines_close_when_their_window_rolls_over(simulator):
         closed = await receive_until(ws, lambda f: f["k"]["x"])
         following = (await receive(ws, 1))[0]
         assert following["k"]["t"] == closed["k"]["T"] + 1 and not following["k"]["x"]
+
+
+async def test_usdm_trades_stream_on_public_only_and_rest_serves_them_by_id_with_a_key(simulator):
+    sim = await simulator(**USDM)
+    public = connect(f"{sim.ws_url}/public/stream?streams=btcusdt@trade")
+    market = connect(f"{sim.ws_url}/market/stream?streams=btcusdt@trade/btcusdt@aggTrade")
+    async with public as pub, market as mkt:
+        await sim.wait_for_subscribers(3)
+        sim.run_for(trades_per_symbol=20)
+        await sim.wait_idle(timeout_s=5)
+        trades = [frame["data"] for frame in await receive(pub, 20)]
+        # Binance's undocumented futures trade: spot's keys plus X, without M.
+        assert set(trades[0]) == {"e", "E", "T", "s", "t", "p", "q", "X", "m"}
+        assert trades == sim.history.trades("BTCUSDT")[:20]
+        assert {frame["stream"] for frame in await receive(mkt, 5)} == {"btcusdt@aggTrade"}
+    first = trades[0]["t"]
+    async with aiohttp.ClientSession() as http:
+        url = f"{sim.rest_url}/fapi/v1/historicalTrades?symbol=BTCUSDT&fromId={first}&limit=3"
+        async with http.get(url) as response:
+            assert response.status == 401  # MARKET_DATA: no key, no trades
+            used = int(response.headers["X-MBX-USED-WEIGHT-1M"])
+        async with http.get(url, headers={"X-MBX-APIKEY": "simulator-key"}) as response:
+            assert [row["id"] for row in await response.json()] == [first, first + 1, first + 2]
+            assert int(response.headers["X-MBX-USED-WEIGHT-1M"]) - used == 200
+        async with http.get(f"{sim.rest_url}/fapi/v1/trades?symbol=BTCUSDT&limit=2") as response:
+            latest = [row["id"] for row in await response.json()]
+    assert latest == [t["t"] for t in sim.history.trades("BTCUSDT")[-2:]]
+
+
+async def test_coinm_serves_trades_and_pair_keyed_names_only(simulator):
+    sim = await simulator(**COINM)
+    names = "btcusd_perp@trade/btcusd@indexPrice/btcusd_perpetual@continuousKline_1m"
+    async with connect(f"{sim.ws_url}/stream?streams={names}") as ws:
+        await sim.wait_for_subscribers(1)
+        sim.run_for(trades_per_symbol=5)
+        await sim.wait_idle(timeout_s=5)
+        seen: set[str] = set()
+        while seen != {"btcusd_perp@trade", "btcusd@indexPrice"}:
+            frame = await receive_until(ws, lambda f: f["stream"] != "btcusd_perpetual@x")
+            if frame["stream"] != "btcusd_perpetual@continuousKline_1m":
+                seen.add(frame["stream"])
+    # A symbol where Binance wants the pair is not a stream Binance knows.
+    async with connect(f"{sim.ws_url}/ws/btcusd_perp@indexPrice") as ws:
+        await ws.wait_closed()
+        assert ws.close_code == 1008

@@ -40,7 +40,14 @@ class ScriptedRest:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.gate: asyncio.Event | None = None  # set: answer; None: answer at once
 
-    async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> list:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        weight: int,
+        headers: dict[str, str] | None = None,
+    ) -> list:
         assert params is not None
         self.requests.append((path, params))
         if self.gate is not None:
@@ -63,7 +70,8 @@ def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
     return Trade(
         market="spot", symbol=symbol, event_time_us=(T0_MS + trade_id) * 1000, trade_id=trade_id,
         price=Decimal("1.5"), quantity=Decimal("2"), trade_time_us=(T0_MS + trade_id) * 1000,
-        buyer_is_maker=False, best_match=None, received_at_us=(T0_MS + trade_id) * 1000,
+        buyer_is_maker=False, best_match=None, trade_type=None,
+        received_at_us=(T0_MS + trade_id) * 1000,
     )  # fmt: skip
 
 

@@ -118,7 +118,7 @@ def trade(trade_id: int) -> Trade:
     return Trade(
         market="spot", symbol="BTCUSDT", event_time_us=1, trade_id=trade_id,
         price=Decimal("1.5"), quantity=Decimal("2"), trade_time_us=1, buyer_is_maker=False,
-        best_match=None, received_at_us=1,
+        best_match=None, trade_type=None, received_at_us=1,
     )  # fmt: skip
 
 

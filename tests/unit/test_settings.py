@@ -129,3 +129,15 @@ def test_the_exchange_info_poll_can_be_set_from_the_environment(monkeypatch):
 def test_the_example_configurations_are_valid(path):
     settings = load_settings(path)
     assert settings.binance.markets
+
+
+def test_a_channel_the_market_does_not_serve_is_one_clear_line_at_start_up():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(binance={"markets": {"spot": {"channels": ["trade", "markPrice"]}}})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "markets.spot: spot serves no stream channel 'markPrice'" in message
+    with pytest.raises(ConfigError, match="coinm has no stream family 'rpiDepth'"):
+        load_settings(binance={"markets": {"coinm": {"routes": {"rpiDepth": "/public"}}}})
+    moved = load_settings(binance={"markets": {"coinm": {"routes": {"*": "/market"}}}})
+    assert moved.binance.markets[Market.COINM].routes == {"*": "/market"}

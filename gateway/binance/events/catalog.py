@@ -104,6 +104,7 @@ _SPOT_EVENTS: dict[str, Handler] = {
 }
 _FUTURES_EVENTS: dict[str, Handler] = {
     **_EVERY_MARKET,
+    "trade": trades.parse_trade,  # served though undocumented (docs/binance-streams.md)
     "24hrTicker": tickers.parse_futures_ticker,
     "bookTicker": books.parse_book_ticker,
     "markPriceUpdate": derivatives.parse_mark_price,
@@ -188,6 +189,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         books.BookSnapshot,
     ),
     "usdm": (
+        trades.Trade,
         trades.AggTrade,
         klines.Kline,
         klines.ContinuousKline,
@@ -206,6 +208,7 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         derivatives.TradingSession,
     ),
     "coinm": (
+        trades.Trade,
         trades.AggTrade,
         klines.Kline,
         klines.ContinuousKline,

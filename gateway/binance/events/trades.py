@@ -25,7 +25,8 @@ from gateway.binance.events.base import (
 
 @dataclass(frozen=True, slots=True)
 class Trade(Publishable):
-    """One spot trade (``<symbol>@trade``)."""
+    """One trade (``<symbol>@trade``): spot, and the futures stream Binance serves undocumented
+    (docs/binance-streams.md), which adds ``X`` (``trade_type``) and drops ``M``."""
 
     KIND: ClassVar[str] = "trade"
 
@@ -38,6 +39,7 @@ class Trade(Publishable):
     trade_time_us: int
     buyer_is_maker: bool
     best_match: bool | None
+    trade_type: str | None
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,7 +108,7 @@ class ForceOrder(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M"])
+_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M", "X"])
 _AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "M"])
 _BLOCK_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m"])
 _FORCE_ORDER_KEYS = frozenset(["e", "E", "o"])
@@ -124,6 +126,7 @@ def parse_trade(payload: Payload, ctx: Context) -> Trade:
         trade_time_us=time_us(payload["T"], "T", ctx),
         buyer_is_maker=boolean(payload["m"], "m"),
         best_match=optional(payload, "M", boolean),
+        trade_type=optional(payload, "X", text),
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _TRADE_KEYS),
     )

@@ -37,11 +37,16 @@ def test_the_official_spot_example_is_one_trading_symbol():
     ].is_trading
 
 
-def test_futures_read_their_own_status_field_and_contract_type():
+def test_futures_read_their_own_status_field_contract_type_and_pair():
     usdm = parse_exchange_info(Market.USDM, {"symbols": [USDM_DOC_ENTRY]})
     coinm = parse_exchange_info(Market.COINM, {"symbols": [COINM_DOC_ENTRY]})
-    assert usdm == (ListedSymbol("BLZUSDT", "TRADING", "BLZ", "USDT", "PERPETUAL"),)
-    assert coinm == (ListedSymbol("BTCUSD_200925", "TRADING", "BTC", "USD", "CURRENT_QUARTER"),)
+    assert usdm == (ListedSymbol("BLZUSDT", "TRADING", "BLZ", "USDT", "PERPETUAL", "BLZUSDT"),)
+    assert coinm == (
+        ListedSymbol("BTCUSD_200925", "TRADING", "BTC", "USD", "CURRENT_QUARTER", "BTCUSD"),
+    )
+    # The pair names pair-keyed streams; an entry without one leaves it unknown.
+    no_pair = {k: v for k, v in USDM_DOC_ENTRY.items() if k != "pair"}
+    assert parse_exchange_info(Market.USDM, {"symbols": [no_pair]})[0].pair is None
     # COIN-M's "status" is not its state: a COIN-M body with only "status" is malformed.
     entry = {k: v for k, v in COINM_DOC_ENTRY.items() if k != "contractStatus"} | {
         "status": "TRADING"

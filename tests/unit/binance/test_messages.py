@@ -37,6 +37,7 @@ def test_spot_trade_vector_maps_every_field():
         trade_time_us=1672515782136000,
         buyer_is_maker=True,
         best_match=True,
+        trade_type=None,
         received_at_us=42,
         extra={},
     )
@@ -57,9 +58,9 @@ def test_microsecond_connections_keep_microseconds():
 
 
 def test_a_field_binance_adds_tomorrow_is_kept_json_encoded():
-    payload = vector("spot/trade.json") | {"X": "NEW", "Y": {"a": [1, 2]}}
+    payload = vector("spot/trade.json") | {"Z": "NEW", "Y": {"a": [1, 2]}}
     [event] = SPOT.parse(orjson.dumps(payload), 0)
-    assert event.extra == {"X": '"NEW"', "Y": '{"a":[1,2]}'}
+    assert event.extra == {"Z": '"NEW"', "Y": '{"a":[1,2]}'}
 
 
 def test_control_replies_and_errors():
@@ -251,7 +252,7 @@ def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_st
 
 def test_each_market_knows_only_its_own_event_types():
     with pytest.raises(MessageParseError, match="unknown event type"):
-        FrameParser(Market.USDM).parse(vector_bytes("spot/trade.json"), 0)
+        FrameParser(Market.USDM).parse(vector_bytes("spot/avgPrice.json"), 0)
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm/compositeIndex.json"), 0)
     with pytest.raises(MessageParseError, match="unknown event type"):
@@ -399,3 +400,31 @@ def test_futures_listen_key_expiry_accepts_its_documented_string_time():
 def test_trade_lite_is_usdm_only():
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm-user/TRADE_LITE.json"), 0)
+
+
+# Binance does not document the futures trade stream; this payload is the one peers captured live
+# on fstream (JKorf/Binance.Net issue 1218; ccxt pull request 20137), see docs/binance-streams.md.
+FUTURES_TRADE = (
+    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1679851564490,"T":1679851564486,'
+    b'"s":"BTCUSDT","t":3493102749,"p":"27785.00","q":"0.014","X":"MARKET","m":true}}'
+)
+
+
+@pytest.mark.parametrize("market", [Market.USDM, Market.COINM])
+def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
+    [event] = FrameParser(market).parse(FUTURES_TRADE, received_at_us=7)
+    assert event == Trade(
+        market=market.value,
+        symbol="BTCUSDT",
+        event_time_us=1679851564490000,
+        trade_id=3493102749,
+        price=Decimal("27785.00"),
+        quantity=Decimal("0.014"),
+        trade_time_us=1679851564486000,
+        buyer_is_maker=True,
+        best_match=None,
+        trade_type="MARKET",
+        received_at_us=7,
+        extra={},
+    )
+    assert event.schema_group == market.value and event.partition_key == "BTCUSDT"

@@ -10,6 +10,7 @@ from gateway.binance.rest_payloads import (
     parse_agg_trade_rows,
     parse_depth_body,
     parse_trade_rows,
+    recent_trades_call,
 )
 from tests.vectors import vector
 
@@ -22,8 +23,30 @@ def test_calls_carry_binances_paths_and_weights():
     assert agg_trades_call(Market.USDM, "BTCUSDT", 1).path == "/fapi/v1/aggTrades"
     assert agg_trades_call(Market.COINM, "BTCUSD_PERP", 1).weight == 20
     assert historical_trades_call(Market.SPOT, "BTCUSDT", 7).weight == 25
+    # Futures: historicalTrades weighs 200 (SDK 17.0.0) and wants a key; trades weighs 5.
+    futures = historical_trades_call(Market.USDM, "BTCUSDT", 7)
+    assert (futures.path, futures.weight, futures.params["limit"]) == (
+        "/fapi/v1/historicalTrades", 200, "500",
+    )  # fmt: skip
+    assert (
+        historical_trades_call(Market.COINM, "BTCUSD_PERP", 7).path == "/dapi/v1/historicalTrades"
+    )
+    recent = recent_trades_call(Market.COINM, "BTCUSD_PERP")
+    assert (recent.path, recent.weight, recent.params) == (
+        "/dapi/v1/trades", 5, {"symbol": "BTCUSD_PERP", "limit": "500"},
+    )  # fmt: skip
     with pytest.raises(ValueError):
-        historical_trades_call(Market.USDM, "BTCUSDT", 7)
+        recent_trades_call(Market.SPOT, "BTCUSDT")
+
+
+def test_futures_trade_rows_are_order_book_trades():
+    rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.00",
+             "time": 1499865549590, "isBuyerMaker": True, "isRPITrade": False}]  # fmt: skip
+    [event] = parse_trade_rows(rows, Market.USDM, "BTCUSDT", received_at_us=9)
+    assert (event.trade_id, event.trade_type, event.best_match) == (28457, "MARKET", None)
+    assert event.extra == {"isRPITrade": "false"}  # kept, as every field the stream lacks
+    [spot] = parse_trade_rows(rows[:1], Market.SPOT, "BTCUSDT", received_at_us=9)
+    assert spot.trade_type is None
 
 
 @pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])

@@ -1,15 +1,14 @@
 import pytest
 
-from gateway.binance.markets import LIMITS, Market
-from gateway.binance.streams import (
-    TimeUnit,
-    chunk,
-    combined_path,
-    stream_name,
-    usdm_route,
-    validate_channel,
-    validate_market_wide,
+from gateway.binance.channels import (
+    Instrument,
+    route_of,
+    stream_for,
+    validate_channels,
+    validate_routes,
 )
+from gateway.binance.markets import LIMITS, Market
+from gateway.binance.streams import TimeUnit, chunk, combined_path, stream_name
 
 
 def test_stream_names_are_lowercase_symbol_at_channel():
@@ -65,33 +64,48 @@ def test_documented_limits():
 
 
 @pytest.mark.parametrize(
-    "channel",
-    ["trade", "aggTrade", "bookTicker", "depth", "depth@100ms", "depth20@100ms", "kline_1M",
-     "kline_1m@+08:00", "ticker_4h", "markPrice@1s", "rpiDepth@500ms", "continuousKline_1s"],
+    ("market", "channel"),
+    [(Market.SPOT, c) for c in ("trade", "aggTrade", "depth@100ms", "kline_1s", "kline_1m@+08:00",
+                                "ticker_4h", "depth20@100ms", "avgPrice", "blockTrade")]
+    + [(Market.USDM, c) for c in ("trade", "markPrice@1s", "rpiDepth@500ms", "depth@500ms",
+                                  "continuousKline_1s", "kline_1M", "compositeIndex")]
+    + [(Market.COINM, c) for c in ("trade", "indexPrice@1s", "indexPriceKline_1h",
+                                   "markPriceKline_1m", "continuousKline_1w")],
 )  # fmt: skip
-def test_known_channels_pass(channel):
-    assert validate_channel(channel) == channel
+def test_channels_each_market_serves_pass(market, channel):
+    assert validate_channels(market, [channel], wide=False) == (channel,)
 
 
-@pytest.mark.parametrize("channel", ["trades", "kline_7m", "depth7", "!miniTicker@arr", ""])
-def test_typos_are_caught_at_start_up(channel):
-    with pytest.raises(ValueError):
-        validate_channel(channel)
+@pytest.mark.parametrize(
+    ("market", "channel"),
+    [(Market.SPOT, c) for c in ("trades", "kline_7m", "depth7", "!miniTicker@arr", "",
+                                "markPrice", "depth@500ms", "depth@250ms", "continuousKline_1m")]
+    + [(Market.USDM, c) for c in ("kline_1s", "ticker_1h", "indexPrice", "markPriceKline_1m",
+                                  "kline_1m@+08:00", "blockTrade", "avgPrice")]
+    + [(Market.COINM, c) for c in ("rpiDepth@500ms", "compositeIndex", "continuousKline_1s")],
+)  # fmt: skip
+def test_channels_a_market_does_not_serve_are_refused_at_start_up(market, channel):
+    with pytest.raises(ValueError, match=market.value):
+        validate_channels(market, [channel], wide=False)
 
 
-def test_market_wide_streams():
-    assert validate_market_wide("!markPrice@arr@1s") == "!markPrice@arr@1s"
-    with pytest.raises(ValueError):
-        validate_market_wide("!ticker@arr@1s")
+def test_market_wide_streams_are_checked_per_market():
+    assert validate_channels(Market.USDM, ["!markPrice@arr@1s"], wide=True)
+    for market, stream in [(Market.USDM, "!ticker@arr@1s"), (Market.SPOT, "!ticker@arr"),
+                           (Market.SPOT, "!bookTicker"), (Market.COINM, "!markPrice@arr"),
+                           (Market.USDM, "trade")]:  # fmt: skip
+        with pytest.raises(ValueError):
+            validate_channels(market, [stream], wide=True)
 
 
-def test_usdm_routes_book_streams_to_public_and_the_rest_to_market():
+def test_usdm_routes_book_streams_and_trades_to_public_and_the_rest_to_market():
     public = [
         "btcusdt@depth@100ms",
         "btcusdt@depth5",
         "btcusdt@bookTicker",
         "!bookTicker",
         "btcusdt@rpiDepth@500ms",
+        "btcusdt@trade",
     ]
     market = [
         "btcusdt@aggTrade",
@@ -99,9 +113,44 @@ def test_usdm_routes_book_streams_to_public_and_the_rest_to_market():
         "!markPrice@arr",
         "!forceOrder@arr",
         "tradingSession",
+        "btcusdt_perpetual@continuousKline_1m",
     ]
-    assert {usdm_route(s) for s in public} == {"/public"}
-    assert {usdm_route(s) for s in market} == {"/market"}
+    assert {route_of(Market.USDM, s) for s in public} == {"/public"}
+    assert {route_of(Market.USDM, s) for s in market} == {"/market"}
+    assert route_of(Market.SPOT, "btcusdt@trade") == ""
+
+
+def test_route_overrides_are_data_not_code():
+    assert route_of(Market.COINM, "btcusd_perp@aggTrade") == ""
+    moved = {"*": "/market", "depth": "/public"}
+    assert route_of(Market.COINM, "btcusd_perp@aggTrade", moved) == "/market"
+    assert route_of(Market.COINM, "btcusd_perp@depth@100ms", moved) == "/public"
+    assert route_of(Market.USDM, "btcusdt@trade", {"trade": "/market"}) == "/market"
+    with pytest.raises(ValueError):
+        validate_routes(Market.SPOT, {"*": "/market"})
+    with pytest.raises(ValueError):
+        validate_routes(Market.COINM, {"rpiDepth": "/public"})
+    with pytest.raises(ValueError):
+        validate_routes(Market.USDM, {"trade": "/private"})
+
+
+def test_pair_keyed_streams_are_named_by_pair_and_contract_type():
+    perp = Instrument("BTCUSDT", "BTCUSDT", "PERPETUAL")
+    assert (
+        stream_for(Market.USDM, perp, "continuousKline_1m")
+        == "btcusdt_perpetual@continuousKline_1m"
+    )
+    inverse = Instrument("BTCUSD_PERP", "BTCUSD", "PERPETUAL")
+    assert stream_for(Market.COINM, inverse, "indexPrice") == "btcusd@indexPrice"
+    assert stream_for(Market.COINM, inverse, "indexPriceKline_1m") == "btcusd@indexPriceKline_1m"
+    assert stream_for(Market.COINM, inverse, "markPriceKline_1m") == "btcusd_perp@markPriceKline_1m"
+    quarter = Instrument("BTCUSD_261225", "BTCUSD", "CURRENT_QUARTER")
+    assert stream_for(Market.COINM, quarter, "continuousKline_1h") == (
+        "btcusd_current_quarter@continuousKline_1h"
+    )
+    assert stream_for(Market.USDM, Instrument("BTCUSDT"), "continuousKline_1m") is None
+    with pytest.raises(ValueError):
+        stream_for(Market.SPOT, Instrument("BTCUSDT"), "indexPrice")
 
 
 def test_timezone_klines_survive_the_query_string():

@@ -263,3 +263,44 @@ def test_diff_counts_a_layout_change_as_whole_shards():
     assert diff(old, new) == {"spot-wide": StreamChange((), ("!miniTicker@arr",))}
     assert diff(new, old) == {"spot-wide": StreamChange(("!miniTicker@arr",), ())}
     assert diff(new, new) == {}
+
+
+# --- pair-keyed streams (docs/binance-streams.md) --------------------------------------------
+
+
+def test_pair_keyed_streams_are_shared_by_the_pairs_contracts_and_placed_by_the_pair():
+    contracts = [
+        ListedSymbol("BTCUSD_PERP", "TRADING", "BTC", "USD", "PERPETUAL", "BTCUSD"),
+        ListedSymbol("BTCUSD_261225", "TRADING", "BTC", "USD", "CURRENT_QUARTER", "BTCUSD"),
+    ]
+    config = settings(
+        coinm={"symbols": [c.symbol for c in contracts], "shards": 64,
+               "channels": ["aggTrade", "indexPrice", "continuousKline_1m"]}
+    )  # fmt: skip
+    plan = build_plan(config, {Market.COINM: contracts})
+    holders = [s for s in plan.shards if "btcusd@indexPrice" in s.streams]
+    assert len(holders) == 1  # one subscription for both contracts
+    assert holders[0].id == f"coinm-{slot_of('BTCUSD', 64):03d}"
+    streams = {name for shard in plan.shards for name in shard.streams}
+    assert streams == {
+        "btcusd_perp@aggTrade",
+        "btcusd_261225@aggTrade",
+        "btcusd@indexPrice",
+        "btcusd_perpetual@continuousKline_1m",
+        "btcusd_current_quarter@continuousKline_1m",
+    }
+
+
+def test_without_exchange_info_only_names_that_need_no_guess_are_built():
+    config = settings(
+        usdm={"symbols": ["BTCUSDT"], "channels": ["aggTrade", "continuousKline_1m"]},
+        coinm={"symbols": ["BTCUSD_PERP", "BTCUSD_261225"],
+               "channels": ["indexPrice", "continuousKline_1m"]},
+    )  # fmt: skip
+    streams = {name for shard in build_plan(config).shards for name in shard.streams}
+    # USDⓈ-M BTCUSDT could be PERPETUAL or TRADIFI_PERPETUAL, a quarter current or next: wait.
+    assert streams == {
+        "btcusdt@aggTrade",
+        "btcusd@indexPrice",
+        "btcusd_perpetual@continuousKline_1m",
+    }

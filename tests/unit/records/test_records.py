@@ -149,6 +149,7 @@ def test_any_trade_roundtrips_exactly(trade_id, price, quantity, event_us, extra
         event_us,
         True,
         None,
+        None,
         event_us,
         extra,
     )

@@ -117,7 +117,8 @@ def test_catalog_caps_streams_per_connection():
         (Market.SPOT, "btcusdt@markPrice", False),
         (Market.SPOT, "btcusdt@kline_1h@+08:00", True),
         (Market.SPOT, "btcusdt@kline_1h@+05:00", False),
-        (Market.USDM, "btcusdt@trade", False),  # futures have no public trade stream
+        (Market.USDM, "btcusdt@trade", True),  # served though undocumented (binance-streams.md)
+        (Market.USDM, "btcusdt@continuousKline_1m", False),  # pair + contract type, not symbol
         (Market.USDM, "btcusdt@depth@500ms", True),
         (Market.USDM, "btcusdt@kline_1s", False),
         (Market.USDM, "btcusdt_perpetual@continuousKline_1s", True),
@@ -129,6 +130,10 @@ def test_catalog_caps_streams_per_connection():
         (Market.COINM, "btcusd@markPrice", True),  # the pair's array form
         (Market.COINM, "btcusd_perp@markPriceKline_1m", True),
         (Market.COINM, "tradingSession", False),
+        (Market.COINM, "btcusd_perp@trade", True),
+        (Market.COINM, "btcusd_perp@indexPrice", False),  # a pair stream: btcusd@indexPrice
+        (Market.COINM, "btcusd_perpetual@continuousKline_1m", True),
+        (Market.COINM, "btcusd_perpetual@continuousKline_1s", False),  # USDⓈ-M only
     ],
 )
 def test_each_market_serves_its_own_streams(market, name, served):
