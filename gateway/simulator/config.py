@@ -51,6 +51,13 @@ class SimulatorConfig(BaseModel):
     """Uppercase symbols (COIN-M: ``BTCUSD_PERP``); stream names use them lowercased."""
     seed: int = 0
     """The same seed (and clock) gives the same trades."""
+    futures_merger: bool = True
+    """Serve futures payloads as Binance does since the 2026-06-30 USD-M/COIN-M integration
+    (``st``, more ``ps``, USD-M ``ap``); ``False`` = as documented before it."""
+    other_market_symbols: tuple[str, ...] = ()
+    """Futures: the other futures market's contracts (e.g. ``BTCUSD_PERP`` on USD-M), which the
+    merged market-wide streams (``!bookTicker``, ``!contractInfo``, ...) carry beside this
+    market's, as Binance's do since the integration. They have no per-symbol streams here."""
 
     trades_per_second_per_symbol: float | None = Field(default=10.0, ge=0)
     """Trade rate per symbol; ``None`` or 0 = as fast as the subscribers read (and, without a
