@@ -146,6 +146,18 @@ class SimulatorConfig(BaseModel):
         """The REST weight budget per window."""
         return self.rest_weight_limit or profile(self.market).request_weight_per_minute
 
+    @model_validator(mode="after")
+    def _other_market_symbols_are_futures_symbols(self) -> SimulatorConfig:
+        others = self.other_market_symbols
+        if others and self.market is Market.SPOT:
+            raise ValueError("other_market_symbols: only futures streams carry both markets")
+        if set(others) & set(self.symbols) or len(set(others)) != len(others):
+            raise ValueError("other_market_symbols must be unique and not this market's symbols")
+        for symbol in others:
+            if not (symbol.replace("_", "").isalnum() and symbol.isupper()):
+                raise ValueError(f"other_market_symbols: {symbol!r} is not an uppercase symbol")
+        return self
+
     @field_validator("symbols")
     @classmethod
     def _symbols_are_uppercase_and_unique(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
