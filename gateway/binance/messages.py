@@ -145,7 +145,8 @@ class FrameParser:
             events = [self._event(_object(item), ctx) for item in message]
         else:
             raise ValueError(f"expected a JSON object, got {type(message).__name__}")
-        if ctx.stream is not None and channel_of(ctx.stream) in self.left_to_other_market:
+        shared = self.left_to_other_market
+        if shared and ctx.stream is not None and channel_of(ctx.stream) in shared:
             own = ctx.market
             return [e for e in events if getattr(e, "market", own) == own]
         return events
