@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
+from gateway.binance.merger import left_to_other_market
 from gateway.binance.messages import FrameParser
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.streams import chunk, combined_path
@@ -161,8 +162,13 @@ class ShardRunner:
         ctx = self._context
         market = self.shard.market
         keepers = ctx.keepers[market]
+        market_wide = {m: s.market_wide for m, s in ctx.binance.markets.items()}
         pipeline = FramePipeline(
-            FrameParser(market, ctx.binance.markets[market].time_unit),
+            FrameParser(
+                market,
+                ctx.binance.markets[market].time_unit,
+                left_to_other_market=left_to_other_market(market, market_wide),
+            ),
             ctx.builder,
             ctx.sink,
             ctx.metrics,

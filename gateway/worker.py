@@ -40,6 +40,7 @@ from gateway.adapters.kafka_tail import LastIdReader
 from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
+from gateway.binance.merger import other_market_kinds
 from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.books import BookKeeper
@@ -155,10 +156,13 @@ class Gateway:
         """Every topic this configuration may write to: each public event kind of each
         configured market (a stream can carry more than one kind), and the gateway's own."""
         names = {self.namer.gateway_topic(kind) for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND)}
-        for market in self.settings.binance.markets:
+        for market, market_settings in self.settings.binance.markets.items():
             names.update(
                 self.namer.topic(market.value, c.KIND) for c in RECORD_CLASSES[market.value]
             )
+            # Merged streams carry the other futures market's contracts to its own topics.
+            kinds = other_market_kinds(market, market_settings.market_wide)
+            names.update(self.namer.topic(group, kind) for group, kind in kinds)
         return sorted(names)
 
     def all_topics(self) -> list[str]:

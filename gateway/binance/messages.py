@@ -88,10 +88,14 @@ class FrameParser:
         time_unit: TimeUnit = TimeUnit.MILLISECOND,
         *,
         stream: str | None = None,
+        left_to_other_market: frozenset[str] = frozenset(),
     ) -> None:
         self.market = market
         self.time_unit = time_unit
         self.stream = stream
+        self.left_to_other_market = left_to_other_market
+        """Merged channels (``!bookTicker``) whose other-market contracts this connection drops:
+        the other market's connections publish them (:mod:`gateway.binance.merger`)."""
         self._by_event_type = EVENT_TABLES[market]
         self._by_channel = CHANNEL_TABLES[market]
 
@@ -135,11 +139,17 @@ class FrameParser:
 
     def _events(self, message: object, ctx: Context) -> list[Event]:
         if type(message) is dict:
-            return [self._event(message, ctx)]
-        if type(message) is list:
+            events = [self._event(message, ctx)]
+        elif type(message) is list:
             # All-market streams (``!miniTicker@arr``) send arrays: one event per element.
-            return [self._event(_object(item), ctx) for item in message]
-        raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+            events = [self._event(_object(item), ctx) for item in message]
+        else:
+            raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+        shared = self.left_to_other_market
+        if shared and ctx.stream is not None and channel_of(ctx.stream) in shared:
+            own = ctx.market
+            return [e for e in events if getattr(e, "market", own) == own]
+        return events
 
     def _event(self, message: Payload, ctx: Context) -> Event:
         if is_control_reply(message):

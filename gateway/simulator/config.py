@@ -51,6 +51,13 @@ class SimulatorConfig(BaseModel):
     """Uppercase symbols (COIN-M: ``BTCUSD_PERP``); stream names use them lowercased."""
     seed: int = 0
     """The same seed (and clock) gives the same trades."""
+    futures_merger: bool = True
+    """Serve futures payloads as Binance does since the 2026-06-30 USD-M/COIN-M integration
+    (``st``, more ``ps``, USD-M ``ap``); ``False`` = as documented before it."""
+    other_market_symbols: tuple[str, ...] = ()
+    """Futures: the other futures market's contracts (e.g. ``BTCUSD_PERP`` on USD-M), which the
+    merged market-wide streams (``!bookTicker``, ``!contractInfo``, ...) carry beside this
+    market's, as Binance's do since the integration. They have no per-symbol streams here."""
 
     trades_per_second_per_symbol: float | None = Field(default=10.0, ge=0)
     """Trade rate per symbol; ``None`` or 0 = as fast as the subscribers read (and, without a
@@ -138,6 +145,18 @@ class SimulatorConfig(BaseModel):
     def weight_limit(self) -> int:
         """The REST weight budget per window."""
         return self.rest_weight_limit or profile(self.market).request_weight_per_minute
+
+    @model_validator(mode="after")
+    def _other_market_symbols_are_futures_symbols(self) -> SimulatorConfig:
+        others = self.other_market_symbols
+        if others and self.market is Market.SPOT:
+            raise ValueError("other_market_symbols: only futures streams carry both markets")
+        if set(others) & set(self.symbols) or len(set(others)) != len(others):
+            raise ValueError("other_market_symbols must be unique and not this market's symbols")
+        for symbol in others:
+            if not (symbol.replace("_", "").isalnum() and symbol.isupper()):
+                raise ValueError(f"other_market_symbols: {symbol!r} is not an uppercase symbol")
+        return self
 
     @field_validator("symbols")
     @classmethod

@@ -29,6 +29,7 @@ from gateway.simulator.history import History
 from gateway.simulator.hub import ConnectionStats, Hub
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
+from gateway.simulator.merger import OTHER_FUTURES
 from gateway.simulator.payloads import Payload, TimeUnit
 from gateway.simulator.payloads_user import listen_key_expired
 from gateway.simulator.periodic import PeriodicPublisher
@@ -78,8 +79,16 @@ class ExchangeSimulator:
         )
         self._catalog = StreamCatalog((spec.symbol for spec in specs), config.market)
         self._hub = Hub()
+        other = OTHER_FUTURES.get(config.market)
         self.simulated = SimulatedMarket(
-            config.market, specs, config.seed, max_trades_per_fill=config.max_trades_per_fill
+            config.market,
+            specs,
+            config.seed,
+            max_trades_per_fill=config.max_trades_per_fill,
+            merged=config.futures_merger,
+            other_market_specs=default_symbol_specs(config.other_market_symbols, config.seed, other)
+            if other is not None
+            else (),
         )
         self._specs = specs
         self._clock_us = clock_us
@@ -343,6 +352,42 @@ class ExchangeSimulator:
         return await self._push_user(
             api_key, self.account.deposit(asset.upper(), amount, self._clock_us())
         )
+
+    async def emit_user_algo_order(
+        self,
+        symbol: str,
+        side: str = "SELL",
+        order_type: str = "STOP_MARKET",
+        *,
+        api_key: str | None = None,
+    ) -> int:
+        """USD-M: the account places a conditional order 10% off the touch (``ALGO_UPDATE``
+        NEW); returns its algo id."""
+        spec = self.simulated.specs[symbol.upper()]
+        bid, ask = self.simulated.book(spec.symbol).top()
+        level = bid if side == "SELL" else ask
+        touch = level[0] if level else spec.initial_price
+        trigger = touch - touch // 10 if side == "SELL" else touch + touch // 10
+        trigger -= trigger % spec.tick_size
+        now = self._clock_us()
+        await self._push_user(
+            api_key, self.account.algo_order(spec, side, order_type, trigger, now)
+        )
+        return max(self.account.algo_orders)
+
+    async def emit_user_algo_trigger(
+        self, algo_id: int, *, rejected: bool = False, api_key: str | None = None
+    ) -> list[str]:
+        """USD-M: the algo order triggers and fills (TRIGGERED, FINISHED), or is rejected
+        (``CONDITIONAL_ORDER_TRIGGER_REJECT``, then REJECTED)."""
+        events = self.account.trigger_algo(algo_id, self._clock_us(), rejected=rejected)
+        return await self._push_user(api_key, events)
+
+    async def emit_user_grid(self, symbol: str, *, api_key: str | None = None) -> list[str]:
+        """Futures: a grid strategy opens and fills a sub-order (``STRATEGY_UPDATE``,
+        ``GRID_UPDATE``)."""
+        spec = self.simulated.specs[symbol.upper()]
+        return await self._push_user(api_key, self.account.grid(spec, self._clock_us()))
 
     async def terminate_user_streams(self, api_key: str | None = None) -> int:
         """Spot: end ``api_key``'s WebSocket API subscriptions with ``eventStreamTerminated``."""

@@ -25,6 +25,7 @@ from gateway.simulator.candles import (
 )
 from gateway.simulator.engine import UNITS_PER_WHOLE, Fill, MarketEngine, SymbolSpec
 from gateway.simulator.markets import Market, MarketProfile, profile
+from gateway.simulator.merger import MERGED_KINDS, OTHER_FUTURES, stamp
 from gateway.simulator.payloads import Payload, TimeUnit
 from gateway.simulator.render_futures import (
     Liquidation,
@@ -58,6 +59,7 @@ Maker = Callable[[TimeUnit], object]
 """Builds one frame's payload in a connection's time unit."""
 
 _K = Kind
+_ARRAY_KINDS = frozenset({_K.ALL_MINI_TICKER, _K.ALL_TICKER, _K.ALL_MARK_PRICE})
 BLOCK_TRADE_EVERY = 500
 """One spot block trade per this many aggregate trades of a symbol."""
 LIQUIDATION_PROBABILITY = 0.2
@@ -91,14 +93,37 @@ class SimulatedMarket:
     """A market's engine plus everything derived from it."""
 
     def __init__(
-        self, market: Market, specs: Sequence[SymbolSpec], seed: int, *, max_trades_per_fill: int
+        self,
+        market: Market,
+        specs: Sequence[SymbolSpec],
+        seed: int,
+        *,
+        max_trades_per_fill: int,
+        merged: bool = True,
+        other_market_specs: Sequence[SymbolSpec] = (),
     ) -> None:
         self.market = market
+        self.merged = merged
+        """Serve futures payloads as Binance does since the 2026-06-30 integration (st, ps, ap)."""
+        self.other_market: SimulatedMarket | None = None
+        """The other futures market's contracts, which the merged market-wide streams also
+        carry (:mod:`gateway.simulator.merger`); they trade here only to move their tickers."""
+        if other_market_specs and merged and market in OTHER_FUTURES:
+            self.other_market = SimulatedMarket(
+                OTHER_FUTURES[market],
+                other_market_specs,
+                seed,
+                max_trades_per_fill=max_trades_per_fill,
+            )
+        self._other_turn = 0
+        self.other_stepped: str | None = None
+        """The other market's contract that traded with the last :meth:`step`."""
         self.profile: MarketProfile = profile(market)
         self.engine = MarketEngine(
             specs, seed, max_trades_per_fill=max_trades_per_fill, market=market
         )
         self.specs: dict[str, SymbolSpec] = {}
+        self.pairs: dict[str, str] = {}
         self.by_pair: dict[str, list[SymbolSpec]] = {}
         self.candles: dict[str, SymbolCandles] = {}
         self.status: dict[str, str] = {}
@@ -148,6 +173,7 @@ class SimulatedMarket:
 
     def _add(self, spec: SymbolSpec) -> None:
         self.specs[spec.symbol] = spec
+        self.pairs[spec.symbol] = spec.pair
         self.by_pair.setdefault(spec.pair, []).append(spec)
         self.candles[spec.symbol] = SymbolCandles(spec.initial_price)
         self.status[spec.symbol] = TRADING
@@ -167,6 +193,13 @@ class SimulatedMarket:
         if accumulators:
             for accumulator in accumulators.values():
                 accumulator.extend(fill.book_changes)
+        if self.other_market is not None:
+            # One of the other market's contracts trades too, so its tickers change.
+            others = self.other_market._trading()
+            if others:
+                self._other_turn += 1
+                self.other_stepped = others[self._other_turn % len(others)]
+                self.other_market.step(self.other_stepped, now_us, max_trades)
         return fill
 
     def block_trade(self, fill: Fill) -> BlockTrade | None:
@@ -192,8 +225,13 @@ class SimulatedMarket:
 
     def book_ticker(self, symbol: str, now_us: int) -> Maker:
         """The ``@bookTicker`` payload of ``symbol`` as it stands."""
-        spec, book = self.specs[symbol], self.book(symbol)
-        return lambda unit: book_ticker_payload(self.market, spec, book, now_us, unit)
+        spec, book, market = self.specs[symbol], self.book(symbol), self.market
+        if not self.merged:
+            return lambda unit: book_ticker_payload(market, spec, book, now_us, unit)
+        pairs = self.pairs
+        return lambda unit: stamp(
+            _K.BOOK_TICKER, market, book_ticker_payload(market, spec, book, now_us, unit), pairs
+        )
 
     # --- periodic streams ---------------------------------------------------------------------
 
@@ -244,7 +282,15 @@ class SimulatedMarket:
         state = self._streams[name]
         makers = list(self._render(key, state, now_us))
         state.last_emit_ms = now_us // 1_000
+        if self.merged:
+            makers = [self._stamped(key.kind, make) for make in makers]
+        if self.other_market is not None and key.kind in MERGED_KINDS:
+            makers = _merge(key.kind, makers, self.other_market.render(name, key, now_us))
         return makers
+
+    def _stamped(self, kind: Kind, make: Maker) -> Maker:
+        market, pairs = self.market, self.pairs
+        return lambda unit: stamp(kind, market, make(unit), pairs)
 
     def _render(self, key: StreamKey, state: _StreamState, now_us: int) -> Iterator[Maker]:
         kind = key.kind
@@ -453,6 +499,17 @@ class SimulatedMarket:
 
 def _assets(spec: SymbolSpec) -> tuple[str, str]:
     return spec.base_asset, spec.quote_asset
+
+
+def _merge(kind: Kind, own: list[Maker], other: list[Maker]) -> list[Maker]:
+    """Both markets' frames of a merged stream: one array where the stream sends arrays."""
+    if kind not in _ARRAY_KINDS or not own or not other:
+        return own + other
+    return [lambda unit: [item for make in (*own, *other) for item in _items(make(unit))]]
+
+
+def _items(payload: object) -> list[object]:
+    return payload if isinstance(payload, list) else [payload]
 
 
 def _array(makers: list[Maker]) -> Iterator[Maker]:

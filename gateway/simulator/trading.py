@@ -20,6 +20,7 @@ from gateway.simulator.history import History
 from gateway.simulator.hub import Hub, PayloadBuilder
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
+from gateway.simulator.merger import stamped_builder
 from gateway.simulator.payloads import agg_trade_builder, futures_trade_payload, trade_payload
 from gateway.simulator.render_market import block_trade_payload
 from gateway.simulator.streams import Channel, stream_name
@@ -56,6 +57,8 @@ class TradingLoop:
         self._symbols: list[str] = []
         self._streams: dict[str, tuple[str, str, str, str]] = {}
         self._builder = agg_trade_builder(market.market)
+        if market.merged:
+            self._builder = stamped_builder(self._builder, market.market)
         self._agg_builders: dict[str, PayloadBuilder[AggTrade]] = {}
         self._trade_builders: dict[str, PayloadBuilder[Trade]] = {}
         # COIN-M's !bookTicker is real-time; USDⓈ-M's comes every 5 s (periodic).
@@ -248,6 +251,11 @@ class TradingLoop:
             hub.publish_lazy(
                 "!bookTicker", self._market.book_ticker(symbol, fill.agg_trade.event_time_us)
             )
+            other, stepped = self._market.other_market, self._market.other_stepped
+            if other is not None and stepped is not None:  # merged: both markets' contracts
+                hub.publish_lazy(
+                    "!bookTicker", other.book_ticker(stepped, fill.agg_trade.event_time_us)
+                )
         if self._spot and (block := self._market.block_trade(fill)) is not None:
             spec = self._market.specs[symbol]
             hub.publish(block_stream, block, partial(block_trade_payload, spec))

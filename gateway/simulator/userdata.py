@@ -11,7 +11,9 @@
   signing bug in the gateway cannot hide in the simulator too.
 * :class:`Account` — turns a fill, a resting order, a cancel or a deposit of the simulated account
   into the events Binance pushes: spot ``executionReport`` + ``outboundAccountPosition`` /
-  ``balanceUpdate``; futures ``ORDER_TRADE_UPDATE``, ``TRADE_LITE`` and ``ACCOUNT_UPDATE``. It
+  ``balanceUpdate``; futures ``ORDER_TRADE_UPDATE``, ``TRADE_LITE`` and ``ACCOUNT_UPDATE``; USD-M
+  algo orders ``ALGO_UPDATE`` (and ``CONDITIONAL_ORDER_TRIGGER_REJECT``); futures grid strategies
+  ``STRATEGY_UPDATE`` and ``GRID_UPDATE``. It
   also answers the signed REST views a reconciling client reads (open orders, balances,
   positions).
 """
@@ -35,6 +37,13 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from gateway.simulator.engine import UNITS_PER_WHOLE, SymbolSpec
 from gateway.simulator.markets import Market
 from gateway.simulator.payloads import Payload
+from gateway.simulator.payloads_algo import (
+    AlgoOrder,
+    algo_update,
+    conditional_order_trigger_reject,
+    grid_update,
+    strategy_update,
+)
 from gateway.simulator.payloads_user import (
     UserOrder,
     account_update,
@@ -199,6 +208,10 @@ class Account:
         self.open_orders: dict[int, UserOrder] = {}
         """Resting orders by id: what ``GET openOrders`` answers."""
         self.update_time_us = 0
+        self._algo_ids = itertools.count(2_000_000)
+        self._strategy_ids = itertools.count(176_000_000)
+        self.algo_orders: dict[int, AlgoOrder] = {}
+        """USD-M algo orders waiting for their trigger, by algo id."""
 
     def fill(
         self, spec: SymbolSpec, side: str, price: int, quantity: int, now_us: int
@@ -272,6 +285,60 @@ class Account:
                 ("outboundAccountPosition", outbound_account_position(asset, total, 0, now_us)),
             ]
         return [("ACCOUNT_UPDATE", deposit_update(asset, total, amount, now_us))]
+
+    def algo_order(
+        self, spec: SymbolSpec, side: str, order_type: str, trigger_price: int, now_us: int
+    ) -> list[tuple[str, Payload]]:
+        """A USD-M conditional order placed in the Algo Service (``ALGO_UPDATE`` NEW)."""
+        if self.market is not Market.USDM:
+            raise ValueError("ALGO_UPDATE is a USD-M event")
+        algo = AlgoOrder(
+            spec,
+            next(self._algo_ids),
+            order_type,
+            side,
+            spec.lot_size,
+            trigger_price,
+            "NEW",
+            now_us,
+        )
+        self.algo_orders[algo.algo_id] = algo
+        return [("ALGO_UPDATE", algo_update(algo))]
+
+    def trigger_algo(
+        self, algo_id: int, now_us: int, *, rejected: bool = False
+    ) -> list[tuple[str, Payload]]:
+        """The algo order's trigger fired: placed and filled in the matching engine, or
+        rejected there (with the deprecated ``CONDITIONAL_ORDER_TRIGGER_REJECT`` first)."""
+        algo = self.algo_orders.pop(algo_id)
+        order_id = next(self._order_ids)
+        if rejected:
+            failed = replace(
+                algo, status="REJECTED", time_us=now_us, order_id=order_id,
+                reason="Reduce Only reject",
+            )  # fmt: skip
+            return [
+                ("CONDITIONAL_ORDER_TRIGGER_REJECT", conditional_order_trigger_reject(failed)),
+                ("ALGO_UPDATE", algo_update(failed)),
+            ]
+        triggered = replace(algo, status="TRIGGERED", time_us=now_us, order_id=order_id)
+        finished = replace(
+            triggered, status="FINISHED", average_price=algo.trigger_price, executed=algo.quantity
+        )
+        return [("ALGO_UPDATE", algo_update(triggered)), ("ALGO_UPDATE", algo_update(finished))]
+
+    def grid(self, spec: SymbolSpec, now_us: int) -> list[tuple[str, Payload]]:
+        """A futures grid strategy opened and its first sub-order filled."""
+        if self.market is Market.SPOT:
+            raise ValueError("grid strategies are futures events")
+        strategy_id = next(self._strategy_ids)
+        return [
+            ("STRATEGY_UPDATE", strategy_update(spec, strategy_id, "NEW", now_us)),
+            (
+                "GRID_UPDATE",
+                grid_update(spec, strategy_id, spec.initial_price, spec.lot_size, now_us),
+            ),
+        ]
 
     def _order_event(self, order: UserOrder) -> tuple[str, Payload]:
         if self.market is Market.SPOT:

@@ -34,7 +34,8 @@ async def test_usdm_routes_deliver_their_streams_and_unrouted_connections_only_p
         assert (await receive(pub, 1))[0]["e"] == "bookTicker"
         frame = (await receive(mkt, 1))[0]
         assert frame["stream"] == "btcusdt@aggTrade"  # bookTicker is not on /market
-        assert set(frame["data"]) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m"}
+        # "st" since the 2026-06-30 integration (docs/futures-merger.md §1).
+        assert set(frame["data"]) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "st"}
         assert (await receive(legacy, 1))[0]["e"] == "bookTicker"  # public only
         while not await silent_for(legacy, 0.2):
             pass

@@ -25,6 +25,7 @@ from tests.unit.records.test_records_vectors import (
     CASES,
     CONTEXT_FIELDS,
     RECEIVED_AT_US,
+    SYMBOL_TYPES,
     WIRE_MAPS,
     check_object,
     market_cases,
@@ -93,7 +94,7 @@ async def test_every_vector_arrives_through_kafka_exactly(
             used = check_object(payload, WIRE_MAPS[case.cls], value, value, "")
             invented = {k for k, v in value.items() if v is not None and k not in used}
             assert invented <= CONTEXT_FIELDS | case.from_stream, (topic, invented)
-            assert value["market"] == market.value
+            assert value["market"] == SYMBOL_TYPES.get(payload.get("st"), market.value)
             assert got.key == event.partition_key
             assert got.headers["event_kind"] == event.KIND
             kinds.add((event.schema_group, event.KIND))

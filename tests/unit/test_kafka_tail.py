@@ -148,7 +148,8 @@ async def test_registry_framed_values_fetch_their_schema_once():
             "market": "spot", "symbol": "BTCUSDT", "event_time_us": 1, "agg_trade_id": agg_id,
             "price": Decimal("1"), "quantity": Decimal("1"), "normal_quantity": None,
             "first_trade_id": 1, "last_trade_id": 1, "trade_time_us": 1,
-            "buyer_is_maker": True, "best_match": None, "received_at_us": 1, "extra": {},
+            "buyer_is_maker": True, "best_match": None, "symbol_type": None, "received_at_us": 1,
+            "extra": {},
         }  # fmt: skip
         value = encode(schema, framing, datum)
         assert value[:5] == b"\x00\x00\x00\x00\x11"

@@ -31,6 +31,10 @@ T = TypeVar("T")
 LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
 
+SYMBOL_TYPE_MARKETS = {1: "usdm", 2: "coinm"}
+"""Futures ``st`` (symbol type, since the 2026-06-30 USD-M/COIN-M integration): which market a
+contract belongs to, whichever connection it arrived on (docs/futures-merger.md)."""
+
 ACCOUNT_WIDE_KEY = "account"
 """Partition key of account events that concern no single symbol or asset (see schemas/README)."""
 
@@ -166,6 +170,22 @@ def optional(payload: Payload, key: str, read: Callable[[object, str], T]) -> T 
     """``read`` the value of ``key``, or ``None`` when it is absent or null."""
     value = payload.get(key)
     return None if value is None else read(value, key)
+
+
+def symbol_type(payload: Payload) -> int | None:
+    """``st`` (1 = USD-M, 2 = COIN-M) or ``None`` when absent; any other value is refused."""
+    value = payload.get("st")
+    if value is None:
+        return None
+    kind = integer(value, "st")
+    if kind not in SYMBOL_TYPE_MARKETS:
+        raise ValueError(f"unknown symbol type st={kind} (known: 1 = USD-M, 2 = COIN-M)")
+    return kind
+
+
+def contract_market(kind: int | None, ctx: Context) -> str:
+    """The market whose topics a contract's record belongs to: its ``st``, else the connection's."""
+    return ctx.market if kind is None else SYMBOL_TYPE_MARKETS[kind]
 
 
 def optional_time_us(payload: Payload, key: str, ctx: Context) -> int | None:

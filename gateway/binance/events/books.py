@@ -12,11 +12,13 @@ from gateway.binance.events.base import (
     Payload,
     Publishable,
     array,
+    contract_market,
     decimal,
     extra,
     integer,
     optional,
     optional_time_us,
+    symbol_type,
     text,
     time_us,
 )
@@ -42,6 +44,7 @@ class _DepthDiff(Publishable):
     previous_final_update_id: int | None
     bids: Sequence[PriceLevel]
     asks: Sequence[PriceLevel]
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -84,6 +87,7 @@ class DepthSnapshot(Publishable):
     previous_final_update_id: int | None
     bids: Sequence[PriceLevel]
     asks: Sequence[PriceLevel]
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -126,13 +130,14 @@ class BookTicker(Publishable):
     bid_quantity: Decimal
     ask_price: Decimal
     ask_quantity: Decimal
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_DEPTH_KEYS = frozenset(["e", "E", "T", "s", "ps", "U", "u", "pu", "b", "a"])
+_DEPTH_KEYS = frozenset(["e", "E", "T", "s", "ps", "st", "U", "u", "pu", "b", "a"])
 _SPOT_SNAPSHOT_KEYS = frozenset(["lastUpdateId", "bids", "asks"])
-_BOOK_TICKER_KEYS = frozenset(["e", "E", "T", "s", "ps", "u", "b", "B", "a", "A"])
+_BOOK_TICKER_KEYS = frozenset(["e", "E", "T", "s", "ps", "st", "u", "b", "B", "a", "A"])
 
 
 def levels(value: object, name: str) -> list[PriceLevel]:
@@ -155,8 +160,9 @@ _Diff = TypeVar("_Diff", bound=_DepthDiff)
 
 
 def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context) -> _Diff:
+    kind = symbol_type(payload)
     return cls(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
@@ -166,6 +172,7 @@ def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context) -> _Diff:
         previous_final_update_id=optional(payload, "pu", integer),
         bids=levels(payload["b"], "b"),
         asks=levels(payload["a"], "a"),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _DEPTH_KEYS),
     )
@@ -197,8 +204,9 @@ def parse_spot_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
 
 
 def parse_futures_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
+    kind = symbol_type(payload)
     return DepthSnapshot(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
@@ -208,14 +216,16 @@ def parse_futures_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapsho
         previous_final_update_id=optional(payload, "pu", integer),
         bids=levels(payload["b"], "b"),
         asks=levels(payload["a"], "a"),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _DEPTH_KEYS),
     )
 
 
 def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
+    kind = symbol_type(payload)
     return BookTicker(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=optional_time_us(payload, "E", ctx),
@@ -225,6 +235,7 @@ def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
         bid_quantity=decimal(payload["B"], "B"),
         ask_price=decimal(payload["a"], "a"),
         ask_quantity=decimal(payload["A"], "A"),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _BOOK_TICKER_KEYS),
     )

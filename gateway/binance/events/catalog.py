@@ -14,6 +14,7 @@ from gateway.binance.events import (
     books,
     connection,
     derivatives,
+    futures_algo as algo,
     futures_user as futures,
     klines,
     spot_user as spot,
@@ -64,6 +65,10 @@ AccountEvent = (
     | futures.OrderTradeUpdate
     | futures.AccountConfigUpdate
     | futures.TradeLite
+    | algo.AlgoUpdate
+    | algo.ConditionalOrderTriggerReject
+    | algo.GridUpdate
+    | algo.StrategyUpdate
     | account_snapshot.AccountSnapshot
 )
 """Every user-data event; each has a schema ``schemas/<market>_user/<KIND>.avsc``."""
@@ -116,6 +121,8 @@ _FUTURES_EVENTS: dict[str, Handler] = {
     "MARGIN_CALL": futures.parse_margin_call,
     "ORDER_TRADE_UPDATE": futures.parse_order_trade_update,
     "ACCOUNT_CONFIG_UPDATE": futures.parse_account_config_update,
+    "GRID_UPDATE": algo.parse_grid_update,
+    "STRATEGY_UPDATE": algo.parse_strategy_update,
 }
 _USDM_EVENTS: dict[str, Handler] = {
     **_FUTURES_EVENTS,
@@ -125,6 +132,8 @@ _USDM_EVENTS: dict[str, Handler] = {
     "CommodityUpdate": derivatives.parse_trading_session,
     "KR_EquityUpdate": derivatives.parse_trading_session,
     "TRADE_LITE": futures.parse_trade_lite,
+    "ALGO_UPDATE": algo.parse_algo_update,
+    "CONDITIONAL_ORDER_TRIGGER_REJECT": algo.parse_conditional_order_trigger_reject,
 }
 _COINM_EVENTS: dict[str, Handler] = {
     **_FUTURES_EVENTS,
@@ -171,6 +180,8 @@ _FUTURES_ACCOUNT = (
     futures.AccountConfigUpdate,
     spot.ListenKeyExpired,
     account_snapshot.AccountSnapshot,
+    algo.GridUpdate,
+    algo.StrategyUpdate,
 )
 RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
     "spot": (
@@ -235,7 +246,12 @@ RECORD_CLASSES: dict[str, tuple[type[RecordEvent], ...]] = {
         spot.ListenKeyExpired,
         account_snapshot.AccountSnapshot,
     ),
-    "usdm_user": (*_FUTURES_ACCOUNT, futures.TradeLite),
+    "usdm_user": (
+        *_FUTURES_ACCOUNT,
+        futures.TradeLite,
+        algo.AlgoUpdate,
+        algo.ConditionalOrderTriggerReject,
+    ),
     "coinm_user": _FUTURES_ACCOUNT,
 }
 """The record classes each schema group receives: ``schemas/<group>/<cls.KIND>.avsc`` each."""

@@ -13,6 +13,7 @@ from gateway.binance.events.base import (
     Payload,
     Publishable,
     array,
+    contract_market,
     decimal,
     decimal_or_null,
     extra,
@@ -21,6 +22,7 @@ from gateway.binance.events.base import (
     number,
     obj,
     optional,
+    symbol_type,
     text,
     time_us,
 )
@@ -40,6 +42,8 @@ class MarkPrice(Publishable):
     estimated_settle_price: Decimal
     funding_rate: Decimal | None
     next_funding_time_us: int
+    mark_price_moving_average: Decimal | None = field(default=None, kw_only=True)
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -107,13 +111,14 @@ class ContractInfo(Publishable):
 
     market: str
     symbol: str
-    pair: str
+    pair: str | None
     event_time_us: int
     contract_type: str
     delivery_time_us: int
     onboard_time_us: int
     contract_status: str
     brackets: Sequence[NotionalBracket] | None
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -157,19 +162,20 @@ class TradingSession(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_MARK_PRICE_KEYS = frozenset(["e", "E", "s", "p", "i", "P", "r", "T"])
+_MARK_PRICE_KEYS = frozenset(["e", "E", "s", "p", "i", "P", "r", "T", "ap", "st"])
 _INDEX_PRICE_KEYS = frozenset(["e", "E", "i", "p"])
 _COMPOSITE_KEYS = frozenset(["e", "E", "s", "p", "C", "c"])
 _COMPONENT_KEYS = frozenset(["b", "q", "w", "W", "i"])
-_CONTRACT_KEYS = frozenset(["e", "E", "s", "ps", "ct", "dt", "ot", "cs", "bks"])
+_CONTRACT_KEYS = frozenset(["e", "E", "s", "ps", "ct", "dt", "ot", "cs", "bks", "st"])
 _BRACKET_KEYS = frozenset(["bs", "bnf", "bnc", "mmr", "cf", "mi", "ma"])
 _ASSET_INDEX_KEYS = frozenset(["e", "E", "s", "i", "b", "a", "B", "A", "q", "g", "Q", "G"])
 _SESSION_KEYS = frozenset(["e", "E", "t", "T", "S"])
 
 
 def parse_mark_price(payload: Payload, ctx: Context) -> MarkPrice:
+    kind = symbol_type(payload)
     return MarkPrice(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         mark_price=decimal(payload["p"], "p"),
@@ -177,6 +183,8 @@ def parse_mark_price(payload: Payload, ctx: Context) -> MarkPrice:
         estimated_settle_price=decimal(payload["P"], "P"),
         funding_rate=decimal_or_null(payload["r"], "r"),
         next_funding_time_us=time_us(payload["T"], "T", ctx),
+        mark_price_moving_average=optional(payload, "ap", decimal),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _MARK_PRICE_KEYS),
     )
@@ -238,16 +246,19 @@ def _bracket(item: object, index: int) -> tuple[NotionalBracket, dict[str, str]]
 def parse_contract_info(payload: Payload, ctx: Context) -> ContractInfo:
     # "bks" is only sent when the brackets change: absent means "unchanged", not "none".
     parsed = [_bracket(item, i) for i, item in enumerate(array(payload.get("bks", []), "bks"))]
+    kind = symbol_type(payload)
     return ContractInfo(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
-        pair=text(payload["ps"], "ps"),
+        # USD-M dropped "ps" from !contractInfo with the 2026-06-30 integration (SDK 12.0.0).
+        pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
         contract_type=text(payload["ct"], "ct"),
         delivery_time_us=time_us(payload["dt"], "dt", ctx),
         onboard_time_us=time_us(payload["ot"], "ot", ctx),
         contract_status=text(payload["cs"], "cs"),
         brackets=[bracket for bracket, _ in parsed] if "bks" in payload else None,
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=merged(extra(payload, _CONTRACT_KEYS), *(unknown for _, unknown in parsed)),
     )

@@ -72,6 +72,7 @@ class AccountUpdate(Publishable):
     reason: str
     balances: Sequence[WalletBalance]
     positions: Sequence[PositionUpdate]
+    funding_fee_symbol: str | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -204,7 +205,7 @@ class TradeLite(Publishable):
 
 
 _ACCOUNT_UPDATE_KEYS = frozenset(["e", "E", "T", "a"])
-_ACCOUNT_DATA_KEYS = frozenset(["m", "B", "P"])
+_ACCOUNT_DATA_KEYS = frozenset(["m", "B", "P", "S"])
 _WALLET_KEYS = frozenset(["a", "wb", "cw", "bc"])
 _POSITION_KEYS = frozenset(["s", "pa", "ep", "bep", "cr", "up", "mt", "iw", "ps"])
 _MARGIN_CALL_KEYS = frozenset(["e", "E", "cw", "p"])
@@ -263,6 +264,7 @@ def parse_account_update(payload: Payload, ctx: Context) -> AccountUpdate:
         reason=text(data["m"], "a.m"),
         balances=[wallet for wallet, _ in wallets],
         positions=[position for position, _ in positions],
+        funding_fee_symbol=optional(data, "S", text),
         received_at_us=ctx.received_at_us,
         extra=merged(
             extra(payload, _ACCOUNT_UPDATE_KEYS),

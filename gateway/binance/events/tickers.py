@@ -15,11 +15,13 @@ from gateway.binance.events.base import (
     Context,
     Payload,
     Publishable,
+    contract_market,
     decimal,
     decimal_or_null,
     extra,
     integer,
     optional,
+    symbol_type,
     text,
     time_us,
 )
@@ -41,6 +43,7 @@ class MiniTicker(Publishable):
     low_price: Decimal
     volume: Decimal
     quote_volume: Decimal
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -75,6 +78,7 @@ class Ticker(Publishable):
     first_trade_id: int
     last_trade_id: int
     trade_count: int
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -138,12 +142,12 @@ class ReferencePrice(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_MINI_TICKER_KEYS = frozenset(["e", "E", "s", "ps", "c", "o", "h", "l", "v", "q"])
+_MINI_TICKER_KEYS = frozenset(["e", "E", "s", "ps", "st", "c", "o", "h", "l", "v", "q"])
 _SPOT_TICKER_KEYS = frozenset(
     ["e", "E", "s", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"]
 ) | {"x", "b", "B", "a", "A"}
 # Futures send the pair (COIN-M) instead of spot's previous price and best bid/ask.
-_FUTURES_TICKER_KEYS = (_SPOT_TICKER_KEYS - {"x", "b", "B", "a", "A"}) | {"ps"}
+_FUTURES_TICKER_KEYS = (_SPOT_TICKER_KEYS - {"x", "b", "B", "a", "A"}) | {"ps", "st"}
 _ROLLING_TICKER_KEYS = frozenset(
     ["e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"]
 )
@@ -152,8 +156,9 @@ _REFERENCE_PRICE_KEYS = frozenset(["e", "s", "r", "t"])
 
 
 def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
+    kind = symbol_type(payload)
     return MiniTicker(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
@@ -163,6 +168,7 @@ def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
         low_price=decimal(payload["l"], "l"),
         volume=decimal(payload["v"], "v"),
         quote_volume=decimal(payload["q"], "q"),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _MINI_TICKER_KEYS),
     )
@@ -173,8 +179,9 @@ _SpotOnly = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None
 
 def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozenset[str]) -> Ticker:
     before_window, bid_price, bid_quantity, ask_price, ask_quantity = spot_only
+    kind = symbol_type(payload)
     return Ticker(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
@@ -198,6 +205,7 @@ def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozens
         first_trade_id=integer(payload["F"], "F"),
         last_trade_id=integer(payload["L"], "L"),
         trade_count=integer(payload["n"], "n"),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, known),
     )

@@ -12,12 +12,14 @@ from gateway.binance.events.base import (
     Payload,
     Publishable,
     boolean,
+    contract_market,
     decimal,
     extra,
     integer,
     merged,
     obj,
     optional,
+    symbol_type,
     text,
     time_us,
 )
@@ -62,6 +64,7 @@ class AggTrade(Publishable):
     trade_time_us: int
     buyer_is_maker: bool
     best_match: bool | None
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -104,14 +107,16 @@ class ForceOrder(Publishable):
     last_filled_quantity: Decimal
     filled_quantity: Decimal
     trade_time_us: int
+    symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
 _TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M", "X"])
-_AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "M"])
+_AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "M", "st"])
 _BLOCK_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m"])
-_FORCE_ORDER_KEYS = frozenset(["e", "E", "o"])
+# Since 2026-06-30 the pair and symbol type of !forceOrder@arr sit beside "o", not in it.
+_FORCE_ORDER_KEYS = frozenset(["e", "E", "o", "ps", "st"])
 _FORCE_ORDER_INNER_KEYS = frozenset(["s", "ps", "S", "o", "f", "q", "p", "ap", "X", "l", "z", "T"])
 
 
@@ -133,8 +138,9 @@ def parse_trade(payload: Payload, ctx: Context) -> Trade:
 
 
 def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
+    kind = symbol_type(payload)
     return AggTrade(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         agg_trade_id=integer(payload["a"], "a"),
@@ -146,6 +152,7 @@ def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
         trade_time_us=time_us(payload["T"], "T", ctx),
         buyer_is_maker=boolean(payload["m"], "m"),
         best_match=optional(payload, "M", boolean),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _AGG_TRADE_KEYS),
     )
@@ -168,10 +175,11 @@ def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
 
 def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
     order = obj(payload["o"], "o")
+    kind = symbol_type(payload)
     return ForceOrder(
-        market=ctx.market,
+        market=contract_market(kind, ctx),
         symbol=text(order["s"], "o.s"),
-        pair=optional(order, "ps", text),
+        pair=optional(order, "ps", text) or optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
         side=text(order["S"], "o.S"),
         order_type=text(order["o"], "o.o"),
@@ -183,6 +191,7 @@ def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
         last_filled_quantity=decimal(order["l"], "o.l"),
         filled_quantity=decimal(order["z"], "o.z"),
         trade_time_us=time_us(order["T"], "o.T", ctx),
+        symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=merged(
             extra(payload, _FORCE_ORDER_KEYS), extra(order, _FORCE_ORDER_INNER_KEYS, "o.")

@@ -29,3 +29,14 @@ def test_simulated_symbols_start_with_familiar_names():
     assert names[: len(FAMILIAR_SYMBOLS)] == FAMILIAR_SYMBOLS
     assert names[len(FAMILIAR_SYMBOLS) :] == ("SYM8USDT", "SYM9USDT")
     SimulatorConfig(symbols=simulated_symbols(600))  # all valid
+
+
+def test_other_market_symbols_are_for_futures_and_distinct_from_the_markets_own():
+    config = SimulatorConfig(market="usdm", other_market_symbols=("BTCUSD_PERP",))
+    assert config.other_market_symbols == ("BTCUSD_PERP",) and config.futures_merger
+    with pytest.raises(ValidationError, match="only futures streams"):
+        SimulatorConfig(other_market_symbols=("BTCUSD_PERP",))
+    with pytest.raises(ValidationError, match="not this market's symbols"):
+        SimulatorConfig(market="usdm", symbols=("BTCUSDT",), other_market_symbols=("BTCUSDT",))
+    with pytest.raises(ValidationError, match="uppercase"):
+        SimulatorConfig(market="usdm", other_market_symbols=("btcusd_perp",))

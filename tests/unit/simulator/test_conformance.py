@@ -405,8 +405,149 @@ COVERED_ELSEWHERE = {
 }
 
 
+# --- after the 2026-06-30 USD-M / COIN-M integration (Binance's SDK examples) ----------------
+
+from gateway.simulator.merger import SYMBOL_TYPE, stamped_builder  # noqa: E402
+from gateway.simulator.payloads_algo import (  # noqa: E402
+    AlgoOrder,
+    algo_update,
+    conditional_order_trigger_reject,
+    grid_update,
+    strategy_update,
+)
+
+OTHER_MARKET_SYMBOLS = {U: ("BTCUSD_PERP", "ETHUSD_PERP"), C: ("BTCUSDT", "ETHUSDT")}
+
+
+@cache
+def merged_scenario(market: Market) -> Scenario:
+    return Scenario(market, merged=True, other_market_symbols=OTHER_MARKET_SYMBOLS[market])
+
+
+def merged_frames(market: Market, name: str) -> list[Any]:
+    """Every payload (array elements one by one) ``name`` sends now on the merged market."""
+    frames = merged_scenario(market).render(name)
+    return [item for f in frames for item in (f if isinstance(f, list) else [f])]
+
+
+def own_contracts(market: Market, name: str, *, array: bool) -> Any:
+    """The payloads of ``market``'s own contracts (the example's shape) on a merged stream."""
+    own = [p for p in merged_frames(market, name) if p["st"] == SYMBOL_TYPE[market]]
+    assert own, f"{name} sent none of {market.value}'s contracts"
+    return own if array else own[-1]
+
+
+def merged_stream(market: Market, name: str, *, array: bool = False) -> Any:
+    return lambda: own_contracts(market, name, array=array)
+
+
+def merged_agg_trade(market: Market) -> Any:
+    sc = merged_scenario(market)
+    fill = sc.fills[-1]
+    build = stamped_builder(agg_trade_builder(market), market)
+    return build(sc.market.specs[fill.agg_trade.symbol], fill.agg_trade)
+
+
+def merged_book_ticker(market: Market) -> Any:
+    sc = merged_scenario(market)
+    return sc.market.book_ticker(sc.symbols[0], sc.now_us)(_MS)
+
+
+MERGED_PRODUCERS: dict[str, Any] = {
+    "usdm/aggTrade.merged.json": lambda: merged_agg_trade(U),
+    "usdm/bookTicker.merged.json": lambda: merged_book_ticker(U),
+    "usdm/bookTicker_all.merged.json": merged_stream(U, "!bookTicker"),
+    "usdm/contractInfo.merged.json": merged_stream(U, "!contractInfo"),
+    "usdm/depth_diff.merged.json": merged_stream(U, "btcusdt@depth@100ms"),
+    "usdm/forceOrder_arr.merged.json": merged_stream(U, "!forceOrder@arr"),
+    "usdm/markPrice.merged.json": merged_stream(U, "btcusdt@markPrice@1s"),
+    "usdm/markPrice_arr.merged.json": merged_stream(U, "!markPrice@arr", array=True),
+    "usdm/miniTicker.merged.json": merged_stream(U, "btcusdt@miniTicker"),
+    "usdm/miniTicker_arr.merged.json": merged_stream(U, "!miniTicker@arr", array=True),
+    "usdm/rpiDepth.merged.json": merged_stream(U, "btcusdt@rpiDepth@500ms"),
+    "usdm/ticker.merged.json": merged_stream(U, "btcusdt@ticker"),
+    "usdm/ticker_arr.merged.json": merged_stream(U, "!ticker@arr", array=True),
+    "coinm/aggTrade.merged.json": lambda: merged_agg_trade(C),
+    "coinm/bookTicker.merged.json": lambda: merged_book_ticker(C),
+    "coinm/bookTicker_all.merged.json": lambda: merged_book_ticker(C),
+    "coinm/contractInfo.merged.json": merged_stream(C, "!contractInfo"),
+    "coinm/depth_diff.merged.json": merged_stream(C, "btcusd_perp@depth"),
+    "coinm/forceOrder_arr.merged.json": merged_stream(C, "!forceOrder@arr"),
+    "coinm/markPrice.merged.json": merged_stream(C, "btcusd_perp@markPrice"),
+    "coinm/markPrice_pair_arr.merged.json": merged_stream(C, "btcusd@markPrice", array=True),
+    "coinm/miniTicker_arr.merged.json": merged_stream(C, "!miniTicker@arr", array=True),
+    "coinm/ticker_arr.merged.json": merged_stream(C, "!ticker@arr", array=True),
+}
+
+
+@pytest.mark.parametrize("relative", sorted(MERGED_PRODUCERS))
+def test_merged_payload_matches_binances_sdk_example(relative):
+    assert_conforms(MERGED_PRODUCERS[relative](), vector(relative), ordered=False)
+
+
+@pytest.mark.parametrize(
+    ("market", "name"),
+    [(U, "!bookTicker"), (U, "!contractInfo"), (U, "!miniTicker@arr"), (U, "!markPrice@arr"),
+     (U, "!ticker@arr"), (U, "!forceOrder@arr"), (C, "!contractInfo"), (C, "!miniTicker@arr"),
+     (C, "!ticker@arr"), (C, "!forceOrder@arr")],
+)  # fmt: skip
+def test_merged_market_wide_streams_carry_both_markets_contracts(market, name):
+    seen: dict[int, set[str]] = {}
+    for _ in range(5):  # liquidations and contract info come a few at a time
+        for payload in merged_frames(market, name):
+            symbol = payload["s"] if "s" in payload else payload["o"]["s"]
+            seen.setdefault(payload["st"], set()).add(symbol)
+        merged_scenario(market).run(30)
+    own, other = SYMBOL_TYPE[market], 3 - SYMBOL_TYPE[market]
+    assert seen.get(own, set()) <= set(SYMBOLS_OF[market]) and seen.get(own)
+    assert seen.get(other, set()) <= set(OTHER_MARKET_SYMBOLS[market]) and seen.get(other)
+
+
+def test_per_symbol_streams_carry_only_their_market_and_no_pre_merger_payload_has_st():
+    assert {p["st"] for p in merged_frames(U, "btcusdt@miniTicker")} == {1}
+    assert "st" not in scenario(U).one("!bookTicker")
+    assert "ps" in scenario(U).one("!contractInfo")  # before the integration USD-M sent it
+
+
+SYMBOLS_OF = {U: ("BTCUSDT", "ETHUSDT", "SOLUSDT"), C: ("BTCUSD_PERP", "ETHUSD_PERP")}
+
+
+def algo(status: str = "NEW", order_id: int | None = None, order_type: str = "TAKE_PROFIT") -> Any:
+    spec = scenario(U).market.specs["BTCUSDT"]
+    return AlgoOrder(
+        spec, 2148719, order_type, "SELL", spec.lot_size, spec.initial_price, status, NOW, order_id,
+        reason="Reduce Only reject",
+    )  # fmt: skip
+
+
+PRODUCERS |= {
+    "usdm-user/ALGO_UPDATE.json": lambda: algo_update(algo("CANCELED")),
+    "usdm-user/CONDITIONAL_ORDER_TRIGGER_REJECT.json": lambda: conditional_order_trigger_reject(
+        algo("REJECTED", 155618472834)
+    ),
+    "usdm-user/GRID_UPDATE.json": lambda: grid_update(
+        scenario(U).market.specs["BTCUSDT"], 176057039, 10**12, 10**5, NOW
+    ),
+    "usdm-user/STRATEGY_UPDATE.json": lambda: strategy_update(
+        scenario(U).market.specs["BTCUSDT"], 176054594, "NEW", NOW
+    ),
+    "coinm-user/GRID_UPDATE.json": lambda: grid_update(
+        scenario(C).market.specs["BTCUSD_PERP"], 176057039, 10**12, 10**8, NOW
+    ),
+    "coinm-user/STRATEGY_UPDATE.json": lambda: strategy_update(
+        scenario(C).market.specs["BTCUSD_PERP"], 176054594, "NEW", NOW
+    ),
+}
+
+
+def test_a_trailing_algo_order_says_whether_it_is_activated():
+    assert "ia" not in algo_update(algo())["o"]
+    assert algo_update(algo("TRIGGERED", 7, "TRAILING_STOP_MARKET"))["o"]["ia"] is True
+
+
 def test_every_vector_file_is_checked():
     covered = set(PRODUCERS) | set(RETIRED_STREAMS) | set(COVERED_ELSEWHERE)
+    covered |= set(MERGED_PRODUCERS)
     assert set(all_vector_files()) - covered == set()
 
 

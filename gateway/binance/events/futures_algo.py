@@ -1,0 +1,284 @@
+"""Futures user data beyond plain orders: algo (conditional) orders and grid strategies.
+
+Since 2025-12-09 USD-M stop, take-profit and trailing orders live in Binance's Algo Service and
+report as ``ALGO_UPDATE``; ``CONDITIONAL_ORDER_TRIGGER_REJECT`` (deprecated 2025-12-15) may still
+arrive; ``GRID_UPDATE`` and ``STRATEGY_UPDATE`` report grid strategies (USD-M and COIN-M). Fields
+and examples: docs/futures-merger.md §3, ``tests/data/binance/usdm-user/``.
+
+Binance marks most algo-order fields as sent only in some states ("only display when order is
+triggered"), so everything but the order's identity is optional: a protective order's update is
+never dead-lettered for a field Binance chose to leave out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar
+
+from gateway.binance.events.base import (
+    Context,
+    Payload,
+    Publishable,
+    any_text,
+    boolean,
+    decimal,
+    extra,
+    integer,
+    merged,
+    obj,
+    optional,
+    optional_time_us,
+    text,
+    time_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoUpdate(Publishable):
+    """An algo (conditional) order was placed, triggered, finished or cancelled (``ALGO_UPDATE``);
+    ``o`` is flattened."""
+
+    KIND: ClassVar[str] = "algo_update"
+    ACCOUNT: ClassVar[bool] = True
+
+    market: str
+    subscription_id: int | None
+    event_time_us: int
+    transaction_time_us: int
+    client_algo_id: str
+    algo_id: int
+    algo_type: str
+    order_type: str
+    symbol: str
+    side: str
+    position_side: str | None
+    time_in_force: str | None
+    quantity: Decimal | None
+    algo_status: str
+    order_id: int | None
+    average_price: Decimal | None
+    executed_quantity: Decimal | None
+    actual_order_type: str | None
+    trigger_price: Decimal | None
+    price: Decimal | None
+    self_trade_prevention_mode: str | None
+    working_type: str | None
+    price_match_mode: str | None
+    close_all: bool | None
+    price_protection: bool | None
+    reduce_only: bool | None
+    trigger_time_us: int | None
+    good_till_time_us: int | None
+    failure_reason: str | None
+    activated: bool | None
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalOrderTriggerReject(Publishable):
+    """A triggered conditional order was rejected (``CONDITIONAL_ORDER_TRIGGER_REJECT``)."""
+
+    KIND: ClassVar[str] = "conditional_order_trigger_reject"
+    ACCOUNT: ClassVar[bool] = True
+
+    market: str
+    subscription_id: int | None
+    event_time_us: int
+    transaction_time_us: int
+    symbol: str
+    order_id: int
+    reject_reason: str
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GridUpdate(Publishable):
+    """A grid strategy's sub-order filled, partly or fully (``GRID_UPDATE``); ``gu`` flattened."""
+
+    KIND: ClassVar[str] = "grid_update"
+    ACCOUNT: ClassVar[bool] = True
+
+    market: str
+    subscription_id: int | None
+    event_time_us: int
+    transaction_time_us: int
+    strategy_id: int
+    strategy_type: str
+    strategy_status: str
+    symbol: str
+    realized_pnl: Decimal
+    unmatched_average_price: Decimal
+    unmatched_quantity: Decimal
+    unmatched_fee: Decimal
+    matched_pnl: Decimal
+    update_time_us: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyUpdate(Publishable):
+    """A strategy was created, changed, cancelled or expired (``STRATEGY_UPDATE``); ``su``
+    flattened."""
+
+    KIND: ClassVar[str] = "strategy_update"
+    ACCOUNT: ClassVar[bool] = True
+
+    market: str
+    subscription_id: int | None
+    event_time_us: int
+    transaction_time_us: int
+    strategy_id: int
+    strategy_type: str
+    strategy_status: str
+    symbol: str
+    update_time_us: int
+    op_code: int
+    received_at_us: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+_TOP_KEYS = frozenset(["e", "E", "T"])
+_ALGO_KEYS = frozenset(
+    [
+        "caid",
+        "aid",
+        "at",
+        "o",
+        "s",
+        "S",
+        "ps",
+        "f",
+        "q",
+        "X",
+        "ai",
+        "ap",
+        "aq",
+        "act",
+        "tp",
+        "p",
+        "V",
+        "wt",
+        "pm",
+        "cp",
+        "pP",
+        "R",
+        "tt",
+        "gtd",
+        "rm",
+        "ia",
+    ]
+)
+_REJECT_KEYS = frozenset(["s", "i", "r"])
+_GRID_KEYS = frozenset(["si", "st", "ss", "s", "r", "up", "uq", "uf", "mp", "ut"])
+_STRATEGY_KEYS = frozenset(["si", "st", "ss", "s", "ut", "c"])
+
+
+def _order_id(value: object, name: str) -> int | None:
+    """``o.ai``: the matching-engine order id as a digit string, ``""`` until triggered."""
+    if value == "":
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return integer(int(value), name)
+    return integer(value, name)
+
+
+def parse_algo_update(payload: Payload, ctx: Context) -> AlgoUpdate:
+    order = obj(payload["o"], "o")
+    return AlgoUpdate(
+        market=ctx.market,
+        subscription_id=ctx.subscription_id,
+        # The doc example's comments swap E and T; E is the event time as in every other
+        # event (Binance's SDK model: "E": Event Time, "T": Transaction Time).
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=time_us(payload["T"], "T", ctx),
+        client_algo_id=any_text(order["caid"], "o.caid"),
+        algo_id=integer(order["aid"], "o.aid"),
+        algo_type=text(order["at"], "o.at"),
+        order_type=text(order["o"], "o.o"),
+        symbol=text(order["s"], "o.s"),
+        side=text(order["S"], "o.S"),
+        position_side=optional(order, "ps", text),
+        time_in_force=optional(order, "f", text),
+        quantity=optional(order, "q", decimal),
+        algo_status=text(order["X"], "o.X"),
+        order_id=optional(order, "ai", _order_id),
+        average_price=optional(order, "ap", decimal),
+        executed_quantity=optional(order, "aq", decimal),
+        actual_order_type=optional(order, "act", any_text),
+        trigger_price=optional(order, "tp", decimal),
+        price=optional(order, "p", decimal),
+        self_trade_prevention_mode=optional(order, "V", text),
+        working_type=optional(order, "wt", text),
+        price_match_mode=optional(order, "pm", text),
+        close_all=optional(order, "cp", boolean),
+        price_protection=optional(order, "pP", boolean),
+        reduce_only=optional(order, "R", boolean),
+        trigger_time_us=optional_time_us(order, "tt", ctx),
+        good_till_time_us=optional_time_us(order, "gtd", ctx),
+        failure_reason=optional(order, "rm", any_text),
+        activated=optional(order, "ia", boolean),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _TOP_KEYS | {"o"}), extra(order, _ALGO_KEYS, "o.")),
+    )
+
+
+def parse_conditional_order_trigger_reject(
+    payload: Payload, ctx: Context
+) -> ConditionalOrderTriggerReject:
+    rejected = obj(payload["or"], "or")
+    return ConditionalOrderTriggerReject(
+        market=ctx.market,
+        subscription_id=ctx.subscription_id,
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=time_us(payload["T"], "T", ctx),
+        symbol=text(rejected["s"], "or.s"),
+        order_id=integer(rejected["i"], "or.i"),
+        reject_reason=any_text(rejected["r"], "or.r"),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _TOP_KEYS | {"or"}), extra(rejected, _REJECT_KEYS, "or.")),
+    )
+
+
+def parse_grid_update(payload: Payload, ctx: Context) -> GridUpdate:
+    grid = obj(payload["gu"], "gu")
+    return GridUpdate(
+        market=ctx.market,
+        subscription_id=ctx.subscription_id,
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=time_us(payload["T"], "T", ctx),
+        strategy_id=integer(grid["si"], "gu.si"),
+        strategy_type=text(grid["st"], "gu.st"),
+        strategy_status=text(grid["ss"], "gu.ss"),
+        symbol=text(grid["s"], "gu.s"),
+        realized_pnl=decimal(grid["r"], "gu.r"),
+        unmatched_average_price=decimal(grid["up"], "gu.up"),
+        unmatched_quantity=decimal(grid["uq"], "gu.uq"),
+        unmatched_fee=decimal(grid["uf"], "gu.uf"),
+        matched_pnl=decimal(grid["mp"], "gu.mp"),
+        update_time_us=time_us(grid["ut"], "gu.ut", ctx),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _TOP_KEYS | {"gu"}), extra(grid, _GRID_KEYS, "gu.")),
+    )
+
+
+def parse_strategy_update(payload: Payload, ctx: Context) -> StrategyUpdate:
+    strategy = obj(payload["su"], "su")
+    return StrategyUpdate(
+        market=ctx.market,
+        subscription_id=ctx.subscription_id,
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=time_us(payload["T"], "T", ctx),
+        strategy_id=integer(strategy["si"], "su.si"),
+        strategy_type=text(strategy["st"], "su.st"),
+        strategy_status=text(strategy["ss"], "su.ss"),
+        symbol=text(strategy["s"], "su.s"),
+        update_time_us=time_us(strategy["ut"], "su.ut", ctx),
+        op_code=integer(strategy["c"], "su.c"),
+        received_at_us=ctx.received_at_us,
+        extra=merged(extra(payload, _TOP_KEYS | {"su"}), extra(strategy, _STRATEGY_KEYS, "su.")),
+    )
