@@ -1,4 +1,4 @@
-"""``gateway run | demo | plan | tail | simulate | bench``: the command line, built once on settings.
+"""``gateway run | demo | plan | topics | tail | simulate | bench``: the command line, built once on settings.
 
 Errors a user can fix end in one line on stderr: exit code 2 for configuration, 1 for the rest.
 """
@@ -141,6 +141,43 @@ def tail(
                 from_beginning=from_beginning,
                 security=security,
             )
+        )
+
+
+@app.command()
+def topics(
+    config: ConfigOption = None,
+    strimzi: Annotated[
+        bool,
+        typer.Option(
+            "--strimzi", help="Print Strimzi KafkaTopic and KafkaUser resources (YAML) instead."
+        ),
+    ] = False,
+    cluster: Annotated[
+        str, typer.Option(help="The Strimzi Kafka cluster (label strimzi.io/cluster).")
+    ] = "kafka",
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the resources (default: none set).")
+    ] = None,
+    readers: Annotated[
+        str, typer.Option(help="KafkaUser that reads the public data topics.")
+    ] = "binance-readers",
+    password_secret: Annotated[
+        str, typer.Option(help="Secret (key `password`) holding the gateway's SCRAM password.")
+    ] = "binance-gateway-kafka",
+) -> None:
+    """Every topic the configuration uses, with its settings, or as Strimzi resources."""
+    from gateway.topics_cli import run_topics
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        run_topics(
+            load_settings(config),
+            strimzi=strimzi,
+            cluster=cluster,
+            namespace=namespace,
+            readers=readers,
+            password_secret=password_secret,
         )
 
 
