@@ -1,6 +1,7 @@
 """``gateway run | demo | plan | topics | tail | simulate | bench``: the command line, built once on settings.
 
-Errors a user can fix end in one line on stderr: exit code 2 for configuration, 1 for the rest.
+Errors a user can fix end in one line on stderr: exit code 2 for configuration, 3 for a topic that
+does not exist (``gateway tail``), 1 for the rest.
 """
 
 from __future__ import annotations
@@ -12,17 +13,38 @@ from typing import Annotated
 
 import typer
 
+import gateway
 from gateway.binance.markets import Market
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, TopicNotFoundError
 from gateway.logs import configure_logging
 from gateway.runtime import run_async
 from gateway.settings import load_settings
+
+EXIT_NO_TOPIC = 3
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Binance → Kafka gateway: exact Avro records of Binance's live streams.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"binance-gateway {gateway.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Binance → Kafka gateway: exact Avro records of Binance's live streams."""
 
 
 @contextlib.contextmanager
@@ -33,6 +55,9 @@ def user_errors() -> Iterator[None]:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except TopicNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_NO_TOPIC) from None
     except GatewayError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -123,7 +148,10 @@ def tail(
         ),
     ] = None,
 ) -> None:
-    """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat)."""
+    """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat).
+
+    Exit code 3 if a topic does not exist.
+    """
     from gateway.tail import run_tail
 
     configure_logging("WARNING", json_format=False)

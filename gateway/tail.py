@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from gateway.adapters.kafka_security import KafkaSecuritySettings
-from gateway.consumer import ConsumedRecord, RecordReader
+from gateway.consumer import ConsumedRecord, RecordReader, missing_topics
+from gateway.errors import TopicNotFoundError
 
 
 def _json_default(value: Any) -> Any:
@@ -49,7 +50,14 @@ async def run_tail(
     from_beginning: bool = True,
     security: KafkaSecuritySettings | None = None,
 ) -> None:
-    """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener."""
+    """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener.
+
+    Raises:
+        TopicNotFoundError: a topic does not exist (rather than waiting for it forever).
+    """
+    missing = await missing_topics(topics, bootstrap_servers, security)
+    if missing:
+        raise TopicNotFoundError(missing, bootstrap_servers)
     async with RecordReader(
         topics,
         bootstrap_servers=bootstrap_servers,
