@@ -42,10 +42,12 @@ from gateway.coordination.control import (
     parse_key,
 )
 from gateway.errors import ConfigError, KafkaDeliveryError
+from gateway.logs import soften_transient_coordinator_errors
 from gateway.settings import CoordinationSettings, KafkaSettings
 from gateway.topic_catalogue import TopicRole, TopicSpec
 
 logger = logging.getLogger(__name__)
+soften_transient_coordinator_errors()  # see gateway.logs: a fresh broker's first lookups
 
 TOPIC_ALREADY_EXISTS = 36
 LEAVE_TIMEOUT_S = 10.0
