@@ -24,6 +24,10 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 def _closed(schema: Any) -> Any:
     if isinstance(schema, dict):
         schema = {key: _closed(value) for key, value in schema.items()}
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and "(?i)" in pattern:
+            # Go's regexp takes an inline flag anywhere ("^(?i)..."); Python only at the start.
+            schema["pattern"] = "(?i)" + pattern.replace("(?i)", "")
         if (
             schema.get("type") == "object"
             and "properties" in schema
@@ -53,6 +57,6 @@ def validate(resource: dict[str, Any], crd_file: str) -> None:
     key = (resource["apiVersion"], resource["kind"])
     schemas = _schemas(crd_file)
     assert key in schemas, f"{key} is not served by {crd_file}: {sorted(schemas)}"
-    jsonschema.validate(copy.deepcopy(resource), schemas[key])
+    jsonschema.Draft202012Validator(schemas[key]).validate(copy.deepcopy(resource))
     name = resource["metadata"]["name"]
     assert DNS_SUBDOMAIN.match(name), f"not a valid Kubernetes name: {name!r}"

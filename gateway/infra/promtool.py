@@ -1,0 +1,55 @@
+"""``promtool`` for linting and unit-testing the alert rules, from Debian's ``prometheus`` package.
+
+Used as it is if it is on the PATH. Otherwise the package is downloaded with ``apt-get download``
+(no installation, no service started) and only ``promtool`` is unpacked into
+``deploy/prometheus/target/``, where later runs find it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from gateway.errors import InfraError
+
+TARGET = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "target"
+CACHED = TARGET / "usr" / "bin" / "promtool"
+
+
+def ensure_promtool() -> Path:
+    """The path of a working promtool.
+
+    Raises:
+        InfraError: none on the PATH and Debian's package could not be had (the reason).
+    """
+    found = shutil.which("promtool")
+    if found:
+        return Path(found)
+    if CACHED.is_file():
+        return CACHED
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise InfraError("promtool is not on the PATH and this is no Debian system (no apt-get)")
+    with tempfile.TemporaryDirectory() as download:
+        fetched = subprocess.run(
+            ["apt-get", "download", "prometheus"],
+            cwd=download,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        debs = list(Path(download).glob("prometheus_*.deb"))
+        if not debs:
+            reason = (fetched.stderr.strip().splitlines() or ["no package"])[-1]
+            raise InfraError(f"cannot download Debian's prometheus package: {reason}")
+        TARGET.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(TARGET)], check=True, timeout=120)
+    if not CACHED.is_file():
+        raise InfraError(f"Debian's prometheus package has no {CACHED.relative_to(TARGET)}")
+    # Keep promtool only: the package also carries the server and its web assets.
+    for child in TARGET.iterdir():
+        if child.name != "usr":
+            shutil.rmtree(child, ignore_errors=True)
+    return CACHED
