@@ -96,13 +96,21 @@ def demo(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
+    status_port: Annotated[
+        int, typer.Option(help="Metrics and probes on 127.0.0.1 at this port (0 = any free).")
+    ] = 8000,
 ) -> None:
-    """Local Kafka + registry + Binance simulator + gateway, with a live view of what flows."""
+    """Local Kafka + registry + Binance simulator + gateway, with a live view of what flows.
+
+    Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop everything, the JVMs included.
+    """
     from gateway.demo import run_demo
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        run_async(run_demo(symbols=symbols, rate=rate, duration_s=duration))
+        run_async(
+            run_demo(symbols=symbols, rate=rate, duration_s=duration, status_port=status_port)
+        )
 
 
 @app.command()

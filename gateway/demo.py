@@ -92,11 +92,17 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
         await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
 
 
-async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> None:
+DEMO_STATUS_HOST = "127.0.0.1"  # a laptop's demo is nobody else's business
+DEMO_STATUS_PORT = 8000
+
+
+async def run_demo(
+    *, symbols: int, rate: float, duration_s: float | None, status_port: int = DEMO_STATUS_PORT
+) -> None:
     console = Console()
     names = simulated_symbols(symbols)
     stop = asyncio.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, hangup=True)
     async with local_stack(console) as (bootstrap, registry_url):
         sim_config = SimulatorConfig(symbols=names, trades_per_second_per_symbol=rate, seed=1)
         async with ExchangeSimulator(sim_config) as sim:
@@ -114,7 +120,7 @@ async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> No
                 },
                 kafka={"bootstrap_servers": bootstrap, "partitions": 3},
                 registry={"url": registry_url},
-                status={"port": 0},
+                status={"host": DEMO_STATUS_HOST, "port": status_port},
             )
             gateway = Gateway(settings)
             await _stream_with_view(console, gateway, bootstrap, registry_url, stop, duration_s)
@@ -131,7 +137,7 @@ async def _stream_with_view(
 ) -> None:
     view = FlowView()
     gateway_task = asyncio.create_task(gateway.run(stop), name="gateway")
-    reader_task = asyncio.create_task(_follow(view, gateway, bootstrap, registry_url))
+    reader_task = asyncio.create_task(_follow(console, view, gateway, bootstrap, registry_url))
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         if console.is_terminal:
@@ -161,8 +167,13 @@ async def _keep_going(
     return not stop.is_set() and not gateway_task.done()
 
 
-async def _follow(view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str) -> None:
-    await gateway.started.wait()  # the topics exist from then on
+async def _follow(
+    console: Console, view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str
+) -> None:
+    await gateway.started.wait()  # the topics exist, and the status server listens, from then on
+    if gateway.status_server is not None and gateway.status_server.port is not None:
+        base = f"http://{DEMO_STATUS_HOST}:{gateway.status_server.port}"
+        console.print(f"metrics at {base}/metrics, probes at {base}/healthz and {base}/readyz")
     async with RecordReader(
         gateway.topics(), bootstrap_servers=bootstrap, registry_url=registry_url
     ) as reader:

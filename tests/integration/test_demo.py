@@ -44,3 +44,40 @@ async def test_demo_flows_then_stops_cleanly_on_ctrl_c():
     assert "stopped cleanly" in text
     assert "binance.spot.trade" in text
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_a_closed_terminal_stops_the_jvms_and_status_is_on_loopback():
+    """SIGHUP (the terminal closed) drains like Ctrl-C: no Kafka or registry JVM survives the
+    demo. Metrics and probes listen on 127.0.0.1 only, at the address the demo prints."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "demo", "--symbols", "2", "--status-port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output = b""
+    children: list[psutil.Process] = []
+    try:
+        async with asyncio.timeout(90):
+            while not re.search(rb"metrics at http://127\.0\.0\.1:(\d+)/metrics", output):
+                chunk = await process.stdout.read(4096)
+                assert chunk, output.decode(errors="replace")
+                output += chunk
+        port = int(re.findall(rb"metrics at http://127\.0\.0\.1:(\d+)/metrics", output)[0])
+        demo = psutil.Process(process.pid)
+        listening = [c for c in demo.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        assert [c.laddr.ip for c in listening if c.laddr.port == port] == ["127.0.0.1"]
+        children = demo.children(recursive=True)
+        assert any("java" in c.name() for c in children)
+        process.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(60):
+            output += await process.stdout.read()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    survivors = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    for child in survivors:  # leave no JVM behind, even when the assertion below fails
+        child.kill()
+    assert survivors == [], output.decode(errors="replace")
+    assert "stopped cleanly" in output.decode(errors="replace")
