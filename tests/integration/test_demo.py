@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.registry, pytest.mark.slow]
 
 async def test_demo_flows_then_stops_cleanly_on_ctrl_c():
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "demo", "--symbols", "3",
+        sys.executable, "-m", "gateway", "demo", "--symbols", "3", "--status-port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert process.stdout is not None
