@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from gateway.consumer import ConsumedRecord, RecordReader
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.maven import fetch_all
 from gateway.infra.registry import SchemaRegistry
+from gateway.infra.stack import demo_work_dir, stop_orphaned_demos
 from gateway.runtime import install_stop_signals
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
@@ -78,7 +80,11 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
     """A throw-away Kafka and registry; both stopped (no stray JVMs) however the demo ends."""
     with console.status("fetching Kafka and the schema registry (cached after the first run)"):
         await asyncio.to_thread(fetch_all)
-    kafka, registry = KafkaCluster(1), SchemaRegistry()
+    # Pid files where `make kafka-down` looks, should this process die without its finally.
+    await asyncio.to_thread(stop_orphaned_demos)
+    work_dir = demo_work_dir()
+    kafka = KafkaCluster(1, work_dir=work_dir / "kafka")
+    registry = SchemaRegistry(work_dir=work_dir / "registry")
     try:
         with console.status("starting Kafka and the schema registry"):
             started = time.monotonic()
@@ -90,6 +96,7 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
         yield kafka.bootstrap_servers, registry.url
     finally:
         await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 DEMO_STATUS_HOST = "127.0.0.1"  # a laptop's demo is nobody else's business

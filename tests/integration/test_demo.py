@@ -81,3 +81,42 @@ async def test_a_closed_terminal_stops_the_jvms_and_status_is_on_loopback():
         child.kill()
     assert survivors == [], output.decode(errors="replace")
     assert "stopped cleanly" in output.decode(errors="replace")
+
+
+async def test_jvms_of_a_killed_demo_are_found_by_their_pid_files_and_stopped():
+    """kill -9 leaves the demo no chance to stop its JVMs: they are orphans with pid files under
+    .cache/demo/<demo pid>/, which `make kafka-down` (stack.stop_orphaned_demos) stops."""
+    from gateway.infra.stack import DEMO_DIR, stop_orphaned_demos
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "demo", "--symbols", "1", "--status-port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output = b""
+    children: list[psutil.Process] = []
+    try:
+        async with asyncio.timeout(90):
+            while b"metrics at http://" not in output:
+                chunk = await process.stdout.read(4096)
+                assert chunk, output.decode(errors="replace")
+                output += chunk
+        children = [
+            c for c in psutil.Process(process.pid).children(recursive=True) if "java" in c.name()
+        ]
+        assert len(children) == 2  # Kafka and the registry
+        assert (DEMO_DIR / str(process.pid)).is_dir()
+        process.kill()
+        await process.wait()
+        await asyncio.sleep(1)
+        assert all(c.is_running() for c in children)  # orphaned, as the issue saw them
+        assert await asyncio.to_thread(stop_orphaned_demos) == 2
+        assert not (DEMO_DIR / str(process.pid)).exists()
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for child in children:
+            if child.is_running():
+                child.kill()
