@@ -21,6 +21,7 @@ from tests.unit.test_dashboard import exposed_names, families
 
 RULES = DEPLOY / "prometheus" / "binance-gateway-rules.yaml"
 CRD = "monitoring.coreos.com_prometheusrules.yaml"
+SCENARIOS = Path(__file__).with_name("alert_scenarios.yaml")
 METRIC_NAME = re.compile(r"\bgateway_[a-z0-9_]+\b")
 # What the operations docs promise an alert for, and the metric each one watches.
 REQUIRED = {
@@ -68,11 +69,15 @@ def test_rules_query_only_exported_metrics(rule):
     assert used and sorted(used - exported) == []
 
 
-def test_promtool_checks_the_rules(rule, tmp_path: Path):
+@pytest.fixture(scope="module")
+def promtool() -> Path:
     try:
-        promtool = ensure_promtool()
+        return ensure_promtool()
     except InfraError as exc:
         pytest.skip(f"promtool unavailable: {exc}")
+
+
+def test_promtool_checks_the_rules(rule, promtool, tmp_path: Path):
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     result = subprocess.run(
@@ -96,3 +101,26 @@ def test_promtool_checks_the_rules(rule, tmp_path: Path):
         check=False,
     )
     assert failed.returncode != 0  # guards the check above
+
+
+def test_each_alert_fires_on_trouble_and_none_on_a_healthy_gateway(rule, promtool, tmp_path):
+    spec = copy.deepcopy(rule["spec"])
+    for group in spec["groups"]:
+        for body in group["rules"]:
+            body.pop("annotations")  # prose; promtool would compare it word for word
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec))
+    scenarios = yaml.safe_load(SCENARIOS.read_text())
+    tested = {t["alertname"] for case in scenarios["tests"] for t in case["alert_rule_test"]}
+    assert tested == set(alerts(rule))  # every alert has a scenario
+    scenarios["rule_files"] = ["rules.yaml"]
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(scenarios))
+    result = subprocess.run(
+        [str(promtool), "test", "rules", "tests.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
