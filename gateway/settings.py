@@ -32,8 +32,10 @@ from pydantic_settings import (
 from gateway.accounts.settings import AccountSettings, check_unique_aliases
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import ENDPOINTS, Market
+from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.streams import TimeUnit, validate_channel, validate_market_wide
 from gateway.errors import ConfigError
+from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 
@@ -198,6 +200,13 @@ class TopicOverride(_Section):
     )
 
 
+def _overridable_kinds() -> set[str]:
+    """Every kind ``kafka.topic_overrides`` may name: the public kinds of every market, the
+    gateway's own records, ``account`` (the account topics) and ``control``."""
+    public = {c.KIND for market in Market for c in RECORD_CLASSES[market.value]}
+    return public | {DEAD_LETTER_KIND, TRADE_GAP_KIND, "account", "control"}
+
+
 class KafkaSettings(_Section):
     """The Kafka side: where, how records are batched, and the topics."""
 
@@ -237,6 +246,18 @@ class KafkaSettings(_Section):
         default_factory=dict, description="Per event kind: partitions, retention_ms, config"
     )
     security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
+
+    @field_validator("topic_overrides")
+    @classmethod
+    def _overrides_name_kinds(cls, overrides: dict[str, TopicOverride]) -> dict[str, TopicOverride]:
+        # A misspelt kind would be ignored silently, like any unknown key: refuse it instead.
+        unknown = sorted(set(overrides) - _overridable_kinds())
+        if unknown:
+            raise ValueError(
+                f"no topics of kind {', '.join(unknown)}; kinds: "
+                f"{', '.join(sorted(_overridable_kinds()))}"
+            )
+        return overrides
 
     @model_validator(mode="after")
     def _min_insync_within_replicas(self) -> KafkaSettings:

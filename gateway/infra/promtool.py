@@ -32,14 +32,11 @@ def ensure_promtool() -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise InfraError("promtool is not on the PATH and this is no Debian system (no apt-get)")
     with tempfile.TemporaryDirectory() as download:
-        fetched = subprocess.run(
-            ["apt-get", "download", "prometheus"],
-            cwd=download,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        fetched = _apt_get(["download", "prometheus"], download)
+        if fetched.returncode != 0:
+            # A fresh machine may have no package lists yet.
+            _apt_get(["update", "-q"], download)
+            fetched = _apt_get(["download", "prometheus"], download)
         debs = list(Path(download).glob("prometheus_*.deb"))
         if not debs:
             reason = (fetched.stderr.strip().splitlines() or ["no package"])[-1]
@@ -53,3 +50,9 @@ def ensure_promtool() -> Path:
         if child.name != "usr":
             shutil.rmtree(child, ignore_errors=True)
     return CACHED
+
+
+def _apt_get(arguments: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", *arguments], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )

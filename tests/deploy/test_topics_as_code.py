@@ -154,3 +154,20 @@ def test_acls_give_the_gateway_and_the_readers_each_their_share(monkeypatch, tmp
         "Create" in acl["operations"] for acl in gateway["spec"]["authorization"]["acls"]
     )
     assert yaml.safe_load_all(strimzi_yaml(settings, cluster="kafka"))
+
+
+def test_the_command_prints_what_the_overlay_carries(monkeypatch):
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PASSWORD", "unused")
+    config = str(OVERLAY / "gateway.yaml")
+    result = CliRunner().invoke(app, ["topics", "--strimzi", "--cluster", "kafka", "-c", config])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (STRIMZI / "topics.yaml").read_text()
+    table = CliRunner().invoke(app, ["topics", "-c", config])
+    assert table.exit_code == 0, table.output
+    rows = [line.split("\t") for line in table.stdout.splitlines()]
+    assert ["_binance.control", "internal"] in [row[:2] for row in rows]
+    assert {row[1] for row in rows} == {"data", "internal"}

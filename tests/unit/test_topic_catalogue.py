@@ -60,6 +60,7 @@ def test_per_kind_overrides_and_min_insync_replicas(tmp_path):
         ("kafka:\n  min_insync_replicas: 2\n", "must not exceed replication_factor"),
         ("kafka:\n  internal_topic_prefix: binance.internal\n", "inside the data prefix"),
         ("kafka:\n  topic_overrides:\n    trade: {partitions: 0}\n", "partitions"),
+        ("kafka:\n  topic_overrides:\n    trades: {partitions: 2}\n", "no topics of kind trades"),
     ],
 )
 def test_topic_settings_that_cannot_work_are_refused(tmp_path, yaml_text, message):
