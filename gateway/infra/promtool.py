@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.errors import InfraError
 
 TARGET = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "target"
-CACHED = TARGET / "usr" / "bin" / "promtool"
+CACHED = TARGET / "promtool"
 
 
 def ensure_promtool() -> Path:
@@ -41,14 +41,14 @@ def ensure_promtool() -> Path:
         if not debs:
             reason = (fetched.stderr.strip().splitlines() or ["no package"])[-1]
             raise InfraError(f"cannot download Debian's prometheus package: {reason}")
+        unpacked = Path(download) / "root"
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True, timeout=120)
+        binary = unpacked / "usr" / "bin" / "promtool"
+        if not binary.is_file():
+            raise InfraError("Debian's prometheus package has no usr/bin/promtool")
+        # promtool only: the package also carries the server and its web assets (~90 MB).
         TARGET.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(TARGET)], check=True, timeout=120)
-    if not CACHED.is_file():
-        raise InfraError(f"Debian's prometheus package has no {CACHED.relative_to(TARGET)}")
-    # Keep promtool only: the package also carries the server and its web assets.
-    for child in TARGET.iterdir():
-        if child.name != "usr":
-            shutil.rmtree(child, ignore_errors=True)
+        shutil.copy2(binary, CACHED)
     return CACHED
 
 
