@@ -8,7 +8,10 @@ generation from its configuration, and the ACLs give each user exactly its share
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -156,18 +159,26 @@ def test_acls_give_the_gateway_and_the_readers_each_their_share(monkeypatch, tmp
     assert yaml.safe_load_all(strimzi_yaml(settings, cluster="kafka"))
 
 
-def test_the_command_prints_what_the_overlay_carries(monkeypatch):
-    from typer.testing import CliRunner
-
-    from gateway.cli import app
-
-    monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PASSWORD", "unused")
+def test_the_command_prints_what_the_overlay_carries():
+    # A process of its own: the command configures logging, which must not leak into other tests.
+    env = {**os.environ, "GATEWAY_KAFKA__SECURITY__PASSWORD": "unused"}
     config = str(OVERLAY / "gateway.yaml")
-    result = CliRunner().invoke(app, ["topics", "--strimzi", "--cluster", "kafka", "-c", config])
-    assert result.exit_code == 0, result.output
-    assert result.stdout == (STRIMZI / "topics.yaml").read_text()
-    table = CliRunner().invoke(app, ["topics", "-c", config])
-    assert table.exit_code == 0, table.output
-    rows = [line.split("\t") for line in table.stdout.splitlines()]
+
+    def gateway(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert gateway("topics", "--strimzi", "--cluster", "kafka", "-c", config) == (
+        (STRIMZI / "topics.yaml").read_text()
+    )
+    rows = [line.split("\t") for line in gateway("topics", "-c", config).splitlines()]
     assert ["_binance.control", "internal"] in [row[:2] for row in rows]
     assert {row[1] for row in rows} == {"data", "internal"}

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
+import pytest
 from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
 
 from gateway.logs import TransientCoordinatorFilter, configure_logging
 
 COORDINATOR = "aiokafka.consumer.group_coordinator"
 LOOKUP = "Group Coordinator Request failed: %s"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """configure_logging changes the root handler and library levels: put them back after."""
+    root = logging.getLogger()
+    names = ["aiokafka", "websockets", "kafka", COORDINATOR]
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _stderr_of(emit) -> str:
