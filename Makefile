@@ -14,7 +14,7 @@ help:
 	@echo "make demo    - the same pipeline fed by the bundled Binance simulator"
 	@echo "make test    - lint, types and the whole suite (starts its own Kafka)"
 	@echo "make bench   - throughput / latency / memory through a real broker"
-	@echo "make kafka-up | kafka-down - a local Kafka + registry that stays up"
+	@echo "make kafka-up | kafka-down - a local Kafka + registry that stays up (down also stops a killed demo's JVMs)"
 
 # The virtualenv is rebuilt when pyproject.toml changes; pip's cache makes that quick.
 $(STAMP): pyproject.toml

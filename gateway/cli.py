@@ -1,6 +1,7 @@
-"""``gateway run | demo | plan | tail | simulate | bench``: the command line, built once on settings.
+"""``gateway run | demo | plan | topics | tail | simulate | bench``: the command line, built once on settings.
 
-Errors a user can fix end in one line on stderr: exit code 2 for configuration, 1 for the rest.
+Errors a user can fix end in one line on stderr: exit code 2 for configuration, 3 for a topic that
+does not exist (``gateway tail``), 1 for the rest.
 """
 
 from __future__ import annotations
@@ -12,17 +13,38 @@ from typing import Annotated
 
 import typer
 
+import gateway
 from gateway.binance.markets import Market
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, TopicNotFoundError
 from gateway.logs import configure_logging
 from gateway.runtime import run_async
 from gateway.settings import load_settings
+
+EXIT_NO_TOPIC = 3
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Binance → Kafka gateway: exact Avro records of Binance's live streams.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"binance-gateway {gateway.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Binance → Kafka gateway: exact Avro records of Binance's live streams."""
 
 
 @contextlib.contextmanager
@@ -33,6 +55,9 @@ def user_errors() -> Iterator[None]:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except TopicNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_NO_TOPIC) from None
     except GatewayError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -71,13 +96,21 @@ def demo(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
+    status_port: Annotated[
+        int, typer.Option(help="Metrics and probes on 127.0.0.1 at this port (0 = any free).")
+    ] = 8000,
 ) -> None:
-    """Local Kafka + registry + Binance simulator + gateway, with a live view of what flows."""
+    """Local Kafka + registry + Binance simulator + gateway, with a live view of what flows.
+
+    Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop everything, the JVMs included.
+    """
     from gateway.demo import run_demo
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        run_async(run_demo(symbols=symbols, rate=rate, duration_s=duration))
+        run_async(
+            run_demo(symbols=symbols, rate=rate, duration_s=duration, status_port=status_port)
+        )
 
 
 @app.command()
@@ -126,7 +159,10 @@ def tail(
         ),
     ] = None,
 ) -> None:
-    """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat)."""
+    """Print decoded records of the gateway's topics, one JSON line each (a friendlier kcat).
+
+    Exit code 3 if a topic does not exist.
+    """
     from gateway.tail import run_tail
 
     configure_logging("WARNING", json_format=False)
@@ -146,6 +182,43 @@ def tail(
                 security=security,
                 registry=registry_settings,
             )
+        )
+
+
+@app.command()
+def topics(
+    config: ConfigOption = None,
+    strimzi: Annotated[
+        bool,
+        typer.Option(
+            "--strimzi", help="Print Strimzi KafkaTopic and KafkaUser resources (YAML) instead."
+        ),
+    ] = False,
+    cluster: Annotated[
+        str, typer.Option(help="The Strimzi Kafka cluster (label strimzi.io/cluster).")
+    ] = "kafka",
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the resources (default: none set).")
+    ] = None,
+    readers: Annotated[
+        str, typer.Option(help="KafkaUser that reads the public data topics.")
+    ] = "binance-readers",
+    password_secret: Annotated[
+        str, typer.Option(help="Secret (key `password`) holding the gateway's SCRAM password.")
+    ] = "binance-gateway-kafka",
+) -> None:
+    """Every topic the configuration uses, with its settings, or as Strimzi resources."""
+    from gateway.topics_cli import run_topics
+
+    configure_logging("WARNING", json_format=False)
+    with user_errors():
+        run_topics(
+            load_settings(config),
+            strimzi=strimzi,
+            cluster=cluster,
+            namespace=namespace,
+            readers=readers,
+            password_secret=password_secret,
         )
 
 

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.kafka import map_kafka_errors
@@ -38,6 +39,24 @@ class ConsumedRecord:
     key: str | None
     headers: dict[str, str]
     value: dict[str, Any]
+
+
+async def missing_topics(
+    topics: Sequence[str], bootstrap_servers: str, security: KafkaSecuritySettings | None = None
+) -> list[str]:
+    """Which of ``topics`` Kafka does not have. Asked of the admin API, not through a consumer:
+    a consumer of a missing topic waits for it forever (and may auto-create it)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        **client_options(security or KafkaSecuritySettings()),
+    )
+    with map_kafka_errors("listing topics", bootstrap_servers):
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+        finally:
+            await admin.close()
+    return [topic for topic in topics if topic not in existing]
 
 
 class RecordReader:

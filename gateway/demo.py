@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from gateway.consumer import ConsumedRecord, RecordReader
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.maven import fetch_all
 from gateway.infra.registry import SchemaRegistry
+from gateway.infra.stack import demo_work_dir, stop_orphaned_demos
 from gateway.runtime import install_stop_signals
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
@@ -78,7 +80,11 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
     """A throw-away Kafka and registry; both stopped (no stray JVMs) however the demo ends."""
     with console.status("fetching Kafka and the schema registry (cached after the first run)"):
         await asyncio.to_thread(fetch_all)
-    kafka, registry = KafkaCluster(1), SchemaRegistry()
+    # Pid files where `make kafka-down` looks, should this process die without its finally.
+    await asyncio.to_thread(stop_orphaned_demos)
+    work_dir = demo_work_dir()
+    kafka = KafkaCluster(1, work_dir=work_dir / "kafka")
+    registry = SchemaRegistry(work_dir=work_dir / "registry")
     try:
         with console.status("starting Kafka and the schema registry"):
             started = time.monotonic()
@@ -90,13 +96,20 @@ async def local_stack(console: Console) -> AsyncIterator[tuple[str, str]]:
         yield kafka.bootstrap_servers, registry.url
     finally:
         await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
-async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> None:
+DEMO_STATUS_HOST = "127.0.0.1"  # a laptop's demo is nobody else's business
+DEMO_STATUS_PORT = 8000
+
+
+async def run_demo(
+    *, symbols: int, rate: float, duration_s: float | None, status_port: int = DEMO_STATUS_PORT
+) -> None:
     console = Console()
     names = simulated_symbols(symbols)
     stop = asyncio.Event()
-    install_stop_signals(stop)
+    install_stop_signals(stop, hangup=True)
     async with local_stack(console) as (bootstrap, registry_url):
         sim_config = SimulatorConfig(symbols=names, trades_per_second_per_symbol=rate, seed=1)
         async with ExchangeSimulator(sim_config) as sim:
@@ -114,7 +127,7 @@ async def run_demo(*, symbols: int, rate: float, duration_s: float | None) -> No
                 },
                 kafka={"bootstrap_servers": bootstrap, "partitions": 3},
                 registry={"url": registry_url},
-                status={"port": 0},
+                status={"host": DEMO_STATUS_HOST, "port": status_port},
             )
             gateway = Gateway(settings)
             await _stream_with_view(console, gateway, bootstrap, registry_url, stop, duration_s)
@@ -131,7 +144,7 @@ async def _stream_with_view(
 ) -> None:
     view = FlowView()
     gateway_task = asyncio.create_task(gateway.run(stop), name="gateway")
-    reader_task = asyncio.create_task(_follow(view, gateway, bootstrap, registry_url))
+    reader_task = asyncio.create_task(_follow(console, view, gateway, bootstrap, registry_url))
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         if console.is_terminal:
@@ -161,8 +174,13 @@ async def _keep_going(
     return not stop.is_set() and not gateway_task.done()
 
 
-async def _follow(view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str) -> None:
-    await gateway.started.wait()  # the topics exist from then on
+async def _follow(
+    console: Console, view: FlowView, gateway: Gateway, bootstrap: str, registry_url: str
+) -> None:
+    await gateway.started.wait()  # the topics exist, and the status server listens, from then on
+    if gateway.status_server is not None and gateway.status_server.port is not None:
+        base = f"http://{DEMO_STATUS_HOST}:{gateway.status_server.port}"
+        console.print(f"metrics at {base}/metrics, probes at {base}/healthz and {base}/readyz")
     async with RecordReader(
         gateway.topics(), bootstrap_servers=bootstrap, registry_url=registry_url
     ) as reader:

@@ -15,7 +15,8 @@
     │   ├── SerializationError              an event the Avro schema rejects: a bug or schema drift
     │   ├── RegistryError                   the schema registry refused or is unreachable
     │   │   └── RegistryNotFoundError       it answered 404: no such subject, schema or version
-    │   └── KafkaDeliveryError              retriable = True
+    │   ├── KafkaDeliveryError              retriable = True
+    │   └── TopicNotFoundError              a topic asked for by name does not exist (exit 3)
     ├── InfraError                          the local Kafka / registry launcher failed
     └── InvalidStateError(GatewayError, AssertionError)   a state machine misused: a bug
 
@@ -105,6 +106,15 @@ class KafkaDeliveryError(SinkError):
     """Kafka did not acknowledge a record."""
 
     retriable: ClassVar[bool] = True
+
+
+class TopicNotFoundError(SinkError):
+    """A topic named on the command line does not exist (``gateway tail``: exit code 3)."""
+
+    def __init__(self, topics: list[str], bootstrap_servers: str) -> None:
+        self.topics = topics
+        names = ", ".join(topics)
+        super().__init__(f"no topic {names} in Kafka at {bootstrap_servers}")
 
 
 class InfraError(GatewayError):

@@ -51,6 +51,7 @@ def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     root.setLevel(level)
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    soften_transient_coordinator_errors()
 
 
 class RepeatFilter(logging.Filter):
@@ -88,3 +89,44 @@ def quiet_repeats(prefix: str, interval_s: float = 30.0) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatFilter) for f in logger.filters):
             logger.addFilter(shared)
+
+
+_COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+_COORDINATOR_LOOKUP = "Group Coordinator Request failed: %s"
+
+
+class TransientCoordinatorFilter(logging.Filter):
+    """aiokafka logs ERROR for every failed group-coordinator lookup, even the retriable ones it
+    retries at once: a fresh broker answers GroupCoordinatorNotAvailable until it has created
+    ``__consumer_offsets``, so every first start showed an ERROR that needed no one. Retriable
+    lookups failing for less than ``grace_s`` are INFO; a streak longer than that (a broker
+    that cannot host the group) comes through as WARNING, so a real problem is still seen."""
+
+    def __init__(self, grace_s: float = 30.0, streak_gap_s: float = 10.0) -> None:
+        super().__init__()
+        self.grace_s = grace_s
+        self.streak_gap_s = streak_gap_s
+        self._streak_start: float | None = None
+        self._last: float = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _COORDINATOR_LOOKUP or record.levelno < logging.ERROR:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not args or not getattr(args[0], "retriable", False):
+            return True  # not retried by aiokafka: a real error
+        now = time.monotonic()
+        if self._streak_start is None or now - self._last > self.streak_gap_s:
+            self._streak_start = now
+        self._last = now
+        softer = logging.INFO if now - self._streak_start < self.grace_s else logging.WARNING
+        record.levelno, record.levelname = softer, logging.getLevelName(softer)
+        # Handlers do not look at loggers' levels again: drop what this logger would not log.
+        return logging.getLogger(record.name).isEnabledFor(softer)
+
+
+def soften_transient_coordinator_errors() -> None:
+    """Install :class:`TransientCoordinatorFilter` on aiokafka's group coordinator (once)."""
+    logger = logging.getLogger(_COORDINATOR_LOGGER)
+    if not any(isinstance(f, TransientCoordinatorFilter) for f in logger.filters):
+        logger.addFilter(TransientCoordinatorFilter())

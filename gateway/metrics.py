@@ -5,7 +5,26 @@ Every name here is on the Grafana dashboard (``deploy/grafana``); a test keeps t
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+import re
+
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+)
+
+import gateway
+
+_POSITION = re.compile(r"\[\d+\]")
+
+
+def field_pattern(name: str) -> str:
+    """An unknown field's name without array positions: ``B[12].x`` -> ``B[].x`` (bounded)."""
+    return _POSITION.sub("[]", name)
 
 
 class Metrics:
@@ -13,6 +32,18 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # -- the process -----------------------------------------------------------------------
+        # process_* (CPU, resident memory, open fds, start time) and python_info, as every
+        # Prometheus client exposes them; the registry is our own, so they are added here.
+        ProcessCollector(registry=self.registry)
+        self.registry.register(PLATFORM_COLLECTOR)
+        self.build_info = Gauge(
+            "gateway_build_info",
+            "Always 1; the labels say which gateway and Python run (join on them in alerts)",
+            ["version", "python"],
+            registry=self.registry,
+        )
+        self.build_info.labels(gateway.__version__, platform.python_version()).set(1)
         # -- events in and out -----------------------------------------------------------------
         self.frames = Counter(
             "gateway_frames_total", "WebSocket frames received", ["market"], registry=self.registry

@@ -20,7 +20,7 @@ from gateway.binance.messages import (
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, field_pattern
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
 
@@ -106,6 +106,9 @@ class FramePipeline:
         await self._sink.send(record)
 
     def _report_unknown_field(self, kind: str, name: str) -> None:
+        # The record's extra map keeps the position (B[3].x); the metric and the log name the
+        # field once for every element (B[].x), so a field new in a 50-item array is one series.
+        name = field_pattern(name)
         self._metrics.unknown_fields.labels(self._market, kind, name).inc()
         if (kind, name) not in self._fields_reported:
             # Once per field and connection: enough to prompt a schema change, not a log flood.

@@ -20,8 +20,14 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGTERM (Kubernetes) and SIGINT (Ctrl-C) ask for a clean drain instead of killing."""
+def install_stop_signals(stop: asyncio.Event, *, hangup: bool = False) -> None:
+    """SIGTERM (Kubernetes) and SIGINT (Ctrl-C) ask for a clean drain instead of killing.
+
+    ``hangup``: SIGHUP too, for commands that own child processes (``gateway demo``): a closed
+    terminal sends it, and by default it would kill Python at once and orphan the Kafka and
+    registry JVMs, which run in sessions of their own.
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT, *((signal.SIGHUP,) if hangup else ()))
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)

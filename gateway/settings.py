@@ -40,8 +40,10 @@ from gateway.binance.channels import (
     validate_routes,
 )
 from gateway.binance.markets import ENDPOINTS, Market
+from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.streams import TimeUnit
 from gateway.errors import ConfigError
+from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 
@@ -227,6 +229,27 @@ class BinanceSettings(_Section):
         return self.markets[market].rest_url or ENDPOINTS[market].rest_url
 
 
+class TopicOverride(_Section):
+    """Settings of one event kind's topics that differ from the defaults (``kafka.topic_overrides``).
+
+    Keyed by kind: a public kind (``trade``, ``depth_update``), a gateway record
+    (``dead_letter``, ``trade_gap``), ``account`` for the account topics or ``control``.
+    """
+
+    partitions: int | None = Field(None, ge=1)
+    retention_ms: int | None = Field(None, ge=-1)
+    config: dict[str, str] = Field(
+        default_factory=dict, description="Any other Kafka topic config, e.g. segment.bytes"
+    )
+
+
+def _overridable_kinds() -> set[str]:
+    """Every kind ``kafka.topic_overrides`` may name: the public kinds of every market, the
+    gateway's own records, ``account`` (the account topics) and ``control``."""
+    public = {c.KIND for market in Market for c in RECORD_CLASSES[market.value]}
+    return public | {DEAD_LETTER_KIND, TRADE_GAP_KIND, "account", "control"}
+
+
 class KafkaSettings(_Section):
     """The Kafka side: where, how records are batched, and the topics."""
 
@@ -243,15 +266,64 @@ class KafkaSettings(_Section):
         "survived without losing a record (longer ones stop the gateway loudly)",
     )
     max_buffered_records: int = Field(100_000, ge=1)
-    create_topics: bool = True
+    internal_topic_prefix: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="None = _<topic_prefix>: the control topic and the workers' group, apart "
+        "from the data so that a consumer of ^<topic_prefix>\\..* sees only Avro records",
+    )
+    create_topics: bool = Field(
+        True, description="False when the platform creates them (`gateway topics --strimzi`)"
+    )
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="None = the broker's default; at most replication_factor"
+    )
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
     compacted_kinds: tuple[str, ...] = Field(
         ("depth_snapshot", "book_snapshot"),
         description="Event kinds whose topics hold latest state per symbol",
     )
+    topic_overrides: dict[str, TopicOverride] = Field(
+        default_factory=dict, description="Per event kind: partitions, retention_ms, config"
+    )
     security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
+
+    @field_validator("topic_overrides")
+    @classmethod
+    def _overrides_name_kinds(cls, overrides: dict[str, TopicOverride]) -> dict[str, TopicOverride]:
+        # A misspelt kind would be ignored silently, like any unknown key: refuse it instead.
+        unknown = sorted(set(overrides) - _overridable_kinds())
+        if unknown:
+            raise ValueError(
+                f"no topics of kind {', '.join(unknown)}; kinds: "
+                f"{', '.join(sorted(_overridable_kinds()))}"
+            )
+        return overrides
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> KafkaSettings:
+        # A topic whose min.insync.replicas exceeds its replicas refuses every acks=all write.
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
+                f"replication_factor ({self.replication_factor})"
+            )
+        internal = self.internal_prefix
+        if internal == self.topic_prefix or internal.startswith(f"{self.topic_prefix}."):
+            raise ValueError(
+                f"internal_topic_prefix {internal!r} lies inside the data prefix "
+                f"{self.topic_prefix!r}: consumers of the data would read the control topic"
+            )
+        return self
+
+    @property
+    def internal_prefix(self) -> str:
+        """Where the gateway's own coordination lives: ``_binance`` by default."""
+        return self.internal_topic_prefix or f"_{self.topic_prefix}"
 
 
 class CoordinationSettings(_Section):
@@ -261,10 +333,13 @@ class CoordinationSettings(_Section):
         True, description="Share shards with the other workers of the group; off = stream all"
     )
     group_id: str | None = Field(
-        None, min_length=1, description="None = <topic_prefix>.workers: one group per deployment"
+        None,
+        min_length=1,
+        description="None = <internal prefix>.workers (_binance.workers): one group per deployment",
     )
     control_topic: str | None = Field(
-        None, description="None = <topic_prefix>.control (one partition per shard)"
+        None,
+        description="None = <internal prefix>.control (_binance.control), one partition per shard",
     )
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="A worker silent this long loses its shards to the others"

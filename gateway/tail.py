@@ -12,7 +12,8 @@ import orjson
 
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.adapters.registry_settings import RegistrySettings
-from gateway.consumer import ConsumedRecord, RecordReader
+from gateway.consumer import ConsumedRecord, RecordReader, missing_topics
+from gateway.errors import TopicNotFoundError
 
 
 def _json_default(value: Any) -> Any:
@@ -52,7 +53,14 @@ async def run_tail(
     registry: RegistrySettings | None = None,
 ) -> None:
     """Print records until ``limit`` or Ctrl-C; ``security`` for a SASL / TLS listener,
-    ``registry`` for a registry with a login or TLS (wins over ``registry_url``)."""
+    ``registry`` for a registry with a login or TLS (wins over ``registry_url``).
+
+    Raises:
+        TopicNotFoundError: a topic does not exist (rather than waiting for it forever).
+    """
+    missing = await missing_topics(topics, bootstrap_servers, security)
+    if missing:
+        raise TopicNotFoundError(missing, bootstrap_servers)
     async with RecordReader(
         topics,
         bootstrap_servers=bootstrap_servers,

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 
 from prometheus_client import Counter, Histogram
 
+from gateway import topic_catalogue
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.stream import AccountStream
-from gateway.accounts.topics import account_topics, ensure_account_topics
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.adapters.decoder import ValueDecoder
@@ -40,8 +40,6 @@ from gateway.adapters.kafka_tail import LastIdReader
 from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
-from gateway.binance.merger import other_market_kinds
-from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
@@ -51,9 +49,10 @@ from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRecord, TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.settings import GatewaySettings
 from gateway.shards import MarketKeepers, ShardContext, ShardRunner
+from gateway.topic_catalogue import ACCOUNT_KIND
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +120,7 @@ class Gateway:
 
     @property
     def control_topic(self) -> str:
-        configured = self.settings.coordination.control_topic
-        return configured or self.namer.gateway_topic("control")
+        return topic_catalogue.control_topic(self.settings)
 
     def layout(self) -> tuple[str, ...]:
         """Every shard id in control-partition order: the plan's, then one per account (one
@@ -153,21 +151,15 @@ class Gateway:
         )
 
     def topics(self) -> list[str]:
-        """Every topic this configuration may write to: each public event kind of each
+        """Every public topic this configuration may write to: each public event kind of each
         configured market (a stream can carry more than one kind), and the gateway's own."""
-        names = {self.namer.gateway_topic(kind) for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND)}
-        for market, market_settings in self.settings.binance.markets.items():
-            names.update(
-                self.namer.topic(market.value, c.KIND) for c in RECORD_CLASSES[market.value]
-            )
-            # Merged streams carry the other futures market's contracts to its own topics.
-            kinds = other_market_kinds(market, market_settings.market_wide)
-            names.update(self.namer.topic(group, kind) for group, kind in kinds)
-        return sorted(names)
+        return [
+            t.name for t in topic_catalogue.data_topics(self.settings) if t.kind != ACCOUNT_KIND
+        ]
 
     def all_topics(self) -> list[str]:
         """:meth:`topics` and the accounts' own topics."""
-        return sorted([*self.topics(), *account_topics(self.namer, self.settings.accounts)])
+        return [t.name for t in topic_catalogue.data_topics(self.settings)]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set or something fatal happens; always drains."""
@@ -183,8 +175,7 @@ class Gateway:
                 self.catalog, await self._framing(registry), self.namer, self.worker_id
             )
             if settings.kafka.create_topics:
-                await ensure_topics(settings.kafka, self.topics())
-                await ensure_account_topics(settings.kafka, self.namer, settings.accounts)
+                await ensure_topics(settings.kafka, topic_catalogue.data_topics(settings))
             await self.sink.start()
             try:
                 await self._run_with_sink(stop, builder, registry, resources)
@@ -257,7 +248,9 @@ class Gateway:
         assignor: ShardAssignor | None = None
         if coordinated:
             partitions = await ensure_control_topic(
-                settings.kafka, self.control_topic, len(self.layout())
+                settings.kafka,
+                topic_catalogue.control_spec(settings, len(self.layout())),
+                create=settings.kafka.create_topics,
             )
             control = ControlLog(settings.kafka, self.control_topic, self.worker_id)
             await control.start(partitions)
@@ -294,7 +287,7 @@ class Gateway:
                     settings.kafka,
                     settings.coordination,
                     self.control_topic,
-                    settings.coordination.group_id or self.namer.gateway_topic("workers"),
+                    topic_catalogue.workers_group(settings),
                     assignor,
                     lambda partitions: self._assigned(ownership, partitions),
                 )

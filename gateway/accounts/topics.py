@@ -23,8 +23,7 @@ from gateway.adapters.kafka import ensure_topics
 from gateway.binance.messages import RecordEvent
 from gateway.records.topics import TopicNamer
 from gateway.settings import KafkaSettings
-
-ACCOUNT_TOPIC_PARTITIONS = 1
+from gateway.topic_catalogue import ACCOUNT_TOPIC_PARTITIONS, account_spec
 
 
 def account_topic(namer: TopicNamer, account: AccountSettings) -> str:
@@ -48,8 +47,8 @@ async def ensure_account_topics(
     settings: KafkaSettings, namer: TopicNamer, accounts: Iterable[AccountSettings]
 ) -> list[str]:
     """Create the missing account topics with one partition; returns those created."""
-    single = settings.model_copy(update={"partitions": ACCOUNT_TOPIC_PARTITIONS})
-    return await ensure_topics(single, account_topics(namer, accounts))
+    specs = [account_spec(settings, name) for name in account_topics(namer, accounts)]
+    return await ensure_topics(settings, specs)
 
 
 def record_key(event: RecordEvent, alias: str) -> bytes:

@@ -27,6 +27,12 @@ from gateway.errors import KafkaDeliveryError
 from gateway.logs import quiet_repeats
 from gateway.records.topics import ProducerRecord
 from gateway.settings import KafkaSettings
+from gateway.topic_catalogue import (
+    TopicSpec,
+    data_spec,
+    kind_of,
+    topic_config as catalogue_topic_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,21 +219,21 @@ class KafkaSink:
 
 
 def topic_config(settings: KafkaSettings, topic: str) -> dict[str, str]:
-    """Retention for every topic; compaction too where a topic holds each symbol's latest state."""
-    config = {"retention.ms": str(settings.retention_ms)}
-    if topic.rsplit(".", 1)[-1] in settings.compacted_kinds:
-        # compact,delete: the latest record per symbol survives compaction, and the time-based
-        # retention still bounds the topic.
-        config["cleanup.policy"] = "compact,delete"
-    return config
+    """A data topic's config, its kind read from its name (see :mod:`gateway.topic_catalogue`)."""
+    return catalogue_topic_config(settings, kind_of(topic))
 
 
-async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
+async def ensure_topics(settings: KafkaSettings, topics: Iterable[str | TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created.
 
-    Existing topics are left as they are: their configuration belongs to whoever runs Kafka.
+    A name stands for a data topic with the configured settings of its kind. Existing topics
+    are left as they are: their configuration belongs to whoever runs Kafka.
     """
-    wanted = sorted(set(topics))
+    specs = {
+        spec.name: spec
+        for spec in (t if isinstance(t, TopicSpec) else data_spec(settings, t) for t in topics)
+    }
+    wanted = [specs[name] for name in sorted(specs)]
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-admin",
@@ -239,13 +245,8 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[
             await admin.start()
             response = await admin.create_topics(
                 [
-                    NewTopic(
-                        topic,
-                        settings.partitions,
-                        settings.replication_factor,
-                        topic_configs=topic_config(settings, topic),
-                    )
-                    for topic in wanted
+                    NewTopic(spec.name, spec.partitions, spec.replicas, topic_configs=spec.config)
+                    for spec in wanted
                 ]
             )
         finally:

@@ -41,10 +41,13 @@ from gateway.coordination.control import (
     claim_value,
     parse_key,
 )
-from gateway.errors import KafkaDeliveryError
+from gateway.errors import ConfigError, KafkaDeliveryError
+from gateway.logs import soften_transient_coordinator_errors
 from gateway.settings import CoordinationSettings, KafkaSettings
+from gateway.topic_catalogue import TopicRole, TopicSpec
 
 logger = logging.getLogger(__name__)
+soften_transient_coordinator_errors()  # see gateway.logs: a fresh broker's first lookups
 
 TOPIC_ALREADY_EXISTS = 36
 LEAVE_TIMEOUT_S = 10.0
@@ -353,9 +356,30 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def ensure_control_topic(settings: KafkaSettings, topic: str, partitions: int) -> int:
-    """The control topic, compacted, with at least one partition per shard; returns how many
-    partitions it has."""
+async def ensure_control_topic(
+    settings: KafkaSettings,
+    topic: TopicSpec | str,
+    partitions: int | None = None,
+    *,
+    create: bool = True,
+) -> int:
+    """The control topic with at least one partition per shard; returns how many it has.
+
+    ``topic`` is the catalogue's spec (compacted); a bare name gets ``partitions`` and the
+    compaction. With ``create=False`` (``kafka.create_topics: false``: the platform owns the
+    topics) it is only checked: missing or too small is a :class:`ConfigError` saying so.
+    """
+    if isinstance(topic, str):
+        spec = TopicSpec(
+            topic,
+            "control",
+            TopicRole.INTERNAL,
+            partitions or 1,
+            settings.replication_factor,
+            {"cleanup.policy": "compact"},
+        )
+    else:
+        spec = topic
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-admin",
@@ -365,35 +389,49 @@ async def ensure_control_topic(settings: KafkaSettings, topic: str, partitions: 
     with map_kafka_errors("creating the control topic", settings.bootstrap_servers):
         await admin.start()
         try:
+            if not create:
+                return await _check_control_topic(admin, spec)
             response = await admin.create_topics(
-                [
-                    NewTopic(
-                        topic,
-                        partitions,
-                        settings.replication_factor,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                ]
+                [NewTopic(spec.name, spec.partitions, spec.replicas, topic_configs=spec.config)]
             )
             code = response.topic_errors[0][1]
             if code == 0:
-                await _wait_for_leaders(admin, topic, partitions)
+                await _wait_for_leaders(admin, spec.name, spec.partitions)
             if code == TOPIC_ALREADY_EXISTS:
-                described = await admin.describe_topics([topic])
+                described = await admin.describe_topics([spec.name])
                 existing = len(described[0]["partitions"])
-                if existing < partitions:
+                if existing < spec.partitions:
                     # More shards than before (more slots or accounts): grow, never shrink.
                     try:
-                        await admin.create_partitions({topic: NewPartitions(partitions)})
-                        logger.info("control topic %s grown to %d partitions", topic, partitions)
+                        await admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
+                        logger.info(
+                            "control topic %s grown to %d partitions", spec.name, spec.partitions
+                        )
                     except InvalidPartitionsError:
                         pass  # another worker starting at the same moment created or grew it
-                return max(existing, partitions)
+                return max(existing, spec.partitions)
             if code != 0:
-                raise KafkaDeliveryError(f"cannot create control topic {topic}: error {code}")
-            return partitions
+                raise KafkaDeliveryError(f"cannot create control topic {spec.name}: error {code}")
+            return spec.partitions
         finally:
             await admin.close()
+
+
+async def _check_control_topic(admin: AIOKafkaAdminClient, spec: TopicSpec) -> int:
+    """The platform's control topic: it must exist with a partition per shard."""
+    [described] = await admin.describe_topics([spec.name])
+    existing = len(described.get("partitions", []))
+    if described.get("error_code", 0) != 0 or existing == 0:
+        raise ConfigError(
+            f"control topic {spec.name} does not exist and kafka.create_topics is false: "
+            "create it (gateway topics --strimzi) or let the gateway create topics"
+        )
+    if existing < spec.partitions:
+        raise ConfigError(
+            f"control topic {spec.name} has {existing} partitions, the plan needs "
+            f"{spec.partitions} (one per shard): regenerate the topics (gateway topics --strimzi)"
+        )
+    return existing
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, partitions: int) -> None:

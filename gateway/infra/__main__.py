@@ -76,7 +76,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = stack.stop_local_stack()
+    stopped = stack.stop_local_stack() + stack.stop_orphaned_demos()
     _out(f"stopped {stopped} process(es)" if stopped else "no local stack was running")
     return 0
 

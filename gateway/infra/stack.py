@@ -2,18 +2,23 @@
 
 ``make kafka-up`` / ``python -m gateway.infra up`` start it and ``gateway run --local-stack``
 reuses it (or starts it). Pid files, logs and data live under ``.cache/local-stack/``.
+
+``gateway demo`` runs a stack of its own under ``.cache/demo/<demo pid>/`` and stops it however
+it ends; if the demo itself is killed (``kill -9``), its JVMs are orphans that ``make
+kafka-down`` (and the next demo) find by those pid files and stop.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.infra import maven
 from gateway.infra.kafka import KafkaCluster
-from gateway.infra.process import WORKDIR_PROPERTY, pid_command_line, terminate_pids
+from gateway.infra.process import WORKDIR_PROPERTY, pid_alive, pid_command_line, terminate_pids
 from gateway.infra.registry import SchemaRegistry
 
 STACK_DIR = maven.REPO_ROOT / ".cache" / "local-stack"
@@ -22,6 +27,8 @@ KAFKA_DIR = STACK_DIR / "kafka"
 REGISTRY_DIR = STACK_DIR / "registry"
 # The -D property every JVM of the stack carries: proves a pid in a pid file is still ours.
 STACK_MARKER = f"-D{WORKDIR_PROPERTY}={STACK_DIR}"
+DEMO_DIR = maven.REPO_ROOT / ".cache" / "demo"
+DEMO_MARKER = f"-D{WORKDIR_PROPERTY}={DEMO_DIR}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +139,24 @@ def _read_pid(pid_file: Path) -> int | None:
 def _is_ours(pid: int) -> bool:
     command = pid_command_line(pid)
     return command is not None and STACK_MARKER in command
+
+
+def demo_work_dir() -> Path:
+    """Where this process's demo keeps its JVMs' pid files, logs and data."""
+    return DEMO_DIR / str(os.getpid())
+
+
+def stop_orphaned_demos() -> int:
+    """Stop the JVMs of demos whose own process is gone (killed before it could stop them);
+    a running demo's are left alone. Returns how many JVMs were stopped."""
+    stopped = 0
+    for run in sorted(DEMO_DIR.glob("*")):
+        owner = int(run.name) if run.name.isdigit() else None
+        if owner is not None and owner != os.getpid() and pid_alive(owner):
+            continue
+        registry = [pid for f in run.glob("registry/*.pid") if (pid := _read_pid(f)) is not None]
+        kafka = [pid for f in run.glob("kafka/node-*/*.pid") if (pid := _read_pid(f)) is not None]
+        for pids in (registry, kafka):  # the registry first, as stop_local_stack says why
+            stopped += terminate_pids(pids, marker=DEMO_MARKER)
+        shutil.rmtree(run, ignore_errors=True)
+    return stopped

@@ -24,13 +24,18 @@ from gateway.errors import ConfigError
 from gateway.infra.docker import KAFKA_IMAGE, REGISTRY_IMAGE
 from gateway.infra.kustomize import render
 from gateway.settings import GatewaySettings, load_settings
+from tests.deploy import crd
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 BASE, OVERLAY = DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "example"
 KUBERNETES_VERSION = "1.37.0"
-# Custom resources the validator has no schema for: checked by hand below.
+# Custom resources the validator has no schema for: checked by hand below, or against the CRD
+# carried in deploy/crds.
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml"
+}
 CONFIG_PATH = "/etc/binance-gateway/gateway.yaml"
 SECRETS_DIR = "/etc/binance-gateway/secrets"
 STATUS_PORT = 8000
@@ -114,6 +119,9 @@ def test_every_rendered_document_is_valid_kubernetes(rendered):
         if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
             assert doc["metadata"]["name"] and doc["spec"], doc["kind"]
             continue
+        if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
+            crd.validate(doc, CRD_KINDS[doc["apiVersion"], doc["kind"]])
+            continue
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
@@ -123,6 +131,15 @@ def test_strict_validation_rejects_unknown_fields(base_docs):
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_overlay_carries_the_alert_rules(overlay_docs):
+    rule = only(overlay_docs, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == "market-data"
+    assert (
+        rule["metadata"]["labels"]["release"]
+        == (only(overlay_docs, "ServiceMonitor")["metadata"]["labels"]["release"])
+    )
 
 
 def test_service_monitor_scrapes_the_metrics_service(overlay_docs):

@@ -140,6 +140,25 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
 
 
 @pytest.mark.kafka
+async def test_tail_of_a_missing_topic_exits_at_once_with_one_line(kafka_bootstrap, topic_prefix):
+    missing = f"{topic_prefix}.spot.trad"
+    process = await asyncio.create_subprocess_exec(
+        *GATEWAY, "tail", missing, "--bootstrap", kafka_bootstrap,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.kill()
+        raise AssertionError("gateway tail of a missing topic did not exit") from None
+    assert process.returncode == 3
+    assert stdout == b""
+    assert stderr.decode().splitlines() == [
+        f"error: no topic {missing} in Kafka at {kafka_bootstrap}"
+    ]
+
+
+@pytest.mark.kafka
 @pytest.mark.registry
 async def test_documented_python_example_reads_trades(
     kafka_bootstrap, schema_registry_url, topic_prefix

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.metrics_core import Metric
 
+import gateway
 from gateway.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "binance-gateway.json"
-METRIC_NAME = re.compile(r"\bgateway_[a-z0-9_]+\b")
+# The gateway's own metrics, and the process_* every Prometheus client exports (CPU, memory).
+METRIC_NAME = re.compile(r"\b(?:gateway|process)_[a-z0-9_]+\b")
 # What each Prometheus type exposes, from the family name prometheus_client reports.
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -71,8 +73,18 @@ def test_every_exported_metric_is_on_a_panel(dashboard):
         for target in panel.get("targets", [])
     )
     used = set(METRIC_NAME.findall(panel_exprs))
-    missing = [f.name for f in families() if not exposed_names(f) & used]
+    ours = [f for f in families() if f.name.startswith("gateway_")]
+    missing = [f.name for f in ours if not exposed_names(f) & used]
     assert missing == []
+
+
+def test_process_and_build_info_are_exported():
+    names = {f.name for f in families()}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_start_time_seconds",
+            "gateway_build_info"} <= names  # fmt: skip
+    [build] = [f for f in families() if f.name == "gateway_build_info"]
+    [sample] = build.samples
+    assert sample.labels["version"] == gateway.__version__ and sample.value == 1
 
 
 def test_histograms_are_read_as_histograms(expressions):

@@ -86,6 +86,22 @@ async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
     assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
 
 
+async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(caplog):
+    sink, metrics = RecordingSink(), Metrics()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    pipeline = FramePipeline(FrameParser(Market.USDM), builder, sink, metrics, connection="usdm-0")
+    payload = vector("usdm/contractInfo.json")
+    brackets = [dict(payload["bks"][0], bs=i, zz=i) for i in range(50)]
+    await pipeline(orjson.dumps(payload | {"bks": brackets}), 1, 0)
+    [record] = sink.records
+    assert len(decoded(record)["extra"]) == 50  # the data keeps every position
+    samples = [
+        s for f in metrics.unknown_fields.collect() for s in f.samples if s.name.endswith("_total")
+    ]
+    assert [(s.labels["field"], s.value) for s in samples] == [("bks[].zz", 50)]
+    assert sum("bks[].zz" in r.getMessage() for r in caplog.records) == 1
+
+
 async def test_server_shutdown_asks_for_a_reconnect(pipeline_and_sink):
     pipeline, _, _ = pipeline_and_sink
     with pytest.raises(StreamDisconnectedError):
