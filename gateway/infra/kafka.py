@@ -149,6 +149,7 @@ class KafkaCluster:
         overrides: Mapping[str, str] | None = None,
         sasl_users: Mapping[str, str] | None = None,
         oauthbearer: bool = False,
+        oauthbearer_scope: str | None = None,
         tls: BrokerTls | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         stop_grace: float = DEFAULT_STOP_GRACE_S,
@@ -161,6 +162,7 @@ class KafkaCluster:
         :param overrides: extra or replacement ``server.properties`` entries for every node.
         :param sasl_users: users and passwords of an extra SASL_PLAINTEXT (PLAIN) listener.
         :param oauthbearer: an extra SASL_PLAINTEXT listener for OAUTHBEARER (unsecured tokens).
+        :param oauthbearer_scope: a scope every token must carry there (``scope`` claim).
         :param tls: the key and CA of an extra SSL listener that requires client certificates.
         :param quick_jit: ``-XX:TieredStopAtLevel=1``: faster start, lower peak throughput; turn it
             off for benchmarks.
@@ -183,6 +185,9 @@ class KafkaCluster:
                     "without quotes, backslashes, semicolons or newlines"
                 )
         self._oauthbearer = oauthbearer
+        if oauthbearer_scope is not None and not oauthbearer_scope.replace("-", "").isalnum():
+            raise ValueError(f"OAUTHBEARER scope {oauthbearer_scope!r}: letters, digits and '-'")
+        self._oauthbearer_scope = oauthbearer_scope
         self._tls = tls
         self._listeners = [
             name
@@ -464,10 +469,13 @@ class KafkaCluster:
         if OAUTH_LISTENER in node.extra_ports:
             prefix = "listener.name.oauth.oauthbearer."
             config["listener.name.oauth.sasl.enabled.mechanisms"] = "OAUTHBEARER"
-            # The login module's own (unsecured) token is only for the broker as a client.
+            # The login module's own (unsecured) token is only for the broker as a client; the
+            # validator reads its options (a required scope) from the same JAAS line.
+            scope = self._oauthbearer_scope
+            required = f' unsecuredValidatorRequiredScope="{scope}"' if scope else ""
             config[prefix + "sasl.jaas.config"] = (
                 f"{_OAUTH_UNSECURED}.OAuthBearerLoginModule required "
-                'unsecuredLoginStringClaim_sub="broker";'
+                f'unsecuredLoginStringClaim_sub="broker"{required};'
             )
             config[prefix + "sasl.server.callback.handler.class"] = (
                 f"{_OAUTH_UNSECURED}.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"

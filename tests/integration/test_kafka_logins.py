@@ -26,7 +26,9 @@ from tests.logins import Pki, TokenEndpoint, make_pki
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 CLIENT_ID, CLIENT_SECRET = "binance-gateway", "oidc-s3cret"
+SCOPE = "kafka"  # the broker's validator requires it in every token
 REFUSAL_WITHIN_S = 30.0
+HANG_AFTER_S = 15.0  # where a refusal is known to hang (xfail below): long enough to be sure
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def pki(tmp_path_factory) -> Pki:
 def cluster(pki):
     # One broker for the module: both listeners, started once (a JVM start is the slow part).
     tls = BrokerTls(keystore=pki.broker_keystore, truststore=pki.ca)
-    with KafkaCluster(1, oauthbearer=True, tls=tls) as started:
+    with KafkaCluster(1, oauthbearer=True, oauthbearer_scope=SCOPE, tls=tls) as started:
         yield started
 
 
@@ -49,7 +51,9 @@ async def token_endpoint():
     await endpoint.stop()
 
 
-def oauth_login(endpoint: TokenEndpoint, secret: str = CLIENT_SECRET) -> KafkaSecuritySettings:
+def oauth_login(
+    endpoint: TokenEndpoint, secret: str = CLIENT_SECRET, scope: str = SCOPE
+) -> KafkaSecuritySettings:
     return KafkaSecuritySettings(
         protocol="SASL_PLAINTEXT",
         sasl_mechanism="OAUTHBEARER",
@@ -57,7 +61,7 @@ def oauth_login(endpoint: TokenEndpoint, secret: str = CLIENT_SECRET) -> KafkaSe
             token_endpoint_url=endpoint.url,
             client_id=CLIENT_ID,
             client_secret=secret,
-            scope="kafka",
+            scope=scope,
         ),
     )
 
@@ -133,7 +137,7 @@ async def test_oauthbearer_tokens_from_the_endpoint_carry_records(
     # each, since a token is cached for its lifetime.
     assert 1 <= len(token_endpoint.requests) <= 3
     assert all(
-        r == {"grant_type": "client_credentials", "scope": "kafka"} for r in token_endpoint.requests
+        r == {"grant_type": "client_credentials", "scope": SCOPE} for r in token_endpoint.requests
     )
 
 
@@ -154,6 +158,28 @@ async def test_an_expired_token_fails_fast(cluster, token_endpoint, topic_prefix
     # forever): the provider refuses it first, from the token's own exp.
     token_endpoint.token_exp_offset_s = -60
     await assert_refused(cluster.oauth_bootstrap_servers, oauth_login(token_endpoint), topic_prefix)
+
+
+@pytest.mark.xfail(
+    raises=TimeoutError,
+    strict=True,
+    reason="aiokafka 0.14 ignores the broker's RFC 7628 error challenge (IBM/sarama#1428 fixed "
+    "the same in Sarama): a token the broker refuses looks like a login, and start-up hangs",
+)
+async def test_a_token_the_broker_refuses_fails_fast(cluster, token_endpoint, topic_prefix):
+    # A valid, unexpired token without the scope the broker requires: only the broker can tell.
+    settings = KafkaSettings(
+        bootstrap_servers=cluster.oauth_bootstrap_servers,
+        topic_prefix=topic_prefix,
+        request_timeout_ms=10_000,
+        security=oauth_login(token_endpoint, scope="not-kafka"),
+    )
+    sink = KafkaSink(settings)
+    try:
+        with pytest.raises(KafkaDeliveryError, match="connecting the producer"):
+            await asyncio.wait_for(sink.start(), HANG_AFTER_S)
+    finally:
+        await sink.stop()
 
 
 # -- mutual TLS ------------------------------------------------------------------------------------
