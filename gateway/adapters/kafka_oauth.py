@@ -1,7 +1,7 @@
 """SASL OAUTHBEARER logins: access tokens from an OIDC provider's token endpoint.
 
-Cloud Kafka services that log in with OAuth (Confluent Cloud, Amazon MSK behind an OIDC identity
-provider, Aiven, Strimzi with Keycloak) take a bearer token that the client fetches itself, with
+Kafka services that log in with OAuth (Confluent Cloud, Aiven, Strimzi or self-managed Kafka
+behind Keycloak, Okta or Entra ID) take a bearer token that the client fetches itself, with
 the *client credentials* grant (RFC 6749 §4.4): a POST of ``grant_type=client_credentials`` (and
 the ``scope``) with the client id and secret in HTTP Basic auth (§2.3.1), answered by
 ``{"access_token": ..., "token_type": "Bearer", "expires_in": seconds}`` (§5.1).
@@ -132,7 +132,6 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):  # type: ignore[mis
         self._wall_clock = wall_clock
         self._token: AccessToken | None = None
         self._lock = asyncio.Lock()  # connections opened together share one fetch
-        self.fetches = 0
 
     def __repr__(self) -> str:
         return f"ClientCredentialsTokenProvider({self._settings.client_id!r})"
@@ -158,7 +157,6 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):  # type: ignore[mis
             "Authorization": basic_authorization(s.client_id, s.secret()),
         }
         timeout = aiohttp.ClientTimeout(total=s.request_timeout_s)
-        self.fetches += 1
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,

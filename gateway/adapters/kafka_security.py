@@ -7,9 +7,9 @@ The logins:
 
 * SASL ``PLAIN`` and ``SCRAM-SHA-256/512``: ``username`` and ``password`` (or ``password_file``).
 * SASL ``OAUTHBEARER``: tokens from an OIDC token endpoint with the client credentials grant
-  (``oauth``: endpoint, client id and secret, scope, SASL extensions), as Confluent Cloud, Amazon
-  MSK behind an OIDC provider and Strimzi with Keycloak take them; see
-  :mod:`gateway.adapters.kafka_oauth`.
+  (``oauth``: endpoint, client id and secret, scope, SASL extensions), as Confluent Cloud, Aiven
+  and Strimzi with Keycloak take them; see :mod:`gateway.adapters.kafka_oauth`. (Amazon MSK's
+  IAM login is OAUTHBEARER too, but with an AWS-signed token this module does not make.)
 * TLS client certificates (mutual TLS): ``protocol: SSL`` with ``ssl_certfile``/``ssl_keyfile``
   (and ``ssl_keyfile_password`` for an encrypted key), as Amazon MSK and Aiven take them.
 
