@@ -13,6 +13,7 @@ Decimals come back as :class:`~decimal.Decimal`, timestamps as aware UTC datetim
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class RecordReader:
             enable_auto_commit=group_id is not None,
             **client_options(security or KafkaSecuritySettings()),
         )
+        self._pending: collections.deque[Any] = collections.deque()  # aiokafka ConsumerRecords
 
     async def __aenter__(self) -> RecordReader:
         if self._registry is not None:
@@ -119,26 +121,32 @@ class RecordReader:
             await self._registry.__aexit__(exc_type, exc, tb)
 
     async def records(self, idle_timeout_s: float | None = None) -> AsyncIterator[ConsumedRecord]:
-        """Yield decoded records; stop after ``idle_timeout_s`` without any, if given."""
+        """Yield decoded records; stop after ``idle_timeout_s`` without any, if given.
+
+        Records fetched but not yet yielded stay with the reader: a caller that stops iterating
+        mid-batch (``read_all`` once it has ``expected``) gets them from its next ``records()``.
+        """
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            if not batches:
-                if idle_timeout_s is not None:
-                    idle_timeout_s -= 0.5
-                    if idle_timeout_s <= 0:
-                        return
-                continue
-            for messages in batches.values():
-                for message in messages:
-                    yield ConsumedRecord(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        timestamp_ms=message.timestamp,
-                        key=message.key.decode() if message.key is not None else None,
-                        headers={k: v.decode(errors="replace") for k, v in message.headers},
-                        value=await self.decode_value(message.value),
-                    )
+            if not self._pending:
+                batches = await self._consumer.getmany(timeout_ms=500)
+                if not batches:
+                    if idle_timeout_s is not None:
+                        idle_timeout_s -= 0.5
+                        if idle_timeout_s <= 0:
+                            return
+                    continue
+                for messages in batches.values():
+                    self._pending.extend(messages)
+            message = self._pending.popleft()
+            yield ConsumedRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp_ms=message.timestamp,
+                key=message.key.decode() if message.key is not None else None,
+                headers={k: v.decode(errors="replace") for k, v in message.headers},
+                value=await self.decode_value(message.value),
+            )
 
     async def end_offsets(self) -> dict[TopicPartition, int]:
         partitions = [

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -62,6 +62,27 @@ def new_cluster_id() -> str:
             return text
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The TLS identity of the ``MTLS`` listener, as PEM files (Kafka 4 reads PEM stores)."""
+
+    keystore: Path
+    """The broker's private key (unencrypted PKCS#8) followed by its certificate chain."""
+    truststore: Path
+    """The CA certificate(s) a client's certificate must chain to."""
+
+
+# Extra client listeners: name -> security protocol. Brokers talk to each other over PLAINTEXT.
+SASL_LISTENER, OAUTH_LISTENER, TLS_LISTENER = "SASL", "OAUTH", "MTLS"
+_PROTOCOLS = {
+    SASL_LISTENER: "SASL_PLAINTEXT",
+    OAUTH_LISTENER: "SASL_PLAINTEXT",
+    TLS_LISTENER: "SSL",
+}
+_MECHANISMS = {SASL_LISTENER: "PLAIN", OAUTH_LISTENER: "OAUTHBEARER"}
+_OAUTH_UNSECURED = "org.apache.kafka.common.security.oauthbearer"
+
+
 @dataclass
 class _Node:
     index: int
@@ -69,7 +90,7 @@ class _Node:
     port: int
     controller_port: int
     dir: Path
-    sasl_port: int | None = None
+    extra_ports: dict[str, int] = field(default_factory=dict)
     process: JavaProcess | None = None
 
     @property
@@ -88,11 +109,10 @@ class _Node:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
-    @property
-    def sasl_address(self) -> str:
-        if self.sasl_port is None:
-            raise InvalidStateError("the cluster has no SASL listener")
-        return f"{LOOPBACK}:{self.sasl_port}"
+    def listener_address(self, name: str) -> str:
+        if name not in self.extra_ports:
+            raise InvalidStateError(f"the cluster has no {name} listener")
+        return f"{LOOPBACK}:{self.extra_ports[name]}"
 
 
 class KafkaCluster:
@@ -111,6 +131,13 @@ class KafkaCluster:
     named ``SASL`` with the PLAIN mechanism (:attr:`sasl_bootstrap_servers`), its users configured
     in ``listener.name.sasl.plain.sasl.jaas.config``; brokers keep talking to each other over the
     unauthenticated ``PLAINTEXT`` one, which stays open for tests that need both.
+
+    With ``oauthbearer`` a listener ``OAUTH`` (SASL_PLAINTEXT) takes SASL OAUTHBEARER logins and
+    checks their tokens with Kafka's unsecured validator (``OAuthBearerUnsecuredValidatorCallback
+    Handler``: unsigned JWS, ``alg: none``, whose ``sub`` is the principal and ``exp`` is honoured),
+    so a test can play the OIDC provider (:attr:`oauth_bootstrap_servers`). With ``tls`` a listener
+    ``MTLS`` (SSL) requires a client certificate signed by ``tls.truststore``
+    (:attr:`tls_bootstrap_servers`).
     """
 
     def __init__(
@@ -121,6 +148,9 @@ class KafkaCluster:
         work_dir: Path | None = None,
         overrides: Mapping[str, str] | None = None,
         sasl_users: Mapping[str, str] | None = None,
+        oauthbearer: bool = False,
+        oauthbearer_scope: str | None = None,
+        tls: BrokerTls | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         stop_grace: float = DEFAULT_STOP_GRACE_S,
         quick_jit: bool = True,
@@ -131,6 +161,9 @@ class KafkaCluster:
         :param ports: fixed client ports for the first ``len(ports)`` nodes; the rest are free ones.
         :param overrides: extra or replacement ``server.properties`` entries for every node.
         :param sasl_users: users and passwords of an extra SASL_PLAINTEXT (PLAIN) listener.
+        :param oauthbearer: an extra SASL_PLAINTEXT listener for OAUTHBEARER (unsecured tokens).
+        :param oauthbearer_scope: a scope every token must carry there (``scope`` claim).
+        :param tls: the key and CA of an extra SSL listener that requires client certificates.
         :param quick_jit: ``-XX:TieredStopAtLevel=1``: faster start, lower peak throughput; turn it
             off for benchmarks.
         :param stop_at_exit: stop the JVMs when this interpreter exits; False for a detached stack.
@@ -151,6 +184,20 @@ class KafkaCluster:
                     f"SASL user {user!r}: a name like an identifier, a password "
                     "without quotes, backslashes, semicolons or newlines"
                 )
+        self._oauthbearer = oauthbearer
+        if oauthbearer_scope is not None and not oauthbearer_scope.replace("-", "").isalnum():
+            raise ValueError(f"OAUTHBEARER scope {oauthbearer_scope!r}: letters, digits and '-'")
+        self._oauthbearer_scope = oauthbearer_scope
+        self._tls = tls
+        self._listeners = [
+            name
+            for name, wanted in (
+                (SASL_LISTENER, bool(self._sasl_users)),
+                (OAUTH_LISTENER, oauthbearer),
+                (TLS_LISTENER, tls is not None),
+            )
+            if wanted
+        ]
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._quick_jit = quick_jit
@@ -193,8 +240,21 @@ class KafkaCluster:
 
     @property
     def sasl_bootstrap_servers(self) -> str:
-        """Comma-separated ``127.0.0.1:port`` of every node's SASL_PLAINTEXT listener."""
-        return ",".join(node.sasl_address for node in self._require_nodes())
+        """Comma-separated ``127.0.0.1:port`` of every node's SASL_PLAINTEXT (PLAIN) listener."""
+        return self.listener_bootstrap_servers(SASL_LISTENER)
+
+    @property
+    def oauth_bootstrap_servers(self) -> str:
+        """Comma-separated ``127.0.0.1:port`` of every node's OAUTHBEARER listener."""
+        return self.listener_bootstrap_servers(OAUTH_LISTENER)
+
+    @property
+    def tls_bootstrap_servers(self) -> str:
+        """Comma-separated ``127.0.0.1:port`` of every node's mutual-TLS listener."""
+        return self.listener_bootstrap_servers(TLS_LISTENER)
+
+    def listener_bootstrap_servers(self, name: str) -> str:
+        return ",".join(node.listener_address(name) for node in self._require_nodes())
 
     def node_address(self, index: int) -> str:
         return self._node(index).address
@@ -311,17 +371,18 @@ class KafkaCluster:
                 self._work_dir = Path(tempfile.mkdtemp(prefix="kafka-cluster-")).resolve()
         if not self._nodes:
             count = self._node_count
-            listeners = 3 if self._sasl_users else 2
+            listeners = 2 + len(self._listeners)
             ports = reserve_ports(self._fixed_ports, listeners * count - len(self._fixed_ports))
-            client, controller, sasl = ports[:count], ports[count : 2 * count], ports[2 * count :]
             self._nodes = [
                 _Node(
                     i,
                     i + 1,
-                    client[i],
-                    controller[i],
+                    ports[i],
+                    ports[count + i],
                     self._work_dir / f"node-{i + 1}",
-                    sasl_port=sasl[i] if sasl else None,
+                    extra_ports={
+                        name: ports[(2 + k) * count + i] for k, name in enumerate(self._listeners)
+                    },
                 )
                 for i in range(count)
             ]
@@ -377,30 +438,56 @@ class KafkaCluster:
             # clusters exist for fault tests, which wait for exactly that.
             config["broker.session.timeout.ms"] = "4000"
             config["broker.heartbeat.interval.ms"] = "500"
-        if node.sasl_port is not None:
-            config.update(self._sasl_config(node))
+        if node.extra_ports:
+            config.update(self._extra_listener_config(node))
         config.update(self._overrides)
         return config
 
-    def _sasl_config(self, node: _Node) -> dict[str, str]:
-        """An extra ``SASL`` listener (SASL_PLAINTEXT, PLAIN) whose JAAS line lists the users."""
-        users = " ".join(f'user_{user}="{pw}"' for user, pw in self._sasl_users.items())
-        listeners = (
-            f"SASL://{LOOPBACK}:{node.sasl_port},PLAINTEXT://{LOOPBACK}:{node.port},"
-            f"CONTROLLER://{LOOPBACK}:{node.controller_port}"
+    def _extra_listener_config(self, node: _Node) -> dict[str, str]:
+        """The ``SASL``, ``OAUTH`` and ``MTLS`` listeners beside PLAINTEXT and CONTROLLER."""
+        listeners = ",".join(
+            [f"{name}://{LOOPBACK}:{port}" for name, port in node.extra_ports.items()]
+            + [f"PLAINTEXT://{LOOPBACK}:{node.port}"]
+            + [f"CONTROLLER://{LOOPBACK}:{node.controller_port}"]
         )
-        return {
+        protocols = ",".join(f"{name}:{_PROTOCOLS[name]}" for name in node.extra_ports)
+        config = {
             "listeners": listeners,
             "advertised.listeners": listeners,
-            "listener.security.protocol.map": (
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT"
-            ),
-            "sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.sasl.sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.sasl.plain.sasl.jaas.config": (
-                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
-            ),
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,{protocols}",
         }
+        mechanisms = [_MECHANISMS[name] for name in node.extra_ports if name in _MECHANISMS]
+        if mechanisms:
+            config["sasl.enabled.mechanisms"] = ",".join(mechanisms)
+        if SASL_LISTENER in node.extra_ports:
+            # The JAAS line lists the PLAIN users with their passwords.
+            users = " ".join(f'user_{user}="{pw}"' for user, pw in self._sasl_users.items())
+            config["listener.name.sasl.sasl.enabled.mechanisms"] = "PLAIN"
+            config["listener.name.sasl.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            )
+        if OAUTH_LISTENER in node.extra_ports:
+            prefix = "listener.name.oauth.oauthbearer."
+            config["listener.name.oauth.sasl.enabled.mechanisms"] = "OAUTHBEARER"
+            # The login module's own (unsecured) token is only for the broker as a client; the
+            # validator reads its options (a required scope) from the same JAAS line.
+            scope = self._oauthbearer_scope
+            required = f' unsecuredValidatorRequiredScope="{scope}"' if scope else ""
+            config[prefix + "sasl.jaas.config"] = (
+                f"{_OAUTH_UNSECURED}.OAuthBearerLoginModule required "
+                f'unsecuredLoginStringClaim_sub="broker"{required};'
+            )
+            config[prefix + "sasl.server.callback.handler.class"] = (
+                f"{_OAUTH_UNSECURED}.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+            )
+        if self._tls is not None and TLS_LISTENER in node.extra_ports:
+            prefix = "listener.name.mtls."
+            config[prefix + "ssl.keystore.type"] = "PEM"
+            config[prefix + "ssl.keystore.location"] = str(self._tls.keystore)
+            config[prefix + "ssl.truststore.type"] = "PEM"
+            config[prefix + "ssl.truststore.location"] = str(self._tls.truststore)
+            config[prefix + "ssl.client.auth"] = "required"
+        return config
 
     def _common_java_args(self, node: _Node) -> list[str]:
         return [
