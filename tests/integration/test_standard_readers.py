@@ -84,6 +84,24 @@ class Run:
                     assert value["buyer_is_maker"] is payload["m"]
 
 
+async def wait_for_every_kind(running: RunningGateway, prefix: str, timeout_s: float = 60) -> None:
+    """Until Kafka acknowledged a record of every kind: the periodic streams (klines, tickers,
+    depth and its book snapshot) come on their cadence, later than the trades on a busy machine."""
+
+    def acked_kinds() -> set[str]:
+        return {
+            sample.labels["topic"].removeprefix(prefix).split(".")[-1]
+            for metric in running.gateway.metrics.records_acked.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.value > 0
+        }
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not acked_kinds() >= KINDS:
+        assert asyncio.get_running_loop().time() < deadline, acked_kinds()
+        await asyncio.sleep(0.2)
+
+
 async def simulator_run(sim_factory, kafka_bootstrap, registry_url, prefix) -> Run:
     sim = await sim_factory(
         symbols=SYMBOLS,
@@ -108,7 +126,7 @@ async def simulator_run(sim_factory, kafka_bootstrap, registry_url, prefix) -> R
     await sim.wait_idle(timeout_s=60)
     trades = sum(len(sim.history.trades(s)) + len(sim.history.agg_trades(s)) for s in SYMBOLS)
     await running.wait_acked(trades)
-    await asyncio.sleep(2.5)  # klines, tickers and depth on their cadence
+    await wait_for_every_kind(running, prefix)  # klines, tickers and depth on their cadence
     await running.stop()
     acked = running.gateway.sink.stats.acked
     records = await read_all(
