@@ -22,6 +22,7 @@ from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
 from gateway.worker_processes import WorkerProcess, wait_for_exclusive_ownership, write_config
 from tests.faults.workers import trades_in_kafka
+from tests.timing import scaled
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -123,15 +124,20 @@ async def test_three_workers_share_fail_over_and_follow_listings(
             victim = workers[1]
             victim.signal(signal.SIGKILL)
             failover_s = await wait_for_exclusive_ownership(workers, layout, timeout_s=60)
-            assert failover_s <= SESSION_TIMEOUT_S + 6, failover_s
+            assert failover_s <= scaled(SESSION_TIMEOUT_S + 6), failover_s
             assert sorted(owners[victim.worker_id]) != []
 
             spot.list_symbol("NEWCOINUSDT")
-            listed_s = await wait_until(lambda: subscribed(spot, "newcoinusdt@trade"), 3 * POLL_S)
-            assert listed_s <= POLL_S + 2.0, listed_s  # within one poll (plus a switch)
+            listed_s = await wait_until(
+                lambda: subscribed(spot, "newcoinusdt@trade"), scaled(3 * POLL_S)
+            )
+            assert listed_s <= scaled(POLL_S + 2.0), listed_s  # within one poll (plus a switch)
             delisted = SPOT_SYMBOLS[-1]
             spot.delist_symbol(delisted)
-            await wait_until(lambda: not subscribed(spot, f"{delisted.lower()}@trade"), 3 * POLL_S)
+            # Within one poll (plus a switch), like a listing; the window allows a slow poll.
+            await wait_until(
+                lambda: not subscribed(spot, f"{delisted.lower()}@trade"), scaled(3 * POLL_S)
+            )
             await asyncio.sleep(3)
 
             spot.pause()
