@@ -7,6 +7,7 @@ the dead-letter topic with the raw bytes and the reason, is counted, and logged 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from gateway.binance.events.books import DepthUpdate
 from gateway.binance.messages import (
@@ -22,9 +23,17 @@ from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import RecordSink
+from gateway.records.topics import RecordSink, record_size
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLimits:
+    """What a frame's records must satisfy before they are trusted (docs/delivery.md)."""
+
+    max_record_bytes: int = 1_000_000
+    """kafka.max_record_bytes: a larger record dead-letters its frame (Kafka would refuse it)."""
 
 
 class FramePipeline:
@@ -40,10 +49,12 @@ class FramePipeline:
         connection: str,
         continuity: TradeContinuity | None = None,
         books: BookKeeper | None = None,
+        limits: FrameLimits | None = None,
     ) -> None:
         self._parser = parser
         self._continuity = continuity
         self._books = books
+        self._limits = limits or FrameLimits()
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
@@ -72,6 +83,14 @@ class FramePipeline:
             record = self._builder.build(event)
         except SerializationError as exc:
             await self._dead_letter(raw, event.received_at_us, "encode", str(exc), None)
+            return
+        if (size := record_size(record)) > self._limits.max_record_bytes:
+            # Kafka would refuse it and, before, the gateway stopped: the frame is kept instead.
+            error = (
+                f"{event.KIND} record of {size} bytes exceeds kafka.max_record_bytes "
+                f"{self._limits.max_record_bytes}"
+            )
+            await self._dead_letter(raw, event.received_at_us, "size", error, None)
             return
         for name in event.extra:
             self._report_unknown_field(event.KIND, name)

@@ -200,6 +200,12 @@ class KafkaSettings(_Section):
         "survived without losing a record (longer ones stop the gateway loudly)",
     )
     max_buffered_records: int = Field(100_000, ge=1)
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest record sent; a larger one is dead-lettered instead. Keep it under "
+        "the topics' max.message.bytes (Kafka's default 1048588) and the producer's 1 MiB",
+    )
     create_topics: bool = True
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
@@ -28,7 +28,7 @@ from gateway.coordination.plan import Shard
 from gateway.coordination.supervision import RestartPolicy
 from gateway.errors import KafkaDeliveryError
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
+from gateway.pipeline import FrameLimits, FramePipeline
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
 from gateway.settings import BinanceSettings, CoordinationSettings
@@ -76,6 +76,7 @@ class ShardContext:
     keepers: Mapping[Market, MarketKeepers]
     attempts: SlidingWindowLimit
     """Connection attempts of the whole process: Binance counts them per IP."""
+    limits: FrameLimits = field(default_factory=FrameLimits)
 
 
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
@@ -172,6 +173,7 @@ class ShardRunner:
             connection=name,
             continuity=keepers.continuity,
             books=keepers.books,
+            limits=ctx.limits,
         )
         client = BinanceStreamClient(
             url,

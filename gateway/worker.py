@@ -48,6 +48,7 @@ from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
+from gateway.pipeline import FrameLimits
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRecord, TopicNamer
@@ -178,6 +179,7 @@ class Gateway:
             builder = RecordBuilder(
                 self.catalog, await self._framing(registry), self.namer, self.worker_id
             )
+            self.sink.route_refusals(builder.refused)
             if settings.kafka.create_topics:
                 await ensure_topics(settings.kafka, self.topics())
                 await ensure_account_topics(settings.kafka, self.namer, settings.accounts)
@@ -218,6 +220,7 @@ class Gateway:
                 settings.binance.max_connection_attempts,
                 settings.binance.connection_attempt_window_s,
             ),
+            FrameLimits(max_record_bytes=settings.kafka.max_record_bytes),
         )
 
         async def open_unit(shard_id: str) -> Unit:
@@ -439,8 +442,8 @@ class Gateway:
             )
         acked, lag = per_topic
         acked.inc()
-        if record.timestamp_ms is not None:
-            lag.observe(max(time.time() - record.timestamp_ms / 1000, 0.0))
+        if record.event_time_ms is not None:
+            lag.observe(max(time.time() - record.event_time_ms / 1000, 0.0))
         if self._on_ack is not None:
             self._on_ack(record, latency_ns)
 
