@@ -25,7 +25,7 @@ from typing import Any
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.binance.policy import backoff
+from gateway.binance.policy import RetryDeadline
 from gateway.binance.rest_payloads import (
     agg_trades_call,
     historical_trades_call,
@@ -33,7 +33,7 @@ from gateway.binance.rest_payloads import (
     parse_trade_rows,
 )
 from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
-from gateway.errors import RestRequestError, SerializationError
+from gateway.errors import RestAnswerError, RestRequestError, SerializationError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink
@@ -60,8 +60,17 @@ class TradeContinuity:
         builder: RecordBuilder,
         sink: RecordSink,
         metrics: Metrics,
+        *,
+        give_up_s: float = 120.0,
+        report_held_s: float = 30.0,
     ) -> None:
+        """``give_up_s``: how long a failing backfill retries before declaring its range lost;
+        ``report_held_s``: how long a symbol's trades may wait behind a hole unreported."""
         self._market = market
+        self._give_up_s = give_up_s
+        self._report_held_s = report_held_s
+        self._held_since: dict[Key, float] = {}  # monotonic time live trades started waiting
+        self._reported: set[Key] = set()
         self._rest = rest
         self._builder = builder
         self._sink = sink
@@ -118,7 +127,7 @@ class TradeContinuity:
                 continue
             try:
                 events = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
-            except RestRequestError as exc:
+            except (RestRequestError, RestAnswerError) as exc:
                 logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
                 continue
             records = self._backfill_records(events)
@@ -139,6 +148,8 @@ class TradeContinuity:
         gone = set(symbols)
         for key in [key for key in self._sequences if key[0] in gone]:
             del self._sequences[key]
+            self._held_since.pop(key, None)
+            self._reported.discard(key)
         for key in [key for key in self._fetches if key[0] in gone]:
             self._fetches.pop(key).cancel()
 
@@ -161,6 +172,34 @@ class TradeContinuity:
                 await self._sink.send(self._record(key, item), received_ns)
         for request in sequence.requests_to_send():
             self._start_fetch(key, sequence, request)
+        self._watch_held(key, sequence)
+
+    def _watch_held(self, key: Key, sequence: IdContinuity[ProducerRecord]) -> None:
+        if not sequence.holding:
+            self._held_since.pop(key, None)
+            if key in self._reported:
+                self._reported.discard(key)
+                logger.info("%s %s: live trades flow again", *key)
+            return
+        now = time.monotonic()
+        since = self._held_since.setdefault(key, now)
+        if now - since >= self._report_held_s and key not in self._reported:
+            self._reported.add(key)
+            logger.error(
+                "%s %s: live trades held back for %.0fs behind a hole being backfilled",
+                *key,
+                now - since,
+                extra={"event_data": {"symbol": key[0], "kind": key[1]}},
+            )
+
+    def held_back(self) -> dict[str, float]:
+        """``"SYMBOL kind"`` → seconds its live trades have waited, for those past the bound."""
+        now = time.monotonic()
+        return {
+            f"{symbol} {kind}": round(now - since, 1)
+            for (symbol, kind), since in self._held_since.items()
+            if now - since >= self._report_held_s
+        }
 
     def _record(self, key: Key, item: Emit[ProducerRecord] | IdGap) -> ProducerRecord:
         if isinstance(item, IdGap):
@@ -197,17 +236,33 @@ class TradeContinuity:
     async def _fetch(
         self, key: Key, sequence: IdContinuity[ProducerRecord], request: FetchRange
     ) -> None:
+        """Fetch one range, whatever REST answers: retried with backoff (paced by the weight
+        budget in the client) until ``give_up_s``, then declared lost so the symbol flows on."""
         symbol, kind = key
-        delays = backoff()
+        deadline = RetryDeadline(self._give_up_s, time.monotonic())
         while True:
             try:
                 events = await self._fetch_rows(symbol, kind, request)
                 break
-            except RestRequestError as exc:
-                delay = next(delays)
+            except (RestRequestError, RestAnswerError) as exc:
+                delay = deadline.next_delay(time.monotonic())
+                if delay is None:
+                    logger.error(
+                        "backfill of %s %s ids %d..%d failed for %.0fs (%s); declaring them lost",
+                        symbol,
+                        kind,
+                        request.first_id,
+                        request.last_id,
+                        self._give_up_s,
+                        exc,
+                    )
+                    sequence.backfill_abandoned()
+                    await self._publish(key, sequence, time.monotonic_ns())
+                    return
                 logger.warning(
                     "backfill of %s %s failed (%s); retrying in %.1fs", symbol, kind, exc, delay
                 )
+                self._watch_held(key, sequence)
                 await asyncio.sleep(delay)
         logger.info(
             "backfilled %s %s ids %d..%d: %d rows",
@@ -235,11 +290,30 @@ class TradeContinuity:
         return records
 
     async def _fetch_rows(self, symbol: str, kind: str, request: FetchRange) -> list[TradeEvent]:
+        """The rows REST has from ``request.first_id``; rows that do not parse are left out
+        (their ids stay missing: fetched again, or declared), logged once per answer."""
         received_at_us = time.time_ns() // 1000
+        rejected: list[str] = []
+        events: list[TradeEvent]
         if kind == AggTrade.KIND:
             call = agg_trades_call(self._market, symbol, request.first_id)
             rows = await self._rest.get(call.path, call.params, weight=call.weight)
-            return list(parse_agg_trade_rows(rows, self._market, symbol, received_at_us))
-        call = historical_trades_call(self._market, symbol, request.first_id)
-        rows = await self._rest.get(call.path, call.params, weight=call.weight)
-        return list(parse_trade_rows(rows, self._market, symbol, received_at_us))
+            events = [
+                *parse_agg_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
+            ]
+        else:
+            call = historical_trades_call(self._market, symbol, request.first_id)
+            rows = await self._rest.get(call.path, call.params, weight=call.weight)
+            events = [
+                *parse_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
+            ]
+        if rejected:
+            self._metrics.dead_letters.labels(self._market.value, "rest").inc(len(rejected))
+            logger.warning(
+                "%s %s: REST answered %d unusable rows, left out (first: %s)",
+                symbol,
+                kind,
+                len(rejected),
+                rejected[0],
+            )
+        return events

@@ -176,6 +176,17 @@ class BinanceSettings(_Section):
     exchange_info_poll_s: float = Field(
         60.0, gt=0, description="How often the plan follows listings/delistings"
     )
+    backfill_give_up_s: float = Field(
+        120.0,
+        gt=0,
+        description="A backfill failing this long declares its ids on trade_gap and releases "
+        "the symbol's held live trades",
+    )
+    held_back_report_s: float = Field(
+        30.0,
+        gt=0,
+        description="A symbol's trades held back this long are reported (docs/delivery.md)",
+    )
 
     def stream_url(self, market: Market) -> str:
         return self.markets[market].stream_url or ENDPOINTS[market].stream_url

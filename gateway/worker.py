@@ -104,6 +104,7 @@ class Gateway:
             settings.kafka, on_ack=self._acknowledged, on_error=self._producer_error
         )
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
+        self.metrics.symbols_held_back.set_function(lambda: len(self.held_back()))
         self._ack_metrics: dict[str, tuple[Counter, Histogram]] = {}
         self.status_server: StatusServer | None = None
         self.keepers: dict[Market, MarketKeepers] = {}
@@ -465,8 +466,19 @@ class Gateway:
             "kafka_queue_depth": self.sink.queue_depth,
             "records_acked": self.sink.stats.acked,
             "records_failed": self.sink.stats.failed,
+            "records_refused": self.sink.stats.refused,
+            "held_back": self.held_back(),
         }
         return ready, details
+
+    def held_back(self) -> dict[str, float]:
+        """Symbols whose live trades wait behind a hole for longer than held_back_report_s."""
+        return {
+            f"{market.value} {name}": seconds
+            for market, keepers in self.keepers.items()
+            if keepers.continuity is not None
+            for name, seconds in keepers.continuity.held_back().items()
+        }
 
     def _status_server(self) -> StatusServer | None:
         status = self.settings.status
@@ -498,7 +510,15 @@ class Gateway:
                 functools.partial(_used_weight, rest)
             )
             continuity = (
-                TradeContinuity(market, rest, builder, self.sink, self.metrics)
+                TradeContinuity(
+                    market,
+                    rest,
+                    builder,
+                    self.sink,
+                    self.metrics,
+                    give_up_s=binance.backfill_give_up_s,
+                    report_held_s=binance.held_back_report_s,
+                )
                 if market_settings.backfill
                 else None
             )

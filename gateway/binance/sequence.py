@@ -104,6 +104,22 @@ class IdContinuity(Generic[T]):
             self._drain_held()
         self._request_missing()
 
+    def backfill_abandoned(self) -> None:
+        """The fetch kept failing past its deadline: the range it asked for is declared lost and
+        the held live events go out, so one bad REST answer never stalls the symbol."""
+        fetched = self._fetching
+        self._fetching = None
+        if fetched is None or self.last_emitted_id is None:
+            return
+        self._declare_lost(self.last_emitted_id + 1, self._first_held_or(fetched.last_id + 1) - 1)
+        self._drain_held()
+        self._request_missing()
+
+    @property
+    def holding(self) -> bool:
+        """Whether live events wait behind a hole."""
+        return bool(self._held)
+
     def backfill_failed(self) -> None:
         """The fetch failed for a transient reason: ask again (the caller paces retries)."""
         self._fetching = None

@@ -114,3 +114,16 @@ def test_a_resumed_owner_drops_the_ids_kafka_already_holds():
     assert continuity.requests_to_send() == []  # at or before the seed is no hole
     continuity.receive_live(11, "live-11")
     assert continuity.to_emit() == [Emit(11, "live-11", False)]
+
+
+def test_an_abandoned_backfill_declares_its_range_and_releases_the_held_events():
+    seq: IdContinuity[str] = IdContinuity(last_emitted_id=10)
+    seq.receive_live(14, "e14")
+    seq.receive_live(15, "e15")
+    assert seq.requests_to_send() == [FetchRange(11, 13)]
+    assert seq.holding
+    seq.backfill_abandoned()
+    assert seq.to_emit() == [IdGap(11, 13), Emit(14, "e14", False), Emit(15, "e15", False)]
+    assert not seq.holding and not seq.backfilling
+    seq.receive_live(16, "e16")
+    assert seq.to_emit() == [Emit(16, "e16", False)]
