@@ -32,7 +32,7 @@ from gateway.binance.rest_payloads import (
     parse_agg_trade_rows,
     parse_trade_rows,
 )
-from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
+from gateway.binance.sequence import Emit, FetchRange, IdBounds, IdContinuity, IdGap, Rejected
 from gateway.errors import RestAnswerError, RestRequestError, SerializationError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 TradeEvent = Trade | AggTrade
 Key = tuple[str, str]  # (symbol, kind)
+Pending = tuple[ProducerRecord, bytes | None]
+"""A trade's record and the frame it came in (None: from REST), kept to dead-letter the frame."""
 BACKFILLED_HEADER = ("backfilled", b"1")
 
 _EVENT_ID: dict[str, Callable[[Any], int]] = {
@@ -63,11 +65,13 @@ class TradeContinuity:
         *,
         give_up_s: float = 120.0,
         report_held_s: float = 30.0,
+        plausibility: IdBounds | None = None,
     ) -> None:
         """``give_up_s``: how long a failing backfill retries before declaring its range lost;
         ``report_held_s``: how long a symbol's trades may wait behind a hole unreported."""
         self._market = market
         self._give_up_s = give_up_s
+        self._bounds = plausibility or IdBounds()
         self._report_held_s = report_held_s
         self._held_since: dict[Key, float] = {}  # monotonic time live trades started waiting
         self._reported: set[Key] = set()
@@ -75,18 +79,25 @@ class TradeContinuity:
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
-        self._sequences: dict[Key, IdContinuity[ProducerRecord]] = {}
+        self._sequences: dict[Key, IdContinuity[Pending]] = {}
         self._fetches: dict[Key, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()  # one drain at a time keeps per-symbol order
 
-    async def receive(self, event: TradeEvent, record: ProducerRecord, received_ns: int) -> None:
-        """A live trade from any connection, with its record already built."""
+    async def receive(
+        self,
+        event: TradeEvent,
+        record: ProducerRecord,
+        received_ns: int,
+        raw: bytes | None = None,
+    ) -> None:
+        """A live trade from any connection, with its record already built (and its frame, which
+        is what an implausible id dead-letters)."""
         key = (event.symbol, event.KIND)
         sequence = self._sequences.get(key)
         if sequence is None:
-            sequence = self._sequences[key] = IdContinuity()
+            sequence = self._sequences[key] = self._sequence()
         before = sequence.duplicates
-        sequence.receive_live(_EVENT_ID[event.KIND](event), record)
+        sequence.receive_live(_EVENT_ID[event.KIND](event), (record, raw))
         if sequence.duplicates != before:
             self._metrics.duplicates.labels(self._market.value).inc()
         await self._publish(key, sequence, received_ns)
@@ -105,7 +116,7 @@ class TradeContinuity:
                 raise ValueError(f"no trade continuity for kind {key[1]!r}")
             sequence = self._sequences.get(key)
             if sequence is None:
-                self._sequences[key] = IdContinuity(last_emitted_id=last_id)
+                self._sequences[key] = self._sequence(last_id)
             elif sequence.last_emitted_id is not None and sequence.last_emitted_id < last_id:
                 logger.warning(
                     "%s %s: Kafka holds id %d, past this worker's %d: another worker wrote it",
@@ -131,9 +142,9 @@ class TradeContinuity:
                 logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
                 continue
             records = self._backfill_records(events)
-            for event_id, record in records:
+            for event_id, (record, _) in records:
                 record.headers.append(BACKFILLED_HEADER)
-                sequence.receive_live(event_id, record)
+                sequence.receive_live(event_id, (record, None))
             self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
             await self._publish(key, sequence, time.monotonic_ns())
             if records:
@@ -164,17 +175,17 @@ class TradeContinuity:
     def duplicates(self) -> int:
         return sum(s.duplicates for s in self._sequences.values())
 
-    async def _publish(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], received_ns: int
-    ) -> None:
+    async def _publish(self, key: Key, sequence: IdContinuity[Pending], received_ns: int) -> None:
         async with self._publish_lock:
             for item in sequence.to_emit():
                 await self._sink.send(self._record(key, item), received_ns)
+            for rejected in sequence.to_reject():
+                await self._sink.send(self._rejected(key, rejected), received_ns)
         for request in sequence.requests_to_send():
             self._start_fetch(key, sequence, request)
         self._watch_held(key, sequence)
 
-    def _watch_held(self, key: Key, sequence: IdContinuity[ProducerRecord]) -> None:
+    def _watch_held(self, key: Key, sequence: IdContinuity[Pending]) -> None:
         if not sequence.holding:
             self._held_since.pop(key, None)
             if key in self._reported:
@@ -201,7 +212,36 @@ class TradeContinuity:
             if now - since >= self._report_held_s
         }
 
-    def _record(self, key: Key, item: Emit[ProducerRecord] | IdGap) -> ProducerRecord:
+    def _sequence(self, last_id: int | None = None) -> IdContinuity[Pending]:
+        b = self._bounds
+        return IdContinuity(
+            last_id, max_jump=b.max_jump, max_behind=b.max_behind, confirmations=b.confirmations
+        )
+
+    def _rejected(self, key: Key, rejected: Rejected[Pending]) -> ProducerRecord:
+        """The dead letter of an implausible trade: its frame, or its record if it had none."""
+        self._metrics.dead_letters.labels(self._market.value, "plausibility").inc()
+        logger.warning(
+            "%s %s: dead-lettered implausible id %d: %s",
+            *key,
+            rejected.event_id,
+            rejected.reason,
+            extra={"event_data": {"symbol": key[0], "kind": key[1]}},
+        )
+        record, raw = rejected.event
+        if raw is None:
+            return self._builder.refused(record, "plausibility", rejected.reason)
+        received_at_us = record.timestamp_ms * 1000 if record.timestamp_ms is not None else 0
+        return self._builder.dead_letter(
+            market=self._market.value,
+            stream=None,
+            stage="plausibility",
+            error=f"{key[0]} {key[1]}: {rejected.reason}",
+            raw=raw,
+            received_at_us=received_at_us,
+        )
+
+    def _record(self, key: Key, item: Emit[Pending] | IdGap) -> ProducerRecord:
         if isinstance(item, IdGap):
             self._metrics.trade_gaps.labels(self._market.value, key[1]).inc(
                 item.last_id - item.first_id + 1
@@ -214,15 +254,13 @@ class TradeContinuity:
                 last_missing_id=item.last_id,
                 detected_at_us=time.time_ns() // 1000,
             )
-        record = item.event
+        record, _ = item.event
         if item.backfilled:
             self._metrics.backfilled.labels(self._market.value, key[1]).inc()
             record.headers.append(BACKFILLED_HEADER)
         return record
 
-    def _start_fetch(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], request: FetchRange
-    ) -> None:
+    def _start_fetch(self, key: Key, sequence: IdContinuity[Pending], request: FetchRange) -> None:
         task = asyncio.create_task(self._fetch(key, sequence, request), name=f"backfill-{key}")
         self._fetches[key] = task
         task.add_done_callback(lambda done: self._fetch_done(key, done))
@@ -233,9 +271,7 @@ class TradeContinuity:
         if not task.cancelled() and task.exception() is not None:
             logger.error("backfill of %s failed: %r", key, task.exception())
 
-    async def _fetch(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], request: FetchRange
-    ) -> None:
+    async def _fetch(self, key: Key, sequence: IdContinuity[Pending], request: FetchRange) -> None:
         """Fetch one range, whatever REST answers: retried with backoff (paced by the weight
         budget in the client) until ``give_up_s``, then declared lost so the symbol flows on."""
         symbol, kind = key
@@ -275,11 +311,11 @@ class TradeContinuity:
         sequence.receive_backfill(self._backfill_records(events))
         await self._publish(key, sequence, time.monotonic_ns())
 
-    def _backfill_records(self, events: list[TradeEvent]) -> list[tuple[int, ProducerRecord]]:
-        records = []
+    def _backfill_records(self, events: list[TradeEvent]) -> list[tuple[int, Pending]]:
+        records: list[tuple[int, Pending]] = []
         for event in events:
             try:
-                records.append((_EVENT_ID[event.KIND](event), self._builder.build(event)))
+                records.append((_EVENT_ID[event.KIND](event), (self._builder.build(event), None)))
             except SerializationError as exc:
                 # Like a live frame the schema rejects: kept in the dead-letter topic, and the id
                 # stays missing here so it is declared in a gap record rather than skipped.

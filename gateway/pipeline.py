@@ -18,6 +18,7 @@ from gateway.binance.messages import (
     ServerShutdown,
     Trade,
 )
+from gateway.binance.plausibility import MAX_EVENT_TIME_SKEW_S, event_time_problem
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
@@ -34,6 +35,8 @@ class FrameLimits:
 
     max_record_bytes: int = 1_000_000
     """kafka.max_record_bytes: a larger record dead-letters its frame (Kafka would refuse it)."""
+    max_event_time_skew_s: float = MAX_EVENT_TIME_SKEW_S
+    """binance.max_event_time_skew_s: an event time further from the receive time is garbage."""
 
 
 class FramePipeline:
@@ -79,6 +82,12 @@ class FramePipeline:
                 await self._publish(event, raw, received_ns)
 
     async def _publish(self, event: RecordEvent, raw: bytes, received_ns: int) -> None:
+        problem = event_time_problem(
+            event.record_time_us, event.received_at_us, self._limits.max_event_time_skew_s
+        )
+        if problem is not None:
+            await self._dead_letter(raw, event.received_at_us, "plausibility", problem, None)
+            return
         try:
             record = self._builder.build(event)
         except SerializationError as exc:
@@ -97,7 +106,7 @@ class FramePipeline:
         self._metrics.events.labels(self._market, event.KIND).inc()
         if self._continuity is not None and isinstance(event, Trade | AggTrade):
             # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
-            await self._continuity.receive(event, record, received_ns)
+            await self._continuity.receive(event, record, received_ns, raw)
             return
         await self._sink.send(record, received_ns)
         if self._books is not None and isinstance(event, DepthUpdate):

@@ -182,6 +182,24 @@ class BinanceSettings(_Section):
         description="A backfill failing this long declares its ids on trade_gap and releases "
         "the symbol's held live trades",
     )
+    max_event_time_skew_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An event time further than this from the receive time is dead-lettered",
+    )
+    max_id_jump: int = Field(
+        100_000,
+        ge=1,
+        description="A trade id further ahead is quarantined until id_jump_confirmations "
+        "contiguous ids confirm it",
+    )
+    id_jump_confirmations: int = Field(3, ge=1)
+    max_id_behind: int = Field(
+        10_000,
+        ge=0,
+        description="A trade id further behind the last published one is dead-lettered "
+        "(nearer: a duplicate, dropped and counted)",
+    )
     held_back_report_s: float = Field(
         30.0,
         gt=0,

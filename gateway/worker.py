@@ -42,6 +42,7 @@ from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.policy import SlidingWindowLimit
+from gateway.binance.sequence import IdBounds
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import build_plan, diff
@@ -221,7 +222,10 @@ class Gateway:
                 settings.binance.max_connection_attempts,
                 settings.binance.connection_attempt_window_s,
             ),
-            FrameLimits(max_record_bytes=settings.kafka.max_record_bytes),
+            FrameLimits(
+                max_record_bytes=settings.kafka.max_record_bytes,
+                max_event_time_skew_s=settings.binance.max_event_time_skew_s,
+            ),
         )
 
         async def open_unit(shard_id: str) -> Unit:
@@ -518,6 +522,9 @@ class Gateway:
                     self.metrics,
                     give_up_s=binance.backfill_give_up_s,
                     report_held_s=binance.held_back_report_s,
+                    plausibility=IdBounds(
+                        binance.max_id_jump, binance.max_id_behind, binance.id_jump_confirmations
+                    ),
                 )
                 if market_settings.backfill
                 else None
