@@ -112,6 +112,10 @@ class FramePipeline:
         if self._books is not None and isinstance(event, DepthUpdate):
             await self._books.receive(event)
 
+    async def refuse(self, raw: bytes, received_at_us: int, error: str) -> None:
+        """A frame the connection refused before parsing (binary, over the size limit)."""
+        await self._dead_letter(raw, received_at_us, "frame", error, None)
+
     async def _dead_letter(
         self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None
     ) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -95,6 +96,13 @@ def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
     return urls
 
 
+def streams_of(url: str) -> set[str]:
+    """The stream names a combined-stream URL subscribes to, lowercase (as Binance names them in
+    its frames, whatever case they were asked in)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    return {name.lower() for value in query.get("streams", []) for name in value.split("/") if name}
+
+
 class ShardRunner:
     """Streams one shard until cancelled."""
 
@@ -104,6 +112,7 @@ class ShardRunner:
         self.clients: dict[str, BinanceStreamClient] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
+        self._subscribed: dict[str, set[str]] = {}  # per connection: what its frames may name
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._retiring: set[asyncio.Task[None]] = set()  # delisted symbols' last trades
 
@@ -154,9 +163,11 @@ class ShardRunner:
     def _apply(self, urls: dict[str, str]) -> None:
         for name in [n for n in self.clients if n not in urls]:
             self._tasks.pop(name).cancel()  # the streams it carried left the plan
-            del self.clients[name], self._policies[name]
+            del self.clients[name], self._policies[name], self._subscribed[name]
         for name, url in urls.items():
             if name in self.clients:
+                # Grown, never shrunk: the connection being replaced still carries the old ones.
+                self._subscribed[name] |= streams_of(url)
                 self.clients[name].retarget(url)
             else:
                 self._start(name, url)
@@ -165,8 +176,9 @@ class ShardRunner:
         ctx = self._context
         market = self.shard.market
         keepers = ctx.keepers[market]
+        subscribed = self._subscribed[name] = streams_of(url)
         pipeline = FramePipeline(
-            FrameParser(market, ctx.binance.markets[market].time_unit),
+            FrameParser(market, ctx.binance.markets[market].time_unit, subscribed=subscribed),
             ctx.builder,
             ctx.sink,
             ctx.metrics,
@@ -182,6 +194,7 @@ class ShardRunner:
             name=name,
             on_reconnect=ctx.metrics.reconnects.labels(market.value).inc,
             attempts=ctx.attempts,
+            on_refused=pipeline.refuse,
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(

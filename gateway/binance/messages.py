@@ -23,6 +23,7 @@ pipeline turns into a dead-letter record.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import InvalidOperation
 
 import orjson
@@ -79,7 +80,9 @@ class FrameParser:
     """Parses the frames of one connection, which fixes the market and the time unit.
 
     ``stream`` names the stream of a raw ``/ws/<stream>`` connection, whose frames do not say it;
-    combined-stream frames name their own.
+    combined-stream frames name their own. ``subscribed`` (lowercase names), when given, is what
+    the connection asked for: a frame naming any other stream is refused, never published as data.
+    The caller may grow the collection in place when the connection is retargeted.
     """
 
     def __init__(
@@ -88,8 +91,10 @@ class FrameParser:
         time_unit: TimeUnit = TimeUnit.MILLISECOND,
         *,
         stream: str | None = None,
+        subscribed: Collection[str] | None = None,
     ) -> None:
         self.market = market
+        self.subscribed = subscribed
         self.time_unit = time_unit
         self.stream = stream
         self._by_event_type = EVENT_TABLES[market]
@@ -110,6 +115,12 @@ class FrameParser:
             if type(message) is dict:
                 if "stream" in message and "data" in message:
                     stream = _stream_name(message["stream"])
+                    if self.subscribed is not None and stream.lower() not in self.subscribed:
+                        raise MessageParseError(
+                            f"stream {stream!r} is not one this connection subscribed to",
+                            stream=stream,
+                            payload=payload_bytes,
+                        )
                     message = message["data"]
                 elif "event" in message and "e" not in message:
                     subscription_id = _subscription_id(message)

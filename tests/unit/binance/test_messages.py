@@ -399,3 +399,17 @@ def test_futures_listen_key_expiry_accepts_its_documented_string_time():
 def test_trade_lite_is_usdm_only():
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm-user/TRADE_LITE.json"), 0)
+
+
+def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused():
+    import orjson
+    import pytest
+
+    from gateway.errors import MessageParseError
+    from tests.vectors import vector
+
+    parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade", "bnbbtc@trade"})
+    frame = {"stream": "bnbBTC@trade", "data": vector("spot/trade.json")}
+    assert parser.parse(orjson.dumps(frame), 1)  # Binance's case is not the point
+    with pytest.raises(MessageParseError, match="not one this connection subscribed to"):
+        parser.parse(orjson.dumps({**frame, "stream": "ethusdt@trade"}), 1)
