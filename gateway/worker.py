@@ -111,6 +111,7 @@ class Gateway:
         self.keepers: dict[Market, MarketKeepers] = {}
         self.rest: dict[Market, BinanceRestClient] = {}
         self.plan = build_plan(settings.binance)
+        self._not_trading_reported: set[tuple[Market, str]] = set()
         self.ownership: Ownership | None = None
         self.group: ShardGroup | None = None
         self.draining = False
@@ -407,6 +408,17 @@ class Gateway:
                     unit.update(new.shard(shard_id))
 
     def _observe_plan(self) -> None:
+        for market, symbol in self.plan.not_trading:
+            if (market, symbol) not in self._not_trading_reported:
+                # Loud and once: a typo or a delisting, which the operator must see at start-up.
+                logger.error(
+                    "%s %s is configured but exchangeInfo does not list it as TRADING: not "
+                    "streamed (see /readyz not_streamed)",
+                    market.value,
+                    symbol,
+                    extra={"event_data": {"market": market.value, "symbol": symbol}},
+                )
+        self._not_trading_reported = set(self.plan.not_trading)
         for market in self.settings.binance.markets:
             self.metrics.listed_symbols.labels(market.value).set(len(self.plan.symbols(market)))
         for shard in self.plan.oversized():
@@ -472,6 +484,7 @@ class Gateway:
             "records_failed": self.sink.stats.failed,
             "records_refused": self.sink.stats.refused,
             "held_back": self.held_back(),
+            "not_streamed": [f"{m.value} {symbol}" for m, symbol in self.plan.not_trading],
         }
         return ready, details
 
