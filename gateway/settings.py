@@ -213,6 +213,10 @@ class BinanceSettings(_Section):
         return self.markets[market].rest_url or ENDPOINTS[market].rest_url
 
 
+MIN_RECORD_BYTES = 272 * 1024
+"""Smallest ``kafka.max_record_bytes``: a dead letter (256 KiB of frame, its error) fits under it."""
+
+
 class KafkaSettings(_Section):
     """The Kafka side: where, how records are batched, and the topics."""
 
@@ -231,7 +235,8 @@ class KafkaSettings(_Section):
     max_buffered_records: int = Field(100_000, ge=1)
     max_record_bytes: int = Field(
         1_000_000,
-        ge=1024,
+        # A dead letter keeps up to 256 KiB of its frame (records/builder.py): it must always fit.
+        ge=MIN_RECORD_BYTES,
         description="Largest record sent; a larger one is dead-lettered instead. Keep it under "
         "the topics' max.message.bytes (Kafka's default 1048588) and the producer's 1 MiB",
     )
