@@ -136,3 +136,26 @@ async def test_a_symbol_held_back_too_long_is_reported_once(caplog):
     await h.settle()
     assert h.continuity.held_back() == {}
     assert h.published()[-1] == ("trade", 105)
+
+
+async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_symbol_for_good():
+    from gateway.binance.events.trades import AggTrade
+    from tests.unit.test_continuity_resume import agg_trade
+
+    sink = RecordingSink()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    rest = AnswersInTurn({"code": -1003, "msg": "busy"})
+    continuity = TradeContinuity(
+        Market.SPOT, rest, builder, sink, Metrics(),  # type: ignore[arg-type]
+        give_up_s=0.3,
+    )  # fmt: skip
+    continuity.resume({("BTCUSDT", AggTrade.KIND): 10})
+    for agg_id in range(14, 111):  # 97 live aggregate trades behind a hole of 3
+        event = agg_trade(agg_id)
+        await continuity.receive(event, builder.build(event), 0)
+    async with asyncio.timeout(10):
+        while continuity._fetches:
+            await asyncio.gather(*continuity._fetches.values())
+    topics = [r.topic for r in sink.records]
+    assert topics.count("p.spot.agg_trade") == 97  # before: 94 of 97 never published
+    assert topics[0] == "p.trade_gap"
