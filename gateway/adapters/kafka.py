@@ -213,7 +213,12 @@ class KafkaSink:
         while True:
             record, received_ns = await self._queue.get()
             if self._reopen:
-                await self._reopen_producer()
+                try:
+                    await self._reopen_producer()
+                except KafkaDeliveryError as exc:  # the new producer could not connect
+                    self._failure = self._failure or exc
+                    self._queue.task_done()
+                    return
             if record is not None:
                 await self._hand_over(record, received_ns)
             self._queue.task_done()
