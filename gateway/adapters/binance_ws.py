@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from typing import cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -64,7 +65,8 @@ class CheckedConnection(ClientConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, as websockets does: uvloop's transports are not asyncio.Transport subclasses.
+        transport = cast(asyncio.Transport, transport)
         self.recv_messages = _KindAssembler(
             self.max_queue_high,
             self.max_queue_low,

@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import orjson
+import uvloop
 from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.adapters.binance_ws import BinanceStreamClient
@@ -37,6 +38,15 @@ def trade(trade_id: int, stream: str = "btcusdt@trade", pad: int = 0) -> bytes:
 
 
 async def test_binary_unsubscribed_and_oversized_frames_are_dead_lettered():
+    await binary_unsubscribed_and_oversized_frames_are_dead_lettered()
+
+
+def test_the_same_under_uvloop_which_the_gateway_runs_on():
+    # uvloop's transports are not asyncio.Transport: the checked connection must not assume it.
+    uvloop.run(binary_unsubscribed_and_oversized_frames_are_dead_lettered())
+
+
+async def binary_unsubscribed_and_oversized_frames_are_dead_lettered() -> None:
     connections = 0
     done = asyncio.Event()
     too_big = trade(4, pad=LIMIT * 5)  # over websockets' hard cap: closes the connection
