@@ -115,12 +115,6 @@ class FrameParser:
             if type(message) is dict:
                 if "stream" in message and "data" in message:
                     stream = _stream_name(message["stream"])
-                    if self.subscribed is not None and stream.lower() not in self.subscribed:
-                        raise MessageParseError(
-                            f"stream {stream!r} is not one this connection subscribed to",
-                            stream=stream,
-                            payload=payload_bytes,
-                        )
                     message = message["data"]
                 elif "event" in message and "e" not in message:
                     subscription_id = _subscription_id(message)
@@ -128,7 +122,10 @@ class FrameParser:
             ctx = Context(
                 self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
             )
-            return self._events(message, ctx)
+            events = self._events(message, ctx)
+            if self.subscribed is not None and stream is not None:
+                self._check_subscribed(stream, events, payload_bytes)
+            return events
         except MessageParseError:
             raise
         except (
@@ -143,6 +140,20 @@ class FrameParser:
             raise MessageParseError(
                 f"{type(exc).__name__}: {exc}", stream=stream, payload=payload_bytes
             ) from exc
+
+    def _check_subscribed(self, stream: str, events: list[Event], payload: bytes) -> None:
+        """Data on a stream this connection never asked for is refused. Connection events
+        (``serverShutdown`` on ``!serverShutdown``, control replies) come unasked, by design."""
+        assert self.subscribed is not None
+        if stream.lower() in self.subscribed:
+            return
+        if events and all(isinstance(event, ServerShutdown | ControlReply) for event in events):
+            return
+        raise MessageParseError(
+            f"stream {stream!r} is not one this connection subscribed to",
+            stream=stream,
+            payload=payload,
+        )
 
     def _events(self, message: object, ctx: Context) -> list[Event]:
         if type(message) is dict:

@@ -413,3 +413,11 @@ def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused(
     assert parser.parse(orjson.dumps(frame), 1)  # Binance's case is not the point
     with pytest.raises(MessageParseError, match="not one this connection subscribed to"):
         parser.parse(orjson.dumps({**frame, "stream": "ethusdt@trade"}), 1)
+
+
+def test_connection_events_come_on_streams_nobody_subscribed_to_and_are_not_refused():
+    from tests.vectors import vector_bytes
+
+    parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade"})
+    [event] = parser.parse(vector_bytes("spot/serverShutdown.combined.json"), 1)
+    assert isinstance(event, ServerShutdown)
