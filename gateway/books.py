@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 
 from gateway.adapters.binance_rest import BinanceRestClient
@@ -30,7 +30,7 @@ from gateway.binance.events.books import BookSnapshot, DepthUpdate, PriceLevel
 from gateway.binance.markets import Market
 from gateway.binance.policy import backoff
 from gateway.binance.rest_payloads import depth_call, parse_depth_body
-from gateway.errors import RestRequestError
+from gateway.errors import RestAnswerError, RestRequestError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
@@ -69,7 +69,10 @@ class BookKeeper:
         *,
         depth_limit: int = 1000,
         snapshot_interval_s: float | None = None,
+        retry_delays: Callable[[], Iterator[float]] = backoff,
     ) -> None:
+        """``retry_delays``: the pauses between failed snapshot fetches (capped backoff)."""
+        self._retry_delays = retry_delays
         self._market = market
         self._rules = SyncRules.SPOT if market is Market.SPOT else SyncRules.FUTURES
         self._rest = rest
@@ -134,7 +137,7 @@ class BookKeeper:
 
     async def _fetch(self, book: DepthSynchronizer) -> None:
         call = depth_call(self._market, book.symbol, self._depth_limit)
-        delays = backoff()
+        delays = self._retry_delays()
         while True:
             try:
                 body = await self._rest.get(call.path, call.params, weight=call.weight)
@@ -142,7 +145,9 @@ class BookKeeper:
                     body, self._market, book.symbol, time.time_ns() // 1000, reason="initial"
                 )
                 break
-            except RestRequestError as exc:
+            except (RestRequestError, RestAnswerError) as exc:
+                # Whatever REST answers, the book's fetch lives on: nothing waits behind a book
+                # (its diffs are published regardless), so it retries with capped backoff.
                 delay = next(delays)
                 logger.warning(
                     "%s depth snapshot failed (%s); again in %.1fs", book.symbol, exc, delay

@@ -25,7 +25,7 @@ from typing import Any
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.binance.policy import backoff
+from gateway.binance.policy import RetryDeadline
 from gateway.binance.rest_payloads import (
     NEEDS_API_KEY,
     RestCall,
@@ -35,8 +35,8 @@ from gateway.binance.rest_payloads import (
     parse_trade_rows,
     recent_trades_call,
 )
-from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
-from gateway.errors import RestRequestError, SerializationError
+from gateway.binance.sequence import Emit, FetchRange, IdBounds, IdContinuity, IdGap, Rejected
+from gateway.errors import RestAnswerError, RestRequestError, SerializationError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 TradeEvent = Trade | AggTrade
 Key = tuple[str, str]  # (symbol, kind)
+Pending = tuple[ProducerRecord, bytes | None]
+"""A trade's record and the frame it came in (None: from REST), kept to dead-letter the frame."""
 BACKFILLED_HEADER = ("backfilled", b"1")
 API_KEY_HEADER = "X-MBX-APIKEY"
 
@@ -66,27 +68,44 @@ class TradeContinuity:
         metrics: Metrics,
         *,
         api_key: str | None = None,
+        give_up_s: float = 120.0,
+        report_held_s: float = 30.0,
+        plausibility: IdBounds | None = None,
     ) -> None:
         """``api_key`` (futures): lets trade holes be fetched by id from historicalTrades;
-        without one only the latest trades can fill them and older ids become gap records."""
+        without one only the latest trades can fill them and older ids become gap records.
+        ``give_up_s``: how long a failing backfill retries before declaring its range lost;
+        ``report_held_s``: how long a symbol's trades may wait behind a hole unreported."""
         self._market = market
         self._api_key = api_key
+        self._give_up_s = give_up_s
+        self._bounds = plausibility or IdBounds()
+        self._report_held_s = report_held_s
+        self._held_since: dict[Key, float] = {}  # monotonic time live trades started waiting
+        self._reported: set[Key] = set()
         self._rest = rest
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
-        self._sequences: dict[Key, IdContinuity[ProducerRecord]] = {}
+        self._sequences: dict[Key, IdContinuity[Pending]] = {}
         self._fetches: dict[Key, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()  # one drain at a time keeps per-symbol order
 
-    async def receive(self, event: TradeEvent, record: ProducerRecord, received_ns: int) -> None:
-        """A live trade from any connection, with its record already built."""
+    async def receive(
+        self,
+        event: TradeEvent,
+        record: ProducerRecord,
+        received_ns: int,
+        raw: bytes | None = None,
+    ) -> None:
+        """A live trade from any connection, with its record already built (and its frame, which
+        is what an implausible id dead-letters)."""
         key = (event.symbol, event.KIND)
         sequence = self._sequences.get(key)
         if sequence is None:
-            sequence = self._sequences[key] = IdContinuity()
+            sequence = self._sequences[key] = self._sequence()
         before = sequence.duplicates
-        sequence.receive_live(_EVENT_ID[event.KIND](event), record)
+        sequence.receive_live(_EVENT_ID[event.KIND](event), (record, raw))
         if sequence.duplicates != before:
             self._metrics.duplicates.labels(self._market.value).inc()
         await self._publish(key, sequence, received_ns)
@@ -105,7 +124,7 @@ class TradeContinuity:
                 raise ValueError(f"no trade continuity for kind {key[1]!r}")
             sequence = self._sequences.get(key)
             if sequence is None:
-                self._sequences[key] = IdContinuity(last_emitted_id=last_id)
+                self._sequences[key] = self._sequence(last_id)
             elif sequence.last_emitted_id is not None and sequence.last_emitted_id < last_id:
                 logger.warning(
                     "%s %s: Kafka holds id %d, past this worker's %d: another worker wrote it",
@@ -127,13 +146,13 @@ class TradeContinuity:
                 continue
             try:
                 events = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
-            except RestRequestError as exc:
+            except (RestRequestError, RestAnswerError) as exc:
                 logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
                 continue
             records = self._backfill_records(events)
-            for event_id, record in records:
+            for event_id, (record, _) in records:
                 record.headers.append(BACKFILLED_HEADER)
-                sequence.receive_live(event_id, record)
+                sequence.receive_live(event_id, (record, None))
             self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
             await self._publish(key, sequence, time.monotonic_ns())
             if records:
@@ -148,6 +167,8 @@ class TradeContinuity:
         gone = set(symbols)
         for key in [key for key in self._sequences if key[0] in gone]:
             del self._sequences[key]
+            self._held_since.pop(key, None)
+            self._reported.discard(key)
         for key in [key for key in self._fetches if key[0] in gone]:
             self._fetches.pop(key).cancel()
 
@@ -162,16 +183,73 @@ class TradeContinuity:
     def duplicates(self) -> int:
         return sum(s.duplicates for s in self._sequences.values())
 
-    async def _publish(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], received_ns: int
-    ) -> None:
+    async def _publish(self, key: Key, sequence: IdContinuity[Pending], received_ns: int) -> None:
         async with self._publish_lock:
             for item in sequence.to_emit():
                 await self._sink.send(self._record(key, item), received_ns)
+            for rejected in sequence.to_reject():
+                await self._sink.send(self._rejected(key, rejected), received_ns)
         for request in sequence.requests_to_send():
             self._start_fetch(key, sequence, request)
+        self._watch_held(key, sequence)
 
-    def _record(self, key: Key, item: Emit[ProducerRecord] | IdGap) -> ProducerRecord:
+    def _watch_held(self, key: Key, sequence: IdContinuity[Pending]) -> None:
+        if not sequence.holding:
+            self._held_since.pop(key, None)
+            if key in self._reported:
+                self._reported.discard(key)
+                logger.info("%s %s: live trades flow again", *key)
+            return
+        now = time.monotonic()
+        since = self._held_since.setdefault(key, now)
+        if now - since >= self._report_held_s and key not in self._reported:
+            self._reported.add(key)
+            logger.error(
+                "%s %s: live trades held back for %.0fs behind a hole being backfilled",
+                *key,
+                now - since,
+                extra={"event_data": {"symbol": key[0], "kind": key[1]}},
+            )
+
+    def held_back(self) -> dict[str, float]:
+        """``"SYMBOL kind"`` → seconds its live trades have waited, for those past the bound."""
+        now = time.monotonic()
+        return {
+            f"{symbol} {kind}": round(now - since, 1)
+            for (symbol, kind), since in self._held_since.items()
+            if now - since >= self._report_held_s
+        }
+
+    def _sequence(self, last_id: int | None = None) -> IdContinuity[Pending]:
+        b = self._bounds
+        return IdContinuity(
+            last_id, max_jump=b.max_jump, max_behind=b.max_behind, confirmations=b.confirmations
+        )
+
+    def _rejected(self, key: Key, rejected: Rejected[Pending]) -> ProducerRecord:
+        """The dead letter of an implausible trade: its frame, or its record if it had none."""
+        self._metrics.dead_letters.labels(self._market.value, "plausibility").inc()
+        logger.warning(
+            "%s %s: dead-lettered implausible id %d: %s",
+            *key,
+            rejected.event_id,
+            rejected.reason,
+            extra={"event_data": {"symbol": key[0], "kind": key[1]}},
+        )
+        record, raw = rejected.event
+        if raw is None:
+            return self._builder.refused(record, "plausibility", rejected.reason)
+        received_at_us = record.timestamp_ms * 1000 if record.timestamp_ms is not None else 0
+        return self._builder.dead_letter(
+            market=self._market.value,
+            stream=None,
+            stage="plausibility",
+            error=f"{key[0]} {key[1]}: {rejected.reason}",
+            raw=raw,
+            received_at_us=received_at_us,
+        )
+
+    def _record(self, key: Key, item: Emit[Pending] | IdGap) -> ProducerRecord:
         if isinstance(item, IdGap):
             self._metrics.trade_gaps.labels(self._market.value, key[1]).inc(
                 item.last_id - item.first_id + 1
@@ -184,15 +262,13 @@ class TradeContinuity:
                 last_missing_id=item.last_id,
                 detected_at_us=time.time_ns() // 1000,
             )
-        record = item.event
+        record, _ = item.event
         if item.backfilled:
             self._metrics.backfilled.labels(self._market.value, key[1]).inc()
             record.headers.append(BACKFILLED_HEADER)
         return record
 
-    def _start_fetch(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], request: FetchRange
-    ) -> None:
+    def _start_fetch(self, key: Key, sequence: IdContinuity[Pending], request: FetchRange) -> None:
         task = asyncio.create_task(self._fetch(key, sequence, request), name=f"backfill-{key}")
         self._fetches[key] = task
         task.add_done_callback(lambda done: self._fetch_done(key, done))
@@ -203,20 +279,34 @@ class TradeContinuity:
         if not task.cancelled() and task.exception() is not None:
             logger.error("backfill of %s failed: %r", key, task.exception())
 
-    async def _fetch(
-        self, key: Key, sequence: IdContinuity[ProducerRecord], request: FetchRange
-    ) -> None:
+    async def _fetch(self, key: Key, sequence: IdContinuity[Pending], request: FetchRange) -> None:
+        """Fetch one range, whatever REST answers: retried with backoff (paced by the weight
+        budget in the client) until ``give_up_s``, then declared lost so the symbol flows on."""
         symbol, kind = key
-        delays = backoff()
+        deadline = RetryDeadline(self._give_up_s, time.monotonic())
         while True:
             try:
                 events = await self._fetch_rows(symbol, kind, request)
                 break
-            except RestRequestError as exc:
-                delay = next(delays)
+            except (RestRequestError, RestAnswerError) as exc:
+                delay = deadline.next_delay(time.monotonic())
+                if delay is None:
+                    logger.error(
+                        "backfill of %s %s ids %d..%d failed for %.0fs (%s); declaring them lost",
+                        symbol,
+                        kind,
+                        request.first_id,
+                        request.last_id,
+                        self._give_up_s,
+                        exc,
+                    )
+                    sequence.backfill_abandoned()
+                    await self._publish(key, sequence, time.monotonic_ns())
+                    return
                 logger.warning(
                     "backfill of %s %s failed (%s); retrying in %.1fs", symbol, kind, exc, delay
                 )
+                self._watch_held(key, sequence)
                 await asyncio.sleep(delay)
         logger.info(
             "backfilled %s %s ids %d..%d: %d rows",
@@ -229,11 +319,11 @@ class TradeContinuity:
         sequence.receive_backfill(self._backfill_records(events))
         await self._publish(key, sequence, time.monotonic_ns())
 
-    def _backfill_records(self, events: list[TradeEvent]) -> list[tuple[int, ProducerRecord]]:
-        records = []
+    def _backfill_records(self, events: list[TradeEvent]) -> list[tuple[int, Pending]]:
+        records: list[tuple[int, Pending]] = []
         for event in events:
             try:
-                records.append((_EVENT_ID[event.KIND](event), self._builder.build(event)))
+                records.append((_EVENT_ID[event.KIND](event), (self._builder.build(event), None)))
             except SerializationError as exc:
                 # Like a live frame the schema rejects: kept in the dead-letter topic, and the id
                 # stays missing here so it is declared in a gap record rather than skipped.
@@ -244,14 +334,33 @@ class TradeContinuity:
         return records
 
     async def _fetch_rows(self, symbol: str, kind: str, request: FetchRange) -> list[TradeEvent]:
+        """The rows REST has from ``request.first_id``; rows that do not parse are left out
+        (their ids stay missing: fetched again, or declared), logged once per answer."""
         received_at_us = time.time_ns() // 1000
+        rejected: list[str] = []
+        events: list[TradeEvent]
         if kind == AggTrade.KIND:
             call = agg_trades_call(self._market, symbol, request.first_id)
             rows = await self._rest.get(call.path, call.params, weight=call.weight)
-            return list(parse_agg_trade_rows(rows, self._market, symbol, received_at_us))
-        call, headers = self._trades_call(symbol, request.first_id)
-        rows = await self._rest.get(call.path, call.params, weight=call.weight, headers=headers)
-        return list(parse_trade_rows(rows, self._market, symbol, received_at_us))
+            events = [
+                *parse_agg_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
+            ]
+        else:
+            call, headers = self._trades_call(symbol, request.first_id)
+            rows = await self._rest.get(call.path, call.params, weight=call.weight, headers=headers)
+            events = [
+                *parse_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
+            ]
+        if rejected:
+            self._metrics.dead_letters.labels(self._market.value, "rest").inc(len(rejected))
+            logger.warning(
+                "%s %s: REST answered %d unusable rows, left out (first: %s)",
+                symbol,
+                kind,
+                len(rejected),
+                rejected[0],
+            )
+        return events
 
     def _trades_call(self, symbol: str, from_id: int) -> tuple[RestCall, dict[str, str] | None]:
         """Trades by id where Binance allows it; futures without an API key: the latest trades,

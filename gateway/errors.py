@@ -6,6 +6,7 @@
     ├── ConfigError(GatewayError, ValueError)   bad settings: exit code 2 at start-up
     ├── ProtocolError                       Binance sent something we cannot use
     │   ├── MessageParseError               a frame that is not a known, well-formed event
+    │   ├── RestAnswerError                 a REST answer that is not what was asked for
     │   └── BookSyncError                   an order book that cannot be synchronised
     ├── UpstreamError                       retriable = True: Binance unreachable or failing
     │   ├── StreamDisconnectedError
@@ -58,6 +59,11 @@ class MessageParseError(ProtocolError):
         self.payload = payload
         shown = payload[: self.MAX_PAYLOAD_CHARS].decode("utf-8", errors="replace")
         super().__init__(f"{reason} (stream={stream or '?'}, payload={shown!r})")
+
+
+class RestAnswerError(ProtocolError):
+    """Binance answered a REST request (HTTP 200, JSON) with something unusable: the wrong shape,
+    rows that do not parse. Retried like an unreachable Binance, within a bounded time."""
 
 
 class BookSyncError(ProtocolError):

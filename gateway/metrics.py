@@ -69,6 +69,11 @@ class Metrics:
         self.kafka_queue_depth = Gauge(
             "gateway_kafka_queue_depth", "Records waiting for the producer", registry=self.registry
         )
+        self.symbols_held_back = Gauge(
+            "gateway_symbols_held_back",
+            "Symbols whose live trades wait behind a hole longer than binance.held_back_report_s",
+            registry=self.registry,
+        )
         self.ack_latency = Histogram(
             "gateway_frame_to_ack_seconds",
             "From frame received to Kafka acknowledgement",

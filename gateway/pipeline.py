@@ -7,6 +7,7 @@ the dead-letter topic with the raw bytes and the reason, is counted, and logged 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from gateway.binance.events.books import DepthUpdate
 from gateway.binance.messages import (
@@ -17,14 +18,25 @@ from gateway.binance.messages import (
     ServerShutdown,
     Trade,
 )
+from gateway.binance.plausibility import MAX_EVENT_TIME_SKEW_S, event_time_problem
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
 from gateway.metrics import Metrics, field_pattern
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import RecordSink
+from gateway.records.topics import RecordSink, record_size
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLimits:
+    """What a frame's records must satisfy before they are trusted (docs/delivery.md)."""
+
+    max_record_bytes: int = 1_000_000
+    """kafka.max_record_bytes: a larger record dead-letters its frame (Kafka would refuse it)."""
+    max_event_time_skew_s: float = MAX_EVENT_TIME_SKEW_S
+    """binance.max_event_time_skew_s: an event time further from the receive time is garbage."""
 
 
 class FramePipeline:
@@ -40,10 +52,12 @@ class FramePipeline:
         connection: str,
         continuity: TradeContinuity | None = None,
         books: BookKeeper | None = None,
+        limits: FrameLimits | None = None,
     ) -> None:
         self._parser = parser
         self._continuity = continuity
         self._books = books
+        self._limits = limits or FrameLimits()
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
@@ -68,21 +82,39 @@ class FramePipeline:
                 await self._publish(event, raw, received_ns)
 
     async def _publish(self, event: RecordEvent, raw: bytes, received_ns: int) -> None:
+        problem = event_time_problem(
+            event.record_time_us, event.received_at_us, self._limits.max_event_time_skew_s
+        )
+        if problem is not None:
+            await self._dead_letter(raw, event.received_at_us, "plausibility", problem, None)
+            return
         try:
             record = self._builder.build(event)
         except SerializationError as exc:
             await self._dead_letter(raw, event.received_at_us, "encode", str(exc), None)
+            return
+        if (size := record_size(record)) > self._limits.max_record_bytes:
+            # Kafka would refuse it and, before, the gateway stopped: the frame is kept instead.
+            error = (
+                f"{event.KIND} record of {size} bytes exceeds kafka.max_record_bytes "
+                f"{self._limits.max_record_bytes}"
+            )
+            await self._dead_letter(raw, event.received_at_us, "size", error, None)
             return
         for name in event.extra:
             self._report_unknown_field(event.KIND, name)
         self._metrics.events.labels(self._market, event.KIND).inc()
         if self._continuity is not None and isinstance(event, Trade | AggTrade):
             # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
-            await self._continuity.receive(event, record, received_ns)
+            await self._continuity.receive(event, record, received_ns, raw)
             return
         await self._sink.send(record, received_ns)
         if self._books is not None and isinstance(event, DepthUpdate):
             await self._books.receive(event)
+
+    async def refuse(self, raw: bytes, received_at_us: int, error: str) -> None:
+        """A frame the connection refused before parsing (binary, over the size limit)."""
+        await self._dead_letter(raw, received_at_us, "frame", error, None)
 
     async def _dead_letter(
         self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None

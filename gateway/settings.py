@@ -188,6 +188,35 @@ class BinanceSettings(_Section):
     exchange_info_poll_s: float = Field(
         60.0, gt=0, description="How often the plan follows listings/delistings"
     )
+    backfill_give_up_s: float = Field(
+        120.0,
+        gt=0,
+        description="A backfill failing this long declares its ids on trade_gap and releases "
+        "the symbol's held live trades",
+    )
+    max_event_time_skew_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An event time further than this from the receive time is dead-lettered",
+    )
+    max_id_jump: int = Field(
+        100_000,
+        ge=1,
+        description="A trade id further ahead is quarantined until id_jump_confirmations "
+        "contiguous ids confirm it",
+    )
+    id_jump_confirmations: int = Field(3, ge=1)
+    max_id_behind: int = Field(
+        10_000,
+        ge=0,
+        description="A trade id further behind the last published one is dead-lettered "
+        "(nearer: a duplicate, dropped and counted)",
+    )
+    held_back_report_s: float = Field(
+        30.0,
+        gt=0,
+        description="A symbol's trades held back this long are reported (docs/delivery.md)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -250,6 +279,10 @@ def _overridable_kinds() -> set[str]:
     return public | {DEAD_LETTER_KIND, TRADE_GAP_KIND, "account", "control"}
 
 
+MIN_RECORD_BYTES = 272 * 1024
+"""Smallest ``kafka.max_record_bytes``: a dead letter (256 KiB of frame, its error) fits under it."""
+
+
 class KafkaSettings(_Section):
     """The Kafka side: where, how records are batched, and the topics."""
 
@@ -266,6 +299,13 @@ class KafkaSettings(_Section):
         "survived without losing a record (longer ones stop the gateway loudly)",
     )
     max_buffered_records: int = Field(100_000, ge=1)
+    max_record_bytes: int = Field(
+        1_000_000,
+        # A dead letter keeps up to 256 KiB of its frame (records/builder.py): it must always fit.
+        ge=MIN_RECORD_BYTES,
+        description="Largest record sent; a larger one is dead-lettered instead. Keep it under "
+        "the topics' max.message.bytes (Kafka's default 1048588) and the producer's 1 MiB",
+    )
     internal_topic_prefix: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9._-]+$",

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
@@ -29,7 +30,7 @@ from gateway.coordination.plan import Shard, streams_by_route
 from gateway.coordination.supervision import RestartPolicy
 from gateway.errors import KafkaDeliveryError
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
+from gateway.pipeline import FrameLimits, FramePipeline
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
 from gateway.settings import BinanceSettings, CoordinationSettings
@@ -77,6 +78,7 @@ class ShardContext:
     keepers: Mapping[Market, MarketKeepers]
     attempts: SlidingWindowLimit
     """Connection attempts of the whole process: Binance counts them per IP."""
+    limits: FrameLimits = field(default_factory=FrameLimits)
 
 
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
@@ -92,6 +94,13 @@ def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
     return urls
 
 
+def streams_of(url: str) -> set[str]:
+    """The stream names a combined-stream URL subscribes to, lowercase (as Binance names them in
+    its frames, whatever case they were asked in)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    return {name.lower() for value in query.get("streams", []) for name in value.split("/") if name}
+
+
 class ShardRunner:
     """Streams one shard until cancelled."""
 
@@ -101,6 +110,7 @@ class ShardRunner:
         self.clients: dict[str, BinanceStreamClient] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
+        self._subscribed: dict[str, set[str]] = {}  # per connection: what its frames may name
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._retiring: set[asyncio.Task[None]] = set()  # delisted symbols' last trades
 
@@ -151,9 +161,11 @@ class ShardRunner:
     def _apply(self, urls: dict[str, str]) -> None:
         for name in [n for n in self.clients if n not in urls]:
             self._tasks.pop(name).cancel()  # the streams it carried left the plan
-            del self.clients[name], self._policies[name]
+            del self.clients[name], self._policies[name], self._subscribed[name]
         for name, url in urls.items():
             if name in self.clients:
+                # Grown, never shrunk: the connection being replaced still carries the old ones.
+                self._subscribed[name] |= streams_of(url)
                 self.clients[name].retarget(url)
             else:
                 self._start(name, url)
@@ -163,11 +175,13 @@ class ShardRunner:
         market = self.shard.market
         keepers = ctx.keepers[market]
         market_wide = {m: s.market_wide for m, s in ctx.binance.markets.items()}
+        subscribed = self._subscribed[name] = streams_of(url)
         pipeline = FramePipeline(
             FrameParser(
                 market,
                 ctx.binance.markets[market].time_unit,
                 left_to_other_market=left_to_other_market(market, market_wide),
+                subscribed=subscribed,
             ),
             ctx.builder,
             ctx.sink,
@@ -175,6 +189,7 @@ class ShardRunner:
             connection=name,
             continuity=keepers.continuity,
             books=keepers.books,
+            limits=ctx.limits,
         )
         client = BinanceStreamClient(
             url,
@@ -183,6 +198,7 @@ class ShardRunner:
             name=name,
             on_reconnect=ctx.metrics.reconnects.labels(market.value).inc,
             attempts=ctx.attempts,
+            on_refused=pipeline.refuse,
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(

@@ -41,12 +41,14 @@ from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.policy import SlidingWindowLimit
+from gateway.binance.sequence import IdBounds
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
+from gateway.pipeline import FrameLimits
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
@@ -103,11 +105,13 @@ class Gateway:
             settings.kafka, on_ack=self._acknowledged, on_error=self._producer_error
         )
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
+        self.metrics.symbols_held_back.set_function(lambda: len(self.held_back()))
         self._ack_metrics: dict[str, tuple[Counter, Histogram]] = {}
         self.status_server: StatusServer | None = None
         self.keepers: dict[Market, MarketKeepers] = {}
         self.rest: dict[Market, BinanceRestClient] = {}
         self.plan = build_plan(settings.binance)
+        self._not_trading_reported: set[tuple[Market, str]] = set()
         self.ownership: Ownership | None = None
         self.group: ShardGroup | None = None
         self.draining = False
@@ -174,6 +178,7 @@ class Gateway:
             builder = RecordBuilder(
                 self.catalog, await self._framing(registry), self.namer, self.worker_id
             )
+            self.sink.route_refusals(builder.refused)
             if settings.kafka.create_topics:
                 await ensure_topics(settings.kafka, topic_catalogue.data_topics(settings))
             await self.sink.start()
@@ -212,6 +217,10 @@ class Gateway:
             SlidingWindowLimit(
                 settings.binance.max_connection_attempts,
                 settings.binance.connection_attempt_window_s,
+            ),
+            FrameLimits(
+                max_record_bytes=settings.kafka.max_record_bytes,
+                max_event_time_skew_s=settings.binance.max_event_time_skew_s,
             ),
         )
 
@@ -396,6 +405,17 @@ class Gateway:
                     unit.update(new.shard(shard_id))
 
     def _observe_plan(self) -> None:
+        for market, symbol in self.plan.not_trading:
+            if (market, symbol) not in self._not_trading_reported:
+                # Loud and once: a typo or a delisting, which the operator must see at start-up.
+                logger.error(
+                    "%s %s is configured but exchangeInfo does not list it as TRADING: not "
+                    "streamed (see /readyz not_streamed)",
+                    market.value,
+                    symbol,
+                    extra={"event_data": {"market": market.value, "symbol": symbol}},
+                )
+        self._not_trading_reported = set(self.plan.not_trading)
         for market in self.settings.binance.markets:
             self.metrics.listed_symbols.labels(market.value).set(len(self.plan.symbols(market)))
         for shard in self.plan.oversized():
@@ -436,8 +456,8 @@ class Gateway:
             )
         acked, lag = per_topic
         acked.inc()
-        if record.timestamp_ms is not None:
-            lag.observe(max(time.time() - record.timestamp_ms / 1000, 0.0))
+        if record.event_time_ms is not None:
+            lag.observe(max(time.time() - record.event_time_ms / 1000, 0.0))
         if self._on_ack is not None:
             self._on_ack(record, latency_ns)
 
@@ -459,8 +479,20 @@ class Gateway:
             "kafka_queue_depth": self.sink.queue_depth,
             "records_acked": self.sink.stats.acked,
             "records_failed": self.sink.stats.failed,
+            "records_refused": self.sink.stats.refused,
+            "held_back": self.held_back(),
+            "not_streamed": [f"{m.value} {symbol}" for m, symbol in self.plan.not_trading],
         }
         return ready, details
+
+    def held_back(self) -> dict[str, float]:
+        """Symbols whose live trades wait behind a hole for longer than held_back_report_s."""
+        return {
+            f"{market.value} {name}": seconds
+            for market, keepers in self.keepers.items()
+            if keepers.continuity is not None
+            for name, seconds in keepers.continuity.held_back().items()
+        }
 
     def _status_server(self) -> StatusServer | None:
         status = self.settings.status
@@ -509,6 +541,11 @@ class Gateway:
                         market_settings.api_key.get_secret_value()
                         if market_settings.api_key
                         else None
+                    ),
+                    give_up_s=binance.backfill_give_up_s,
+                    report_held_s=binance.held_back_report_s,
+                    plausibility=IdBounds(
+                        binance.max_id_jump, binance.max_id_behind, binance.id_jump_confirmations
                     ),
                 )
                 if market_settings.backfill

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # REQUEST_WEIGHT per minute per IP (docs/binance.md §7): spot 6000; USD-M and COIN-M share 2400.
 WEIGHT_LIMITS = {Market.SPOT: 6000, Market.USDM: 2400, Market.COINM: 2400}
+# The largest answer read: spot's whole exchangeInfo is some 20 MB; beyond this is not Binance.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 async def ping(rest_url: str, market: Market, timeout_s: float) -> None:
@@ -45,8 +47,10 @@ class BinanceRestClient(HttpSessionClient):
         *,
         timeout_s: float = 10.0,
         budget: RestWeightBudget | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         super().__init__(timeout_s)
+        self.max_body_bytes = max_body_bytes
         self.base_url = base_url.rstrip("/")
         self.market = market
         self.budget = budget or RestWeightBudget(WEIGHT_LIMITS[market])
@@ -91,7 +95,7 @@ class BinanceRestClient(HttpSessionClient):
         url = self.base_url + path
         try:
             async with session.get(url, params=params, headers=headers) as response:
-                body = await response.read()
+                body = await self._read(response, url)
                 self._observe(response)
                 if response.status != 200:
                     raise RestRequestError(
@@ -106,6 +110,17 @@ class BinanceRestClient(HttpSessionClient):
             raise RestRequestError(f"{url} unreachable ({reason})") from exc
         except orjson.JSONDecodeError as exc:
             raise RestRequestError(f"{url} answered something that is not JSON") from exc
+
+    async def _read(self, response: aiohttp.ClientResponse, url: str) -> bytes:
+        """The body, or RestRequestError once it passes ``max_body_bytes`` (never all of it)."""
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise RestRequestError(
+                    f"{url} answered more than {self.max_body_bytes} bytes", status=response.status
+                )
+        return bytes(body)
 
     def _observe(self, response: aiohttp.ClientResponse) -> None:
         used = response.headers.get(USED_WEIGHT_HEADER)

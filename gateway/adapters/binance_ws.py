@@ -11,11 +11,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from typing import cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from websockets.asyncio.messages import Assembler
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
+from websockets.frames import CloseCode, Frame, Opcode
 
 from gateway.binance.handover import Handover, HeldFrame
 from gateway.binance.policy import SlidingWindowLimit, backoff, is_retriable
@@ -26,6 +36,48 @@ logger = logging.getLogger(__name__)
 
 FrameHandler = Callable[[bytes, int, int], Awaitable[None]]
 """``handler(frame, received_at_us, received_monotonic_ns)``."""
+
+RefusedHandler = Callable[[bytes, int, str], Awaitable[None]]
+"""``refused(frame, received_at_us, reason)``: a frame the connection will not hand on."""
+
+HARD_FRAME_FACTOR = 4
+"""websockets reads frames up to this many times ``max_frame_bytes``: those over the limit are
+dead-lettered with their first bytes and the stream goes on; only beyond this (memory) does the
+connection close, with a dead letter saying so."""
+
+
+class _KindAssembler(Assembler):
+    """websockets' message assembler, also noting whether each message was a binary frame
+    (``recv(decode=False)`` returns bytes either way, and Binance sends text only)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.binary: deque[bool] = deque()
+
+    def put(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
+            self.binary.append(frame.opcode is Opcode.BINARY)
+        super().put(frame)
+
+
+class CheckedConnection(ClientConnection):
+    """A client connection that can tell binary messages from text ones."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # A cast, as websockets does: uvloop's transports are not asyncio.Transport subclasses.
+        transport = cast(asyncio.Transport, transport)
+        self.recv_messages = _KindAssembler(
+            self.max_queue_high,
+            self.max_queue_low,
+            pause=transport.pause_reading,
+            resume=transport.resume_reading,
+        )
+
+    def last_was_binary(self) -> bool:
+        """Whether the message ``recv`` just returned came in a binary frame."""
+        assembler = self.recv_messages
+        return isinstance(assembler, _KindAssembler) and bool(assembler.binary.popleft())
 
 
 @contextlib.contextmanager
@@ -67,8 +119,10 @@ class BinanceStreamClient:
         name: str,
         on_reconnect: Callable[[], None] | None = None,
         attempts: SlidingWindowLimit | None = None,
+        on_refused: RefusedHandler | None = None,
     ) -> None:
         self.url = url
+        self._on_refused = on_refused
         # Shared by every connection of the process: Binance counts attempts per IP.
         self._attempts = attempts or SlidingWindowLimit(300, 300.0)
         self.name = name
@@ -138,7 +192,8 @@ class BinanceStreamClient:
             open_timeout=s.open_timeout_s,
             ping_interval=s.ping_interval_s,
             ping_timeout=s.ping_timeout_s,
-            max_size=s.max_frame_bytes,
+            max_size=s.max_frame_bytes * HARD_FRAME_FACTOR,
+            create_connection=CheckedConnection,
             # A peer too busy to answer our close (its buffers full of frames we no longer read)
             # must not hold up a shutdown or a rotation for websockets' default 10 s.
             close_timeout=2.0,
@@ -277,8 +332,17 @@ class BinanceStreamClient:
                 raise StreamDisconnectedError(
                     f"{self.name}: no frame for {silence_s:.0f}s; treating the stream as dead"
                 ) from None
+            except ConnectionClosedError as exc:
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    limit = self._settings.max_frame_bytes * HARD_FRAME_FACTOR
+                    await self._refuse(b"", f"a frame over {limit} bytes closed the connection")
+                raise
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
+            problem = self._frame_problem(ws, raw)
+            if problem is not None:
+                await self._refuse(raw, problem, received_at_us)
+                continue
             handover = self._handover
             if handover is None:
                 await self._deliver(raw, received_at_us, received_ns)
@@ -290,6 +354,20 @@ class BinanceStreamClient:
                     publish = handover.from_successor(HeldFrame(raw, received_at_us, received_ns))
                 if publish:
                     await self._deliver(raw, received_at_us, received_ns)
+
+    def _frame_problem(self, ws: ClientConnection, raw: bytes) -> str | None:
+        """Why a frame is not handed on (None: it is): Binance sends text frames of bounded size."""
+        if isinstance(ws, CheckedConnection) and ws.last_was_binary():
+            return "binary frame: Binance sends text frames only"
+        if len(raw) > self._settings.max_frame_bytes:
+            return f"frame of {len(raw)} bytes over binance.max_frame_bytes"
+        return None
+
+    async def _refuse(self, raw: bytes, reason: str, received_at_us: int | None = None) -> None:
+        logger.warning("%s: refused a frame: %s", self.name, reason, extra=self._log_fields())
+        if self._on_refused is not None:
+            at = time.time_ns() // 1000 if received_at_us is None else received_at_us
+            await self._on_refused(raw, at, reason)
 
     async def _deliver(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
         try:

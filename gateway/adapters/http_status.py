@@ -13,6 +13,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from gateway.errors import ConfigError
+
 ReadinessCheck = Callable[[], tuple[bool, dict[str, object]]]
 
 
@@ -37,7 +39,15 @@ class StatusServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            # A port in use (another gateway, an old pod) is the operator's to fix: one line.
+            raise ConfigError(
+                f"status.port {self._port} on {self._host} cannot be bound: {exc.strerror or exc}"
+            ) from exc
         server = site._server  # aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port

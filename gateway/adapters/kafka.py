@@ -4,7 +4,12 @@ Every record passes through one bounded queue and one pump task: connections nev
 producer concurrently (aiokafka slows down when many tasks do, aiokafka#528), memory stays bounded
 (a full queue makes the socket readers wait), and sends are never awaited one by one
 (aiokafka#1065): the pump only enqueues into aiokafka's batches and counts acks from callbacks.
-A record Kafka finally refuses is never ignored: the sink fails and the worker stops, loudly.
+
+Nothing the broker would refuse for one record is sent, and nothing it refuses for one record stops
+the worker: a record over ``kafka.max_record_bytes`` becomes a dead letter before the send, and one
+the broker still refuses for itself (too large, bad timestamp, corrupt: :data:`PER_RECORD_ERRORS`)
+becomes a dead letter carrying the broker's error. Only what concerns every record (authorization,
+the broker gone past ``request_timeout_ms``) fails the sink, and the worker stops loudly.
 """
 
 from __future__ import annotations
@@ -19,13 +24,28 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from gateway.adapters.kafka_security import client_options
 from gateway.binance.policy import backoff
 from gateway.errors import KafkaDeliveryError
 from gateway.logs import quiet_repeats
-from gateway.records.topics import ProducerRecord
+from gateway.records.topics import (
+    DEAD_LETTER_KIND,
+    HEADER_EVENT_KIND,
+    ProducerRecord,
+    record_size,
+)
 from gateway.settings import KafkaSettings
 from gateway.topic_catalogue import (
     TopicSpec,
@@ -40,6 +60,22 @@ TOPIC_ALREADY_EXISTS = 36
 
 AckListener = Callable[[ProducerRecord, int], None]
 """Called once per acknowledged record with the nanoseconds since the frame was received."""
+
+DeadLetterRoute = Callable[[ProducerRecord, str, str], ProducerRecord]
+"""``route(record, stage, error)``: the dead letter standing for a record Kafka cannot take."""
+
+PER_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTimestampError,
+    CorruptRecordException,
+    InvalidMessageError,
+)
+"""What the broker (or aiokafka before the send) refuses because of the record itself: the record
+is dead-lettered with the error and the stream goes on. Every other final error fails the sink."""
+
+_DEAD_LETTER_HEADER = (HEADER_EVENT_KIND, DEAD_LETTER_KIND.encode())
 
 
 @contextlib.contextmanager
@@ -58,6 +94,7 @@ class SinkStats:
     enqueued: int = 0
     acked: int = 0
     failed: int = 0
+    refused: int = 0  # records Kafka could not take, sent to the dead-letter topic instead
 
 
 class KafkaSink:
@@ -73,17 +110,35 @@ class KafkaSink:
         self._on_ack = on_ack
         self._on_error = on_error or (lambda error: None)
         """Told the error type of every failed or retried send (for metrics)."""
-        self._queue: asyncio.Queue[tuple[ProducerRecord, int]] = asyncio.Queue(
+        # None wakes the pump without a record (a flush waiting on a reopen).
+        self._queue: asyncio.Queue[tuple[ProducerRecord | None, int]] = asyncio.Queue(
             maxsize=settings.max_buffered_records
         )
         self._producer: AIOKafkaProducer | None = None
         self._pump: asyncio.Task[None] | None = None
         self._failure: KafkaDeliveryError | None = None
+        self._dead_letters: DeadLetterRoute | None = None
+        # After the broker refuses a batch, the idempotent producer's sequence numbers for that
+        # partition are off by one and every later batch fails with OutOfOrderSequenceNumber
+        # (aiokafka does not bump the epoch as Java's producer does, KIP-360). Those records were
+        # not written, so the pump opens a new producer (a new producer id) and sends them again,
+        # with the dead letters, before anything else.
+        self._reopen = False
+        self._resend: list[tuple[ProducerRecord, int, bool]] = []  # (record, t, send alone)
         self.kafka_unavailable = False
         self.stats = SinkStats()
 
+    def route_refusals(self, dead_letter: DeadLetterRoute) -> None:
+        """Send what Kafka cannot take for itself to the dead-letter topic (``dead_letter``
+        builds the record); until this is called such a record fails the sink."""
+        self._dead_letters = dead_letter
+
     async def start(self) -> None:
         quiet_repeats("aiokafka")  # an outage makes it log the same error thousands of times
+        self._producer = await self._new_producer()
+        self._pump = asyncio.create_task(self._run_pump(), name="kafka-sink-pump")
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         s = self._settings
         producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers,
@@ -102,15 +157,23 @@ class KafkaSink:
             except BaseException:
                 await producer.stop()  # a refused login or no broker: release what start() made
                 raise
-        self._producer = producer
-        self._pump = asyncio.create_task(self._run_pump(), name="kafka-sink-pump")
+        return producer
 
     async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
         """Queue one record; waits while the queue is full (backpressure on the reader)."""
         if self._failure is not None:
             raise self._failure
+        limit = self._settings.max_record_bytes
+        if (size := record_size(record)) > limit and self._dead_letters is not None:
+            error = (
+                f"record of {size} bytes for {record.topic} exceeds kafka.max_record_bytes {limit}"
+            )
+            record = self._refused(record, "size", error)
         self.stats.enqueued += 1
         await self._queue.put((record, received_ns or time.monotonic_ns()))
+
+    async def _wake_pump(self) -> None:
+        await self._queue.put((None, 0))
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged (or the sink has failed)."""
@@ -121,11 +184,16 @@ class KafkaSink:
                 # Cancelled from outside (the event loop shutting down): nothing sends them.
                 raise KafkaDeliveryError(f"{self._queue.qsize()} records unsent: sink stopped")
             return
-        await self._queue.join()
-        if self._producer is not None:
-            await self._producer.flush()
-        # Delivery callbacks are scheduled with call_soon when the batch futures resolve.
-        await asyncio.sleep(0)
+        while True:
+            await self._queue.join()
+            if self._producer is not None:
+                await self._producer.flush()
+            # Delivery callbacks are scheduled with call_soon when the batch futures resolve.
+            await asyncio.sleep(0)
+            if not self._reopen or self._failure is not None:
+                break
+            # A refusal left records to send again on a new producer: the pump does that first.
+            await self._wake_pump()
         if self._failure is not None:
             raise self._failure
 
@@ -148,16 +216,46 @@ class KafkaSink:
         return self._queue.qsize()
 
     async def _run_pump(self) -> None:
-        assert self._producer is not None
-        producer = self._producer
         while True:
             record, received_ns = await self._queue.get()
-            future = await self._enqueue(producer, record)
-            if future is not None:
-                future.add_done_callback(
-                    functools.partial(self._delivered, record=record, t=received_ns)
-                )
+            if self._reopen:
+                try:
+                    await self._reopen_producer()
+                except KafkaDeliveryError as exc:  # the new producer could not connect
+                    self._failure = self._failure or exc
+                    self._queue.task_done()
+                    return
+            if record is not None:
+                await self._hand_over(record, received_ns)
             self._queue.task_done()
+
+    async def _hand_over(
+        self, record: ProducerRecord, received_ns: int, alone: bool = False
+    ) -> None:
+        assert self._producer is not None
+        future = await self._enqueue(self._producer, record)
+        if future is not None:
+            future.add_done_callback(
+                functools.partial(self._delivered, record=record, t=received_ns, alone=alone)
+            )
+            if alone:
+                await self._producer.flush()
+
+    async def _reopen_producer(self) -> None:
+        """Settle the producer whose sequence a refusal broke, then send what it could not on a
+        new one, in the order the callbacks reported it (per partition, the send order)."""
+        old = self._producer
+        assert old is not None
+        await old.flush()
+        await asyncio.sleep(0)  # the last delivery callbacks
+        self._reopen = False
+        await old.stop()
+        self._producer = await self._new_producer()
+        logger.warning("reopened the Kafka producer after a refusal; resending %d records",
+                       len(self._resend))  # fmt: skip
+        resend, self._resend = self._resend, []
+        for record, received_ns, alone in resend:
+            await self._hand_over(record, received_ns, alone)
 
     async def _enqueue(
         self, producer: AIOKafkaProducer, record: ProducerRecord
@@ -186,6 +284,11 @@ class KafkaSink:
                 # KafkaTimeoutError is not flagged retriable, but from send() it only means no
                 # broker drained the batch in time: the outage case.
                 self._on_error(type(exc).__name__)
+                if self._reroutable(record, exc):
+                    # Refused before the send (aiokafka's own size check): the dead letter
+                    # takes the record's place in the order.
+                    record = self._refused(record, "kafka", f"{type(exc).__name__}: {exc}")
+                    continue
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     self._fail(record, exc)
                     return None
@@ -194,15 +297,65 @@ class KafkaSink:
                     logger.warning("Kafka unavailable (%s); holding records until it is back", exc)
                 await asyncio.sleep(next(delays))
 
-    def _delivered(self, future: asyncio.Future[object], *, record: ProducerRecord, t: int) -> None:
+    def _delivered(
+        self,
+        future: asyncio.Future[object],
+        *,
+        record: ProducerRecord,
+        t: int,
+        alone: bool,
+    ) -> None:
         exc = None if future.cancelled() else future.exception()
         if future.cancelled() or exc is not None:
             self._on_error(type(exc).__name__ if exc is not None else "Cancelled")
+            if exc is not None and self._reroutable(record, exc):
+                # The broker refuses whole batches: a record sent with others is tried again in
+                # a batch of its own, and dead-lettered only if refused there too.
+                if alone:
+                    record = self._refused(record, "kafka", f"{type(exc).__name__}: {exc}")
+                self._resend.append((record, t, not alone))
+                self._request_reopen()
+                return
+            if isinstance(exc, OutOfOrderSequenceNumber) and self._reopen:
+                # Behind a refused batch on the same producer: not written, sent again.
+                self._resend.append((record, t, alone))
+                return
             self._fail(record, exc)
         else:
             self.stats.acked += 1
             if self._on_ack is not None:
                 self._on_ack(record, time.monotonic_ns() - t)
+
+    def _request_reopen(self) -> None:
+        """The pump reopens the producer before its next record; wake it now, or a refusal with
+        nothing queued behind it would hold its resends (and their dead letters) until the
+        next record arrives, which for a quiet topic may be never."""
+        if self._reopen:
+            return
+        self._reopen = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the pump anyway
+            self._queue.put_nowait((None, 0))
+
+    def _reroutable(self, record: ProducerRecord, exc: BaseException) -> bool:
+        """Whether ``exc`` refuses this record only, and it can go to the dead-letter topic
+        (a dead letter the broker refuses has nowhere else to go: that one fails the sink)."""
+        return (
+            isinstance(exc, PER_RECORD_ERRORS)
+            and self._dead_letters is not None
+            and _DEAD_LETTER_HEADER not in record.headers
+        )
+
+    def _refused(self, record: ProducerRecord, stage: str, error: str) -> ProducerRecord:
+        assert self._dead_letters is not None
+        self.stats.refused += 1
+        logger.warning(
+            "dead-lettered a record for %s (%s): %.300s",
+            record.topic,
+            stage,
+            error,
+            extra={"event_data": {"topic": record.topic, "stage": stage}},
+        )
+        return self._dead_letters(record, stage, error)
 
     def _fail(self, record: ProducerRecord, exc: BaseException | None) -> None:
         # aiokafka already retried retriable errors within the delivery timeout; what reaches

@@ -23,6 +23,7 @@ pipeline turns into a dead-letter record.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import InvalidOperation
 
 import orjson
@@ -79,7 +80,9 @@ class FrameParser:
     """Parses the frames of one connection, which fixes the market and the time unit.
 
     ``stream`` names the stream of a raw ``/ws/<stream>`` connection, whose frames do not say it;
-    combined-stream frames name their own.
+    combined-stream frames name their own. ``subscribed`` (lowercase names), when given, is what
+    the connection asked for: a frame naming any other stream is refused, never published as data.
+    The caller may grow the collection in place when the connection is retargeted.
     """
 
     def __init__(
@@ -89,8 +92,10 @@ class FrameParser:
         *,
         stream: str | None = None,
         left_to_other_market: frozenset[str] = frozenset(),
+        subscribed: Collection[str] | None = None,
     ) -> None:
         self.market = market
+        self.subscribed = subscribed
         self.time_unit = time_unit
         self.stream = stream
         self.left_to_other_market = left_to_other_market
@@ -121,7 +126,10 @@ class FrameParser:
             ctx = Context(
                 self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
             )
-            return self._events(message, ctx)
+            events = self._events(message, ctx)
+            if self.subscribed is not None and stream is not None:
+                self._check_subscribed(stream, events, payload_bytes)
+            return events
         except MessageParseError:
             raise
         except (
@@ -136,6 +144,20 @@ class FrameParser:
             raise MessageParseError(
                 f"{type(exc).__name__}: {exc}", stream=stream, payload=payload_bytes
             ) from exc
+
+    def _check_subscribed(self, stream: str, events: list[Event], payload: bytes) -> None:
+        """Data on a stream this connection never asked for is refused. Connection events
+        (``serverShutdown`` on ``!serverShutdown``, control replies) come unasked, by design."""
+        assert self.subscribed is not None
+        if stream.lower() in self.subscribed:
+            return
+        if events and all(isinstance(event, ServerShutdown | ControlReply) for event in events):
+            return
+        raise MessageParseError(
+            f"stream {stream!r} is not one this connection subscribed to",
+            stream=stream,
+            payload=payload,
+        )
 
     def _events(self, message: object, ctx: Context) -> list[Event]:
         if type(message) is dict:

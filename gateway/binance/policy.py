@@ -34,6 +34,28 @@ def backoff(
         ceiling = min(ceiling * factor, max_s)
 
 
+class RetryDeadline:
+    """Retry with capped, jittered backoff, but only for ``give_up_after_s`` from the start.
+
+    For work that holds something back while it retries (a backfill holds a symbol's live trades):
+    past the deadline ``next_delay`` returns None and the caller gives up in a declared way (a
+    ``trade_gap`` record) instead of stalling for good.
+    """
+
+    def __init__(
+        self, give_up_after_s: float, now_s: float, delays: Iterator[float] | None = None
+    ) -> None:
+        self._deadline_s = now_s + give_up_after_s
+        self._delays = delays or backoff()
+
+    def next_delay(self, now_s: float) -> float | None:
+        """How long to wait before the next try; None once the deadline has passed."""
+        remaining = self._deadline_s - now_s
+        if remaining <= 0:
+            return None
+        return min(next(self._delays), remaining)
+
+
 def is_retriable(exc: BaseException) -> bool:
     """Whether a failed connection is worth retrying: network trouble and upstream errors are.
 

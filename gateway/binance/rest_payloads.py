@@ -3,19 +3,30 @@
 A REST row is turned into the same event the stream would have carried, through the stream's own
 parser, so a backfilled trade is field for field the record a live one would have been. The rows
 have no event time (``E``); the trade time stands in for it.
+
+Answers are untrusted: a body of the wrong shape raises :class:`RestAnswerError`, and a row that
+does not parse is left out (its reason collected in ``rejected``), so its id stays missing and is
+fetched again or declared lost, never invented.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from decimal import InvalidOperation
+from typing import Any, TypeVar
 
 from gateway.binance.events.base import Context, extra, integer
 from gateway.binance.events.books import BookSnapshot, levels
 from gateway.binance.events.trades import AggTrade, Trade, parse_agg_trade, parse_trade
 from gateway.binance.markets import Market
 from gateway.binance.streams import TimeUnit
+from gateway.errors import MessageParseError, RestAnswerError
+
+E = TypeVar("E")
+_ROW_ERRORS = (
+    KeyError, TypeError, ValueError, AttributeError, IndexError, InvalidOperation, MessageParseError
+)  # fmt: skip
 
 MAX_ROWS = 1000  # aggTrades and historicalTrades answer at most 1000 rows
 
@@ -111,48 +122,76 @@ def parse_depth_body(
     body: Any, market: Market, symbol: str, received_at_us: int, reason: str
 ) -> BookSnapshot:
     """``GET depth`` as the BookSnapshot record it becomes (futures' ``E``/``T`` are dropped:
-    the snapshot is dated by when the gateway received it)."""
+    the snapshot is dated by when the gateway received it); RestAnswerError if it is not one."""
     ctx = _context(market, TimeUnit.MILLISECOND, received_at_us)
-    return BookSnapshot(
-        market=ctx.market,
-        symbol=symbol,
-        last_update_id=integer(body["lastUpdateId"], "lastUpdateId"),
-        reason=reason,
-        bids=levels(body["bids"], "bids"),
-        asks=levels(body["asks"], "asks"),
-        received_at_us=received_at_us,
-        extra=extra(body, _DEPTH_KEYS),
-    )
+    if type(body) is not dict:
+        raise RestAnswerError(f"depth answer is a {type(body).__name__}, not an object")
+    try:
+        return BookSnapshot(
+            market=ctx.market,
+            symbol=symbol,
+            last_update_id=integer(body["lastUpdateId"], "lastUpdateId"),
+            reason=reason,
+            bids=levels(body["bids"], "bids"),
+            asks=levels(body["asks"], "asks"),
+            received_at_us=received_at_us,
+            extra=extra(body, _DEPTH_KEYS),
+        )
+    except _ROW_ERRORS as exc:
+        raise RestAnswerError(f"depth answer unusable: {type(exc).__name__}: {exc}") from exc
 
 
 def _context(market: Market, unit: TimeUnit, received_at_us: int) -> Context:
     return Context(market=market.value, to_us=unit.to_us, received_at_us=received_at_us)
 
 
+def _rows(body: Any, what: str, parse: Callable[[Any], E], rejected: list[str] | None) -> list[E]:
+    """Each row of a list answer through ``parse``; bad rows are left out (or raise when the
+    caller keeps no ``rejected`` list)."""
+    if type(body) is not list:
+        raise RestAnswerError(f"{what} answer is a {type(body).__name__}, not a list of rows")
+    events = []
+    for index, row in enumerate(body):
+        try:
+            if type(row) is not dict:
+                raise TypeError(f"row is a {type(row).__name__}, not an object")
+            events.append(parse(row))
+        except _ROW_ERRORS as exc:
+            reason = f"{what} row {index}: {type(exc).__name__}: {exc}"[:500]
+            if rejected is None:
+                raise RestAnswerError(reason) from exc
+            rejected.append(reason)
+    return events
+
+
 def parse_agg_trade_rows(
-    rows: Iterable[Any], market: Market, symbol: str, received_at_us: int,
-    unit: TimeUnit = TimeUnit.MILLISECOND,
+    rows: Any, market: Market, symbol: str, received_at_us: int,
+    unit: TimeUnit = TimeUnit.MILLISECOND, *, rejected: list[str] | None = None,
 ) -> list[AggTrade]:  # fmt: skip
     """``GET aggTrades`` rows as the AggTrade events the stream would have carried."""
     ctx = _context(market, unit, received_at_us)
-    return [
-        parse_agg_trade({**row, "e": "aggTrade", "E": row["T"], "s": symbol}, ctx) for row in rows
-    ]
+    return _rows(
+        rows,
+        "aggTrades",
+        lambda row: parse_agg_trade({**row, "e": "aggTrade", "E": row["T"], "s": symbol}, ctx),
+        rejected,
+    )
 
 
 def parse_trade_rows(
-    rows: Iterable[Any], market: Market, symbol: str, received_at_us: int,
-    unit: TimeUnit = TimeUnit.MILLISECOND,
+    rows: Any, market: Market, symbol: str, received_at_us: int,
+    unit: TimeUnit = TimeUnit.MILLISECOND, *, rejected: list[str] | None = None,
 ) -> list[Trade]:  # fmt: skip
     """``GET historicalTrades`` (or futures ``GET trades``) rows as the Trade events the stream
     would have carried; futures rows are order-book trades, ``X`` = ``MARKET``."""
     ctx = _context(market, unit, received_at_us)
-    events = []
-    for row in rows:
+
+    def parse(row: dict[str, Any]) -> Trade:
         payload = {_TRADE_ROW_KEYS.get(k, k): v for k, v in row.items()}
         for key in _DERIVED_TRADE_ROW_KEYS:
             payload.pop(key, None)
         if market is not Market.SPOT:
             payload.setdefault("X", _FUTURES_TRADE_TYPE)
-        events.append(parse_trade({**payload, "e": "trade", "E": row["time"], "s": symbol}, ctx))
-    return events
+        return parse_trade({**payload, "e": "trade", "E": row["time"], "s": symbol}, ctx)
+
+    return _rows(rows, "historicalTrades", parse, rejected)

@@ -10,6 +10,14 @@ Trade ids (``t``) and aggregate-trade ids (``a``) are contiguous per symbol. One
   (marked backfilled) and then the held live events, in id order. What REST cannot return any
   more is declared with an :class:`IdGap` so consumers know exactly which ids are missing.
 
+Plausibility comes before trust (issue 13), so one bad id never poisons the symbol's state:
+
+* a negative id, or one further behind the last published than ``max_behind`` (more than any
+  overlap or reconnect replays), is rejected: it comes out of ``to_reject()`` with the reason;
+* an id more than ``max_jump`` ahead is quarantined: it changes nothing until ``confirmations``
+  contiguous ids agree with it (a genuine jump, after a long disconnect: then it is a hole like any
+  other), and is rejected as soon as a plausible id shows the stream went on where it was.
+
 The caller owns the I/O (the REST request, its pacing) and the clock.
 """
 
@@ -41,6 +49,30 @@ class IdGap:
     last_id: int
 
 
+MAX_ID_JUMP = 100_000
+MAX_ID_BEHIND = 10_000
+ID_JUMP_CONFIRMATIONS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IdBounds:
+    """Plausibility bounds of live ids (settings ``binance.max_id_jump``, ``max_id_behind``,
+    ``id_jump_confirmations``; docs/delivery.md)."""
+
+    max_jump: int = MAX_ID_JUMP
+    max_behind: int = MAX_ID_BEHIND
+    confirmations: int = ID_JUMP_CONFIRMATIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Generic[T]):
+    """An implausible live event: kept out of the sequence, to be dead-lettered with ``reason``."""
+
+    event_id: int
+    event: T
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class Emit(Generic[T]):
     """Publish this event; ``backfilled`` when it came from REST rather than the stream."""
@@ -53,11 +85,25 @@ class Emit(Generic[T]):
 class IdContinuity(Generic[T]):
     """The id bookkeeping of one symbol's trades (or aggregate trades)."""
 
-    def __init__(self, last_emitted_id: int | None = None, *, max_held: int = 100_000) -> None:
-        """``last_emitted_id``: where a previous owner stopped (None: accept the first id seen)."""
+    def __init__(
+        self,
+        last_emitted_id: int | None = None,
+        *,
+        max_held: int = 100_000,
+        max_jump: int = MAX_ID_JUMP,
+        max_behind: int = MAX_ID_BEHIND,
+        confirmations: int = ID_JUMP_CONFIRMATIONS,
+    ) -> None:
+        """``last_emitted_id``: where a previous owner stopped (None: accept the first id seen).
+        ``max_jump``, ``max_behind``, ``confirmations``: the plausibility bounds (module doc)."""
         self.last_emitted_id = last_emitted_id
         self._held: dict[int, tuple[T, bool]] = {}  # id -> (event, came from REST)
         self._max_held = max_held
+        self._max_jump = max_jump
+        self._max_behind = max_behind
+        self._confirmations = confirmations
+        self._quarantine: dict[int, T] = {}  # a contiguous run of ids far ahead, unconfirmed
+        self._rejected: list[Rejected[T]] = []
         self._fetching: FetchRange | None = None
         self._requests: list[FetchRange] = []
         self._out: list[Emit[T] | IdGap] = []
@@ -69,13 +115,34 @@ class IdContinuity(Generic[T]):
 
     def receive_live(self, event_id: int, event: T) -> None:
         """An event from the stream."""
+        if event_id < 0:
+            self._rejected.append(Rejected(event_id, event, f"negative id {event_id}"))
+            return
         last = self.last_emitted_id
         if last is None or (event_id == last + 1 and not self._held):
+            self._refute_quarantine(event_id)
             self._emit(event_id, event, backfilled=False)
             return
         if event_id <= last or event_id in self._held:
-            self.duplicates += 1
+            if last - event_id > self._max_behind:
+                reason = (
+                    f"id {event_id} is {last - event_id} behind the last published id {last}, "
+                    f"more than max_id_behind {self._max_behind}"
+                )
+                self._rejected.append(Rejected(event_id, event, reason))
+            else:
+                self.duplicates += 1
             return
+        frontier = max(self._held) if self._held else last
+        if event_id - frontier > self._max_jump:
+            self._suspect(event_id, event, frontier)
+            return
+        self._refute_quarantine(event_id)
+        self._hold(event_id, event)
+
+    def _hold(self, event_id: int, event: T) -> None:
+        last = self.last_emitted_id
+        assert last is not None
         self._held[event_id] = (event, False)
         if len(self._held) > self._max_held:
             # Kafka or REST is far behind: give up the oldest hole rather than grow without bound.
@@ -104,10 +171,62 @@ class IdContinuity(Generic[T]):
             self._drain_held()
         self._request_missing()
 
+    def backfill_abandoned(self) -> None:
+        """The fetch kept failing past its deadline: the range it asked for is declared lost and
+        the held live events go out, so one bad REST answer never stalls the symbol."""
+        fetched = self._fetching
+        self._fetching = None
+        if fetched is None or self.last_emitted_id is None:
+            return
+        self._declare_lost(self.last_emitted_id + 1, self._first_held_or(fetched.last_id + 1) - 1)
+        self._drain_held()
+        self._request_missing()
+
+    @property
+    def holding(self) -> bool:
+        """Whether live events wait behind a hole."""
+        return bool(self._held)
+
     def backfill_failed(self) -> None:
         """The fetch failed for a transient reason: ask again (the caller paces retries)."""
         self._fetching = None
         self._request_missing()
+
+    def to_reject(self) -> list[Rejected[T]]:
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
+    def _suspect(self, event_id: int, event: T, frontier: int) -> None:
+        """Quarantine an id far ahead; accept the run once ``confirmations`` contiguous ids agree."""
+        run = self._quarantine
+        if event_id in run:
+            self.duplicates += 1
+            return
+        if run and event_id != max(run) + 1:
+            self._refute_quarantine(event_id)  # a different far-ahead id: the old run was noise
+        run[event_id] = event
+        if len(run) < self._confirmations:
+            return
+        logger.warning(
+            "ids jumped from %d to %d and %d contiguous ids confirm it: treated as a hole",
+            frontier,
+            min(run),
+            len(run),
+        )
+        confirmed = sorted(run.items())
+        run.clear()
+        for confirmed_id, confirmed_event in confirmed:
+            self._hold(confirmed_id, confirmed_event)
+
+    def _refute_quarantine(self, event_id: int) -> None:
+        """A plausible id arrived: whatever was quarantined was not where the stream is."""
+        for suspect_id, suspect in sorted(self._quarantine.items()):
+            reason = (
+                f"id {suspect_id} jumped more than max_id_jump {self._max_jump} ahead, and the "
+                f"stream went on at {event_id}"
+            )
+            self._rejected.append(Rejected(suspect_id, suspect, reason))
+        self._quarantine.clear()
 
     def requests_to_send(self) -> list[FetchRange]:
         requests, self._requests = self._requests, []

@@ -151,7 +151,8 @@ class RecordBuilder:
                 (topics.HEADER_RECEIVED_AT_US, str(event.received_at_us).encode()),
                 self._gateway_header,
             ],
-            timestamp_ms=event.record_time_us // 1000,
+            timestamp_ms=event.received_at_us // 1000,
+            event_time_ms=event.record_time_us // 1000,
         )
 
     def _route(self, event: RecordEvent) -> _Route:
@@ -196,6 +197,30 @@ class RecordBuilder:
             key=stream.encode() if stream else None,
             value=value,
             headers=topics.headers(topics.DEAD_LETTER_KIND, received_at_us, self._gateway_id),
+        )
+
+    def refused(self, record: ProducerRecord, stage: str, error: str) -> ProducerRecord:
+        """A dead letter for a record that cannot go to its topic (too large, refused by Kafka).
+
+        There is no frame at this point, so ``raw`` keeps the record's value (cut like a frame),
+        ``stream`` names the topic, and ``market`` is the topic's middle part.
+        """
+        received_at_us = next(
+            (
+                int(v)
+                for n, v in record.headers
+                if n == topics.HEADER_RECEIVED_AT_US and v.isdigit()
+            ),
+            record.timestamp_ms * 1000 if record.timestamp_ms is not None else 0,
+        )
+        parts = record.topic.split(".")
+        return self.dead_letter(
+            market=parts[-2] if len(parts) >= 3 else topics.GATEWAY_GROUP,
+            stream=record.topic,
+            stage=stage,
+            error=error,
+            raw=record.value,
+            received_at_us=received_at_us,
         )
 
     def trade_gap(

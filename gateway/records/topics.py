@@ -27,6 +27,14 @@ class ProducerRecord:
     value: bytes
     headers: Headers
     timestamp_ms: int | None = None
+    """Kafka's timestamp: when the gateway received the event (None: when it is sent).
+
+    Never Binance's event time: the broker refuses timestamps far from its clock
+    (``InvalidTimestampError``) and retention counts from them, so a replayed or skewed ``E``
+    would either stop the producer or be deleted minutes after it was acknowledged. ``E`` stays in
+    the value."""
+    event_time_ms: int | None = None
+    """The event's own time (``E`` and the like), kept for the lag metric only."""
 
 
 class RecordSink(Protocol):
@@ -58,6 +66,16 @@ class TopicNamer:
         Kafka ACL, and the account's events keep their order across kinds.
         """
         return f"{self.prefix}.{market}.account.{alias}"
+
+
+# Per record inside a batch: attributes, timestamp and offset deltas, lengths (varints).
+RECORD_OVERHEAD_BYTES = 64
+
+
+def record_size(record: ProducerRecord) -> int:
+    """An upper bound of the record's size on the wire, to compare with ``max.message.bytes``."""
+    size = RECORD_OVERHEAD_BYTES + len(record.value) + len(record.key or b"")
+    return size + sum(len(name) + len(value) + 10 for name, value in record.headers)
 
 
 def symbol_key(symbol: str) -> bytes:

@@ -31,7 +31,15 @@ async def server():
     async def broken(request: web.Request) -> web.Response:
         return web.Response(text="<html>gateway timeout</html>", status=504)
 
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" + b"1," * 600_000 + b"1]", content_type="application/json")
+
+    async def truncated(request: web.Request) -> web.Response:
+        return web.Response(body=b'[{"a": 1, "p": "0.0', content_type="application/json")
+
     app = web.Application()
+    app.router.add_get("/api/v3/huge", huge)
+    app.router.add_get("/api/v3/truncated", truncated)
     app.router.add_get("/api/v3/aggTrades", agg_trades)
     app.router.add_get("/api/v3/broken", broken)
     runner = web.AppRunner(app)
@@ -65,3 +73,12 @@ async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
     async with BinanceRestClient("http://127.0.0.1:1", Market.SPOT) as client:
         with pytest.raises(RestRequestError, match="unreachable"):
             await client.get("/api/v3/ping", weight=1)
+
+
+async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(server):
+    url, _ = server
+    async with BinanceRestClient(url, Market.SPOT, max_body_bytes=1_000_000) as client:
+        with pytest.raises(RestRequestError, match="more than 1000000 bytes"):
+            await client.get("/api/v3/huge", weight=1)
+        with pytest.raises(RestRequestError, match="not JSON"):
+            await client.get("/api/v3/truncated", weight=1)

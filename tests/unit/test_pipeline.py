@@ -17,6 +17,7 @@ from gateway.records.topics import ProducerRecord, TopicNamer
 from tests.vectors import vector, vector_bytes
 
 CATALOG = SchemaCatalog.load()
+AT = 1_672_515_782_136_000  # received when Binance's example events happened (their E)
 
 
 class RecordingSink:
@@ -43,8 +44,8 @@ def decoded(record: ProducerRecord) -> dict:
 
 async def test_events_become_records_on_their_topics(pipeline_and_sink):
     pipeline, sink, metrics = pipeline_and_sink
-    await pipeline(vector_bytes("spot/trade.json"), 1, 0)
-    await pipeline(vector_bytes("spot/combined_wrapper_example.json"), 2, 0)
+    await pipeline(vector_bytes("spot/trade.json"), AT + 1, 0)
+    await pipeline(vector_bytes("spot/combined_wrapper_example.json"), AT + 2, 0)
     assert [r.topic for r in sink.records] == ["p.spot.trade", "p.spot.agg_trade"]
     assert metrics.events.labels("spot", "trade")._value.get() == 1
 
@@ -57,8 +58,8 @@ async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     pipeline_and_sink, frame
 ):
     pipeline, sink, metrics = pipeline_and_sink
-    await pipeline(frame, 7, 0)
-    await pipeline(vector_bytes("spot/trade.json"), 8, 0)
+    await pipeline(frame, AT + 7, 0)
+    await pipeline(vector_bytes("spot/trade.json"), AT + 8, 0)
     dead, good = sink.records
     assert dead.topic == "p.dead_letter"
     assert decoded(dead)["raw"] == frame
@@ -70,7 +71,7 @@ async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
 async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeline_and_sink):
     pipeline, sink, _ = pipeline_and_sink
     frame = orjson.dumps(vector("spot/trade.json") | {"p": "0.0000000000000000001"})
-    await pipeline(frame, 1, 0)
+    await pipeline(frame, AT + 1, 0)
     [dead] = sink.records
     assert decoded(dead)["stage"] == "encode"
     assert decoded(dead)["raw"] == frame
@@ -79,8 +80,8 @@ async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeli
 async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
     pipeline, sink, metrics = pipeline_and_sink
     frame = orjson.dumps(vector("spot/trade.json") | {"Z": 1})
-    await pipeline(frame, 1, 0)
-    await pipeline(frame, 2, 0)
+    await pipeline(frame, AT + 1, 0)
+    await pipeline(frame, AT + 2, 0)
     assert decoded(sink.records[0])["extra"] == {"Z": "1"}
     assert metrics.unknown_fields.labels("spot", "trade", "Z")._value.get() == 2
     assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
@@ -92,7 +93,9 @@ async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(caplog
     pipeline = FramePipeline(FrameParser(Market.USDM), builder, sink, metrics, connection="usdm-0")
     payload = vector("usdm/contractInfo.json")
     brackets = [dict(payload["bks"][0], bs=i, zz=i) for i in range(50)]
-    await pipeline(orjson.dumps(payload | {"bks": brackets}), 1, 0)
+    # Received when Binance sent it: an event time far from the receive time is dead-lettered.
+    received_at_us = payload["E"] * 1000
+    await pipeline(orjson.dumps(payload | {"bks": brackets}), received_at_us, 0)
     [record] = sink.records
     assert len(decoded(record)["extra"]) == 50  # the data keeps every position
     samples = [
@@ -105,13 +108,13 @@ async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(caplog
 async def test_server_shutdown_asks_for_a_reconnect(pipeline_and_sink):
     pipeline, _, _ = pipeline_and_sink
     with pytest.raises(StreamDisconnectedError):
-        await pipeline(vector_bytes("spot/serverShutdown.combined.json"), 1, 0)
+        await pipeline(vector_bytes("spot/serverShutdown.combined.json"), AT + 1, 0)
 
 
 async def test_control_replies_produce_no_records(pipeline_and_sink):
     pipeline, sink, _ = pipeline_and_sink
-    await pipeline(b'{"result":null,"id":1}', 1, 0)
-    await pipeline(b'{"code":2,"msg":"Invalid request","id":2}', 1, 0)
+    await pipeline(b'{"result":null,"id":1}', AT + 1, 0)
+    await pipeline(b'{"code":2,"msg":"Invalid request","id":2}', AT + 1, 0)
     assert sink.records == []
 
 
@@ -131,7 +134,7 @@ async def test_every_record_event_is_published_on_its_kinds_topic(
     pipeline_and_sink, frame, topic, key
 ):
     pipeline, sink, _ = pipeline_and_sink
-    await pipeline(frame, 1, 0)
+    await pipeline(frame, AT + 1, 0)
     [record] = sink.records
     assert (record.topic, record.key) == (topic, key)
     assert decoded(record)["market"] == "spot"
@@ -163,7 +166,7 @@ async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lette
     sink = RecordingSink()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
-    await pipeline(frame, 1, 0)
+    await pipeline(frame, AT + 1, 0)
     assert len(sink.records) >= 1 or frame in (b"", b"[]")  # an empty array carries no events
     dead = [r for r in sink.records if r.topic == "p.dead_letter"]
     assert all(decoded(r)["raw"] == frame for r in dead)
@@ -172,7 +175,7 @@ async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lette
 async def test_a_huge_bad_frame_is_dead_lettered_cut_to_fit_kafka(pipeline_and_sink):
     pipeline, sink, _ = pipeline_and_sink
     frame = b'{"e": "' + b"x" * 3_000_000 + b'"}'
-    await pipeline(frame, 1, 0)
+    await pipeline(frame, AT + 1, 0)
     [dead] = sink.records
     record = decoded(dead)
     assert (len(record["raw"]), record["raw_size"]) == (256 * 1024, len(frame))

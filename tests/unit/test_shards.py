@@ -116,3 +116,10 @@ def test_urls_split_usdm_routes_into_connections() -> None:
     urls = connection_urls(shard, BinanceSettings(markets={Market.USDM: {}}))
     assert sorted(urls) == ["usdm-001-market-0", "usdm-001-public-0"]
     assert urls["usdm-001-public-0"].endswith("/public/stream?streams=btcusdt@depth@100ms")
+
+
+def test_streams_of_reads_a_combined_url_back_into_lowercase_names():
+    from gateway.shards import streams_of
+
+    url = "wss://x/stream?streams=btcusdt@trade/BNBBTC@kline_1m@%2B08:00&timeUnit=MICROSECOND"
+    assert streams_of(url) == {"btcusdt@trade", "bnbbtc@kline_1m@+08:00"}

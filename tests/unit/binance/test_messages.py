@@ -428,3 +428,25 @@ def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
         extra={},
     )
     assert event.schema_group == market.value and event.partition_key == "BTCUSDT"
+
+
+def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused():
+    import orjson
+    import pytest
+
+    from gateway.errors import MessageParseError
+    from tests.vectors import vector
+
+    parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade", "bnbbtc@trade"})
+    frame = {"stream": "bnbBTC@trade", "data": vector("spot/trade.json")}
+    assert parser.parse(orjson.dumps(frame), 1)  # Binance's case is not the point
+    with pytest.raises(MessageParseError, match="not one this connection subscribed to"):
+        parser.parse(orjson.dumps({**frame, "stream": "ethusdt@trade"}), 1)
+
+
+def test_connection_events_come_on_streams_nobody_subscribed_to_and_are_not_refused():
+    from tests.vectors import vector_bytes
+
+    parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade"})
+    [event] = parser.parse(vector_bytes("spot/serverShutdown.combined.json"), 1)
+    assert isinstance(event, ServerShutdown)

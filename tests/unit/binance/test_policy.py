@@ -70,3 +70,12 @@ def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after():
     assert budget.delay(1, now=80.0) == pytest.approx(20.0)  # nothing at all until Retry-After
     budget.observe(418, used_weight=None, retry_after_s=120, now=100.0)
     assert budget.delay(1, now=121.0) == pytest.approx(99.0)
+
+
+def test_a_retry_deadline_backs_off_then_gives_up():
+    from gateway.binance.policy import RetryDeadline
+
+    deadline = RetryDeadline(10.0, now_s=100.0, delays=iter([4.0, 8.0, 16.0]))
+    assert deadline.next_delay(100.0) == 4.0
+    assert deadline.next_delay(104.0) == 6.0  # never sleeps past the deadline
+    assert deadline.next_delay(110.0) is None

@@ -89,3 +89,26 @@ def test_depth_answers_become_book_snapshots(market):
     assert call.weight == (50 if market is Market.SPOT else 20)
     with pytest.raises(ValueError):
         depth_call(market, "BTCUSDT", limit=7)
+
+
+@pytest.mark.parametrize(
+    "body", [{"code": -1121, "msg": "Invalid symbol."}, "<html>", None, 7, {"lastUpdateId": "x"}]
+)
+def test_answers_of_the_wrong_shape_raise_rest_answer_errors(body):
+    from gateway.errors import RestAnswerError
+
+    with pytest.raises(RestAnswerError):
+        parse_agg_trade_rows(body, Market.SPOT, "BTCUSDT", 1, rejected=[])
+    with pytest.raises(RestAnswerError):
+        parse_trade_rows(body, Market.SPOT, "BTCUSDT", 1, rejected=[])
+    with pytest.raises(RestAnswerError):
+        parse_depth_body(body, Market.SPOT, "BTCUSDT", 1, reason="initial")
+
+
+def test_bad_rows_are_left_out_with_their_reason():
+    good = vector("spot/rest_aggTrades.json")[0]
+    rejected: list[str] = []
+    body = [good, {**good, "a": "x"}, [], {**good, "p": None}, {"a": 1}]
+    events = parse_agg_trade_rows(body, Market.SPOT, "BNBBTC", 1, rejected=rejected)
+    assert [e.agg_trade_id for e in events] == [good["a"]]
+    assert [r.split(":")[0] for r in rejected] == [f"aggTrades row {i}" for i in (1, 2, 3, 4)]

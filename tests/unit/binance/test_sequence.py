@@ -114,3 +114,58 @@ def test_a_resumed_owner_drops_the_ids_kafka_already_holds():
     assert continuity.requests_to_send() == []  # at or before the seed is no hole
     continuity.receive_live(11, "live-11")
     assert continuity.to_emit() == [Emit(11, "live-11", False)]
+
+
+def test_an_abandoned_backfill_declares_its_range_and_releases_the_held_events():
+    seq: IdContinuity[str] = IdContinuity(last_emitted_id=10)
+    seq.receive_live(14, "e14")
+    seq.receive_live(15, "e15")
+    assert seq.requests_to_send() == [FetchRange(11, 13)]
+    assert seq.holding
+    seq.backfill_abandoned()
+    assert seq.to_emit() == [IdGap(11, 13), Emit(14, "e14", False), Emit(15, "e15", False)]
+    assert not seq.holding and not seq.backfilling
+    seq.receive_live(16, "e16")
+    assert seq.to_emit() == [Emit(16, "e16", False)]
+
+
+def test_a_negative_id_and_one_far_behind_are_rejected_with_their_reason():
+    seq: IdContinuity[str] = IdContinuity(last_emitted_id=50_000, max_behind=100)
+    for event_id in (-1, 49_950, 40_000, 50_001):
+        seq.receive_live(event_id, f"e{event_id}")
+    assert [(r.event_id, r.reason.split(" ")[0]) for r in seq.to_reject()] == [
+        (-1, "negative"),
+        (40_000, "id"),
+    ]
+    assert seq.duplicates == 1  # 49_950: within the window, an overlap's duplicate
+    assert seq.to_emit() == [Emit(50_001, "e50001", False)]
+
+
+def test_an_id_far_ahead_is_quarantined_and_rejected_when_the_stream_goes_on():
+    seq: IdContinuity[str] = IdContinuity(last_emitted_id=100, max_jump=1000)
+    seq.receive_live(1_000_100, "bad")
+    assert seq.to_emit() == [] and seq.requests_to_send() == [] and seq.to_reject() == []
+    seq.receive_live(101, "e101")
+    seq.receive_live(102, "e102")
+    [rejected] = seq.to_reject()
+    assert (rejected.event_id, rejected.event) == (1_000_100, "bad")
+    assert "max_id_jump 1000" in rejected.reason
+    assert [e.event_id for e in seq.to_emit()] == [101, 102]  # the state was never poisoned
+    assert seq.last_emitted_id == 102
+
+
+def test_a_jump_confirmed_by_contiguous_ids_becomes_an_ordinary_hole():
+    seq: IdContinuity[str] = IdContinuity(last_emitted_id=100, max_jump=1000, confirmations=3)
+    for event_id in (50_000, 50_001):
+        seq.receive_live(event_id, f"e{event_id}")
+    assert seq.requests_to_send() == []
+    seq.receive_live(50_002, "e50002")
+    assert seq.requests_to_send() == [FetchRange(101, 49_999)]
+    seq.receive_backfill([])  # REST no longer has them
+    assert seq.to_emit() == [
+        IdGap(101, 49_999),
+        Emit(50_000, "e50000", False),
+        Emit(50_001, "e50001", False),
+        Emit(50_002, "e50002", False),
+    ]
+    assert seq.to_reject() == []

@@ -155,3 +155,17 @@ def test_any_trade_roundtrips_exactly(trade_id, price, quantity, event_us, extra
     )
     _, decoded = roundtrip(builder, event)
     assert_same(event, decoded)
+
+
+def test_the_smallest_record_limit_still_fits_a_dead_letter():
+    from gateway.records.builder import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS
+    from gateway.settings import MIN_RECORD_BYTES
+
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer(), "gw")
+    letter = builder.dead_letter(
+        market="spot", stream="s" * 200, stage="parse", error="e" * 10 * MAX_ERROR_CHARS,
+        raw=b"x" * 2 * MAX_DEAD_LETTER_BYTES, received_at_us=1,
+    )  # fmt: skip
+    from gateway.records.topics import record_size
+
+    assert record_size(letter) < MIN_RECORD_BYTES

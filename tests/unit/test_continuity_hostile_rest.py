@@ -1,0 +1,168 @@
+"""Backfill survives any REST answer (issue 13): a hole is filled, or declared after a bounded time.
+
+Before, a 200 answer whose body was a JSON object, or whose rows were malformed, killed the
+backfill task: the symbol's live trades were held back for good, with no gap record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway.binance.events.trades import Trade
+from gateway.binance.markets import Market
+from gateway.continuity import TradeContinuity
+from gateway.errors import RestRequestError
+from gateway.metrics import Metrics
+from gateway.records.avro import SingleObjectFraming, decode, read_header
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import TopicNamer
+from tests.unit.test_continuity_resume import CATALOG, T0_MS, RecordingSink, ScriptedRest, trade
+
+GOOD = ScriptedRest()
+
+
+class AnswersInTurn:
+    """Answers each request with the next scripted body (the last one repeats); an exception
+    instance is raised instead, as the REST client would."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.requests = 0
+
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        weight: int,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        self.requests += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer is GOOD:
+            return await GOOD.get(path, params, weight=weight)
+        return answer
+
+
+def rows(*ids: int, bad: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "price": "1.5" if i not in bad else "one", "qty": "2", "time": T0_MS + i,
+         "isBuyerMaker": False}
+        for i in ids
+    ]  # fmt: skip
+
+
+class Harness:
+    def __init__(self, rest: Any, *, give_up_s: float = 0.3, report_held_s: float = 30.0) -> None:
+        self.sink = RecordingSink()
+        self.builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+        self.continuity = TradeContinuity(
+            Market.SPOT, rest, self.builder, self.sink, Metrics(),
+            give_up_s=give_up_s, report_held_s=report_held_s,
+        )  # fmt: skip
+        self.continuity.resume({("BTCUSDT", Trade.KIND): 100})
+
+    async def live(self, *ids: int) -> None:
+        for i in ids:
+            event = trade(i)
+            await self.continuity.receive(event, self.builder.build(event), 0)
+
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while self.continuity._fetches:
+                await asyncio.gather(*self.continuity._fetches.values(), return_exceptions=True)
+
+    def published(self) -> list[tuple[str, Any]]:
+        """("trade", id) or ("gap", (first, last)) in the order they reached the sink."""
+        out = []
+        for record in self.sink.records:
+            header = read_header(record.value)
+            value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+            if record.topic == "p.trade_gap":
+                out.append(("gap", (value["first_missing_id"], value["last_missing_id"])))
+            else:
+                out.append(("trade", value["trade_id"]))
+        return out
+
+
+async def test_an_object_instead_of_rows_is_retried_then_declared_and_the_symbol_released():
+    h = Harness(AnswersInTurn({"code": -1121, "msg": "Invalid symbol."}))
+    await h.live(104, 105)
+    await h.settle()
+    await h.live(106)
+    assert h.published() == [("gap", (101, 103)), ("trade", 104), ("trade", 105), ("trade", 106)]
+    assert h.continuity.held_back() == {}
+
+
+async def test_a_wrong_shape_then_a_good_answer_backfills():
+    rest = AnswersInTurn({"oops": 1}, "<html>busy</html>", RestRequestError("HTTP 502"), GOOD)
+    h = Harness(rest, give_up_s=30.0)
+    await h.live(103)
+    await h.settle()
+    assert h.published() == [("trade", 101), ("trade", 102), ("trade", 103)]
+    assert rest.requests == 4
+
+
+async def test_malformed_rows_are_left_out_and_only_their_ids_declared():
+    h = Harness(AnswersInTurn(rows(101, 102, 103, bad=frozenset({102})), [1, None, "x"]))
+    await h.live(104)
+    await h.settle()
+    assert h.published() == [("trade", 101), ("gap", (102, 102)), ("trade", 103), ("trade", 104)]
+
+
+async def test_rows_with_ids_nobody_asked_for_are_ignored_and_the_hole_declared():
+    h = Harness(AnswersInTurn(rows(5, 6, 7, 9_999)))
+    await h.live(104)
+    await h.settle()
+    assert h.published() == [("gap", (101, 103)), ("trade", 104)]
+
+
+async def test_a_symbol_held_back_too_long_is_reported_once(caplog):
+    gate = asyncio.Event()
+
+    class Stalled:
+        async def get(self, *args: Any, **kwargs: Any) -> Any:
+            await gate.wait()
+            return rows(101)
+
+    h = Harness(Stalled(), give_up_s=60.0, report_held_s=0.05)
+    with caplog.at_level(logging.ERROR, logger="gateway.continuity"):
+        await h.live(103)
+        assert h.continuity.held_back() == {}
+        await asyncio.sleep(0.1)
+        await h.live(104)
+        await h.live(105)
+        assert list(h.continuity.held_back()) == ["BTCUSDT trade"]
+    held = [r for r in caplog.records if "held back" in r.getMessage()]
+    assert len(held) == 1
+    gate.set()
+    await h.settle()
+    assert h.continuity.held_back() == {}
+    assert h.published()[-1] == ("trade", 105)
+
+
+async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_symbol_for_good():
+    from gateway.binance.events.trades import AggTrade
+    from tests.unit.test_continuity_resume import agg_trade
+
+    sink = RecordingSink()
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
+    rest = AnswersInTurn({"code": -1003, "msg": "busy"})
+    continuity = TradeContinuity(
+        Market.SPOT, rest, builder, sink, Metrics(),  # type: ignore[arg-type]
+        give_up_s=0.3,
+    )  # fmt: skip
+    continuity.resume({("BTCUSDT", AggTrade.KIND): 10})
+    for agg_id in range(14, 111):  # 97 live aggregate trades behind a hole of 3
+        event = agg_trade(agg_id)
+        await continuity.receive(event, builder.build(event), 0)
+    async with asyncio.timeout(10):
+        while continuity._fetches:
+            await asyncio.gather(*continuity._fetches.values())
+    topics = [r.topic for r in sink.records]
+    assert topics.count("p.spot.agg_trade") == 97  # before: 94 of 97 never published
+    assert topics[0] == "p.trade_gap"
