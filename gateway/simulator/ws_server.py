@@ -11,6 +11,9 @@
 * JSON control messages are answered by :mod:`gateway.simulator.control`.
 * Keepalive is websockets' own: a ping every ``ping_interval_s`` with a random payload that the
   pong must echo, and a close (1011) when no pong came within ``ping_timeout_s`` (docs/binance.md §2).
+* A client that does not read: the market does not wait; its frames queue in the connection's
+  send buffer and past ``send_buffer_bytes`` the connection is cut (:mod:`.hub`); if pings go
+  unanswered first, the ping deadline closes it.
 * More than ``max_connection_attempts`` handshakes per IP in the window: HTTP 429.
 
 Choices where the docs are silent: a URL naming an unknown stream, or more than 1024 streams, is
@@ -162,6 +165,7 @@ class StreamServer:
             time_unit=request.time_unit,
             route=request.route,
             events=frozenset(request.events),
+            send_buffer_bytes=self._config.send_buffer_bytes,
         )
         self._hub.add(subscriber, ())
         self._hub.subscribe(
