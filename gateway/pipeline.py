@@ -20,6 +20,7 @@ from gateway.binance.messages import (
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
+from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
@@ -40,8 +41,10 @@ class FramePipeline:
         connection: str,
         continuity: TradeContinuity | None = None,
         books: BookKeeper | None = None,
+        liveness: LivenessMonitor | None = None,
     ) -> None:
         self._parser = parser
+        self._liveness = liveness
         self._continuity = continuity
         self._books = books
         self._builder = builder
@@ -59,6 +62,9 @@ class FramePipeline:
         except MessageParseError as exc:
             await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
+        stream = self._parser.last_stream
+        if self._liveness is not None and stream is not None:
+            self._liveness.delivered(self._parser.market, stream, received_at_us)
         for event in events:
             if isinstance(event, ControlReply):
                 self._on_control_reply(event)

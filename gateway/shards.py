@@ -27,6 +27,7 @@ from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import Shard
 from gateway.coordination.supervision import RestartPolicy
 from gateway.errors import KafkaDeliveryError
+from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
 from gateway.records.builder import RecordBuilder
@@ -76,10 +77,19 @@ class ShardContext:
     keepers: Mapping[Market, MarketKeepers]
     attempts: SlidingWindowLimit
     """Connection attempts of the whole process: Binance counts them per IP."""
+    liveness: LivenessMonitor | None = None
+    """Per-stream liveness of the whole process; ``None``: one fixed timer per connection."""
 
 
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
     """Connection name → URL for the shard's streams (none for an empty shard)."""
+    return {name: url for name, (url, _) in connection_streams(shard, binance).items()}
+
+
+def connection_streams(
+    shard: Shard, binance: BinanceSettings
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Connection name → its URL and the streams it carries."""
     market_settings = binance.markets[shard.market]
     by_route: dict[str, list[str]] = {}
     for name in shard.streams:
@@ -90,7 +100,7 @@ def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
         for index, group in enumerate(chunk(names, market_settings.max_streams_per_connection)):
             name = f"{shard.id}{route.replace('/', '-')}-{index}"
             path = combined_path(group, market_settings.time_unit)
-            urls[name] = binance.stream_url(shard.market) + route + path
+            urls[name] = (binance.stream_url(shard.market) + route + path, tuple(group))
     return urls
 
 
@@ -101,6 +111,7 @@ class ShardRunner:
         self.shard = shard
         self._context = context
         self.clients: dict[str, BinanceStreamClient] = {}
+        self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -124,7 +135,7 @@ class ShardRunner:
     async def run(self) -> None:
         """Open the shard's connections and keep them up; returns only by raising."""
         try:
-            self._apply(connection_urls(self.shard, self._context.binance))
+            self._apply(connection_streams(self.shard, self._context.binance))
             await self._fatal
         finally:
             await self._stop_all()
@@ -144,17 +155,24 @@ class ShardRunner:
         )
         gone = tuple(s for s in self.shard.symbols if s not in shard.symbols)
         self.shard = shard
-        self._apply(connection_urls(shard, self._context.binance))
+        self._apply(connection_streams(shard, self._context.binance))
         if gone:
             retiring = asyncio.create_task(self._context.keepers[shard.market].retire(gone))
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
 
-    def _apply(self, urls: dict[str, str]) -> None:
-        for name in [n for n in self.clients if n not in urls]:
+    def _apply(self, plan: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        liveness, market = self._context.liveness, self.shard.market
+        old = {s for streams in self._streams.values() for s in streams}
+        new = {s for _, streams in plan.values() for s in streams}
+        if liveness is not None:
+            liveness.unwatch(market, sorted(old - new))
+            liveness.watch(market, sorted(new - old))
+        self._streams = {name: streams for name, (_, streams) in plan.items()}
+        for name in [n for n in self.clients if n not in plan]:
             self._tasks.pop(name).cancel()  # the streams it carried left the plan
             del self.clients[name], self._policies[name]
-        for name, url in urls.items():
+        for name, (url, _) in plan.items():
             if name in self.clients:
                 self.clients[name].retarget(url)
             else:
@@ -172,7 +190,9 @@ class ShardRunner:
             connection=name,
             continuity=keepers.continuity,
             books=keepers.books,
+            liveness=ctx.liveness,
         )
+        liveness = ctx.liveness
         client = BinanceStreamClient(
             url,
             pipeline,
@@ -180,6 +200,12 @@ class ShardRunner:
             name=name,
             on_reconnect=ctx.metrics.reconnects.labels(market.value).inc,
             attempts=ctx.attempts,
+            silence_allowance=None
+            if liveness is None
+            else lambda: liveness.connection_allowance_s(market, self._streams.get(name, ())),
+            on_connected=None
+            if liveness is None
+            else lambda: liveness.subscribed(market, self._streams.get(name, ())),
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(
@@ -221,6 +247,9 @@ class ShardRunner:
                 await asyncio.sleep(delay)
 
     async def _stop_all(self) -> None:
+        if self._context.liveness is not None:
+            streams = [s for group in self._streams.values() for s in group]
+            self._context.liveness.unwatch(self.shard.market, streams)
         tasks = [*self._tasks.values(), *self._retiring]
         for task in tasks:
             task.cancel()

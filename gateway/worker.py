@@ -46,11 +46,18 @@ from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
+from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, ProducerRecord, TopicNamer
+from gateway.records.topics import (
+    DEAD_LETTER_KIND,
+    STREAM_STATUS_KIND,
+    TRADE_GAP_KIND,
+    ProducerRecord,
+    TopicNamer,
+)
 from gateway.settings import GatewaySettings
 from gateway.shards import MarketKeepers, ShardContext, ShardRunner
 
@@ -110,6 +117,7 @@ class Gateway:
         self.plan = build_plan(settings.binance)
         self.ownership: Ownership | None = None
         self.group: ShardGroup | None = None
+        self.liveness: LivenessMonitor | None = None
         self.draining = False
         self.started = asyncio.Event()
         """Set once schemas, topics, the producer and the plan are ready and shards may start."""
@@ -154,7 +162,10 @@ class Gateway:
     def topics(self) -> list[str]:
         """Every topic this configuration may write to: each public event kind of each
         configured market (a stream can carry more than one kind), and the gateway's own."""
-        names = {self.namer.gateway_topic(kind) for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND)}
+        names = {
+            self.namer.gateway_topic(kind)
+            for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND, STREAM_STATUS_KIND)
+        }
         for market in self.settings.binance.markets:
             names.update(
                 self.namer.topic(market.value, c.KIND) for c in RECORD_CLASSES[market.value]
@@ -207,6 +218,9 @@ class Gateway:
         )
         self.plan = build_plan(settings.binance, await self._listings())
         self._observe_plan()
+        liveness = self.liveness = LivenessMonitor(
+            settings.binance, builder, self.sink, self.metrics
+        )
         context = ShardContext(
             settings.binance,
             settings.coordination,
@@ -218,6 +232,7 @@ class Gateway:
                 settings.binance.max_connection_attempts,
                 settings.binance.connection_attempt_window_s,
             ),
+            liveness,
         )
 
         async def open_unit(shard_id: str) -> Unit:
@@ -282,6 +297,7 @@ class Gateway:
         background = [
             asyncio.create_task(ownership.run(), name="ownership"),
             asyncio.create_task(self._follow_listings(), name="plan-follower"),
+            asyncio.create_task(liveness.run(), name="liveness"),
             asyncio.create_task(stop.wait(), name="stop-signal"),
         ]
         try:
@@ -459,6 +475,7 @@ class Gateway:
             "draining": self.draining,
             "in_group": in_group,
             "shards": ownership.health() if ownership else {},
+            "silent_streams": self.liveness.silent() if self.liveness else {},
             "kafka_queue_depth": self.sink.queue_depth,
             "records_acked": self.sink.stats.acked,
             "records_failed": self.sink.stats.failed,

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 FrameHandler = Callable[[bytes, int, int], Awaitable[None]]
 """``handler(frame, received_at_us, received_monotonic_ns)``."""
+SilenceAllowance = Callable[[], float | None]
+"""How long the connection may deliver nothing at all before it is dead (``None``: nothing on
+it can be judged by silence; pings alone watch it)."""
+UNJUDGED_RECHECK_S = 60.0
 
 
 @contextlib.contextmanager
@@ -67,6 +71,8 @@ class BinanceStreamClient:
         name: str,
         on_reconnect: Callable[[], None] | None = None,
         attempts: SlidingWindowLimit | None = None,
+        silence_allowance: SilenceAllowance | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         # Shared by every connection of the process: Binance counts attempts per IP.
@@ -79,6 +85,9 @@ class BinanceStreamClient:
         self.rotations = 0
         self.handover_duplicates = 0
         self._on_reconnect = on_reconnect
+        # Without a liveness monitor: one fixed timer per connection (stale_after_s).
+        self._allowance = silence_allowance or (lambda: settings.stale_after_s)
+        self._on_connected = on_connected
         self.frames = 0
         self._handover: Handover | None = None
         self._old: ClientConnection | None = None  # the connection being replaced
@@ -95,6 +104,8 @@ class BinanceStreamClient:
                 with map_websocket_errors(self.url):
                     ws = await self._connect()
                     logger.info("connected %s", self.name, extra=self._log_fields())
+                    if self._on_connected is not None:
+                        self._on_connected()
                     self.connected.set()
                     delays = backoff()  # a connection that opened resets the backoff
                     await self._stream(ws)
@@ -264,19 +275,31 @@ class BinanceStreamClient:
         return old
 
     async def _read(self, ws: ClientConnection) -> None:
-        silence_s = self._settings.stale_after_s
+        allowance = self._allowance()
+        wait_s = UNJUDGED_RECHECK_S if allowance is None else allowance
+        last_frame_s = time.monotonic()
         while True:
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as recv() completes, and a busy stream then never stops.
-                async with asyncio.timeout(silence_s):
+                async with asyncio.timeout(wait_s):
                     raw = await ws.recv(decode=False)
             except TimeoutError:
-                # Open, answering pings, and silent: a stalled stream is as good as a dead one.
+                # The allowance follows the streams' paces (what they have shown meanwhile).
+                allowance, silent_s = self._allowance(), time.monotonic() - last_frame_s
+                if allowance is None or silent_s < allowance:
+                    wait_s = UNJUDGED_RECHECK_S if allowance is None else allowance - silent_s
+                    continue
+                # Open, answering pings, and silent longer than its streams allow: dead.
                 raise StreamDisconnectedError(
-                    f"{self.name}: no frame for {silence_s:.0f}s; treating the stream as dead"
+                    f"{self.name}: no frame for {silent_s:.0f}s (its streams allow "
+                    f"{allowance:.0f}s); treating the connection as dead"
                 ) from None
+            last_frame_s, wait_s = (
+                time.monotonic(),
+                UNJUDGED_RECHECK_S if allowance is None else allowance,
+            )
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
             handover = self._handover

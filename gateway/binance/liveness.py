@@ -15,9 +15,10 @@ gets a pace from its nature (docs/binance.md §3, §4):
   ``max_quiet_s``) is not judged.
 * ``UNJUDGED``: silence is normal and says nothing (liquidations, contract info, block trades).
 
-A stream that never delivered is silent once ``first_report_s`` passed since its subscription
-(a name or route Binance accepts and never serves), unless it is an ``ACTIVITY`` stream of a
-symbol known to be quiet.
+A ``FIXED`` stream that never delivered is silent once ``first_report_s`` passed since its
+subscription (a name or route Binance accepts and never serves); an ``ACTIVITY`` one once its
+symbol is known to trade (its other trade stream delivers, or the prior says so) and it stayed
+silent longer than that activity and ``first_report_s`` allow.
 """
 
 from __future__ import annotations
@@ -234,7 +235,12 @@ class StreamLiveness:
     ) -> float | None:
         """How long a connection carrying ``streams`` may deliver nothing at all before it is
         dead: its most demanding stream's allowance. ``None``: nothing on it can be judged."""
-        allowances = [a for s in streams if (a := self.allowance_s(s, now_s)) is not None]
+        # Streams that never delivered (perhaps never served) do not shorten it, unless none
+        # delivered: a connection that never delivered anything is dead after first_report_s.
+        delivered = [s for s in streams if self.last_event_s(s) is not None]
+        allowances = [
+            a for s in (delivered or streams) if (a := self.allowance_s(s, now_s)) is not None
+        ]
         return min(allowances, default=None)
 
     def check(self, now_s: float) -> list[Silence]:
@@ -268,14 +274,14 @@ class StreamLiveness:
             return None
         if watched.pace is Pace.FIXED:
             assert watched.cadence_s is not None
-            allowance = max(policy.tolerance * watched.cadence_s, policy.min_silence_s)
             if watched.last_s is None:
-                allowance = max(allowance, policy.first_report_s)
-            return allowance
+                return policy.first_report_s  # its first event is due within one cadence
+            return max(policy.tolerance * watched.cadence_s, policy.min_silence_s)
         rate = self._rate(symbol_of(stream))
         if rate is None:
-            # Nothing known of the symbol's activity yet: judge only a total silence.
-            return policy.first_report_s if watched.last_s is None else policy.max_quiet_s
+            # Nothing known of the symbol's activity yet: it may be quiet; only a silence as
+            # long as the quietest judged symbol may keep is reported.
+            return policy.max_quiet_s
         allowance = max(policy.activity_tolerance / rate, policy.min_silence_s)
         if watched.last_s is None:
             allowance = max(allowance, policy.first_report_s)

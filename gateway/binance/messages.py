@@ -92,6 +92,8 @@ class FrameParser:
         self.market = market
         self.time_unit = time_unit
         self.stream = stream
+        self.last_stream: str | None = None
+        """The stream of the last frame parsed (liveness marks it delivered)."""
         self._by_event_type = EVENT_TABLES[market]
         self._by_channel = CHANNEL_TABLES[market]
 
@@ -114,6 +116,7 @@ class FrameParser:
                 elif "event" in message and "e" not in message:
                     subscription_id = _subscription_id(message)
                     message = message["event"]
+            self.last_stream = stream
             ctx = Context(
                 self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
             )

@@ -59,11 +59,30 @@ def test_a_fixed_stream_is_silent_after_its_tolerance_and_resumes():
     assert live.silent() == []
 
 
-def test_a_stream_never_served_is_reported_after_first_report_s():
+def test_a_fixed_stream_never_served_is_reported_after_first_report_s():
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@kline_1m", "btcusdt@trade"], 0.0)
     assert live.check(29.0) == []
-    assert {s.stream for s in live.check(31.0)} == {"btcusdt@kline_1m", "btcusdt@trade"}
+    [silence] = live.check(31.0)
+    assert (silence.stream, silence.last_event_s) == ("btcusdt@kline_1m", None)
+
+
+def test_a_trade_stream_never_served_is_reported_once_its_symbol_is_seen_trading():
+    live = StreamLiveness(POLICY, futures=False)
+    live.watch(["btcusdt@trade", "btcusdt@aggTrade"], 0.0)
+    assert live.check(500.0) == []  # nothing known of BTCUSDT: it may be quiet
+    for i in range(50):  # its aggregate trades show 1 trade a second
+        live.delivered("btcusdt@aggTrade", 500.0 + i)
+    # 20 mean intervals = 20 s since subscription, at least first_report_s (30 s)
+    assert [s.stream for s in live.check(550.0)] == ["btcusdt@trade"]
+
+
+def test_a_prior_lets_a_never_served_trade_stream_be_judged():
+    live = StreamLiveness(POLICY, futures=False)
+    live.set_activity("BTCUSDT", 1.0)
+    live.watch(["btcusdt@trade"], 0.0)
+    assert live.check(29.0) == []
+    assert [s.stream for s in live.check(31.0)] == ["btcusdt@trade"]
 
 
 def test_activity_streams_expect_what_the_symbol_trades():
@@ -112,6 +131,18 @@ def test_connection_allowance_is_its_most_demanding_stream():
     assert live.connection_allowance_s(streams, 100.0) == 20.0
     assert live.connection_allowance_s(["dogeusdt@trade"], 100.0) == pytest.approx(180.0)
     assert live.connection_allowance_s(["x@forceOrder"], 100.0) is None
+
+
+def test_a_never_served_stream_does_not_shorten_its_connection_allowance():
+    live = StreamLiveness(POLICY, futures=False)
+    streams = ["dogeusdt@aggTrade", "btcusdt@kline_1m"]
+    live.watch(streams, 0.0)
+    for t in range(0, 100, 10):
+        live.delivered("dogeusdt@aggTrade", float(t))
+    assert live.connection_allowance_s(streams, 100.0) == pytest.approx(180.0)
+    fresh = StreamLiveness(POLICY, futures=False)
+    fresh.watch(streams, 0.0)  # nothing delivered at all: the first report decides
+    assert fresh.connection_allowance_s(streams, 1.0) == 30.0
 
 
 def test_restart_counts_silence_from_the_new_subscription():

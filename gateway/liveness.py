@@ -1,0 +1,165 @@
+"""Stream liveness at run time: the async shell around :mod:`gateway.binance.liveness`.
+
+Every frame's stream is marked delivered (a dict write on the hot path); once a second each
+market's :class:`~gateway.binance.liveness.StreamLiveness` says which streams should have spoken
+and did not. Each such stream is reported once: a WARNING line, ``gateway_stream_silences_total``
+and ``gateway_silent_streams``, the ``/readyz`` body (``silent_streams``) and a ``silent`` record
+on ``<prefix>.stream_status``; when it speaks again, a ``resumed`` record and an INFO line. The
+same monitor tells each connection how long it may stay silent as a whole before it is replaced
+(its most demanding stream's allowance), so a connection of quiet symbols is left alone while
+its streams are within their expected cadence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Sequence
+
+from gateway.binance.liveness import LivenessPolicy, Silence, StreamLiveness
+from gateway.binance.markets import Market
+from gateway.binance.messages import channel_of
+from gateway.metrics import Metrics
+from gateway.records.builder import RecordBuilder
+from gateway.records.topics import RecordSink
+from gateway.settings import BinanceSettings
+
+logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL_S = 1.0
+
+
+def _count_silent(live: StreamLiveness) -> float:
+    return len(live.silent())
+
+
+def policy_of(settings: BinanceSettings) -> LivenessPolicy:
+    """The configured policy; ``stale_after_s`` is the floor under every allowance."""
+    return LivenessPolicy(
+        tolerance=settings.liveness_tolerance,
+        activity_tolerance=settings.activity_tolerance,
+        min_silence_s=settings.stale_after_s,
+        first_report_s=settings.silent_stream_report_s,
+        max_quiet_s=settings.max_quiet_s,
+    )
+
+
+class LivenessMonitor:
+    """Watches every stream of the process's shards, per market."""
+
+    def __init__(
+        self,
+        settings: BinanceSettings,
+        builder: RecordBuilder,
+        sink: RecordSink,
+        metrics: Metrics,
+    ) -> None:
+        self._builder = builder
+        self._sink = sink
+        self._metrics = metrics
+        policy = policy_of(settings)
+        self._markets = {
+            market: StreamLiveness(policy, futures=market is not Market.SPOT)
+            for market in settings.markets
+        }
+        # Wall-clock receive time of each stream's last event: the bounds of a silence or a hole.
+        self._last_us: dict[tuple[Market, str], int] = {}
+        self._resumed: list[tuple[Market, Silence, int]] = []
+        for market, live in self._markets.items():
+            metrics.silent_streams.labels(market.value).set_function(
+                functools.partial(_count_silent, live)
+            )
+
+    def watch(self, market: Market, streams: Sequence[str]) -> None:
+        self._markets[market].watch(tuple(streams), time.monotonic())
+
+    def unwatch(self, market: Market, streams: Sequence[str]) -> None:
+        self._markets[market].unwatch(tuple(streams))
+        for stream in streams:
+            self._last_us.pop((market, stream), None)
+
+    def subscribed(self, market: Market, streams: Sequence[str]) -> None:
+        """A new connection carries these streams: their silence counts from now."""
+        self._markets[market].restart(tuple(streams), time.monotonic())
+
+    def delivered(self, market: Market, stream: str, received_at_us: int) -> None:
+        """One event of ``stream`` arrived (the hot path: no I/O, no allocation but a key)."""
+        self._last_us[market, stream] = received_at_us
+        resumed = self._markets[market].delivered(stream, time.monotonic())
+        if resumed is not None:
+            self._resumed.append((market, resumed, received_at_us))
+
+    def last_event_us(self, market: Market, stream: str) -> int | None:
+        """Receive time of the stream's last event, if it had one while watched."""
+        return self._last_us.get((market, stream))
+
+    def connection_allowance_s(self, market: Market, streams: Sequence[str]) -> float | None:
+        """How long a connection carrying ``streams`` may stay silent as a whole."""
+        return self._markets[market].connection_allowance_s(tuple(streams), time.monotonic())
+
+    def silent(self) -> dict[str, list[str]]:
+        """Streams reported silent now, per market (for ``/readyz``)."""
+        return {m.value: live.silent() for m, live in self._markets.items() if live.silent()}
+
+    async def run(self) -> None:
+        """Check every market once a second until cancelled."""
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+            await self.check()
+
+    async def check(self) -> None:
+        """Report what fell silent and what resumed since the last check."""
+        now_s, now_us = time.monotonic(), time.time_ns() // 1_000
+        resumed, self._resumed = self._resumed, []
+        for market, verdict, at_us in resumed:
+            logger.info(
+                "%s stream %s delivers again",
+                market.value,
+                verdict.stream,
+                extra={"event_data": {"market": market.value, "stream": verdict.stream}},
+            )
+            record = self._builder.stream_status(
+                market=market.value,
+                stream=verdict.stream,
+                symbol=verdict.symbol,
+                status="resumed",
+                window_end_us=at_us,
+                detected_at_us=now_us,
+            )
+            await self._sink.send(record)
+        for market, live in self._markets.items():
+            for verdict in live.check(now_s):
+                await self._report(market, verdict, now_us)
+
+    async def _report(self, market: Market, verdict: Silence, now_us: int) -> None:
+        never = verdict.last_event_s is None
+        reason = "never delivered since subscription" if never else "no event within allowance"
+        self._metrics.stream_silences.labels(market.value, channel_of(verdict.stream)).inc()
+        logger.warning(
+            "%s stream %s is silent: %s (allowed %.0fs)",
+            market.value,
+            verdict.stream,
+            reason,
+            verdict.allowance_s,
+            extra={
+                "event_data": {
+                    "market": market.value,
+                    "stream": verdict.stream,
+                    "pace": verdict.pace.value,
+                    "allowance_s": verdict.allowance_s,
+                }
+            },
+        )
+        record = self._builder.stream_status(
+            market=market.value,
+            stream=verdict.stream,
+            symbol=verdict.symbol,
+            status="silent",
+            window_start_us=self._last_us.get((market, verdict.stream)),
+            expected_silence_ms=int(verdict.allowance_s * 1_000),
+            reason=reason,
+            detected_at_us=now_us,
+        )
+        await self._sink.send(record)

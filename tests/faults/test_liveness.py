@@ -1,0 +1,76 @@
+"""Every stream proves it delivers: a stream Binance accepts and never serves is reported
+(metric, log, readiness, status record), and a connection of quiet symbols is left alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from gateway.consumer import read_all
+from tests.integration.conftest import RunningGateway, gateway_settings
+
+pytestmark = [pytest.mark.kafka]
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEAD = "btcusdt@kline_1m"
+REPORT_S = 10.0
+
+
+async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
+    simulator_factory, kafka_bootstrap, topic_prefix, caplog
+):
+    caplog.set_level(logging.WARNING, logger="gateway.liveness")
+    # Quiet symbols: one trade each every 5 s, klines every 4 s (Binance: 2 s).
+    sim = await simulator_factory(
+        symbols=SYMBOLS, seed=14, trades_per_second_per_symbol=0.2, update_interval_scale=2
+    )
+    sim.never_serve(DEAD)  # accepted, listed, never a frame: a retired or misrouted name
+    settings = gateway_settings(
+        sim, symbols=SYMBOLS, kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+        registry_url=None, channels=["aggTrade", "kline_1m"], shards=1,
+    )  # fmt: skip
+    # The old rule (one 1 s timer per connection) would replace this connection every few
+    # seconds; its streams' own paces allow far longer.
+    settings = settings.model_copy(
+        update={
+            "binance": settings.binance.model_copy(
+                update={"stale_after_s": 1.0, "silent_stream_report_s": REPORT_S}
+            )
+        }
+    )
+    running = RunningGateway(settings)
+    started = time.monotonic()
+    await running.wait_connected()
+    [connection] = running.gateway.connections
+    metrics = running.gateway.metrics
+
+    async with asyncio.timeout(REPORT_S + 30):
+        while not running.gateway.readiness()[1]["silent_streams"]:  # noqa: ASYNC110 - its state
+            await asyncio.sleep(0.1)
+    reported_after = time.monotonic() - started
+    ready, details = running.gateway.readiness()
+    assert details["silent_streams"] == {"spot": [DEAD]}
+    assert ready  # a silent stream is a finding, not a reason to take the worker out
+    assert metrics.stream_silences.labels("spot", "kline_1m")._value.get() == 1
+    assert metrics.registry.get_sample_value("gateway_silent_streams", {"market": "spot"}) == 1
+    assert [r for r in caplog.records if DEAD in r.getMessage() and "silent" in r.getMessage()]
+
+    await asyncio.sleep(20)  # quiet, within cadence: nobody is replaced, nothing else reported
+    assert connection.reconnects == 0
+    assert details["silent_streams"] == running.gateway.readiness()[1]["silent_streams"]
+    await running.stop()
+
+    records = await read_all(
+        [f"{topic_prefix}.stream_status"], bootstrap_servers=kafka_bootstrap, expected=1
+    )
+    assert [(r.key, r.value["stream"], r.value["status"]) for r in records] == [
+        ("BTCUSDT", DEAD, "silent")
+    ]
+    [status] = records
+    assert status.value["window_start_us"] is None  # nothing since subscription
+    assert status.value["reason"] == "never delivered since subscription"
+    assert status.value["expected_silence_ms"] == REPORT_S * 1_000
+    assert REPORT_S <= reported_after < REPORT_S + 30
