@@ -16,14 +16,14 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from gateway.binance.liveness import LivenessPolicy, Silence, StreamLiveness
+from gateway.binance.liveness import LivenessPolicy, Silence, StreamLiveness, symbol_of
 from gateway.binance.markets import Market
 from gateway.binance.messages import channel_of
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import RecordSink
+from gateway.records.topics import ProducerRecord, RecordSink
 from gateway.settings import BinanceSettings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,16 @@ CHECK_INTERVAL_S = 1.0
 
 def _count_silent(live: StreamLiveness) -> float:
     return len(live.silent())
+
+
+def recovered_elsewhere(settings: BinanceSettings, market: Market, stream: str) -> bool:
+    """Whether a lost window of ``stream`` is recovered without a declaration: trades and
+    aggregate trades by id (backfill), depth diffs by the book resync (``book_snapshot``)."""
+    market_settings = settings.markets[market]
+    channel = channel_of(stream)
+    if channel in ("trade", "aggTrade"):
+        return market_settings.backfill
+    return channel == "depth" and market_settings.sync_books
 
 
 def policy_of(settings: BinanceSettings) -> LivenessPolicy:
@@ -55,8 +65,11 @@ class LivenessMonitor:
         builder: RecordBuilder,
         sink: RecordSink,
         metrics: Metrics,
+        *,
+        recovered: Callable[[Market, str], bool] = lambda market, stream: False,
     ) -> None:
         self._builder = builder
+        self._recovered = recovered
         self._sink = sink
         self._metrics = metrics
         policy = policy_of(settings)
@@ -64,9 +77,13 @@ class LivenessMonitor:
             market: StreamLiveness(policy, futures=market is not Market.SPOT)
             for market in settings.markets
         }
-        # Wall-clock receive time of each stream's last event: the bounds of a silence or a hole.
+        # Time of each stream's last event (Binance's, else its receive time): the bounds of a
+        # silence or a hole.
         self._last_us: dict[tuple[Market, str], int] = {}
         self._resumed: list[tuple[Market, Silence, int]] = []
+        self._gaps: list[ProducerRecord] = []  # declared lost windows, sent by the next check
+        # Holes whose end is not known yet: (market, stream) → (start_us, reason).
+        self._open_gaps: dict[tuple[Market, str], tuple[int, str]] = {}
         for market, live in self._markets.items():
             metrics.silent_streams.labels(market.value).set_function(
                 functools.partial(_count_silent, live)
@@ -79,17 +96,59 @@ class LivenessMonitor:
         self._markets[market].unwatch(tuple(streams))
         for stream in streams:
             self._last_us.pop((market, stream), None)
+            opened = self._open_gaps.pop((market, stream), None)
+            if opened is not None:
+                self.declare_gap(market, stream, opened[0], None, opened[1])
 
-    def subscribed(self, market: Market, streams: Sequence[str]) -> None:
-        """A new connection carries these streams: their silence counts from now."""
+    def subscribed(self, market: Market, streams: Sequence[str], *, reconnect: bool) -> None:
+        """A new connection carries these streams: their silence counts from now.
+
+        After a reconnect, what Binance sent between each stream's last event and its first
+        event on the new connection is lost: streams whose kind is recovered elsewhere (trades
+        by id, books by resync) are left to that; every other stream that had delivered gets a
+        ``gap`` record for that window once its first event arrives (or, if it never does, an
+        open-ended one when it is no longer watched).
+        """
         self._markets[market].restart(tuple(streams), time.monotonic())
+        if not reconnect:
+            return
+        for stream in streams:
+            key = (market, stream)
+            last_us = self._last_us.get(key)
+            if last_us is None or self._recovered(market, stream) or key in self._open_gaps:
+                continue
+            # Declared when the stream's first event after the hole bounds it (delivered()).
+            self._open_gaps[key] = (last_us, "reconnect")
 
-    def delivered(self, market: Market, stream: str, received_at_us: int) -> None:
-        """One event of ``stream`` arrived (the hot path: no I/O, no allocation but a key)."""
-        self._last_us[market, stream] = received_at_us
+    def declare_gap(
+        self, market: Market, stream: str, start_us: int | None, end_us: int | None, reason: str
+    ) -> None:
+        """Declare a window of ``stream`` lost (sent with the next check)."""
+        self._metrics.stream_gaps.labels(market.value, channel_of(stream)).inc()
+        self._gaps.append(
+            self._builder.stream_status(
+                market=market.value,
+                stream=stream,
+                symbol=symbol_of(stream),
+                status="gap",
+                window_start_us=start_us,
+                window_end_us=end_us,
+                reason=reason,
+                detected_at_us=time.time_ns() // 1_000,
+            )
+        )
+
+    def delivered(self, market: Market, stream: str, time_us: int) -> None:
+        """An event of ``stream`` arrived, dated ``time_us`` (Binance's event time, or the
+        receive time for kinds without one). The hot path: no I/O, a few dict operations."""
+        key = (market, stream)
+        self._last_us[key] = time_us
+        if self._open_gaps and key in self._open_gaps:
+            start_us, reason = self._open_gaps.pop(key)
+            self.declare_gap(market, stream, start_us, time_us, reason)
         resumed = self._markets[market].delivered(stream, time.monotonic())
         if resumed is not None:
-            self._resumed.append((market, resumed, received_at_us))
+            self._resumed.append((market, resumed, time_us))
 
     def last_event_us(self, market: Market, stream: str) -> int | None:
         """Receive time of the stream's last event, if it had one while watched."""
@@ -112,6 +171,9 @@ class LivenessMonitor:
     async def check(self) -> None:
         """Report what fell silent and what resumed since the last check."""
         now_s, now_us = time.monotonic(), time.time_ns() // 1_000
+        gaps, self._gaps = self._gaps, []
+        for record in gaps:
+            await self._sink.send(record)
         resumed, self._resumed = self._resumed, []
         for market, verdict, at_us in resumed:
             logger.info(

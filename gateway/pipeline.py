@@ -63,8 +63,10 @@ class FramePipeline:
             await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
         stream = self._parser.last_stream
-        if self._liveness is not None and stream is not None:
-            self._liveness.delivered(self._parser.market, stream, received_at_us)
+        if self._liveness is not None and stream is not None and events:
+            last = events[-1]
+            if not isinstance(last, ControlReply | ServerShutdown):
+                self._liveness.delivered(self._parser.market, stream, last.record_time_us)
         for event in events:
             if isinstance(event, ControlReply):
                 self._on_control_reply(event)

@@ -112,6 +112,7 @@ class ShardRunner:
         self._context = context
         self.clients: dict[str, BinanceStreamClient] = {}
         self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
+        self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -203,9 +204,7 @@ class ShardRunner:
             silence_allowance=None
             if liveness is None
             else lambda: liveness.connection_allowance_s(market, self._streams.get(name, ())),
-            on_connected=None
-            if liveness is None
-            else lambda: liveness.subscribed(market, self._streams.get(name, ())),
+            on_connected=None if liveness is None else lambda: self._connected(name),
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(
@@ -213,6 +212,13 @@ class ShardRunner:
         )
         self.clients[name] = client
         self._tasks[name] = asyncio.create_task(self._supervise(name, client), name=name)
+
+    def _connected(self, name: str) -> None:
+        liveness = self._context.liveness
+        assert liveness is not None
+        reconnect = name in self._opened
+        self._opened.add(name)
+        liveness.subscribed(self.shard.market, self._streams.get(name, ()), reconnect=reconnect)
 
     async def _supervise(self, name: str, client: BinanceStreamClient) -> None:
         policy = self._policies[name]

@@ -46,7 +46,7 @@ from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
-from gateway.liveness import LivenessMonitor
+from gateway.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
@@ -219,7 +219,11 @@ class Gateway:
         self.plan = build_plan(settings.binance, await self._listings())
         self._observe_plan()
         liveness = self.liveness = LivenessMonitor(
-            settings.binance, builder, self.sink, self.metrics
+            settings.binance,
+            builder,
+            self.sink,
+            self.metrics,
+            recovered=functools.partial(recovered_elsewhere, settings.binance),
         )
         context = ShardContext(
             settings.binance,

@@ -29,7 +29,8 @@ FrameHandler = Callable[[bytes, int, int], Awaitable[None]]
 SilenceAllowance = Callable[[], float | None]
 """How long the connection may deliver nothing at all before it is dead (``None``: nothing on
 it can be judged by silence; pings alone watch it)."""
-UNJUDGED_RECHECK_S = 60.0
+SILENCE_CHECK_S = 0.5
+"""How often a silent connection is judged (its allowance is at least ``stale_after_s``)."""
 
 
 @contextlib.contextmanager
@@ -275,31 +276,25 @@ class BinanceStreamClient:
         return old
 
     async def _read(self, ws: ClientConnection) -> None:
-        allowance = self._allowance()
-        wait_s = UNJUDGED_RECHECK_S if allowance is None else allowance
         last_frame_s = time.monotonic()
         while True:
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as recv() completes, and a busy stream then never stops.
-                async with asyncio.timeout(wait_s):
+                async with asyncio.timeout(SILENCE_CHECK_S):
                     raw = await ws.recv(decode=False)
             except TimeoutError:
-                # The allowance follows the streams' paces (what they have shown meanwhile).
+                # Judged only while silent: the allowance follows the streams' paces.
                 allowance, silent_s = self._allowance(), time.monotonic() - last_frame_s
                 if allowance is None or silent_s < allowance:
-                    wait_s = UNJUDGED_RECHECK_S if allowance is None else allowance - silent_s
                     continue
                 # Open, answering pings, and silent longer than its streams allow: dead.
                 raise StreamDisconnectedError(
                     f"{self.name}: no frame for {silent_s:.0f}s (its streams allow "
                     f"{allowance:.0f}s); treating the connection as dead"
                 ) from None
-            last_frame_s, wait_s = (
-                time.monotonic(),
-                UNJUDGED_RECHECK_S if allowance is None else allowance,
-            )
+            last_frame_s = time.monotonic()
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
             handover = self._handover
