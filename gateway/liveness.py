@@ -158,6 +158,10 @@ class LivenessMonitor:
         """How long a connection carrying ``streams`` may stay silent as a whole."""
         return self._markets[market].connection_allowance_s(tuple(streams), time.monotonic())
 
+    def quiet_since_subscription(self, market: Market, streams: Sequence[str]) -> list[str]:
+        """Which of ``streams`` delivered nothing since their connection (re)opened."""
+        return self._markets[market].quiet_since_subscription(tuple(streams))
+
     def silent(self) -> dict[str, list[str]]:
         """Streams reported silent now, per market (for ``/readyz``)."""
         return {m.value: live.silent() for m, live in self._markets.items() if live.silent()}

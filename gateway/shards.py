@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
-from gateway.binance.messages import FrameParser
+from gateway.binance.messages import FrameParser, channel_of
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.streams import chunk, combined_path, usdm_route
 from gateway.books import BookKeeper
@@ -35,6 +35,11 @@ from gateway.records.topics import RecordSink
 from gateway.settings import BinanceSettings, CoordinationSettings
 
 logger = logging.getLogger(__name__)
+
+PROBE_AFTER_S = 5.0
+"""After a connection opens, symbols whose trade streams said nothing for this long are probed
+over REST: a quiet symbol's hole is otherwise found only at its next trade."""
+_TRADE_CHANNELS = ("trade", "aggTrade")
 
 FATAL = (KafkaDeliveryError,)
 """Errors no restart can mend: what was read is not in Kafka, so the worker must stop."""
@@ -113,6 +118,7 @@ class ShardRunner:
         self.clients: dict[str, BinanceStreamClient] = {}
         self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
         self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
+        self._probes: dict[str, asyncio.Task[None]] = {}  # per connection, see _probe_quiet
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -219,6 +225,31 @@ class ShardRunner:
         reconnect = name in self._opened
         self._opened.add(name)
         liveness.subscribed(self.shard.market, self._streams.get(name, ()), reconnect=reconnect)
+        if self._context.keepers[self.shard.market].continuity is not None:
+            # After a reconnect or a hand-over (the shard's first connection resumes from Kafka).
+            # One probe per connection: a reconnect before it ran replaces it.
+            earlier = self._probes.pop(name, None)
+            if earlier is not None:
+                earlier.cancel()
+            probe = self._probes[name] = asyncio.create_task(
+                self._probe_quiet(name), name=f"{name}-probe"
+            )
+            self._retiring.add(probe)
+            probe.add_done_callback(self._retiring.discard)
+
+    async def _probe_quiet(self, name: str) -> None:
+        """Fetch what Binance holds after the last published id of the connection's symbols
+        whose trade streams stayed quiet since it opened (paced by the REST weight budget)."""
+        await asyncio.sleep(PROBE_AFTER_S)
+        liveness, market = self._context.liveness, self.shard.market
+        continuity = self._context.keepers[market].continuity
+        assert liveness is not None and continuity is not None
+        streams = [s for s in self._streams.get(name, ()) if channel_of(s) in _TRADE_CHANNELS]
+        quiet = liveness.quiet_since_subscription(market, streams)
+        symbols = sorted({s.partition("@")[0].upper() for s in quiet})
+        if symbols:
+            logger.info("%s: probing %d quiet symbols for trades missed", name, len(symbols))
+            await continuity.catch_up(symbols)
 
     async def _supervise(self, name: str, client: BinanceStreamClient) -> None:
         policy = self._policies[name]

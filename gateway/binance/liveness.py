@@ -144,8 +144,9 @@ class LivenessPolicy:
     """A stream that never delivered since its subscription is reported after this long."""
     max_quiet_s: float = 3_600.0
     """An ``ACTIVITY`` stream whose allowance would exceed this is too quiet to judge."""
-    min_trades_for_rate: int = 5
-    """Trades seen before the observed rate is trusted over the prior."""
+    min_trades_for_rate: int = 50
+    """Trades seen before the observed rate is trusted over the prior (more than
+    ``activity_tolerance``, or a stream that stopped dead would never be overdue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +265,17 @@ class StreamLiveness:
                 )
         return found
 
+    def quiet_since_subscription(self, streams: list[str] | tuple[str, ...]) -> list[str]:
+        """The watched ``streams`` that delivered nothing on their current connection."""
+        quiet = []
+        for stream in streams:
+            watched = self._streams.get(stream)
+            if watched is not None and (
+                watched.last_s is None or watched.last_s < watched.subscribed_s
+            ):
+                quiet.append(stream)
+        return quiet
+
     def silent(self) -> list[str]:
         """Every stream currently reported silent."""
         return [stream for stream, watched in self._streams.items() if watched.silent]
@@ -277,7 +289,7 @@ class StreamLiveness:
             if watched.last_s is None:
                 return policy.first_report_s  # its first event is due within one cadence
             return max(policy.tolerance * watched.cadence_s, policy.min_silence_s)
-        rate = self._rate(symbol_of(stream))
+        rate = self._rate(symbol_of(stream), now_s)
         if rate is None:
             # Nothing known of the symbol's activity yet: it may be quiet; only a silence as
             # long as the quietest judged symbol may keep is reported.
@@ -287,7 +299,7 @@ class StreamLiveness:
             allowance = max(allowance, policy.first_report_s)
         return None if allowance > policy.max_quiet_s else allowance
 
-    def _rate(self, symbol: str | None) -> float | None:
+    def _rate(self, symbol: str | None, now_s: float) -> float | None:
         """The symbol's trades per second: observed on its trade streams, else the prior."""
         if symbol is None:
             return None
@@ -297,10 +309,10 @@ class StreamLiveness:
             watched = self._streams.get(f"{lower}@{channel}")
             if watched is None or watched.events < self.policy.min_trades_for_rate:
                 continue
-            # Up to its last event, not now: a stream that died must not look ever quieter
-            # until it is too quiet to judge.
-            assert watched.last_s is not None
-            elapsed = max(watched.last_s - watched.watched_s, 1.0)
+            # Over the whole observation, up to now: a symbol that went quiet is allowed more
+            # and more silence, yet one that stopped dead is still caught, because with more
+            # events than activity_tolerance the allowance grows slower than the silence.
+            elapsed = max(now_s - watched.watched_s, 1.0)
             rate = watched.events / elapsed
             best = rate if best is None else max(best, rate)
         if best is not None:

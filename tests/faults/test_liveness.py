@@ -74,3 +74,38 @@ async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
     assert status.value["reason"] == "never delivered since subscription"
     assert status.value["expected_silence_ms"] == REPORT_S * 1_000
     assert REPORT_S <= reported_after < REPORT_S + 30
+
+
+async def test_a_quiet_symbols_hole_is_probed_after_the_reconnect(
+    simulator_factory, kafka_bootstrap, topic_prefix
+):
+    sim = await simulator_factory(
+        symbols=("BTCUSDT",), seed=15, trades_per_second_per_symbol=50, start_paused=True
+    )
+    settings = gateway_settings(
+        sim, symbols=("BTCUSDT",), kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+        registry_url=None, shards=1,
+    )  # fmt: skip
+    settings = settings.model_copy(
+        update={"binance": settings.binance.model_copy(update={"stale_after_s": 2.0})}
+    )
+    running = RunningGateway(settings)
+    await running.wait_connected()
+    [connection] = running.gateway.connections
+    await sim.wait_for_subscribers(2, timeout_s=10)
+    sim.run_for(trades_per_symbol=200)
+    await sim.wait_idle(timeout_s=30)
+    sim.inject("stall")  # open, silent: what trades now is never sent on it
+    sim.run_for(trades_per_symbol=30)
+    await sim.wait_idle(timeout_s=30)  # ...and then the market goes quiet
+    trades, aggs = sim.history.trades("BTCUSDT"), sim.history.agg_trades("BTCUSDT")
+    # The silent connection is replaced; no live trade ever shows the hole: the probe does.
+    await running.wait_acked(len(trades) + len(aggs), timeout_s=60)
+    await running.stop()
+
+    assert connection.reconnects >= 1
+    records = await read_all(
+        [f"{topic_prefix}.spot.trade"], bootstrap_servers=kafka_bootstrap, expected=len(trades)
+    )
+    assert sorted(r.value["trade_id"] for r in records) == [t["t"] for t in trades]
+    assert sum(r.headers.get("backfilled") == "1" for r in records) > 0

@@ -70,11 +70,11 @@ def test_a_fixed_stream_never_served_is_reported_after_first_report_s():
 def test_a_trade_stream_never_served_is_reported_once_its_symbol_is_seen_trading():
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@trade", "btcusdt@aggTrade"], 0.0)
-    assert live.check(500.0) == []  # nothing known of BTCUSDT: it may be quiet
-    for i in range(50):  # its aggregate trades show 1 trade a second
-        live.delivered("btcusdt@aggTrade", 500.0 + i)
+    assert live.check(40.0) == []  # nothing known of BTCUSDT: it may be quiet
+    for i in range(500):  # its aggregate trades show 1 trade a second
+        live.delivered("btcusdt@aggTrade", float(i))
     # 20 mean intervals = 20 s since subscription, at least first_report_s (30 s)
-    assert [s.stream for s in live.check(550.0)] == ["btcusdt@trade"]
+    assert [s.stream for s in live.check(500.0)] == ["btcusdt@trade"]
 
 
 def test_a_prior_lets_a_never_served_trade_stream_be_judged():
@@ -91,20 +91,28 @@ def test_activity_streams_expect_what_the_symbol_trades():
     for i in range(100):  # 10 trades per second for 10 s
         live.delivered("btcusdt@trade", i / 10)
     live.delivered("btcusdt@bookTicker", 0.5)
-    # 10/s → mean 0.1 s → 20 intervals = 2 s, raised to the 5 s floor; first_report_s
-    # still holds while the book ticker stream had... one event: judged on the trade rate.
-    assert live.allowance_s("btcusdt@trade", 10.0) == pytest.approx(5.0, abs=0.1)
+    # 10/s → mean 0.1 s → 20 intervals = 2 s, raised to the 5 s floor; the book ticker is
+    # judged on the symbol's trades.
+    assert live.allowance_s("btcusdt@trade", 10.0) == pytest.approx(5.0)
     assert [s.stream for s in live.check(10.0)] == ["btcusdt@bookTicker"]
 
 
-def test_a_quiet_symbol_is_allowed_its_quiet():
+def test_a_quiet_symbol_is_allowed_its_quiet_and_a_dead_one_is_caught():
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["dogeusdt@trade"], 0.0)
-    for t in range(0, 100, 10):  # a trade every 10 s
+    for t in range(0, 1000, 10):  # a trade every 10 s
         live.delivered("dogeusdt@trade", float(t))
-    assert live.allowance_s("dogeusdt@trade", 100.0) == pytest.approx(180.0)  # 20 x 9 s
-    assert live.check(260.0) == []
-    assert [s.stream for s in live.check(400.0)] == ["dogeusdt@trade"]
+    assert live.allowance_s("dogeusdt@trade", 1000.0) == pytest.approx(200.0)  # 20 x 10 s
+    assert live.check(1150.0) == []  # 160 s of quiet: within 20 x 11.5 s
+    assert [s.stream for s in live.check(1400.0)] == ["dogeusdt@trade"]  # 410 s > 280 s
+
+
+def test_too_few_trades_say_nothing_of_the_rate():
+    live = StreamLiveness(POLICY, futures=False)
+    live.watch(["dogeusdt@trade"], 0.0)
+    for t in range(0, 100, 10):
+        live.delivered("dogeusdt@trade", float(t))
+    assert live.allowance_s("dogeusdt@trade", 100.0) == POLICY.max_quiet_s
 
 
 def test_a_symbol_too_quiet_to_judge_is_not_judged():
@@ -125,21 +133,21 @@ def test_connection_allowance_is_its_most_demanding_stream():
     live = StreamLiveness(POLICY, futures=False)
     streams = ["dogeusdt@trade", "dogeusdt@kline_1m"]
     live.watch(streams, 0.0)
-    for t in range(0, 100, 10):
+    for t in range(0, 1000, 10):
         live.delivered("dogeusdt@trade", float(t))
         live.delivered("dogeusdt@kline_1m", float(t))
-    assert live.connection_allowance_s(streams, 100.0) == 20.0
-    assert live.connection_allowance_s(["dogeusdt@trade"], 100.0) == pytest.approx(180.0)
-    assert live.connection_allowance_s(["x@forceOrder"], 100.0) is None
+    assert live.connection_allowance_s(streams, 1000.0) == 20.0
+    assert live.connection_allowance_s(["dogeusdt@trade"], 1000.0) == pytest.approx(200.0)
+    assert live.connection_allowance_s(["x@forceOrder"], 1000.0) is None
 
 
 def test_a_never_served_stream_does_not_shorten_its_connection_allowance():
     live = StreamLiveness(POLICY, futures=False)
     streams = ["dogeusdt@aggTrade", "btcusdt@kline_1m"]
     live.watch(streams, 0.0)
-    for t in range(0, 100, 10):
+    for t in range(0, 1000, 10):
         live.delivered("dogeusdt@aggTrade", float(t))
-    assert live.connection_allowance_s(streams, 100.0) == pytest.approx(180.0)
+    assert live.connection_allowance_s(streams, 1000.0) == pytest.approx(200.0)
     fresh = StreamLiveness(POLICY, futures=False)
     fresh.watch(streams, 0.0)  # nothing delivered at all: the first report decides
     assert fresh.connection_allowance_s(streams, 1.0) == 30.0
