@@ -276,8 +276,10 @@ class BinanceStreamClient:
         return old
 
     async def _read(self, ws: ClientConnection) -> None:
-        last_frame_s = time.monotonic()
+        waiting = False
         while True:
+            if not waiting:  # silence counts from here: not the time the handler took
+                waiting, waiting_since_s = True, time.monotonic()
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
@@ -286,7 +288,7 @@ class BinanceStreamClient:
                     raw = await ws.recv(decode=False)
             except TimeoutError:
                 # Judged only while silent: the allowance follows the streams' paces.
-                allowance, silent_s = self._allowance(), time.monotonic() - last_frame_s
+                allowance, silent_s = self._allowance(), time.monotonic() - waiting_since_s
                 if allowance is None or silent_s < allowance:
                     continue
                 # Open, answering pings, and silent longer than its streams allow: dead.
@@ -294,7 +296,7 @@ class BinanceStreamClient:
                     f"{self.name}: no frame for {silent_s:.0f}s (its streams allow "
                     f"{allowance:.0f}s); treating the connection as dead"
                 ) from None
-            last_frame_s = time.monotonic()
+            waiting = False
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
             handover = self._handover

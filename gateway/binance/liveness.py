@@ -239,9 +239,26 @@ class StreamLiveness:
         # Streams that never delivered (perhaps never served) do not shorten it, unless none
         # delivered: a connection that never delivered anything is dead after first_report_s.
         delivered = [s for s in streams if self.last_event_s(s) is not None]
-        allowances = [
-            a for s in (delivered or streams) if (a := self.allowance_s(s, now_s)) is not None
-        ]
+        allowances = []
+        rates: dict[str, float] = {}
+        for stream in delivered or streams:
+            watched = self._streams.get(stream)
+            symbol = symbol_of(stream)
+            if watched is not None and watched.pace is Pace.ACTIVITY and symbol is not None:
+                rate = self._rate(symbol, now_s)
+                if rate is not None:
+                    rates[symbol] = rate
+                    continue
+            allowance = self.allowance_s(stream, now_s)
+            if allowance is not None:
+                allowances.append(allowance)
+        if rates:
+            # Silent as a whole only if every symbol on it is: their trades add up (Poisson), so
+            # a connection of many slow symbols is as closely watched as one busy symbol.
+            total = sum(rates.values())
+            allowances.append(
+                max(self.policy.activity_tolerance / total, self.policy.min_silence_s)
+            )
         return min(allowances, default=None)
 
     def check(self, now_s: float) -> list[Silence]:

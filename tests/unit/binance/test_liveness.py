@@ -141,6 +141,17 @@ def test_connection_allowance_is_its_most_demanding_stream():
     assert live.connection_allowance_s(["x@forceOrder"], 1000.0) is None
 
 
+def test_a_connection_of_many_slow_symbols_is_judged_on_their_sum():
+    live = StreamLiveness(POLICY, futures=False)
+    streams = [f"s{i}usdt@trade" for i in range(10)]
+    live.watch(streams, 0.0)
+    for t in range(0, 1000, 10):  # each trades every 10 s: 1 trade a second together
+        for stream in streams:
+            live.delivered(stream, float(t))
+    assert live.allowance_s(streams[0], 1000.0) == pytest.approx(200.0)
+    assert live.connection_allowance_s(streams, 1000.0) == pytest.approx(20.0)
+
+
 def test_a_never_served_stream_does_not_shorten_its_connection_allowance():
     live = StreamLiveness(POLICY, futures=False)
     streams = ["dogeusdt@aggTrade", "btcusdt@kline_1m"]
