@@ -67,9 +67,11 @@ class LivenessMonitor:
         metrics: Metrics,
         *,
         recovered: Callable[[Market, str], bool] = lambda market, stream: False,
+        held: Callable[[], bool] = lambda: False,
     ) -> None:
         self._builder = builder
         self._recovered = recovered
+        self._held = held
         self._sink = sink
         self._metrics = metrics
         policy = policy_of(settings)
@@ -195,6 +197,10 @@ class LivenessMonitor:
                 detected_at_us=now_us,
             )
             await self._sink.send(record)
+        if self._held():
+            # Kafka is away and the readers wait for it: streams are unread, not silent (the
+            # windows this loses are declared when their connections are replaced).
+            return
         for market, live in self._markets.items():
             for verdict in live.check(now_s):
                 await self._report(market, verdict, now_us)

@@ -224,6 +224,7 @@ class Gateway:
             self.sink,
             self.metrics,
             recovered=functools.partial(recovered_elsewhere, settings.binance),
+            held=lambda: self.sink.kafka_unavailable,
         )
         context = ShardContext(
             settings.binance,
