@@ -94,6 +94,25 @@ class LivenessMonitor:
     def watch(self, market: Market, streams: Sequence[str]) -> None:
         self._markets[market].watch(tuple(streams), time.monotonic())
 
+    def release(self, market: Market, streams: Sequence[str]) -> None:
+        """This worker stops streaming these (its shard moves away or the worker stops): from
+        each one's last event until the next owner's first, nothing is read here. Declared as a
+        ``gap`` open at its end, unless the kind is recovered elsewhere (the next owner resumes
+        trades from Kafka's last id and resyncs books); then the streams are forgotten."""
+        for stream in streams:
+            key = (market, stream)
+            last_us = self._last_us.get(key)
+            opened = key in self._open_gaps or self._recovered(market, stream)
+            if last_us is not None and not opened:
+                self._open_gaps[key] = (last_us, "released")
+        self.unwatch(market, streams)
+
+    async def flush(self) -> None:
+        """Send what was declared and not sent yet (the worker is stopping)."""
+        gaps, self._gaps = self._gaps, []
+        for record in gaps:
+            await self._sink.send(record)
+
     def unwatch(self, market: Market, streams: Sequence[str]) -> None:
         self._markets[market].unwatch(tuple(streams))
         for stream in streams:
@@ -177,9 +196,7 @@ class LivenessMonitor:
     async def check(self) -> None:
         """Report what fell silent and what resumed since the last check."""
         now_s, now_us = time.monotonic(), time.time_ns() // 1_000
-        gaps, self._gaps = self._gaps, []
-        for record in gaps:
-            await self._sink.send(record)
+        await self.flush()
         resumed, self._resumed = self._resumed, []
         for market, verdict, at_us in resumed:
             logger.info(

@@ -286,7 +286,7 @@ class ShardRunner:
     async def _stop_all(self) -> None:
         if self._context.liveness is not None:
             streams = [s for group in self._streams.values() for s in group]
-            self._context.liveness.unwatch(self.shard.market, streams)
+            self._context.liveness.release(self.shard.market, streams)
         tasks = [*self._tasks.values(), *self._retiring]
         for task in tasks:
             task.cancel()

@@ -347,6 +347,9 @@ class Gateway:
     async def _drain(self, ownership: Ownership, keepers: Mapping[Market, MarketKeepers]) -> None:
         try:
             await ownership.release_all()
+            if self.liveness is not None:
+                await self.liveness.flush()  # the released streams' open windows
+                await self.sink.flush()
         finally:
             if self.group is not None:
                 await self.group.stop()  # after the releases: the others may start at once

@@ -98,3 +98,16 @@ def test_what_is_recovered_elsewhere():
     assert recovered_elsewhere(SETTINGS, Market.SPOT, "btcusdt@depth@100ms")
     assert not recovered_elsewhere(SETTINGS, Market.SPOT, "btcusdt@depth5@100ms")
     assert not recovered_elsewhere(SETTINGS, Market.SPOT, KLINE)
+
+
+async def test_a_released_stream_declares_its_window_open_at_the_end():
+    live, sink, _ = monitor()
+    live.watch(Market.SPOT, [KLINE, TRADE])
+    live.delivered(Market.SPOT, KLINE, 3_000_000)
+    live.delivered(Market.SPOT, TRADE, 3_000_000)  # the next owner resumes trades from Kafka
+    live.release(Market.SPOT, [KLINE, TRADE])
+    await live.flush()
+    [gap] = [decoded(r) for r in sink.records]
+    assert (gap["stream"], gap["reason"], gap["window_end_us"]) == (KLINE, "released", None)
+    assert gap["window_start_us"] == at(3_000_000)
+    assert live.silent() == {}
