@@ -118,6 +118,24 @@ class Metrics:
             ["market"],
             registry=self.registry,
         )
+        self.silent_streams = Gauge(
+            "gateway_silent_streams",
+            "Streams that should have delivered by now and did not (see the stream_status topic)",
+            ["market"],
+            registry=self.registry,
+        )
+        self.stream_silences = Counter(
+            "gateway_stream_silences_total",
+            "Times a stream was reported silent, per channel",
+            ["market", "channel"],
+            registry=self.registry,
+        )
+        self.stream_gaps = Counter(
+            "gateway_stream_gaps_total",
+            "Windows of a stream declared lost on the stream_status topic (not recoverable)",
+            ["market", "channel"],
+            registry=self.registry,
+        )
         self.book_resyncs = Counter(
             "gateway_book_resyncs_total",
             "Order books resynchronised from a REST snapshot after missed diffs",

@@ -22,6 +22,7 @@ from gateway.binance.plausibility import MAX_EVENT_TIME_SKEW_S, event_time_probl
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
+from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics, field_pattern
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink, record_size
@@ -53,8 +54,10 @@ class FramePipeline:
         continuity: TradeContinuity | None = None,
         books: BookKeeper | None = None,
         limits: FrameLimits | None = None,
+        liveness: LivenessMonitor | None = None,
     ) -> None:
         self._parser = parser
+        self._liveness = liveness
         self._continuity = continuity
         self._books = books
         self._limits = limits or FrameLimits()
@@ -73,6 +76,11 @@ class FramePipeline:
         except MessageParseError as exc:
             await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
+        stream = self._parser.last_stream
+        if self._liveness is not None and stream is not None and events:
+            last = events[-1]
+            if not isinstance(last, ControlReply | ServerShutdown):
+                self._liveness.delivered(self._parser.market, stream, last.record_time_us)
         for event in events:
             if isinstance(event, ControlReply):
                 self._on_control_reply(event)

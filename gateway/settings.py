@@ -43,7 +43,7 @@ from gateway.binance.markets import ENDPOINTS, Market
 from gateway.binance.messages import RECORD_CLASSES
 from gateway.binance.streams import TimeUnit
 from gateway.errors import ConfigError
-from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND
+from gateway.records.topics import DEAD_LETTER_KIND, STREAM_STATUS_KIND, TRADE_GAP_KIND
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 
@@ -173,7 +173,22 @@ class BinanceSettings(_Section):
     max_frame_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     preflight_timeout_s: float = Field(5.0, gt=0)
     stale_after_s: float = Field(
-        60.0, gt=0, description="A connection silent this long is dead (pings alone do not count)"
+        60.0,
+        gt=0,
+        description="No stream is judged silent sooner than this; a connection is dead once it "
+        "was silent longer than its most demanding stream allows (pings alone do not count)",
+    )
+    liveness_tolerance: float = Field(
+        10.0, gt=1, description="A fixed-cadence stream is silent after this many cadences"
+    )
+    activity_tolerance: float = Field(
+        20.0, gt=1, description="A trade-driven stream is silent after this many mean intervals"
+    )
+    silent_stream_report_s: float = Field(
+        120.0, gt=0, description="A stream that never delivered is reported after this long"
+    )
+    max_quiet_s: float = Field(
+        3_600.0, gt=0, description="A trade-driven stream allowed longer than this is not judged"
     )
     max_connection_attempts: int = Field(
         300, ge=1, description="Per IP per connection_attempt_window_s (spot: 300 per 5 minutes)"
@@ -276,7 +291,7 @@ def _overridable_kinds() -> set[str]:
     """Every kind ``kafka.topic_overrides`` may name: the public kinds of every market, the
     gateway's own records, ``account`` (the account topics) and ``control``."""
     public = {c.KIND for market in Market for c in RECORD_CLASSES[market.value]}
-    return public | {DEAD_LETTER_KIND, TRADE_GAP_KIND, "account", "control"}
+    return public | {DEAD_LETTER_KIND, TRADE_GAP_KIND, STREAM_STATUS_KIND, "account", "control"}
 
 
 MIN_RECORD_BYTES = 272 * 1024

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
 from gateway.binance.merger import left_to_other_market
-from gateway.binance.messages import FrameParser
+from gateway.binance.messages import FrameParser, channel_of
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.streams import chunk, combined_path
 from gateway.books import BookKeeper
@@ -29,6 +29,7 @@ from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import Shard, streams_by_route
 from gateway.coordination.supervision import RestartPolicy
 from gateway.errors import KafkaDeliveryError
+from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
 from gateway.pipeline import FrameLimits, FramePipeline
 from gateway.records.builder import RecordBuilder
@@ -36,6 +37,11 @@ from gateway.records.topics import RecordSink
 from gateway.settings import BinanceSettings, CoordinationSettings
 
 logger = logging.getLogger(__name__)
+
+PROBE_AFTER_S = 5.0
+"""After a connection opens, symbols whose trade streams said nothing for this long are probed
+over REST: a quiet symbol's hole is otherwise found only at its next trade."""
+_TRADE_CHANNELS = ("trade", "aggTrade")
 
 FATAL = (KafkaDeliveryError,)
 """Errors no restart can mend: what was read is not in Kafka, so the worker must stop."""
@@ -79,10 +85,19 @@ class ShardContext:
     attempts: SlidingWindowLimit
     """Connection attempts of the whole process: Binance counts them per IP."""
     limits: FrameLimits = field(default_factory=FrameLimits)
+    liveness: LivenessMonitor | None = None
+    """Per-stream liveness of the whole process; ``None``: one fixed timer per connection."""
 
 
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
     """Connection name → URL for the shard's streams (none for an empty shard)."""
+    return {name: url for name, (url, _) in connection_streams(shard, binance).items()}
+
+
+def connection_streams(
+    shard: Shard, binance: BinanceSettings
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Connection name → its URL and the streams it carries."""
     market_settings = binance.markets[shard.market]
     by_route = streams_by_route(shard.market, shard.streams, market_settings.routes)
     urls = {}
@@ -90,7 +105,7 @@ def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
         for index, group in enumerate(chunk(names, market_settings.max_streams_per_connection)):
             name = f"{shard.id}{route.replace('/', '-')}-{index}"
             path = combined_path(group, market_settings.time_unit)
-            urls[name] = binance.stream_url(shard.market) + route + path
+            urls[name] = (binance.stream_url(shard.market) + route + path, tuple(group))
     return urls
 
 
@@ -108,6 +123,9 @@ class ShardRunner:
         self.shard = shard
         self._context = context
         self.clients: dict[str, BinanceStreamClient] = {}
+        self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
+        self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
+        self._probes: dict[str, asyncio.Task[None]] = {}  # per connection, see _probe_quiet
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._policies: dict[str, RestartPolicy] = {}
         self._subscribed: dict[str, set[str]] = {}  # per connection: what its frames may name
@@ -132,7 +150,7 @@ class ShardRunner:
     async def run(self) -> None:
         """Open the shard's connections and keep them up; returns only by raising."""
         try:
-            self._apply(connection_urls(self.shard, self._context.binance))
+            self._apply(connection_streams(self.shard, self._context.binance))
             await self._fatal
         finally:
             await self._stop_all()
@@ -152,17 +170,24 @@ class ShardRunner:
         )
         gone = tuple(s for s in self.shard.symbols if s not in shard.symbols)
         self.shard = shard
-        self._apply(connection_urls(shard, self._context.binance))
+        self._apply(connection_streams(shard, self._context.binance))
         if gone:
             retiring = asyncio.create_task(self._context.keepers[shard.market].retire(gone))
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
 
-    def _apply(self, urls: dict[str, str]) -> None:
-        for name in [n for n in self.clients if n not in urls]:
+    def _apply(self, plan: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        liveness, market = self._context.liveness, self.shard.market
+        old = {s for streams in self._streams.values() for s in streams}
+        new = {s for _, streams in plan.values() for s in streams}
+        if liveness is not None:
+            liveness.unwatch(market, sorted(old - new))
+            liveness.watch(market, sorted(new - old))
+        self._streams = {name: streams for name, (_, streams) in plan.items()}
+        for name in [n for n in self.clients if n not in plan]:
             self._tasks.pop(name).cancel()  # the streams it carried left the plan
             del self.clients[name], self._policies[name], self._subscribed[name]
-        for name, url in urls.items():
+        for name, (url, _) in plan.items():
             if name in self.clients:
                 # Grown, never shrunk: the connection being replaced still carries the old ones.
                 self._subscribed[name] |= streams_of(url)
@@ -190,7 +215,9 @@ class ShardRunner:
             continuity=keepers.continuity,
             books=keepers.books,
             limits=ctx.limits,
+            liveness=ctx.liveness,
         )
+        liveness = ctx.liveness
         client = BinanceStreamClient(
             url,
             pipeline,
@@ -199,6 +226,10 @@ class ShardRunner:
             on_reconnect=ctx.metrics.reconnects.labels(market.value).inc,
             attempts=ctx.attempts,
             on_refused=pipeline.refuse,
+            silence_allowance=None
+            if liveness is None
+            else lambda: liveness.connection_allowance_s(market, self._streams.get(name, ())),
+            on_connected=None if liveness is None else lambda: self._connected(name),
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(
@@ -206,6 +237,38 @@ class ShardRunner:
         )
         self.clients[name] = client
         self._tasks[name] = asyncio.create_task(self._supervise(name, client), name=name)
+
+    def _connected(self, name: str) -> None:
+        liveness = self._context.liveness
+        assert liveness is not None
+        reconnect = name in self._opened
+        self._opened.add(name)
+        liveness.subscribed(self.shard.market, self._streams.get(name, ()), reconnect=reconnect)
+        if self._context.keepers[self.shard.market].continuity is not None:
+            # After a reconnect or a hand-over (the shard's first connection resumes from Kafka).
+            # One probe per connection: a reconnect before it ran replaces it.
+            earlier = self._probes.pop(name, None)
+            if earlier is not None:
+                earlier.cancel()
+            probe = self._probes[name] = asyncio.create_task(
+                self._probe_quiet(name), name=f"{name}-probe"
+            )
+            self._retiring.add(probe)
+            probe.add_done_callback(self._retiring.discard)
+
+    async def _probe_quiet(self, name: str) -> None:
+        """Fetch what Binance holds after the last published id of the connection's symbols
+        whose trade streams stayed quiet since it opened (paced by the REST weight budget)."""
+        await asyncio.sleep(PROBE_AFTER_S)
+        liveness, market = self._context.liveness, self.shard.market
+        continuity = self._context.keepers[market].continuity
+        assert liveness is not None and continuity is not None
+        streams = [s for s in self._streams.get(name, ()) if channel_of(s) in _TRADE_CHANNELS]
+        quiet = liveness.quiet_since_subscription(market, streams)
+        symbols = sorted({s.partition("@")[0].upper() for s in quiet})
+        if symbols:
+            logger.info("%s: probing %d quiet symbols for trades missed", name, len(symbols))
+            await continuity.catch_up(symbols)
 
     async def _supervise(self, name: str, client: BinanceStreamClient) -> None:
         policy = self._policies[name]
@@ -240,6 +303,9 @@ class ShardRunner:
                 await asyncio.sleep(delay)
 
     async def _stop_all(self) -> None:
+        if self._context.liveness is not None:
+            streams = [s for group in self._streams.values() for s in group]
+            self._context.liveness.release(self.shard.market, streams)
         tasks = [*self._tasks.values(), *self._retiring]
         for task in tasks:
             task.cancel()

@@ -21,7 +21,12 @@ from enum import StrEnum
 
 from gateway.binance.merger import other_market_kinds
 from gateway.binance.messages import RECORD_CLASSES
-from gateway.records.topics import DEAD_LETTER_KIND, TRADE_GAP_KIND, TopicNamer
+from gateway.records.topics import (
+    DEAD_LETTER_KIND,
+    STREAM_STATUS_KIND,
+    TRADE_GAP_KIND,
+    TopicNamer,
+)
 from gateway.settings import GatewaySettings, KafkaSettings
 
 CONTROL_KIND = "control"
@@ -105,7 +110,10 @@ def data_spec(settings: KafkaSettings, name: str, kind: str | None = None) -> To
 def data_topics(settings: GatewaySettings) -> list[TopicSpec]:
     """Each public kind of each configured market, the gateway's records, the accounts."""
     kafka, namer = settings.kafka, TopicNamer(settings.kafka.topic_prefix)
-    named = {namer.gateway_topic(kind): kind for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND)}
+    named = {
+        namer.gateway_topic(kind): kind
+        for kind in (DEAD_LETTER_KIND, TRADE_GAP_KIND, STREAM_STATUS_KIND)
+    }
     for market, market_settings in settings.binance.markets.items():
         named.update(
             {namer.topic(market.value, c.KIND): c.KIND for c in RECORD_CLASSES[market.value]}

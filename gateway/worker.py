@@ -46,12 +46,16 @@ from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
+from gateway.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.metrics import Metrics
 from gateway.ownership import Ownership, Unit
 from gateway.pipeline import FrameLimits
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.records.topics import (
+    ProducerRecord,
+    TopicNamer,
+)
 from gateway.settings import GatewaySettings
 from gateway.shards import MarketKeepers, ShardContext, ShardRunner
 from gateway.topic_catalogue import ACCOUNT_KIND
@@ -114,6 +118,7 @@ class Gateway:
         self._not_trading_reported: set[tuple[Market, str]] = set()
         self.ownership: Ownership | None = None
         self.group: ShardGroup | None = None
+        self.liveness: LivenessMonitor | None = None
         self.draining = False
         self.started = asyncio.Event()
         """Set once schemas, topics, the producer and the plan are ready and shards may start."""
@@ -207,6 +212,14 @@ class Gateway:
         )
         self.plan = build_plan(settings.binance, await self._listings())
         self._observe_plan()
+        liveness = self.liveness = LivenessMonitor(
+            settings.binance,
+            builder,
+            self.sink,
+            self.metrics,
+            recovered=functools.partial(recovered_elsewhere, settings.binance),
+            held=lambda: self.sink.kafka_unavailable,
+        )
         context = ShardContext(
             settings.binance,
             settings.coordination,
@@ -222,6 +235,7 @@ class Gateway:
                 max_record_bytes=settings.kafka.max_record_bytes,
                 max_event_time_skew_s=settings.binance.max_event_time_skew_s,
             ),
+            liveness,
         )
 
         async def open_unit(shard_id: str) -> Unit:
@@ -288,6 +302,7 @@ class Gateway:
         background = [
             asyncio.create_task(ownership.run(), name="ownership"),
             asyncio.create_task(self._follow_listings(), name="plan-follower"),
+            asyncio.create_task(liveness.run(), name="liveness"),
             asyncio.create_task(stop.wait(), name="stop-signal"),
         ]
         try:
@@ -332,6 +347,9 @@ class Gateway:
     async def _drain(self, ownership: Ownership, keepers: Mapping[Market, MarketKeepers]) -> None:
         try:
             await ownership.release_all()
+            if self.liveness is not None:
+                await self.liveness.flush()  # the released streams' open windows
+                await self.sink.flush()
         finally:
             if self.group is not None:
                 await self.group.stop()  # after the releases: the others may start at once
@@ -476,6 +494,7 @@ class Gateway:
             "draining": self.draining,
             "in_group": in_group,
             "shards": ownership.health() if ownership else {},
+            "silent_streams": self.liveness.silent() if self.liveness else {},
             "kafka_queue_depth": self.sink.queue_depth,
             "records_acked": self.sink.stats.acked,
             "records_failed": self.sink.stats.failed,

@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 FrameHandler = Callable[[bytes, int, int], Awaitable[None]]
 """``handler(frame, received_at_us, received_monotonic_ns)``."""
+SilenceAllowance = Callable[[], float | None]
+"""How long the connection may deliver nothing at all before it is dead (``None``: nothing on
+it can be judged by silence; pings alone watch it)."""
+SILENCE_CHECK_S = 0.5
+"""How often a silent connection is judged (its allowance is at least ``stale_after_s``)."""
 
 RefusedHandler = Callable[[bytes, int, str], Awaitable[None]]
 """``refused(frame, received_at_us, reason)``: a frame the connection will not hand on."""
@@ -120,6 +125,8 @@ class BinanceStreamClient:
         on_reconnect: Callable[[], None] | None = None,
         attempts: SlidingWindowLimit | None = None,
         on_refused: RefusedHandler | None = None,
+        silence_allowance: SilenceAllowance | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self._on_refused = on_refused
@@ -133,6 +140,9 @@ class BinanceStreamClient:
         self.rotations = 0
         self.handover_duplicates = 0
         self._on_reconnect = on_reconnect
+        # Without a liveness monitor: one fixed timer per connection (stale_after_s).
+        self._allowance = silence_allowance or (lambda: settings.stale_after_s)
+        self._on_connected = on_connected
         self.frames = 0
         self._handover: Handover | None = None
         self._old: ClientConnection | None = None  # the connection being replaced
@@ -149,6 +159,8 @@ class BinanceStreamClient:
                 with map_websocket_errors(self.url):
                     ws = await self._connect()
                     logger.info("connected %s", self.name, extra=self._log_fields())
+                    if self._on_connected is not None:
+                        self._on_connected()
                     self.connected.set()
                     delays = backoff()  # a connection that opened resets the backoff
                     await self._stream(ws)
@@ -319,24 +331,32 @@ class BinanceStreamClient:
         return old
 
     async def _read(self, ws: ClientConnection) -> None:
-        silence_s = self._settings.stale_after_s
+        waiting = False
         while True:
+            if not waiting:  # silence counts from here: not the time the handler took
+                waiting, waiting_since_s = True, time.monotonic()
             # decode=False: orjson parses bytes directly, and the dead-letter topic keeps them as sent.
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as recv() completes, and a busy stream then never stops.
-                async with asyncio.timeout(silence_s):
+                async with asyncio.timeout(SILENCE_CHECK_S):
                     raw = await ws.recv(decode=False)
             except TimeoutError:
-                # Open, answering pings, and silent: a stalled stream is as good as a dead one.
+                # Judged only while silent: the allowance follows the streams' paces.
+                allowance, silent_s = self._allowance(), time.monotonic() - waiting_since_s
+                if allowance is None or silent_s < allowance:
+                    continue
+                # Open, answering pings, and silent longer than its streams allow: dead.
                 raise StreamDisconnectedError(
-                    f"{self.name}: no frame for {silence_s:.0f}s; treating the stream as dead"
+                    f"{self.name}: no frame for {silent_s:.0f}s (its streams allow "
+                    f"{allowance:.0f}s); treating the connection as dead"
                 ) from None
             except ConnectionClosedError as exc:
                 if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                     limit = self._settings.max_frame_bytes * HARD_FRAME_FACTOR
                     await self._refuse(b"", f"a frame over {limit} bytes closed the connection")
                 raise
+            waiting = False
             self.frames += 1
             received_at_us, received_ns = time.time_ns() // 1000, time.monotonic_ns()
             problem = self._frame_problem(ws, raw)

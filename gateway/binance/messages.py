@@ -101,6 +101,8 @@ class FrameParser:
         self.left_to_other_market = left_to_other_market
         """Merged channels (``!bookTicker``) whose other-market contracts this connection drops:
         the other market's connections publish them (:mod:`gateway.binance.merger`)."""
+        self.last_stream: str | None = None
+        """The stream of the last frame parsed (liveness marks it delivered)."""
         self._by_event_type = EVENT_TABLES[market]
         self._by_channel = CHANNEL_TABLES[market]
 
@@ -123,6 +125,7 @@ class FrameParser:
                 elif "event" in message and "e" not in message:
                     subscription_id = _subscription_id(message)
                     message = message["event"]
+            self.last_stream = stream
             ctx = Context(
                 self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
             )

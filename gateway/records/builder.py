@@ -24,6 +24,7 @@ DEAD_LETTER_SCHEMA = SchemaKey("gateway", topics.DEAD_LETTER_KIND)
 MAX_DEAD_LETTER_BYTES = 256 * 1024
 MAX_ERROR_CHARS = 2000  # errors quote the bad value, which can be as large as the frame
 TRADE_GAP_SCHEMA = SchemaKey(topics.GATEWAY_GROUP, topics.TRADE_GAP_KIND)
+STREAM_STATUS_SCHEMA = SchemaKey(topics.GATEWAY_GROUP, topics.STREAM_STATUS_KIND)
 
 # Schemas declare decimals as precision 38, scale 18: 20 integer digits, 18 fractional.
 DECIMAL_SCALE = 18
@@ -249,4 +250,38 @@ class RecordBuilder:
             key=topics.symbol_key(symbol),
             value=value,
             headers=topics.headers(TRADE_GAP_SCHEMA.kind, detected_at_us, self._gateway_id),
+        )
+
+    def stream_status(
+        self,
+        *,
+        market: str,
+        stream: str,
+        symbol: str | None,
+        status: str,
+        detected_at_us: int,
+        window_start_us: int | None = None,
+        window_end_us: int | None = None,
+        expected_silence_ms: int | None = None,
+        reason: str = "",
+    ) -> ProducerRecord:
+        """A stream's silence, resumption or unrecovered hole (``<prefix>.stream_status``)."""
+        datum = {
+            "market": market,
+            "stream": stream,
+            "symbol": symbol,
+            "status": status,
+            "window_start_us": window_start_us,
+            "window_end_us": window_end_us,
+            "expected_silence_ms": expected_silence_ms,
+            "reason": reason,
+            "detected_at_us": detected_at_us,
+            "gateway_id": self._gateway_id,
+        }
+        value = encode(self._catalog[STREAM_STATUS_SCHEMA], self._framing, datum)
+        return ProducerRecord(
+            topic=self._namer.gateway_topic(topics.STREAM_STATUS_KIND),
+            key=(symbol or stream).encode(),
+            value=value,
+            headers=topics.headers(STREAM_STATUS_SCHEMA.kind, detected_at_us, self._gateway_id),
         )

@@ -8,6 +8,7 @@ from typing import Protocol
 DEFAULT_PREFIX = "binance"
 DEAD_LETTER_KIND = "dead_letter"
 TRADE_GAP_KIND = "trade_gap"
+STREAM_STATUS_KIND = "stream_status"
 GATEWAY_GROUP = "gateway"  # schemas/gateway/: the gateway's own records, one topic each
 
 # Header names, documented for consumers in docs/consumers.md.

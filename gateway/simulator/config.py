@@ -105,6 +105,11 @@ class SimulatorConfig(BaseModel):
     """Random faults per second (soak tests); 0 = none. See :mod:`gateway.simulator.faults`."""
     fault_kinds: tuple[str, ...] = ()
     """Which faults the random mix draws from; empty = every kind."""
+    send_buffer_bytes: int | None = Field(default=1_048_576, ge=1)
+    """Unsent bytes a connection may hold in the simulator (beyond the kernel's socket buffers)
+    before it is cut, as Binance cuts a client that does not read; the market never waits for
+    it. ``None`` = no limit (then only the ping deadline ends a connection that stopped reading).
+    Binance's own size is undocumented."""
     close_timeout_s: float = Field(default=2.0, gt=0)
     """How long a closing handshake may take before the socket is dropped."""
 

@@ -78,7 +78,9 @@ class ExchangeSimulator:
             specs=specs,
         )
         self._catalog = StreamCatalog((spec.symbol for spec in specs), config.market)
-        self._hub = Hub()
+        # Unpaced trading runs as fast as the subscribers read: there, and only there, the
+        # slowest reader brakes the market.
+        self._hub = Hub(wait_for_readers=not config.trades_per_second_per_symbol)
         other = OTHER_FUTURES.get(config.market)
         self.simulated = SimulatedMarket(
             config.market,
@@ -264,6 +266,16 @@ class ExchangeSimulator:
             return all(self._hub.has_subscribers(name) for name in wanted)
 
         await self._hub.wait_until(satisfied, timeout_s)
+
+    def never_serve(self, *streams: str) -> None:
+        """Accept and list these stream names from now on, and never send them a frame: a
+        name or route Binance accepts and does not serve (a renamed channel, a wrong route)."""
+        self._hub.never_served.update(streams)
+
+    @property
+    def slow_reader_drops(self) -> int:
+        """How many connections were cut because their client did not read."""
+        return sum(1 for stats in self._hub.stats() if stats.dropped_slow)
 
     def inject(self, kind: FaultKind | str, **params: object) -> None:
         """Inject a fault now (see :mod:`gateway.simulator.faults`)."""

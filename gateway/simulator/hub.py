@@ -3,8 +3,14 @@
 The hub is keyed by stream name. Publishing an event encodes it once per frame variant actually
 needed (raw or combined, millisecond or microsecond times) into a complete WebSocket frame, and
 queues the same bytes for every subscriber. The trading loop then calls :meth:`Hub.drain` once
-per burst: each subscriber's queued frames go to its socket in one write, and a subscriber whose
-socket buffer is full slows generation down (backpressure) instead of letting frames pile up.
+per burst: each subscriber's queued frames go to its socket in one write.
+
+A reader that does not keep up is Binance's problem only up to a point: the market never waits
+for it (a paced market's clock runs on), its frames pile up in its connection's send buffer, and
+once more than ``send_buffer_bytes`` wait there (beyond what the kernel's socket buffers hold) the
+connection is cut without a closing handshake, as clients of Binance report (close code 1006,
+"peer dropped the TCP connection"; docs/binance.md §2). Only the unpaced throughput mode
+(``wait_for_readers``) lets the slowest reader brake the market instead.
 
 Why frames are written to the transport directly rather than through ``Connection.send()``:
 ``send()`` costs a coroutine, a lock and a syscall per frame, which made the simulator the
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +36,8 @@ from websockets.protocol import State
 
 from gateway.simulator.markets import Route
 from gateway.simulator.payloads import TimeUnit, combined_frame, encode
+
+logger = logging.getLogger(__name__)
 
 _Record = TypeVar("_Record")
 PayloadBuilder = Callable[[_Record, TimeUnit], object]
@@ -47,6 +56,8 @@ class ConnectionStats:
     streams: tuple[str, ...]
     frames_sent: int
     is_open: bool
+    dropped_slow: bool = False
+    """Cut because the client did not read fast enough (its send buffer overflowed)."""
 
 
 def _call(make: Maker, unit: TimeUnit) -> object:
@@ -125,8 +136,13 @@ class Subscriber:
         time_unit: TimeUnit,
         route: Route = Route.NONE,
         events: frozenset[str] = frozenset(),
+        send_buffer_bytes: int | None = None,
     ) -> None:
         self.connection = connection
+        self.send_buffer_bytes = send_buffer_bytes
+        """Unsent bytes this connection may hold before it is cut; ``None`` = no limit."""
+        self.dropped_slow = False
+        """Whether it was cut for not reading (its send buffer overflowed)."""
         self.connection_id = connection_id
         self.time_unit = time_unit
         self.route = route
@@ -167,9 +183,24 @@ class Subscriber:
         if not queued:
             return
         if self.connection.protocol.state is State.OPEN and not self.stalled:
-            self.connection.transport.write(b"".join(queued))
+            transport = self.connection.transport
+            transport.write(b"".join(queued))
             self.frames_sent += len(queued)
+            limit = self.send_buffer_bytes
+            if limit is not None and transport.get_write_buffer_size() > limit:
+                self._drop_slow_reader(transport.get_write_buffer_size())
         queued.clear()
+
+    def _drop_slow_reader(self, unsent: int) -> None:
+        # abort(), not close(): a closing handshake would wait behind the very bytes the client
+        # does not read; Binance's clients see the TCP connection dropped (1006).
+        self.dropped_slow = True
+        logger.info(
+            "stream connection %d dropped: client not reading (%d bytes unsent)",
+            self.connection_id,
+            unsent,
+        )
+        self.connection.transport.abort()
 
     def write_frame(self, data: bytes) -> None:
         """Queue an out-of-band frame's bytes (faults, user data): sent with the next write."""
@@ -207,13 +238,20 @@ class Subscriber:
             streams=tuple(self.streams),
             frames_sent=self.frames_sent,
             is_open=self.is_open,
+            dropped_slow=self.dropped_slow,
         )
 
 
 class Hub:
     """The registry of subscribers by stream name, and the fan-out of events to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, wait_for_readers: bool = False) -> None:
+        self.wait_for_readers = wait_for_readers
+        """Whether :meth:`drain` waits for full socket buffers (the unpaced throughput mode);
+        otherwise the market never waits and a reader that falls behind is cut."""
+        self.never_served: set[str] = set()
+        """Stream names accepted and listed but never delivered on any connection subscribing
+        from now on (a route or name Binance accepts and does not serve)."""
         self._by_stream: dict[str, tuple[Subscriber, ...]] = {}
         self._subscribers: dict[int, Subscriber] = {}
         self._closed: deque[ConnectionStats] = deque(maxlen=_CLOSED_STATS_KEPT)
@@ -251,7 +289,7 @@ class Hub:
         ``silent`` streams are listed as subscribed but never delivered (a USDⓈ-M route that
         does not carry them).
         """
-        quiet = set(silent)
+        quiet = set(silent) | self.never_served
         for name in streams:
             if name not in subscriber.streams:
                 subscriber.streams[name] = None
@@ -335,8 +373,11 @@ class Hub:
             subscriber.write_queued()
 
     async def drain(self) -> None:
-        """Write queued frames, then wait until no write buffer is over its high-water mark."""
+        """Write queued frames; with ``wait_for_readers``, then wait until no write buffer is
+        over its high-water mark."""
         self.write_queued()
+        if not self.wait_for_readers:
+            return
         for subscriber in list(self._subscribers.values()):
             await subscriber.drain()
 

@@ -9,8 +9,13 @@
   uses ``/ws/<listenKey>``.
 * Spot: ``/ws-api/v3`` is the WebSocket API's user-data subscription (:mod:`.wsapi`).
 * JSON control messages are answered by :mod:`gateway.simulator.control`.
-* Keepalive is websockets' own: a ping every ``ping_interval_s`` with a random payload that the
-  pong must echo, and a close (1011) when no pong came within ``ping_timeout_s`` (docs/binance.md §2).
+* Keepalive: a ping every ``ping_interval_s`` with a random payload that the pong must echo, and
+  the connection dropped when no pong came within ``ping_timeout_s`` (docs/binance.md §2). Not
+  websockets' own keepalive: it waits for the send buffer to drain before its timer starts, so
+  a client that stops reading would never meet the deadline.
+* A client that does not read: the market does not wait; its frames queue in the connection's
+  send buffer and past ``send_buffer_bytes`` the connection is cut (:mod:`.hub`); if pings go
+  unanswered first, the ping deadline closes it.
 * More than ``max_connection_attempts`` handshakes per IP in the window: HTTP 429.
 
 Choices where the docs are silent: a URL naming an unknown stream, or more than 1024 streams, is
@@ -103,8 +108,8 @@ class StreamServer:
             config.host,
             config.ws_port,
             process_request=self._check_request,
-            ping_interval=config.ping_interval_s,
-            ping_timeout=config.ping_timeout_s,
+            ping_interval=None,  # see _keep_alive
+            ping_timeout=None,
             close_timeout=config.close_timeout_s,
             max_size=config.max_message_bytes,
             # Frames are small JSON; compression would cost CPU on both sides for little gain.
@@ -143,6 +148,42 @@ class StreamServer:
         return self._config.market is Market.SPOT and path == WS_API_PATH
 
     async def _handle(self, connection: ServerConnection) -> None:
+        interval = self._config.ping_interval_s
+        if interval is None:
+            await self._serve(connection)
+            return
+        keepalive = asyncio.create_task(self._keep_alive(connection, interval))
+        try:
+            await self._serve(connection)
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+
+    async def _keep_alive(self, connection: ServerConnection, interval_s: float) -> None:
+        """Ping every ``interval_s``; drop a client whose pong is not back within the deadline,
+        counted from the ping, whether or not the client reads what it is sent."""
+        timeout_s = self._config.ping_timeout_s
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    # ping() itself waits while the send buffer is full: inside the deadline.
+                    pong = await connection.ping()
+                    await pong
+            except TimeoutError:
+                logger.info("closing a client that answered no ping within %.1fs", timeout_s)
+                # 1011 as websockets' own keepalive sends it; a client that does not read will
+                # not see it in time, and is dropped after close_timeout_s.
+                with contextlib.suppress(TimeoutError, ConnectionClosed):
+                    async with asyncio.timeout(self._config.close_timeout_s):
+                        await connection.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                connection.transport.abort()
+                return
+            except ConnectionClosed:
+                return
+
+    async def _serve(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # the handshake is over
         target = connection.request.path
         if self._is_wsapi(target):
@@ -162,6 +203,7 @@ class StreamServer:
             time_unit=request.time_unit,
             route=request.route,
             events=frozenset(request.events),
+            send_buffer_bytes=self._config.send_buffer_bytes,
         )
         self._hub.add(subscriber, ())
         self._hub.subscribe(

@@ -17,7 +17,13 @@ from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
 from gateway.settings import BinanceSettings, CoordinationSettings
-from gateway.shards import MarketKeepers, ShardContext, ShardRunner, connection_urls
+from gateway.shards import (
+    MarketKeepers,
+    ShardContext,
+    ShardRunner,
+    connection_streams,
+    connection_urls,
+)
 
 SHARD = Shard("spot-003", Market.SPOT, ("BTCUSDT",), ("btcusdt@aggTrade", "btcusdt@trade"), 2.0)
 
@@ -98,7 +104,7 @@ async def test_a_sink_failure_is_not_retried_but_ends_the_shard() -> None:
 async def test_a_plan_change_retargets_the_connection_make_before_break() -> None:
     FailingClient.error = KafkaDeliveryError  # keeps the client from looping
     runner = ShardRunner(SHARD, context(Metrics()))
-    runner._apply(connection_urls(SHARD, BinanceSettings()))
+    runner._apply(connection_streams(SHARD, BinanceSettings()))
     grown = Shard("spot-003", Market.SPOT, ("BTCUSDT", "NEWUSDT"),
                   (*SHARD.streams, "newusdt@trade"), 3.0)  # fmt: skip
     runner.update(grown)
