@@ -333,7 +333,7 @@ async def run_bench(
     *, output_dir: Path, quick: bool = False, extras: bool = False, compare_gc: bool = True
 ) -> Path:
     """Every scenario through a real broker, for the gateway and the reference; saved as JSON."""
-    console = Console()
+    console = Console(width=max(Console().width, 150))  # the tables are wide; logs too
     machine = _machine()  # the load average before the benchmark adds its own
     timing = Timing(warmup_s=2.0, window_s=3.0, quick=True) if quick else Timing(3.0, 8.0, False)
     codec = [] if quick else measure_codec()
