@@ -228,6 +228,7 @@ def summarize(
         variant: {
             "events_per_s": _median(runs, "events_per_s"),
             "cpu_us_per_event": _median(runs, "cpu_us_per_event"),
+            "cores_used": _median(runs, "cores_used"),
             "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
         }
         for variant, runs in full.items()
@@ -406,7 +407,7 @@ def save_report(report: dict[str, Any], output_dir: Path) -> Path:
 
 def _print(console: Console, report: dict[str, Any]) -> None:
     table = Table(title="Feeder -> pipeline -> Kafka (acks=all, lz4, idempotent), same run")
-    for column in ("scenario", "pipeline", "events/s", "CPU µs/event", "peak RSS MiB",
+    for column in ("scenario", "pipeline", "events/s", "CPU µs/event", "cores", "peak RSS MiB",
                    "paced rate", "p50 ms", "p99 ms", "CPU µs/event paced"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("scenario", "pipeline") else "right")
     for s in report["scenarios"]:
@@ -414,14 +415,19 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             paced = s["paced"].get(variant)
             table.add_row(
                 s["scenario"], variant, f"{full['events_per_s']:,.0f}",
-                f"{full['cpu_us_per_event']:.1f}", f"{full['peak_rss_mib']:.0f}",
+                f"{full['cpu_us_per_event']:.1f}", f"{full['cores_used']:.2f}",
+                f"{full['peak_rss_mib']:.0f}",
                 f"{s['paced_rate']:,.0f}" if paced else "",
                 f"{paced['p50_ms']:.0f}" if paced else "", f"{paced['p99_ms']:.0f}" if paced else "",
                 f"{paced['cpu_us_per_event']:.1f}" if paced else "",
             )  # fmt: skip
         table.add_row(s["scenario"], "gateway / reference", f"{s['ratio']:.2f}", "", "", "", "",
-                      "", "", end_section=True)  # fmt: skip
+                      "", "", "", end_section=True)  # fmt: skip
     console.print(table)
+    console.print(
+        "cores: CPU seconds per second the process got at full speed; below 1, the machine's "
+        "other load took the rest, so compare CPU µs/event and the ratio, not events/s alone."
+    )
     start = report["shard_start"]
     console.print(
         f"{start['scenario']}: {start['shards_streaming']} of 8 shards streaming "

@@ -46,6 +46,9 @@ class ProbeResult:
     window_s: float
     events_per_s: float
     cpu_us_per_event: float
+    cores_used: float
+    """CPU seconds per second over the window: below 1 at full speed, the machine's other load
+    took the rest (the figure that says how much an events/s figure was starved)."""
     peak_rss_mib: float
     p50_ms: float
     p99_ms: float
@@ -221,6 +224,7 @@ def _result(pipeline: str, acks: Acks, events: int, seconds: float, cpu: float) 
         window_s=round(seconds, 3),
         events_per_s=round(events / seconds, 1),
         cpu_us_per_event=round(cpu / events * 1e6, 2) if events else float("nan"),
+        cores_used=round(cpu / seconds, 3),
         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),

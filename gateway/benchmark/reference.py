@@ -170,7 +170,8 @@ class ReferencePipeline:
     async def _read(self, url: str) -> None:
         headers_base = [("gateway_id", b"reference")]
         async with connect(url, max_size=None, compression=None) as ws:
-            async for frame in ws:
+            while True:
+                frame = await ws.recv(decode=False)  # orjson reads the bytes: no str needed
                 now_us = time.time_ns() // 1000
                 data = orjson.loads(frame)["data"]
                 kind, build = KINDS[data["e"]]

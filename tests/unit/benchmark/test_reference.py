@@ -65,8 +65,8 @@ def test_feeder_handshake_and_frames_follow_rfc_6455() -> None:
     assert ws_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
 
 
-def run(rate: float, cpu: float, rss: float) -> dict[str, float]:
-    return {"events_per_s": rate, "cpu_us_per_event": cpu, "peak_rss_mib": rss}
+def run(rate: float, cpu: float, rss: float, cores: float = 0.5) -> dict[str, float]:
+    return {"events_per_s": rate, "cpu_us_per_event": cpu, "cores_used": cores, "peak_rss_mib": rss}
 
 
 def test_a_scenario_reports_medians_and_the_ratio_of_one_run() -> None:
