@@ -441,4 +441,28 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         for c in report["codec"]:
             codec_table.add_row(c["event_kind"], f"{c['events_per_s']:,.0f}")
         console.print(codec_table)
+    if "book_sync" in report:
+        _print_extras(console, report)
     console.print(f"machine: {report['machine']}")
+
+
+def _print_extras(console: Console, report: dict[str, Any]) -> None:
+    books, rotation, failover = report["book_sync"], report["rotation"], report["failover"]
+    console.print(
+        f"order books: {books['books']:,} synced in {books['seconds']:.1f} s (REST depth limit "
+        f"{books['depth_limit']}, {books['total_weight']:,} weight)"
+    )
+    console.print(
+        f"rotation: {rotation['rotations']} rotations in {rotation['seconds']:.0f} s; in Kafka "
+        f"{rotation['duplicated_in_kafka']} duplicated, {rotation['dropped_in_kafka']} dropped"
+    )
+    for r in report["scale_out"]:
+        console.print(
+            f"scale-out: {r['workers']} worker process(es), {r['shards']} shards: "
+            f"{r['events_per_s']:,.0f} events/s into Kafka"
+        )
+    console.print(
+        f"failover: kill -9 of one of {failover['workers']} workers; every shard streaming "
+        f"again after {failover['failover_s']:.1f} s (session timeout "
+        f"{failover['session_timeout_s']:.0f} s)"
+    )

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 
 import orjson
 import pytest
+from rich.console import Console
 
 from gateway.adapters.decoder import ValueDecoder
-from gateway.bench import SCENARIOS, Scenario, summarize
+from gateway.bench import SCENARIOS, Scenario, _print, summarize
 from gateway.benchmark.feed import Market, accept_key, ws_frame
 from gateway.benchmark.reference import KINDS, Encoder
 from gateway.binance.markets import Market as BinanceMarket
@@ -93,3 +95,29 @@ def test_the_scenarios_cover_what_the_issue_asks() -> None:
         (("kline_1m", "ticker"), 50),
         (("aggTrade",), 1000),
     } <= covered
+
+
+def test_the_report_prints_every_figure_it_holds() -> None:
+    scenario = SCENARIOS[0]
+    full = {"gateway": [run(11_000, 55, 95)], "reference": [run(42_000, 19, 41)]}
+    paced = {
+        pipeline: {"p50_ms": 5.0, "p99_ms": 12.0, "cpu_us_per_event": 60.0} for pipeline in full
+    }
+    report = {
+        "scenarios": [summarize(scenario, 1, full, paced)],
+        "shard_start": {"scenario": "8 shards on one process", "shards_streaming": 8,
+                        "first_s": 0.9, "last_s": 1.2, "spread_s": 0.3, "peak_rss_mib": 110.0},
+        "codec": [{"event_kind": "spot trade", "events_per_s": 80_000.0}],
+        "book_sync": {"books": 1000, "seconds": 3.9, "depth_limit": 100, "total_weight": 5000},
+        "rotation": {"rotations": 36, "seconds": 10.0, "duplicated_in_kafka": 0,
+                     "dropped_in_kafka": 0},
+        "scale_out": [{"workers": 1, "shards": 12, "events_per_s": 14_700.0}],
+        "failover": {"workers": 3, "failover_s": 7.1, "session_timeout_s": 6.0},
+        "machine": {"cores": 2},
+    }  # fmt: skip
+    out = io.StringIO()
+    _print(Console(file=out, width=200), report)
+    text = out.getvalue()
+    for figure in ("11,000", "42,000", "0.26", "spread 0.3 s", "80,000", "1,000 synced",
+                   "36 rotations", "14,700", "after 7.1 s"):  # fmt: skip
+        assert figure in text
