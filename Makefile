@@ -13,7 +13,7 @@ help:
 	@echo "make run     - the gateway on real Binance with a local Kafka + schema registry"
 	@echo "make demo    - the same pipeline fed by the bundled Binance simulator"
 	@echo "make test    - lint, types and the whole suite (starts its own Kafka)"
-	@echo "make bench   - throughput / latency / memory through a real broker"
+	@echo "make bench   - the gateway vs a reference pipeline through a real broker (QUICK=1: short)"
 	@echo "make kafka-up | kafka-down - a local Kafka + registry that stays up (down also stops a killed demo's JVMs)"
 
 # The virtualenv is rebuilt when pyproject.toml changes; pip's cache makes that quick.
@@ -55,8 +55,9 @@ run: fetch
 demo: fetch
 	$(BIN)/gateway demo
 
+# QUICK=1: the CI-sized run (two scenarios, short windows); EXTRAS=1 adds the simulator figures.
 bench: fetch
-	$(BIN)/gateway bench
+	$(BIN)/gateway bench $(if $(QUICK),--quick) $(if $(EXTRAS),--extras)
 
 kafka-up: fetch
 	$(BIN)/python -m gateway.infra up

@@ -1,8 +1,19 @@
-"""``gateway bench``: throughput, latency and memory through a real broker, plus the codec alone.
+"""``gateway bench``: the gateway against a minimal reference pipeline, in one run, on a real broker.
 
-Layout on the 2-core machine: the simulator runs in its own process (so it is never what limits
-the gateway), Kafka in its JVM, the gateway in this process. Latency is measured per record from
-the moment its frame left the socket to Kafka's acknowledgement (acks=all).
+Every figure is taken twice in the same run, for the gateway (``Gateway``, as ``gateway run``
+builds it, one shard) and for the reference pipeline (:mod:`gateway.benchmark.reference`: the
+least a bridge does, with the same Kafka producer settings and the same records), fed the same
+frames by the same feeder (:mod:`gateway.benchmark.feed`, a process of its own) into one real
+Kafka. Each run is a fresh process (:mod:`gateway.benchmark.probe`), so CPU time and peak RSS are
+its own. On a shared machine the absolute numbers move with the neighbours' load; the
+gateway / reference ratio of one run is the fair figure, which is why both are always measured
+together, taking turns.
+
+Per scenario: events/s into Kafka at full speed (median of the repeats), CPU µs per event, peak
+RSS, and event → Kafka latency (p50, p99) at a paced rate. Then the start-up spread of 8 shards
+on one coordinated process restarted on topics it filled, and the codec alone on one core.
+``--quick`` runs the first and the 1,000-symbol scenarios once, with short windows (CI-sized);
+``--extras`` adds the simulator-driven books, rotation, scale-out and fail-over figures.
 """
 
 from __future__ import annotations
@@ -12,16 +23,16 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import socket
+import statistics
 import sys
 import time
-from array import array
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
@@ -33,26 +44,9 @@ from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.maven import REPO_ROOT, fetch_all, kafka_version
-from gateway.infra.registry import SchemaRegistry
 from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, TopicNamer
-from gateway.settings import GatewaySettings
-from gateway.simulator.config import simulated_symbols
-from gateway.worker import Gateway
-
-WARMUP_S = 3.0
-
-
-@dataclass(frozen=True)
-class PipelineResult:
-    scenario: str
-    events_per_s: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    events: int
-    failed: int
+from gateway.records.topics import TopicNamer
 
 
 @dataclass(frozen=True)
@@ -61,20 +55,36 @@ class CodecResult:
     events_per_s: float
 
 
-class AckRecorder:
-    """Collects (ack time, latency) pairs compactly; the gateway calls it per acknowledged record."""
+@dataclass(frozen=True)
+class Scenario:
+    """One stream mix, fed to both pipelines at full speed and at ``paced_rate`` events/s."""
 
-    def __init__(self) -> None:
-        self.at_ns = array("q")
-        self.latency_ns = array("q")
+    name: str
+    channels: tuple[str, ...]
+    symbols: int
+    paced_rate: float
+    repeats: int = 1
+    """Full-speed runs per pipeline; the table shows the median."""
 
-    def __call__(self, record: ProducerRecord, latency_ns: int) -> None:
-        self.at_ns.append(time.monotonic_ns())
-        self.latency_ns.append(latency_ns)
 
-    def window(self, start_ns: int, end_ns: int) -> list[int]:
-        pairs = zip(self.at_ns, self.latency_ns, strict=True)
-        return [latency for at, latency in pairs if start_ns <= at < end_ns]
+SCENARIOS = (
+    Scenario("aggTrade, 50 symbols", ("aggTrade",), 50, 10_000, repeats=3),
+    Scenario("trade, 50 symbols", ("trade",), 50, 10_000),
+    Scenario("depth@100ms diffs, 20 levels, 50 symbols", ("depth@100ms",), 50, 2_000),
+    Scenario("kline_1m + ticker, 50 symbols", ("kline_1m", "ticker"), 50, 10_000),
+    Scenario("aggTrade, 1,000 symbols", ("aggTrade",), 1000, 10_000),
+)
+QUICK_SCENARIOS = (SCENARIOS[0], SCENARIOS[4])
+SHARD_START = Scenario("8 shards on one process", ("aggTrade", "trade"), 200, 5_000)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each measured run streams, and how many runs (see ``gateway.benchmark.probe``)."""
+
+    warmup_s: float
+    window_s: float
+    quick: bool
 
 
 def _free_port() -> int:
@@ -82,13 +92,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _percentile(sorted_values: list[int], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
-    return sorted_values[index] / 1e6
 
 
 @contextlib.asynccontextmanager
@@ -122,57 +125,146 @@ async def simulator_process(symbols: int, rate: float) -> AsyncIterator[tuple[st
             await process.wait()
 
 
-async def measure_pipeline(
-    scenario: str,
-    *,
-    symbols: int,
-    rate: float,
-    duration_s: float,
-    bootstrap: str,
-    registry_url: str,
-) -> PipelineResult:
-    names = simulated_symbols(symbols)
-    recorder = AckRecorder()
-    async with simulator_process(symbols, rate) as (ws_url, rest_url):
-        settings = GatewaySettings(
-            gateway_id="bench",
-            binance={
-                # One shard, one connection: the single-process path as before sharding (a
-                # small symbol set split over many connections reads less); the sharded
-                # figures are the scale-out ones.
-                "markets": {
-                    "spot": {
-                        "symbols": names,
-                        "stream_url": ws_url,
-                        "rest_url": rest_url,
-                        "shards": 1,
-                    }
-                }
-            },
-            kafka={"bootstrap_servers": bootstrap, "topic_prefix": f"bench{time.time_ns()}"},
-            registry={"url": registry_url},
-            status={"port": 0},
-            log={"json": False},
-        )
-        gateway = Gateway(settings, on_ack=recorder)
-        stop = asyncio.Event()
-        task = asyncio.create_task(gateway.run(stop))
-        await asyncio.sleep(WARMUP_S)
-        start_ns = time.monotonic_ns()
-        await asyncio.sleep(duration_s)
-        end_ns = time.monotonic_ns()
-        stop.set()
-        await task
-    latencies = sorted(recorder.window(start_ns, end_ns))
-    return PipelineResult(
-        scenario=scenario,
-        events_per_s=len(latencies) / ((end_ns - start_ns) / 1e9),
-        p50_ms=_percentile(latencies, 0.50),
-        p99_ms=_percentile(latencies, 0.99),
-        max_ms=latencies[-1] / 1e6 if latencies else float("nan"),
-        events=len(latencies),
-        failed=gateway.sink.stats.failed,
+@contextlib.asynccontextmanager
+async def child(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A ``python -m ...`` child whose first stdout line is read by the caller; ended on exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def feeder(rate: float, streams: int, levels: int = 20) -> AsyncIterator[str]:
+    """``gateway.benchmark.feed`` in its own process: its ``ws://`` URL."""
+    async with child(
+        "gateway.benchmark.feed", "--rate", str(rate), "--streams", str(streams),
+        "--levels", str(levels),
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if not line:
+            raise RuntimeError("the benchmark feeder did not start")
+        yield f"ws://127.0.0.1:{orjson.loads(line)['port']}"
+
+
+async def probe(
+    pipeline: str, feed: str, bootstrap: str, scenario: Scenario, timing: Timing,
+    *, shards: int = 1, gc_tuned: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """One measured run in a fresh process (``gateway.benchmark.probe``): its result."""
+    args = [
+        "gateway.benchmark.probe", pipeline, "--feed", feed, "--bootstrap", bootstrap,
+        "--prefix", f"bench{time.time_ns()}", "--symbols", str(scenario.symbols),
+        "--channels", ",".join(scenario.channels), "--shards", str(shards),
+        "--warmup", str(timing.warmup_s), "--window", str(timing.window_s),
+    ]  # fmt: skip
+    if gc_tuned:
+        args.append("--gc")
+    async with child(*args) as process:
+        out, _ = await process.communicate()
+    lines = out.decode().strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"the {pipeline} run of {scenario.name!r} failed (exit {process.returncode})"
+        )
+    result: dict[str, Any] = orjson.loads(lines[-1])
+    return result
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+async def measure_scenario(
+    scenario: Scenario, bootstrap: str, timing: Timing, *, compare_gc: bool
+) -> dict[str, Any]:
+    """Full speed (median of ``repeats``, the pipelines taking turns) and paced, both pipelines."""
+    streams = scenario.symbols * len(scenario.channels)
+    repeats = 1 if timing.quick else scenario.repeats
+    full: dict[str, list[dict[str, Any]]] = {"gateway": [], "reference": []}
+    if compare_gc:
+        full["gateway, gc untuned"] = []
+    async with feeder(0.0, streams) as feed:
+        for turn in range(repeats):
+            order = list(full) if turn % 2 == 0 else list(reversed(full))
+            for variant in order:
+                pipeline = variant.split(",")[0]
+                gc_tuned = variant == "gateway"  # as `gateway run` tunes it
+                full[variant].append(
+                    await probe(pipeline, feed, bootstrap, scenario, timing, gc_tuned=gc_tuned)
+                )
+    paced: dict[str, dict[str, Any]] = {}
+    async with feeder(scenario.paced_rate, streams) as feed:
+        for pipeline in ("gateway", "reference"):
+            paced[pipeline] = await probe(
+                pipeline, feed, bootstrap, scenario, timing, gc_tuned=pipeline == "gateway"
+            )
+    return summarize(scenario, repeats, full, paced)
+
+
+def summarize(
+    scenario: Scenario,
+    repeats: int,
+    full: dict[str, list[dict[str, Any]]],
+    paced: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """A scenario's figures: medians of the full-speed runs, the gateway / reference ratio of
+    their rates, the paced runs as they are, and every run kept for the record."""
+    summary = {
+        variant: {
+            "events_per_s": _median(runs, "events_per_s"),
+            "cpu_us_per_event": _median(runs, "cpu_us_per_event"),
+            "cores_used": _median(runs, "cores_used"),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        }
+        for variant, runs in full.items()
+    }
+    return {
+        "scenario": scenario.name,
+        "channels": list(scenario.channels),
+        "symbols": scenario.symbols,
+        "repeats": repeats,
+        "full_speed": summary,
+        "ratio": round(
+            summary["gateway"]["events_per_s"] / summary["reference"]["events_per_s"], 3
+        ),
+        "paced_rate": scenario.paced_rate,
+        "paced": paced,
+        "runs": full,
+    }
+
+
+async def measure_shard_start(bootstrap: str, timing: Timing) -> dict[str, Any]:
+    """8 shards on one coordinated process, restarted on topics it filled: start spread."""
+    scenario = SHARD_START
+    async with feeder(scenario.paced_rate, scenario.symbols * len(scenario.channels)) as feed:
+        result = await probe("gateway", feed, bootstrap, scenario, timing, shards=8, gc_tuned=True)
+    starts = sorted(result["shard_start_s"].values())
+    return {
+        "scenario": scenario.name,
+        "symbols": scenario.symbols,
+        "channels": list(scenario.channels),
+        "shards_streaming": len(starts),
+        "first_s": starts[0] if starts else None,
+        "last_s": starts[-1] if starts else None,
+        "spread_s": round(starts[-1] - starts[0], 3) if starts else None,
+        "peak_rss_mib": result["peak_rss_mib"],
+        "events_per_s": result["events_per_s"],
+    }
 
 
 # One official payload per event kind (Binance's documented examples, beside the repository).
@@ -230,91 +322,82 @@ def _machine() -> dict[str, object]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
         "python": platform.python_version(),
         "kafka": kafka_version(),
         **{pkg: version(pkg) for pkg in ("aiokafka", "websockets", "fastavro", "orjson", "uvloop")},
     }
 
 
-async def run_bench(*, duration_s: float, symbols: int, output_dir: Path) -> None:
-    console = Console()
-    with console.status("codec: parse + normalize + encode on one core"):
-        codec = measure_codec()
-    with console.status("fetching and starting Kafka and the schema registry"):
+async def run_bench(
+    *, output_dir: Path, quick: bool = False, extras: bool = False, compare_gc: bool = True
+) -> Path:
+    """Every scenario through a real broker, for the gateway and the reference; saved as JSON."""
+    console = Console(width=max(Console().width, 150))  # the tables are wide; logs too
+    machine = _machine()  # the load average before the benchmark adds its own
+    timing = Timing(warmup_s=2.0, window_s=3.0, quick=True) if quick else Timing(3.0, 8.0, False)
+    codec = [] if quick else measure_codec()
+    with console.status("fetching and starting Kafka"):
         await asyncio.to_thread(fetch_all)
-        kafka, registry = KafkaCluster(1, quick_jit=False), SchemaRegistry()
-        await asyncio.gather(asyncio.to_thread(kafka.start), asyncio.to_thread(registry.start))
+        kafka = KafkaCluster(1, quick_jit=False)
+        await asyncio.to_thread(kafka.start)
+    bootstrap = kafka.bootstrap_servers
     try:
-        pipeline = []
-        for scenario, rate in (("max rate", 0.0), ("steady 2k trades/s", 2000.0 / symbols)):
-            with console.status(f"pipeline: {scenario}, {duration_s:.0f} s"):
-                pipeline.append(
-                    await measure_pipeline(
-                        scenario,
-                        symbols=symbols,
-                        rate=rate,
-                        duration_s=duration_s,
-                        bootstrap=kafka.bootstrap_servers,
-                        registry_url=registry.url,
+        scenarios = []
+        for index, scenario in enumerate(QUICK_SCENARIOS if quick else SCENARIOS):
+            with console.status(f"{scenario.name}: gateway and reference"):
+                scenarios.append(
+                    await measure_scenario(
+                        scenario, bootstrap, timing, compare_gc=compare_gc and index == 0
                     )
                 )
-        with console.status("books: syncing 1,000 order books within the REST weight limit"):
-            books = await measure_book_sync(kafka.bootstrap_servers)
-        with console.status("rotation: make-before-break every second for 10 s"):
-            rotation = await measure_rotation(kafka.bootstrap_servers)
-        async with simulator_process(symbols, 0.0) as (ws_url, rest_url):
-            with console.status("scale-out: 1, 2 and 3 worker processes sharing the shards"):
-                scale = await measure_scale_out(
-                    kafka.bootstrap_servers, ws_url, rest_url, symbols=symbols,
-                    duration_s=duration_s,
-                )  # fmt: skip
-        async with simulator_process(symbols, 2000.0 / symbols) as (ws_url, rest_url):
-            with console.status("failover: kill -9 of one worker of three"):
-                failover = await measure_failover(
-                    kafka.bootstrap_servers, ws_url, rest_url, symbols=symbols
-                )
+        with console.status("8 shards on one process: start-up spread"):
+            shard_start = await measure_shard_start(bootstrap, timing)
+        extra = await _extras(console, bootstrap) if extras else {}
     finally:
-        await asyncio.gather(asyncio.to_thread(kafka.stop), asyncio.to_thread(registry.stop))
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        await asyncio.to_thread(kafka.stop)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "symbols": symbols,
-        "duration_s": duration_s,
-        "peak_rss_mib": round(peak_rss_mib, 1),
-        "pipeline": [asdict(r) for r in pipeline],
+        "command": "make bench" + (" QUICK=1" if quick else ""),
+        "machine": machine,
+        "timing": asdict(timing),
+        "kafka_producer": "acks=all, idempotent, lz4, linger_ms 5 (both pipelines)",
+        "scenarios": scenarios,
+        "shard_start": shard_start,
         "codec": [asdict(r) for r in codec],
+        **extra,
+    }
+    _print(console, report)
+    path = save_report(report, output_dir)
+    console.print(f"saved {path}")
+    return path
+
+
+async def _extras(console: Console, bootstrap: str) -> dict[str, Any]:
+    """Books, rotation, scale-out and fail-over against the simulator (``--extras``)."""
+    symbols = 20
+    with console.status("books: syncing 1,000 order books within the REST weight limit"):
+        books = await measure_book_sync(bootstrap)
+    with console.status("rotation: make-before-break every second for 10 s"):
+        rotation = await measure_rotation(bootstrap)
+    async with simulator_process(symbols, 0.0) as (ws_url, rest_url):
+        with console.status("scale-out: 1, 2 and 3 worker processes sharing the shards"):
+            scale = await measure_scale_out(
+                bootstrap, ws_url, rest_url, symbols=symbols, duration_s=10.0
+            )
+    async with simulator_process(symbols, 2000.0 / symbols) as (ws_url, rest_url):
+        with console.status("failover: kill -9 of one worker of three"):
+            failover = await measure_failover(bootstrap, ws_url, rest_url, symbols=symbols)
+    return {
         "book_sync": asdict(books),
         "rotation": asdict(rotation),
         "scale_out": [asdict(r) for r in scale],
         "failover": asdict(failover),
     }
-    _print(console, report, pipeline, codec)
-    console.print(
-        f"order books: {books.books:,} synced in {books.seconds:.1f} s "
-        f"(REST depth limit {books.depth_limit}, {books.total_weight:,} weight; Binance's "
-        f"6,000/min allows it in {books.weight_limited_minimum_s:.1f} s of waiting at the least)"
-    )
-    console.print(
-        f"rotation: {rotation.rotations} rotations and {rotation.reconnects} reconnects in "
-        f"{rotation.seconds:.0f} s; {rotation.seen_twice_and_filtered} events seen on both "
-        f"connections; in Kafka {rotation.duplicated_in_kafka} duplicated, "
-        f"{rotation.dropped_in_kafka} dropped"
-    )
-    for r in scale:
-        console.print(
-            f"scale-out: {r.workers} worker process(es), {r.shards} shards: "
-            f"{r.events_per_s:,.0f} events/s into Kafka"
-        )
-    console.print(
-        f"failover: kill -9 of one of {failover.workers} workers ({failover.shards_moved} shards); "
-        f"every shard streaming again after {failover.failover_s:.1f} s "
-        f"(session timeout {failover.session_timeout_s:.0f} s)"
-    )
-    console.print(f"saved {save_report(report, output_dir)}")
 
 
-def save_report(report: dict[str, object], output_dir: Path) -> Path:
+def save_report(report: dict[str, Any], output_dir: Path) -> Path:
     """``bench/results/bench-<when>.json``: the figures with the machine and versions."""
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"bench-{report['when']}.json".replace(":", "")
@@ -322,25 +405,64 @@ def save_report(report: dict[str, object], output_dir: Path) -> Path:
     return path
 
 
-def _print(
-    console: Console,
-    report: dict[str, object],
-    pipeline: list[PipelineResult],
-    codec: list[CodecResult],
-) -> None:
-    table = Table(title="Simulator -> gateway -> Kafka (acks=all), frame received to ack")
-    for column in ("scenario", "events/s", "p50 ms", "p99 ms", "max ms", "events", "failed"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-    for r in pipeline:
-        table.add_row(r.scenario, f"{r.events_per_s:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
-                      f"{r.max_ms:.2f}", f"{r.events:,}", str(r.failed))  # fmt: skip
+def _print(console: Console, report: dict[str, Any]) -> None:
+    table = Table(title="Feeder -> pipeline -> Kafka (acks=all, lz4, idempotent), same run")
+    for column in ("scenario", "pipeline", "events/s", "CPU µs/event", "cores", "peak RSS MiB",
+                   "paced rate", "p50 ms", "p99 ms", "CPU µs/event paced"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("scenario", "pipeline") else "right")
+    for s in report["scenarios"]:
+        for variant, full in s["full_speed"].items():
+            paced = s["paced"].get(variant)
+            table.add_row(
+                s["scenario"], variant, f"{full['events_per_s']:,.0f}",
+                f"{full['cpu_us_per_event']:.1f}", f"{full['cores_used']:.2f}",
+                f"{full['peak_rss_mib']:.0f}",
+                f"{s['paced_rate']:,.0f}" if paced else "",
+                f"{paced['p50_ms']:.0f}" if paced else "", f"{paced['p99_ms']:.0f}" if paced else "",
+                f"{paced['cpu_us_per_event']:.1f}" if paced else "",
+            )  # fmt: skip
+        table.add_row(s["scenario"], "gateway / reference", f"{s['ratio']:.2f}", "", "", "", "",
+                      "", "", "", end_section=True)  # fmt: skip
     console.print(table)
-    codec_table = Table(title="Codec alone, one core: parse + normalize + Avro encode")
-    codec_table.add_column("event kind")
-    codec_table.add_column("events/s", justify="right")
-    for c in codec:
-        codec_table.add_row(c.event_kind, f"{c.events_per_s:,.0f}")
-    console.print(codec_table)
     console.print(
-        f"peak RSS of the gateway process: {report['peak_rss_mib']} MiB; machine: {report['machine']}"
+        "cores: CPU seconds per second the process got at full speed; below 1, the machine's "
+        "other load took the rest, so compare CPU µs/event and the ratio, not events/s alone."
+    )
+    start = report["shard_start"]
+    console.print(
+        f"{start['scenario']}: {start['shards_streaming']} of 8 shards streaming "
+        f"{start['first_s']} s to {start['last_s']} s after the restart (spread "
+        f"{start['spread_s']} s); peak RSS {start['peak_rss_mib']} MiB"
+    )
+    if report["codec"]:
+        codec_table = Table(title="Codec alone, one core: parse + normalize + Avro encode")
+        codec_table.add_column("event kind")
+        codec_table.add_column("events/s", justify="right")
+        for c in report["codec"]:
+            codec_table.add_row(c["event_kind"], f"{c['events_per_s']:,.0f}")
+        console.print(codec_table)
+    if "book_sync" in report:
+        _print_extras(console, report)
+    console.print(f"machine: {report['machine']}")
+
+
+def _print_extras(console: Console, report: dict[str, Any]) -> None:
+    books, rotation, failover = report["book_sync"], report["rotation"], report["failover"]
+    console.print(
+        f"order books: {books['books']:,} synced in {books['seconds']:.1f} s (REST depth limit "
+        f"{books['depth_limit']}, {books['total_weight']:,} weight)"
+    )
+    console.print(
+        f"rotation: {rotation['rotations']} rotations in {rotation['seconds']:.0f} s; in Kafka "
+        f"{rotation['duplicated_in_kafka']} duplicated, {rotation['dropped_in_kafka']} dropped"
+    )
+    for r in report["scale_out"]:
+        console.print(
+            f"scale-out: {r['workers']} worker process(es), {r['shards']} shards: "
+            f"{r['events_per_s']:,.0f} events/s into Kafka"
+        )
+    console.print(
+        f"failover: kill -9 of one of {failover['workers']} workers; every shard streaming "
+        f"again after {failover['failover_s']:.1f} s (session timeout "
+        f"{failover['session_timeout_s']:.0f} s)"
     )

@@ -268,16 +268,18 @@ def simulate(
 
 @app.command()
 def bench(
-    duration: Annotated[float, typer.Option(help="Seconds of measured streaming.")] = 20.0,
-    symbols: Annotated[int, typer.Option(help="Simulated spot symbols.")] = 20,
+    quick: Annotated[bool, typer.Option(help="CI-sized: two scenarios, short windows.")] = False,
+    extras: Annotated[
+        bool, typer.Option(help="Also books, rotation, scale-out and fail-over (simulator).")
+    ] = False,
     output: Annotated[Path, typer.Option(help="Where results are saved.")] = Path("bench/results"),
 ) -> None:
-    """Drive the simulator at full speed through the gateway into a real broker; print a table."""
+    """The gateway and a minimal reference pipeline, same frames, one real broker; saved."""
     from gateway.bench import run_bench
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
-        run_async(run_bench(duration_s=duration, symbols=symbols, output_dir=output))
+        run_async(run_bench(output_dir=output, quick=quick, extras=extras))
 
 
 SchemaAction = Annotated[str, typer.Argument(help="list | validate | register | check | release")]

@@ -5,7 +5,9 @@ worker *should* stream; :class:`Ownership` makes it so, one shard at a time:
 
 * **taking a shard**: retire the claims of workers no longer in the group (they crashed), queue
   this worker's claim on the shard's control partition, wait until it is the oldest standing
-  claim (the previous owner has stopped and flushed), resume from what Kafka holds, then stream;
+  claim (the previous owner has stopped and flushed), resume from what Kafka holds, then stream.
+  Shards taken in one go do all of it concurrently and open together (waiting at most
+  ``open_together_s`` for a slow hand-over), so their resume is one read of Kafka for all;
 * **giving a shard up**: stop its connections, wait until Kafka acknowledged everything read,
   forget its per-symbol state, then withdraw the claim, which lets the next owner start.
 
@@ -17,6 +19,7 @@ backfilled from REST by the trade continuity.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -47,6 +50,30 @@ CloseUnit = Callable[[str], None]
 """Forget a shard's per-symbol state after it stopped."""
 
 
+class _Round:
+    """Shards taken in one go: each opens once all are held, or after ``wait_s`` at the most.
+
+    Opening together lets their resume reads coincide (``LastIdReader`` serves calls made
+    together with one scan); the bound keeps a shard whose previous owner is slow to let go from
+    holding the others back.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+        self._all_held = asyncio.Event()
+
+    def arrived(self) -> None:
+        """One shard is held (or gave up trying: it is not waited for)."""
+        self._left -= 1
+        if self._left <= 0:
+            self._all_held.set()
+
+    async def together(self, wait_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await self._all_held.wait()
+
+
 class Ownership:
     """Starts and stops this worker's shards as the wanted set changes."""
 
@@ -60,6 +87,7 @@ class Ownership:
         control: ControlLog | None = None,
         live_workers: Callable[[], frozenset[str]] = frozenset,
         warn_after_s: float = 30.0,
+        open_together_s: float = 2.0,
     ) -> None:
         self._layout = layout
         self._open = open_unit
@@ -68,6 +96,7 @@ class Ownership:
         self._control = control
         self._live_workers = live_workers
         self._warn_after_s = warn_after_s
+        self._open_together_s = open_together_s
         self._wanted: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -125,14 +154,20 @@ class Ownership:
 
     async def _reconcile(self) -> None:
         await self._give_up([s for s in self._tasks if s not in self._wanted])
-        for shard in sorted(self._wanted - self._tasks.keys()):
-            self._tasks[shard] = asyncio.create_task(self._own(shard), name=f"shard-{shard}")
+        new = sorted(self._wanted - self._tasks.keys())
+        taken = _Round(len(new))
+        for shard in new:
+            self._tasks[shard] = asyncio.create_task(self._own(shard, taken), name=f"shard-{shard}")
         if not self._wanted - self.units.keys():
             self.settled.set()
 
-    async def _own(self, shard: str) -> None:
-        if self._control is not None:
-            await self._take_over(self._control, shard)
+    async def _own(self, shard: str, taken: _Round) -> None:
+        try:
+            if self._control is not None:
+                await self._take_over(self._control, shard)
+        finally:
+            taken.arrived()
+        await taken.together(self._open_together_s)
         unit = await self._open(shard)
         self.units[shard] = unit
         logger.info("streaming shard %s", shard, extra={"event_data": {"shard": shard}})

@@ -11,7 +11,7 @@ import logging
 
 from gateway.adapters import binance_rest
 from gateway.errors import RestRequestError, UpstreamError
-from gateway.runtime import install_stop_signals
+from gateway.runtime import install_stop_signals, tune_gc
 from gateway.settings import GatewaySettings
 from gateway.worker import Gateway
 
@@ -59,4 +59,10 @@ async def run_gateway(settings: GatewaySettings, *, local_stack: bool = False) -
         ", ".join(m.value for m in settings.binance.markets),
         settings.kafka.bootstrap_servers,
     )
-    await gateway.run(stop)
+    running = asyncio.create_task(gateway.run(stop))
+    started = asyncio.create_task(gateway.started.wait())
+    await asyncio.wait([running, started], return_when=asyncio.FIRST_COMPLETED)
+    started.cancel()
+    if gateway.started.is_set():
+        tune_gc()  # start-up's objects are built: see gateway.runtime.tune_gc (measured by bench)
+    await running

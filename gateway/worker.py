@@ -117,6 +117,8 @@ class Gateway:
         self.plan = build_plan(settings.binance)
         self._not_trading_reported: set[tuple[Market, str]] = set()
         self.ownership: Ownership | None = None
+        self.tail: LastIdReader | None = None
+        """Kafka's last trade ids, read when shards start (one scan serves shards started together)."""
         self.group: ShardGroup | None = None
         self.liveness: LivenessMonitor | None = None
         self.draining = False
@@ -207,7 +209,7 @@ class Gateway:
     ) -> None:
         settings = self.settings
         keepers = await self._market_keepers(builder, resources)
-        tail = await resources.enter_async_context(
+        tail = self.tail = await resources.enter_async_context(
             LastIdReader(settings.kafka, self.namer, ValueDecoder(self.catalog, registry))
         )
         self.plan = build_plan(settings.binance, await self._listings())

@@ -23,6 +23,7 @@ live in their own topic and are never a resume point: within a run, a trade foll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,13 @@ class PartitionScan:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    market: Market
+    symbols: frozenset[str]
+    answer: asyncio.Future[dict[tuple[str, str], int]]
+
+
 class LastIdReader:
     """Finds the last trade and aggregate-trade id per symbol in a market's topics.
 
@@ -154,9 +162,12 @@ class LastIdReader:
             request_timeout_ms=settings.request_timeout_ms,
             **options,
         )
-        self._one_scan_at_a_time = asyncio.Lock()
+        self._waiting: list[_Request] = []
+        self._scanner: asyncio.Task[None] | None = None
         self.last_scans: dict[TopicPartition, PartitionScan] = {}
         """The scans of the latest call, for logs and tests."""
+        self.scans = 0
+        """Scans made so far (one per market per batch of requests), for tests and the bench."""
 
     async def __aenter__(self) -> Self:
         with map_kafka_errors("starting the tail reader", self._settings.bootstrap_servers):
@@ -177,6 +188,10 @@ class LastIdReader:
         await self._close()
 
     async def _close(self) -> None:
+        if self._scanner is not None:
+            self._scanner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scanner
         try:
             await self._consumer.stop()
         finally:
@@ -189,9 +204,36 @@ class LastIdReader:
 
         Keys not found are absent (see the module docstring); KafkaDeliveryError if Kafka cannot
         be read within ``timeout_s``.
+
+        Calls made while a scan runs (a worker taking several shards at once) wait for it and
+        are then served together by one scan per market, so each partition is read once for all
+        of them rather than once per shard, and no shard waits behind the others' scans.
         """
-        async with self._one_scan_at_a_time:  # one consumer: a scan re-assigns its partitions
-            return await self._last_ids(market, symbols)
+        request = _Request(market, frozenset(symbols), asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        if self._scanner is None or self._scanner.done():
+            self._scanner = asyncio.create_task(self._serve(), name="last-id-reader")
+        return await asyncio.shield(request.answer)
+
+    async def _serve(self) -> None:
+        """Serve the waiting requests in batches until none is left; one consumer, one scan
+        at a time (a scan re-assigns the consumer's partitions)."""
+        await asyncio.sleep(0)  # callers woken in the same turn join this batch
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            for market in dict.fromkeys(r.market for r in batch):
+                requests = [r for r in batch if r.market is market]
+                symbols = frozenset().union(*(r.symbols for r in requests))
+                try:
+                    found = await self._last_ids(market, symbols)
+                except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
+                    for r in requests:
+                        if not r.answer.done():
+                            r.answer.set_exception(exc)
+                    continue
+                for r in requests:
+                    if not r.answer.done():
+                        r.answer.set_result({k: v for k, v in found.items() if k[0] in r.symbols})
 
     async def _last_ids(
         self, market: Market, symbols: Collection[str]
@@ -208,6 +250,7 @@ class LastIdReader:
                 f"took over {self._timeout_s:.0f}s"
             ) from exc
         self.last_scans = scans
+        self.scans += 1
         raw = {
             (key.decode(), tp.topic.rsplit(".", 1)[-1]): value
             for tp, scan in scans.items()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
 from gateway.adapters.decoder import ValueDecoder
-from gateway.adapters.kafka_tail import ID_FIELDS, PartitionScan, decode_ids, partition_for
+from gateway.adapters.kafka_tail import (
+    ID_FIELDS,
+    LastIdReader,
+    PartitionScan,
+    decode_ids,
+    partition_for,
+)
 from gateway.binance.events.trades import AggTrade, Trade
+from gateway.binance.markets import Market
 from gateway.errors import SerializationError
 from gateway.records.avro import (
     ConfluentFraming,
@@ -19,6 +27,7 @@ from gateway.records.avro import (
 )
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.settings import KafkaSettings
 
 CATALOG = SchemaCatalog.load()
 
@@ -178,3 +187,47 @@ async def test_a_last_value_this_process_cannot_read_leaves_its_symbol_out(caplo
     )
     assert ids == {("BTCUSDT", Trade.KIND): 42}
     assert "ETHUSDT trade: its last record in Kafka cannot be read" in caplog.text
+
+
+class CountingReader(LastIdReader):
+    """A reader whose scan is faked: it answers every symbol with id 7 and records each scan."""
+
+    def __init__(self) -> None:
+        super().__init__(KafkaSettings(), TopicNamer("t"), ValueDecoder(CATALOG))
+        self.scanned: list[frozenset[str]] = []
+        self.release = asyncio.Event()
+
+    async def _last_ids(self, market, symbols):  # type: ignore[no-untyped-def]
+        self.scanned.append(frozenset(symbols))
+        await self.release.wait()
+        return {(s, kind): 7 for s in symbols for kind in ID_FIELDS}
+
+    async def close(self) -> None:
+        await self._consumer.stop()  # never started: only releases the client
+
+
+async def test_calls_made_together_are_served_by_one_scan():
+    reader = CountingReader()
+    reader.release.set()
+    answers = await asyncio.gather(
+        reader.last_ids(Market.SPOT, ["A", "B"]),
+        reader.last_ids(Market.SPOT, ["C"]),
+        reader.last_ids(Market.SPOT, ["D"]),
+    )
+    await reader.close()
+    assert reader.scanned == [frozenset("ABCD")]
+    assert [sorted({s for s, _ in answer}) for answer in answers] == [["A", "B"], ["C"], ["D"]]
+
+
+async def test_calls_made_during_a_scan_share_the_next_one():
+    reader = CountingReader()
+    first = asyncio.create_task(reader.last_ids(Market.SPOT, ["A"]))
+    while not reader.scanned:  # noqa: ASYNC110 - a few turns of the loop, plain state
+        await asyncio.sleep(0)
+    later = [asyncio.create_task(reader.last_ids(Market.SPOT, [s])) for s in "BCD"]
+    await asyncio.sleep(0)
+    reader.release.set()
+    await asyncio.gather(first, *later)
+    await reader.close()
+    assert reader.scanned == [frozenset("A"), frozenset("BCD")]
+    assert later[2].result() == {("D", kind): 7 for kind in ID_FIELDS}

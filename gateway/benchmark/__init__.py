@@ -1,0 +1,1 @@
+"""``gateway bench``: the feeder, the reference pipeline and the per-run probe."""
