@@ -1,7 +1,8 @@
 """The path of one frame: parse (pure) → build records (pure) → Kafka sink, or dead letter.
 
 Nothing is dropped silently: a frame that cannot be parsed, or an event its schema rejects, goes to
-the dead-letter topic with the raw bytes and the reason, is counted, and logged once as a warning.
+the dead-letter topic with the raw bytes and the reason, is counted, and logged once as a warning
+(the bookkeeping is :class:`gateway.publishing.PublishStep`, shared with the account streams).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from gateway.binance.messages import (
 )
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
-from gateway.errors import MessageParseError, SerializationError, ServerShutdownNotice
+from gateway.errors import MessageParseError, ServerShutdownNotice
 from gateway.metrics import Metrics
+from gateway.publishing import PublishStep
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
 
@@ -44,20 +46,19 @@ class FramePipeline:
         self._parser = parser
         self._continuity = continuity
         self._books = books
-        self._builder = builder
         self._sink = sink
         self._metrics = metrics
         self._connection = connection
         self._market = parser.market.value
         self._frames = metrics.frames.labels(self._market)
-        self._fields_reported: set[tuple[str, str]] = set()
+        self._step = PublishStep(builder, sink, metrics, market=self._market, where=connection)
 
     async def __call__(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
         self._frames.inc()
         try:
             events = self._parser.parse(raw, received_at_us)
         except MessageParseError as exc:
-            await self._dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
+            await self._step.dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
         for event in events:
             if isinstance(event, ControlReply):
@@ -68,13 +69,9 @@ class FramePipeline:
                 await self._publish(event, raw, received_ns)
 
     async def _publish(self, event: RecordEvent, raw: bytes, received_ns: int) -> None:
-        try:
-            record = self._builder.build(event)
-        except SerializationError as exc:
-            await self._dead_letter(raw, event.received_at_us, "encode", str(exc), None)
+        record = await self._step.record(event, raw)
+        if record is None:
             return
-        for name in event.extra:
-            self._report_unknown_field(event.KIND, name)
         self._metrics.events.labels(self._market, event.KIND).inc()
         if self._continuity is not None and isinstance(event, Trade | AggTrade):
             # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
@@ -83,39 +80,6 @@ class FramePipeline:
         await self._sink.send(record, received_ns)
         if self._books is not None and isinstance(event, DepthUpdate):
             await self._books.receive(event)
-
-    async def _dead_letter(
-        self, raw: bytes, received_at_us: int, stage: str, error: str, stream: str | None
-    ) -> None:
-        logger.warning(
-            "dead-lettered a frame on %s at %s: %.500s",
-            self._connection,
-            stage,
-            error,
-            extra={"event_data": {"connection": self._connection, "stage": stage}},
-        )
-        self._metrics.dead_letters.labels(self._market, stage).inc()
-        record = self._builder.dead_letter(
-            market=self._market,
-            stream=stream,
-            stage=stage,
-            error=error,
-            raw=raw,
-            received_at_us=received_at_us,
-        )
-        await self._sink.send(record)
-
-    def _report_unknown_field(self, kind: str, name: str) -> None:
-        self._metrics.unknown_fields.labels(self._market, kind, name).inc()
-        if (kind, name) not in self._fields_reported:
-            # Once per field and connection: enough to prompt a schema change, not a log flood.
-            self._fields_reported.add((kind, name))
-            logger.warning(
-                "Binance sent field %r in %s %s events; kept in 'extra' until a schema names it",
-                name,
-                self._market,
-                kind,
-            )
 
     def _on_control_reply(self, reply: ControlReply) -> None:
         if reply.error_code is not None:
