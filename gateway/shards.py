@@ -26,8 +26,7 @@ from gateway.binance.streams import chunk, combined_path
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import Shard, streams_by_route
-from gateway.coordination.supervision import RestartPolicy
-from gateway.errors import KafkaDeliveryError
+from gateway.coordination.supervision import RestartPolicy, restarts
 from gateway.metrics import Metrics
 from gateway.pipeline import FramePipeline
 from gateway.records.builder import RecordBuilder
@@ -35,9 +34,6 @@ from gateway.records.topics import RecordSink
 from gateway.settings import BinanceSettings, CoordinationSettings
 
 logger = logging.getLogger(__name__)
-
-FATAL = (KafkaDeliveryError,)
-"""Errors no restart can mend: what was read is not in Kafka, so the worker must stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +195,11 @@ class ShardRunner:
                 await client.run()
             except asyncio.CancelledError:
                 raise
-            except FATAL as exc:
-                if not self._fatal.done():
-                    self._fatal.set_exception(exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - supervised: anything else is restarted
+            except Exception as exc:  # noqa: BLE001 - classified: restarts() or the worker stops
+                if not restarts(exc):  # a loss or a bug: the worker stops (gateway/errors.py)
+                    if not self._fatal.done():
+                        self._fatal.set_exception(exc)
+                    return
                 now = time.monotonic()
                 if now - started > self._context.coordination.shard_failure_window_s:
                     policy.ran(now)  # it had been fine for a whole window
