@@ -6,23 +6,43 @@
     ├── ConfigError(GatewayError, ValueError)   bad settings: exit code 2 at start-up
     ├── ProtocolError                       Binance sent something we cannot use
     │   ├── MessageParseError               a frame that is not a known, well-formed event
-    │   ├── RestAnswerError                 a REST answer that is not what was asked for
-    │   └── BookSyncError                   an order book that cannot be synchronised
+    │   └── RestAnswerError                 a REST answer that is not what was asked for
     ├── UpstreamError                       retriable = True: Binance unreachable or failing
     │   ├── StreamDisconnectedError
     │   │   └── ServerShutdownNotice        Binance will close it: hand over to a new connection
-    │   └── RestRequestError
+    │   └── RestRequestError                ``status``: the HTTP status, if Binance answered
+    │       └── AccountRequestError         (gateway.accounts.rest) ``code``: Binance's error code
+    │           └── AccountAuthError        (gateway.accounts.rest) the key was refused
     ├── SinkError                           the Kafka side
     │   ├── SerializationError              an event the Avro schema rejects: a bug or schema drift
     │   ├── RegistryError                   the schema registry refused or is unreachable
     │   │   └── RegistryNotFoundError       it answered 404: no such subject, schema or version
-    │   ├── KafkaDeliveryError              retriable = True
+    │   ├── KafkaDeliveryError              Kafka did not take records the gateway had read
     │   └── TopicNotFoundError              a topic asked for by name does not exist (exit 3)
+    ├── ControlError                        a control-topic record this gateway cannot read
     ├── InfraError                          the local Kafka / registry launcher failed
     └── InvalidStateError(GatewayError, AssertionError)   a state machine misused: a bug
 
 Third-party exceptions are translated into these only in ``gateway.adapters`` (``raise ... from``),
 so the rest of the code sees one tree. Errors carry their context as attributes, not only text.
+Not an error and outside the tree: ``gateway.accounts.connection.ReconnectNow``, the signal of a
+planned account reconnect (rotation, a replaced listen key), caught by the account stream.
+
+``retriable`` says whether waiting and trying again can mend it
+(:func:`gateway.binance.policy.is_retriable`: also ``OSError``, ``TimeoutError``, ``EOFError``).
+``KafkaDeliveryError`` is not: the sink already retries while Kafka is unreachable, so when it
+raises, records read from Binance are lost to Kafka and the worker must stop.
+
+What the supervisor restarts, and what it lets crash (docs/errors.md;
+:func:`gateway.coordination.supervision.restarts`):
+
+* **Restarted**, with backoff and a *failing* report when it keeps happening: the outside world
+  failing, that is whatever is retriable (the network, Binance unreachable or refusing) and
+  ``ProtocolError`` (Binance sent something we cannot use: bad input never crashes the worker).
+* **Crashes the worker** (exit code 1; Kubernetes restarts the pod and the group hands its shards
+  to another worker): everything else. ``SinkError`` (records lost to Kafka, schema drift),
+  ``ConfigError``, ``ControlError``, ``InvalidStateError`` and any exception outside this tree
+  are a loss or a bug, and restarting a connection would hide them ("let a bug crash").
 """
 
 from __future__ import annotations
@@ -66,10 +86,6 @@ class RestAnswerError(ProtocolError):
     rows that do not parse. Retried like an unreachable Binance, within a bounded time."""
 
 
-class BookSyncError(ProtocolError):
-    """An order book could not be synchronised."""
-
-
 class UpstreamError(GatewayError):
     """Binance is unreachable or failing; worth retrying with backoff."""
 
@@ -109,9 +125,11 @@ class RegistryNotFoundError(RegistryError):
 
 
 class KafkaDeliveryError(SinkError):
-    """Kafka did not acknowledge a record."""
+    """Kafka did not take records the gateway had read (after the sink's own retries): fatal."""
 
-    retriable: ClassVar[bool] = True
+
+class ControlError(GatewayError):
+    """A control-topic record this gateway cannot read."""
 
 
 class TopicNotFoundError(SinkError):

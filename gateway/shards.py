@@ -27,8 +27,7 @@ from gateway.binance.streams import chunk, combined_path
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import Shard, streams_by_route
-from gateway.coordination.supervision import RestartPolicy
-from gateway.errors import KafkaDeliveryError
+from gateway.coordination.supervision import RestartPolicy, restarts
 from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
 from gateway.pipeline import FrameLimits, FramePipeline
@@ -42,9 +41,6 @@ PROBE_AFTER_S = 5.0
 """After a connection opens, symbols whose trade streams said nothing for this long are probed
 over REST: a quiet symbol's hole is otherwise found only at its next trade."""
 _TRADE_CHANNELS = ("trade", "aggTrade")
-
-FATAL = (KafkaDeliveryError,)
-"""Errors no restart can mend: what was read is not in Kafka, so the worker must stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +274,11 @@ class ShardRunner:
                 await client.run()
             except asyncio.CancelledError:
                 raise
-            except FATAL as exc:
-                if not self._fatal.done():
-                    self._fatal.set_exception(exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - supervised: anything else is restarted
+            except Exception as exc:  # noqa: BLE001 - classified: restarts() or the worker stops
+                if not restarts(exc):  # a loss or a bug: the worker stops (gateway/errors.py)
+                    if not self._fatal.done():
+                        self._fatal.set_exception(exc)
+                    return
                 now = time.monotonic()
                 if now - started > self._context.coordination.shard_failure_window_s:
                     policy.ran(now)  # it had been fine for a whole window

@@ -152,7 +152,7 @@ class FuturesSession:
             except MessageParseError as error:
                 await self._output.dead_letter(error, raw, received_at_us)
                 continue
-            async for event in self._output.published(events):
+            async for event in self._output.published(events, raw):
                 if isinstance(event, ListenKeyExpired):
                     self._cycle.receive_expired_event(event.listen_key, self._clock())
                     if self._cycle.state is not KeyState.ACTIVE:

@@ -3,8 +3,11 @@
 Shared by the spot and futures sessions so both publish, reconcile and report alike:
 
 * every user-data event becomes a record in the account's topic (:mod:`gateway.accounts.topics`);
-* a frame that does not parse becomes a dead letter *in the account's topic* too: the shared
-  dead-letter topic is readable by every team, and an account's raw frames are not theirs to read;
+* a frame that does not parse, or whose event its schema rejects, becomes a dead letter *in the
+  account's topic* too: the shared dead-letter topic is readable by every team, and an account's
+  raw frames are not theirs to read; records are built on that topic, and unknown fields and dead
+  letters are counted and logged by the publish step the market path uses
+  (:class:`gateway.publishing.PublishStep`);
 * after each (re)connect, :meth:`AccountOutput.reconcile` reads the account over REST and
   publishes the ``account_snapshot`` record (:mod:`gateway.binance.reconcile`);
 * ``account_stream_up`` / ``account_last_event`` say whether the stream is live and when it last
@@ -13,7 +16,6 @@ Shared by the spot and futures sessions so both publish, reconcile and report al
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -29,6 +31,7 @@ from gateway.binance.messages import Event, RecordEvent
 from gateway.binance.reconcile import build_snapshot, reconciliation_calls
 from gateway.errors import MessageParseError
 from gateway.metrics import Metrics
+from gateway.publishing import PublishStep
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink, TopicNamer
 
@@ -49,8 +52,12 @@ class AccountOutput:
         self.alias = account.alias
         self.market = account.market
         self.topic = account_topic(namer, account)
+        self._key = self.alias.encode()
         self._builder = builder
         self._sink = sink
+        self._step = PublishStep(
+            builder, sink, metrics, market=account.market.value, where=f"account {self.alias}"
+        )
         labels = (account.alias, account.market.value)
         self._up = metrics.account_stream_up.labels(*labels)
         self._last_event = metrics.account_last_event.labels(*labels)
@@ -64,16 +71,20 @@ class AccountOutput:
         self.snapshots = 0
         self.reconnects = 0
 
-    async def publish(self, event: RecordEvent) -> None:
-        """One user-data event into the account's topic."""
-        record = self._builder.build(event)
-        record = dataclasses.replace(record, topic=self.topic, key=record_key(event, self.alias))
+    async def publish(self, event: RecordEvent, raw: bytes) -> None:
+        """One user-data event of the frame ``raw`` into the account's topic (the frame is
+        dead-lettered there if the event's schema rejects it)."""
+        record = await self._step.record(
+            event, raw, topic=self.topic, key=record_key(event, self.alias)
+        )
+        if record is None:
+            return
         await self._sink.send(record)
         self.events += 1
         self.last_event_monotonic = time.monotonic()
         self._last_event.set(time.time())
 
-    async def published(self, events: Iterable[Event]) -> AsyncIterator[RecordEvent]:
+    async def published(self, events: Iterable[Event], raw: bytes) -> AsyncIterator[RecordEvent]:
         """Publish a frame's events one at a time, yielding each once it is published, so the
         session reacts to it (listen key expired, stream terminated) in order. A shutdown
         notice is a planned reconnect; control replies are not records."""
@@ -82,24 +93,13 @@ class AccountOutput:
                 raise ReconnectNow(SnapshotReason.ROTATION, "Binance announced a shutdown")
             if isinstance(event, ControlReply):
                 continue
-            await self.publish(event)
+            await self.publish(event, raw)
             yield event
 
     async def dead_letter(self, error: MessageParseError, raw: bytes, received_at_us: int) -> None:
         """A frame that did not parse: kept, raw, in the account's own topic."""
-        logger.warning(
-            "%s: unparseable user-data frame dead-lettered: %s", self.alias, error.reason
-        )
-        record = self._builder.dead_letter(
-            market=self.market.value,
-            stream=None,
-            stage="parse",
-            error=error.reason,
-            raw=raw,
-            received_at_us=received_at_us,
-        )
-        await self._sink.send(
-            dataclasses.replace(record, topic=self.topic, key=self.alias.encode())
+        await self._step.dead_letter(
+            raw, received_at_us, "parse", error.reason, None, topic=self.topic, key=self._key
         )
 
     async def reconcile(self, rest: SignedRestClient, reason: str) -> None:
@@ -113,10 +113,7 @@ class AccountOutput:
         snapshot = build_snapshot(
             self.market, self.alias, reason, answers, taken_at_us=now_us, received_at_us=now_us
         )
-        record = self._builder.build(snapshot)
-        await self._sink.send(
-            dataclasses.replace(record, topic=self.topic, key=self.alias.encode())
-        )
+        await self._sink.send(self._builder.build(snapshot, topic=self.topic, key=self._key))
         self.snapshots += 1
         self._reconciliations.inc()
         logger.info(

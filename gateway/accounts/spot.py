@@ -101,7 +101,7 @@ class SpotSession:
             except MessageParseError as error:
                 await self._output.dead_letter(error, raw, received_at_us)
                 continue
-            async for event in self._output.published(events):
+            async for event in self._output.published(events, raw):
                 if isinstance(event, EventStreamTerminated):
                     ended = session.receive_terminated(event.subscription_id)
                     if ended:

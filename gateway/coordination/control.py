@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from gateway.errors import GatewayError
-
-
-class ControlError(GatewayError):
-    """A control-topic record this gateway cannot read."""
+from gateway.errors import ControlError as ControlError  # re-exported: defined in the tree
 
 
 def claim_key(shard: str, worker: str) -> bytes:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from gateway.binance.channels import Instrument, Route, Subject, route_of, spec_of, stream_for
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import SPOT_LIMITS, Market
+from gateway.binance.settings import BinanceSettings, MarketSettings, SymbolSelection
 from gateway.binance.streams import chunk
-from gateway.settings import BinanceSettings, MarketSettings, SymbolSelection
 
 MARKET_ORDER = (Market.SPOT, Market.USDM, Market.COINM)
 """The fixed order of markets in the layout: never the order of a settings dict."""

@@ -1,8 +1,9 @@
 """When to restart a shard's failing connection, and when to say it keeps failing, pure.
 
 A connection restarts itself on ordinary network trouble (see the WebSocket client). What
-reaches the supervisor is what the client could not absorb: Binance refusing the URL, a bug, an
-error nobody expected. Restarting at once would hammer Binance (and spend the per-IP connection
+reaches the supervisor is what the client could not absorb. :func:`restarts` says which of
+those are restarted (the outside world failing) and which stop the worker (a loss or a bug:
+"let a bug crash", docs/errors.md). Restarting at once would hammer Binance (and spend the per-IP connection
 budget), so restarts back off; and a shard that failed ``max_failures`` times within
 ``window_s`` is *failing*: reported (metric, log, readiness) and retried only every
 ``failing_retry_s`` until it stays up for a full window.
@@ -13,7 +14,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from gateway.binance.policy import backoff
+from gateway.binance.policy import backoff, is_retriable
+from gateway.errors import ProtocolError
+
+
+def restarts(exc: BaseException) -> bool:
+    """Whether the supervisor restarts a connection that failed with ``exc``.
+
+    Yes for the outside world failing: whatever is retriable (the network, Binance unreachable
+    or refusing) and ``ProtocolError`` (Binance sent what we cannot use; bad input never crashes
+    the worker). No for everything else: records lost to Kafka, a misconfiguration, a misused
+    state machine, an exception outside the error tree. Those are a loss or a bug, and a restart
+    would hide them; the worker stops and its shards move to another (gateway/errors.py).
+    """
+    return is_retriable(exc) or isinstance(exc, ProtocolError)
 
 
 class RestartPolicy:

@@ -125,10 +125,14 @@ class RecordBuilder:
         self._gateway_header = (topics.HEADER_GATEWAY_ID, gateway_id.encode())
         self._routes: dict[tuple[type, str], _Route] = {}
 
-    def build(self, event: RecordEvent) -> ProducerRecord:
+    def build(
+        self, event: RecordEvent, *, topic: str | None = None, key: bytes | None = None
+    ) -> ProducerRecord:
         """The record for one event; SerializationError if its schema rejects it.
 
-        The compiled writer reads the event's attributes directly (no intermediate dict), and
+        ``topic`` and ``key`` address it where its kind's topic and the event's partition key do
+        not (an account's records all go to the account's topic), so a record is born on its
+        topic rather than re-addressed afterwards. The compiled writer reads the event's attributes directly (no intermediate dict), and
         the schema, topic and constant headers are looked up once per event class and group.
         """
         route = self._routes.get((type(event), event.schema_group))
@@ -144,8 +148,8 @@ class RecordBuilder:
                 f"{route.schema.full_name}: {type(exc).__name__}: {exc}"
             ) from exc
         return ProducerRecord(
-            topic=route.topic,
-            key=event.partition_key.encode(),
+            topic=route.topic if topic is None else topic,
+            key=event.partition_key.encode() if key is None else key,
             value=bytes(out),
             headers=[
                 route.kind_header,
@@ -179,8 +183,14 @@ class RecordBuilder:
         error: str,
         raw: bytes,
         received_at_us: int,
+        topic: str | None = None,
+        key: bytes | None = None,
     ) -> ProducerRecord:
-        """A dead-letter record keeping the raw frame and why it failed."""
+        """A dead-letter record keeping the raw frame and why it failed.
+
+        In the shared dead-letter topic, keyed by stream, unless ``topic`` and ``key`` say
+        otherwise (an account's raw frames stay in the account's own topic).
+        """
         datum = {
             "market": market,
             "stream": stream,
@@ -193,9 +203,11 @@ class RecordBuilder:
             "gateway_id": self._gateway_id,
         }
         value = encode(self._catalog[DEAD_LETTER_SCHEMA], self._framing, datum)
+        if topic is None:
+            topic, key = self._namer.dead_letter_topic(), stream.encode() if stream else None
         return ProducerRecord(
-            topic=self._namer.dead_letter_topic(),
-            key=stream.encode() if stream else None,
+            topic=topic,
+            key=key,
             value=value,
             headers=topics.headers(topics.DEAD_LETTER_KIND, received_at_us, self._gateway_id),
         )

@@ -1,5 +1,5 @@
 """A shard's connections under supervision: restarted with backoff, reported when they keep
-failing, and never retried for a sink failure (that ends the worker)."""
+failing, and never retried for a sink failure or a bug (those end the worker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from gateway.binance.markets import Market
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.coordination.plan import Shard
-from gateway.errors import KafkaDeliveryError
+from gateway.errors import KafkaDeliveryError, StreamDisconnectedError
 from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
@@ -32,7 +32,7 @@ class FailingClient:
     """Stands in for BinanceStreamClient: connects, then fails the way it is told to."""
 
     instances: ClassVar[list[FailingClient]] = []
-    error: ClassVar[type[Exception]] = RuntimeError
+    error: ClassVar[type[Exception]] = StreamDisconnectedError
 
     def __init__(self, url: str, handler: object, settings: object, **kwargs: object) -> None:
         self.url = url
@@ -67,7 +67,7 @@ def context(metrics: Metrics, failures: int = 3) -> ShardContext:
 @pytest.fixture(autouse=True)
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> None:
     FailingClient.instances = []
-    FailingClient.error = RuntimeError
+    FailingClient.error = StreamDisconnectedError  # what the supervisor restarts
     monkeypatch.setattr("gateway.shards.BinanceStreamClient", FailingClient)
     monkeypatch.setattr(
         "gateway.coordination.supervision.backoff", lambda: iter(lambda: 0.01, None)
@@ -97,6 +97,14 @@ async def test_a_sink_failure_is_not_retried_but_ends_the_shard() -> None:
     FailingClient.error = KafkaDeliveryError
     runner = ShardRunner(SHARD, context(Metrics()))
     with pytest.raises(KafkaDeliveryError):
+        await asyncio.wait_for(runner.run(), 5)
+    assert FailingClient.instances[0].runs == 1
+
+
+async def test_a_bug_is_not_restarted_but_ends_the_shard() -> None:
+    FailingClient.error = RuntimeError  # an exception outside the tree: a bug
+    runner = ShardRunner(SHARD, context(Metrics()))
+    with pytest.raises(RuntimeError, match="boom"):
         await asyncio.wait_for(runner.run(), 5)
     assert FailingClient.instances[0].runs == 1
 

@@ -30,7 +30,7 @@ def test_network_and_upstream_errors_retry_everything_else_is_fatal():
     assert is_retriable(OSError("no route"))
     assert is_retriable(TimeoutError())
     assert is_retriable(StreamDisconnectedError("closed"))
-    assert is_retriable(KafkaDeliveryError("later"))
+    assert not is_retriable(KafkaDeliveryError("records lost"))  # the sink already retried
     assert not is_retriable(ConfigError("bad url"))
     assert not is_retriable(MessageParseError("junk"))
     assert not is_retriable(KeyError("bug"))
