@@ -116,7 +116,7 @@ async def test_coinm_streams_backfills_and_books_end_to_end(
         [f"{topic_prefix}.coinm.{kind}" for kind in (
             "book_snapshot", "depth_update", "kline", "mark_price", "mark_price_kline",
             "index_price", "index_price_kline", "continuous_kline", "contract_info",
-        )] + [f"{topic_prefix}.dead_letter"],
+        )] + [f"{topic_prefix}.dead_letter", f"{topic_prefix}.stream_status"],
         bootstrap_servers=kafka_bootstrap, expected=acked - expected_trades,
     )  # fmt: skip
     assert len(rest) == acked - expected_trades

@@ -130,7 +130,14 @@ class HostileRest:
         self.by_symbol: dict[str, tuple[list[int], list[str]]] = {}
         self.calls: Counter[str] = Counter()
 
-    async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        weight: int,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         assert params is not None
         symbol = params["symbol"]
         valid, answers = self.by_symbol[symbol]
