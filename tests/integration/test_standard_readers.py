@@ -60,7 +60,8 @@ class Run:
 
     def check_topics(self) -> None:
         kinds = {t.removeprefix(self.prefix).split(".")[-1] for t in self.topics}
-        assert kinds == KINDS, kinds
+        # The stop declares the open windows of the periodic streams on stream_status: read too.
+        assert kinds - {"stream_status"} == KINDS, kinds
 
     def check_ground_truth(self, got: dict[tuple[str, int, int], dict], as_text: bool) -> None:
         """Trades and aggregate trades as a third-party reader decoded them = what was sent."""
@@ -251,6 +252,10 @@ async def test_registry_less_topics_read_by_apache_avros_binary_message_decoder(
         for group in SCHEMAS_DIR.iterdir()
         if group.is_dir() and group.name != "released"
         for path in group.glob("*.avsc")
+    }
+    # The gateway's own records (dead_letter, trade_gap, stream_status) have no market in their topic.
+    schema_of |= {
+        namer.gateway_topic(path.stem): path for path in (SCHEMAS_DIR / "gateway").glob("*.avsc")
     }
     args = [f"{topic}={schema_of[topic]}" for topic in run.topics]
     lines = await asyncio.to_thread(
