@@ -409,6 +409,8 @@ class KafkaSink:
         # aiokafka already retried retriable errors within the delivery timeout; what reaches
         # here is final, so the data is not in Kafka and the worker must not carry on as if.
         self.stats.failed += 1
+        if isinstance(exc, MembershipFenced) and self._failure is not None:
+            return  # every held batch fails at once: the first one's line says it
         logger.error(
             "Kafka refused a record for %s: %s",
             record.topic,
