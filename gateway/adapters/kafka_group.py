@@ -212,9 +212,9 @@ class ShardGroup:
                     "(paused past the session timeout?): its shards stream elsewhere now"
                 )
 
-    def _assigned(self, partitions: frozenset[int], generation: int) -> None:
+    def _assigned(self, partitions: frozenset[int], member: str) -> None:
         if self._lease is not None:
-            self._lease.confirmed(generation, time.monotonic())
+            self._lease.confirmed(member, time.monotonic())
         self.assigned = partitions
         self._on_change(partitions)
 
@@ -232,24 +232,24 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self._consumer.pause(*assigned)
-        generation = self._consumer._coordinator.generation
-        self._group._assigned(frozenset(tp.partition for tp in assigned), generation)
+        member = str(self._consumer._coordinator.member_id)
+        self._group._assigned(frozenset(tp.partition for tp in assigned), member)
 
 
 def _renew_on_heartbeats(consumer: AIOKafkaConsumer, lease: Lease) -> None:
     """Confirm the lease on every heartbeat the broker accepts, from the moment it was sent.
 
     aiokafka has no hook for heartbeats; its coordinator's ``_do_heartbeat`` (aiokafka 0.14,
-    pinned) returns whether the broker accepted one, for the generation it had when sending.
+    pinned) returns whether the broker accepted one, for the member id it had when sending.
     """
     coordinator = consumer._coordinator
     heartbeat = coordinator._do_heartbeat
 
     async def renewing_heartbeat() -> bool:
-        sent_at, generation = time.monotonic(), coordinator.generation
+        sent_at, member = time.monotonic(), str(coordinator.member_id)
         accepted: bool = await heartbeat()
-        if accepted and generation > 0:
-            lease.confirmed(generation, sent_at)
+        if accepted and member:
+            lease.confirmed(member, sent_at)
         return accepted
 
     coordinator._do_heartbeat = renewing_heartbeat

@@ -7,11 +7,15 @@ the broker's session started no earlier than the moment this worker *sent* its l
 that the broker answered, so after ``session_timeout_ms - margin_ms`` from then, this worker
 can no longer be sure it is a member, and it publishes nothing until it knows:
 
-* the next heartbeat succeeds in the **same generation**: no rebalance happened, nobody else was
-  given its shards, the lease is held again and the held records go out in order;
-* the membership comes back in **another generation** (the broker had expelled it and it
-  rejoined): the held records may now duplicate or interleave with the new owners', so they are
-  refused and the worker stops; its shards' next owners resume from what Kafka holds.
+* the broker confirms the **same member id** (a heartbeat accepted, or a rebalance joined with
+  it): it never expelled this worker, so no generation gave its shards to another without the
+  hand-over on the control topic; the lease is held again and the held records go out in order;
+* the membership comes back under **another member id** (the broker had forgotten this one, and
+  the worker joined afresh): the held records may now duplicate or interleave with the new
+  owners', so they are refused and the worker stops; its shards' next owners resumed from Kafka.
+
+A lapse is therefore also what a long rebalance looks like (aiokafka does not heartbeat while a
+join is pending; the broker keeps a joining member alive): records wait, none are refused.
 
 The producer asks :meth:`Lease.verdict` right before each request leaves for the broker, so a
 record handed to the producer before the pause cannot slip out after it.
@@ -54,21 +58,21 @@ class Lease:
             raise ValueError("the margin must be positive and shorter than the session timeout")
         self._length_s = session_timeout_s - margin_s
         self.state = LeaseState.UNJOINED
-        self.generation: int | None = None
+        self.member: str | None = None
         self.expires_at = 0.0
 
-    def confirmed(self, generation: int, sent_at: float) -> None:
-        """The broker confirmed membership in ``generation`` for a request sent at ``sent_at``
-        (a heartbeat answered without error, or a completed join)."""
+    def confirmed(self, member: str, sent_at: float) -> None:
+        """The broker confirmed ``member`` (the group member id) for a request sent at
+        ``sent_at``: a heartbeat answered without error, or a completed join."""
         if self.state is LeaseState.FENCED:
             return
         self._expire(sent_at)  # a pause shows first here when nothing was published since
-        if self.state is LeaseState.LAPSED and generation != self.generation:
-            self._set(LeaseState.FENCED, f"rejoined in generation {generation}")
+        if self.state is LeaseState.LAPSED and member != self.member:
+            self._set(LeaseState.FENCED, f"expelled: rejoined as {member}, was {self.member}")
             return
-        self.generation = generation
+        self.member = member
         self.expires_at = max(self.expires_at, sent_at + self._length_s)
-        self._set(LeaseState.HELD, f"generation {generation}")
+        self._set(LeaseState.HELD, f"member {member}")
 
     def verdict(self, now: float) -> Verdict:
         """May a request leave for the broker at ``now``?"""
