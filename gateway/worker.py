@@ -44,6 +44,7 @@ from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.sequence import IdBounds
 from gateway.books import BookKeeper
 from gateway.continuity import TradeContinuity
+from gateway.coordination.fencing import Lease
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
 from gateway.liveness import LivenessMonitor, recovered_elsewhere
@@ -108,6 +109,14 @@ class Gateway:
         self.sink = KafkaSink(
             settings.kafka, on_ack=self._acknowledged, on_error=self._producer_error
         )
+        self.lease: Lease | None = None
+        """The group membership as a lease: no record leaves once it may be another's shard's."""
+        if settings.coordination.enabled:
+            c = settings.coordination
+            # Lapses one heartbeat interval before the broker could expel this worker.
+            margin_ms = min(c.heartbeat_interval_ms, c.session_timeout_ms // 2)
+            lease = self.lease = Lease(c.session_timeout_ms / 1000, margin_ms / 1000)
+            self.sink.fence_with(lambda: lease.verdict(time.monotonic()))
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
         self.metrics.symbols_held_back.set_function(lambda: len(self.held_back()))
         self._ack_metrics: dict[str, tuple[Counter, Histogram]] = {}
@@ -316,6 +325,7 @@ class Gateway:
                     topic_catalogue.workers_group(settings),
                     assignor,
                     lambda partitions: self._assigned(ownership, partitions),
+                    lease=self.lease,
                 )
                 await self.group.start()
                 assert self.group.poller is not None

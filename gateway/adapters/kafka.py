@@ -35,9 +35,11 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.protocol.produce import ProduceRequest
 
 from gateway.adapters.kafka_security import client_options
 from gateway.binance.policy import backoff
+from gateway.coordination.fencing import Verdict
 from gateway.errors import KafkaDeliveryError
 from gateway.logs import quiet_repeats
 from gateway.records.topics import (
@@ -76,6 +78,45 @@ PER_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
 is dead-lettered with the error and the stream goes on. Every other final error fails the sink."""
 
 _DEAD_LETTER_HEADER = (HEADER_EVENT_KIND, DEAD_LETTER_KIND.encode())
+
+Fence = Callable[[], Verdict]
+"""Asked right before each produce request leaves: may this worker still publish (docs/fencing.md)."""
+
+
+class MembershipLapsed(KafkaError):  # type: ignore[misc]
+    """The group membership is unconfirmed: aiokafka keeps the batch and tries it again."""
+
+    retriable = True
+
+
+class MembershipFenced(KafkaError):  # type: ignore[misc]
+    """The worker was expelled from the group: its held records must not be written."""
+
+    retriable = False
+
+
+def fence_producer(producer: AIOKafkaProducer, fence: Fence) -> None:
+    """Ask ``fence`` before every produce request of ``producer``, at the last moment.
+
+    The check sits on the client's ``send``, below aiokafka's batching: a record handed to the
+    producer before a pause is in one of its batches, and only a check made when the batch
+    leaves can keep it from landing after the shard's new owner started. The connection is made
+    ready first, so the verdict and the socket write happen in one step of the event loop.
+    """
+    client = producer.client
+    send = client.send
+
+    async def fenced_send(node_id: int, request: object, **kwargs: object) -> object:
+        if isinstance(request, ProduceRequest):
+            await client.ready(node_id, **kwargs)
+            verdict = fence()
+            if verdict is Verdict.HOLD:
+                raise MembershipLapsed("group membership unconfirmed: holding the batch")
+            if verdict is Verdict.REFUSE:
+                raise MembershipFenced("expelled from the group: batch not written")
+        return await send(node_id, request, **kwargs)
+
+    client.send = fenced_send
 
 
 @contextlib.contextmanager
@@ -125,6 +166,7 @@ class KafkaSink:
         # with the dead letters, before anything else.
         self._reopen = False
         self._resend: list[tuple[ProducerRecord, int, bool]] = []  # (record, t, send alone)
+        self._fence: Fence | None = None
         self.kafka_unavailable = False
         self.stats = SinkStats()
 
@@ -132,6 +174,10 @@ class KafkaSink:
         """Send what Kafka cannot take for itself to the dead-letter topic (``dead_letter``
         builds the record); until this is called such a record fails the sink."""
         self._dead_letters = dead_letter
+
+    def fence_with(self, fence: Fence) -> None:
+        """Publish only while ``fence`` allows (the group membership lease); before start()."""
+        self._fence = fence
 
     async def start(self) -> None:
         quiet_repeats("aiokafka")  # an outage makes it log the same error thousands of times
@@ -157,6 +203,8 @@ class KafkaSink:
             except BaseException:
                 await producer.stop()  # a refused login or no broker: release what start() made
                 raise
+        if self._fence is not None:
+            fence_producer(producer, self._fence)
         return producer
 
     async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
@@ -361,6 +409,8 @@ class KafkaSink:
         # aiokafka already retried retriable errors within the delivery timeout; what reaches
         # here is final, so the data is not in Kafka and the worker must not carry on as if.
         self.stats.failed += 1
+        if isinstance(exc, MembershipFenced) and self._failure is not None:
+            return  # every held batch fails at once: the first one's line says it
         logger.error(
             "Kafka refused a record for %s: %s",
             record.topic,

@@ -41,6 +41,7 @@ from gateway.coordination.control import (
     claim_value,
     parse_key,
 )
+from gateway.coordination.fencing import Lease, LeaseState
 from gateway.errors import ConfigError, KafkaDeliveryError
 from gateway.logs import soften_transient_coordinator_errors
 from gateway.settings import CoordinationSettings, KafkaSettings
@@ -136,8 +137,10 @@ class ShardGroup:
         group_id: str,
         assignor: ShardAssignor,
         on_change: Callable[[frozenset[int]], None],
+        lease: Lease | None = None,
     ) -> None:
         self._kafka = kafka
+        self._lease = lease
         self._coordination = coordination
         self._topic = topic
         self._group_id = group_id
@@ -164,6 +167,8 @@ class ShardGroup:
         consumer.subscribe([self._topic], listener=_Listener(self, consumer))
         with map_kafka_errors("joining the worker group", k.bootstrap_servers):
             await consumer.start()
+        if self._lease is not None:
+            _renew_on_heartbeats(consumer, self._lease)
         self._consumer = consumer
         self._poller = asyncio.create_task(self._poll(consumer), name="group-membership")
 
@@ -200,8 +205,16 @@ class ShardGroup:
         # stops polling as stuck (max_poll_interval_ms) and rejoins without it.
         while True:
             await consumer.getmany(timeout_ms=1000)
+            if self._lease is not None and self._lease.state is LeaseState.FENCED:
+                # Held records were refused (docs/fencing.md); a fresh start resumes from Kafka.
+                raise KafkaDeliveryError(
+                    "this worker was expelled from the group while it could not heartbeat "
+                    "(paused past the session timeout?): its shards stream elsewhere now"
+                )
 
-    def _assigned(self, partitions: frozenset[int]) -> None:
+    def _assigned(self, partitions: frozenset[int], member: str) -> None:
+        if self._lease is not None:
+            self._lease.confirmed(member, time.monotonic())
         self.assigned = partitions
         self._on_change(partitions)
 
@@ -219,7 +232,27 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self._consumer.pause(*assigned)
-        self._group._assigned(frozenset(tp.partition for tp in assigned))
+        member = str(self._consumer._coordinator.member_id)
+        self._group._assigned(frozenset(tp.partition for tp in assigned), member)
+
+
+def _renew_on_heartbeats(consumer: AIOKafkaConsumer, lease: Lease) -> None:
+    """Confirm the lease on every heartbeat the broker accepts, from the moment it was sent.
+
+    aiokafka has no hook for heartbeats; its coordinator's ``_do_heartbeat`` (aiokafka 0.14,
+    pinned) returns whether the broker accepted one, for the member id it had when sending.
+    """
+    coordinator = consumer._coordinator
+    heartbeat = coordinator._do_heartbeat
+
+    async def renewing_heartbeat() -> bool:
+        sent_at, member = time.monotonic(), str(coordinator.member_id)
+        accepted: bool = await heartbeat()
+        if accepted and member:
+            lease.confirmed(member, sent_at)
+        return accepted
+
+    coordinator._do_heartbeat = renewing_heartbeat
 
 
 class ControlLog:
