@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -349,12 +350,16 @@ async def test_server_errors_are_retried_with_backoff_and_4xx_is_fatal() -> None
 async def test_the_attempt_budget_makes_a_reconnect_wait() -> None:
     async with running(Feed(refuse={1: 503})) as feed:
         rec = Recorder()
-        attempts = SlidingWindowLimit(1, 0.3)
+        # One attempt a second: longer than the first backoff (at most 0.5 s), so the
+        # reconnect must wait for the budget.
+        attempts = SlidingWindowLimit(1, 1.0)
         client = BinanceStreamClient(
             feed.url(), rec, BinanceSettings(), name="c", attempts=attempts
         )
+        started = time.monotonic()
         async with client_running(client):
             await until(lambda: len(rec.frames) >= 2)
+    assert time.monotonic() - started >= 0.9
     assert feed.connections == 2 and client.reconnects == 1
 
 

@@ -221,7 +221,11 @@ async def test_a_new_listing_joins_a_running_shard_and_the_metrics_follow(
                 await asyncio.sleep(0.05)
             assert "nosuchusdt@trade" not in streams()
             simulator.list_symbol("NOSUCHUSDT")
-            while "nosuchusdt@trade" not in streams() or gw.readiness()[1]["not_streamed"]:
+            while (
+                "nosuchusdt@trade" not in streams()
+                or gw.readiness()[1]["not_streamed"]
+                or not all(c.connected.is_set() for c in gw.connections)  # the new one is up
+            ):
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.05)
