@@ -272,9 +272,23 @@ class KafkaSink:
                 except KafkaDeliveryError as exc:  # the new producer could not connect
                     self._failure = self._failure or exc
                     self._queue.task_done()
+                    self._abandon_queue()
                     return
             if record is not None:
                 await self._hand_over(record, received_ns)
+            self._queue.task_done()
+
+    def _abandon_queue(self) -> None:
+        """The pump is ending on a failure: what is still queued will not be sent. Count it as
+        failed and release it, so that flush() raises the failure instead of waiting forever
+        (send() refuses new records from now on)."""
+        while True:
+            try:
+                record, _ = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if record is not None:
+                self.stats.failed += 1
             self._queue.task_done()
 
     async def _hand_over(

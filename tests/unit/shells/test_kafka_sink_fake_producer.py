@@ -299,14 +299,6 @@ async def test_a_reopen_that_cannot_connect_fails_every_later_call(broker: Broke
         await sink.flush()
 
 
-@pytest.mark.xfail(
-    raises=TimeoutError,
-    strict=True,
-    reason="found by the fast tier: the refusal's wake-up and flush's wake-up queue two None; "
-    "the pump ends on the first (reopen failed), the second is never task_done(), so "
-    "queue.join() in flush() waits forever instead of raising. Fix in kafka.py (owned by the "
-    "fencing work now).",
-)
 async def test_the_flush_that_sees_a_reopen_fail_raises_rather_than_hangs(broker: Broker) -> None:
     sink = await reopen_refused(broker)
     with pytest.raises(KafkaDeliveryError, match="connecting the producer"):
