@@ -9,7 +9,6 @@ binary is downloaded: only Go modules.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 
 from gateway.errors import InfraError
-from gateway.infra.kustomize import find_go
+from gateway.infra.kustomize import go_install
 from gateway.infra.maven import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -46,30 +45,7 @@ def ensure_helm() -> Path:
     Raises:
         InfraError: no Go toolchain, or the build failed (with its output).
     """
-    binary = CACHE_BIN_DIR / "helm"
-    if os.access(binary, os.X_OK):
-        return binary
-    go = find_go()
-    CACHE_BIN_DIR.mkdir(parents=True, exist_ok=True)
-    log.info("building helm %s into %s (first use only)", HELM_VERSION, CACHE_BIN_DIR)
-    env = {**os.environ, "GOBIN": str(CACHE_BIN_DIR), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
-    try:
-        result = subprocess.run(
-            [go, "install", f"{HELM_MODULE}@{HELM_VERSION}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_BUILD_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InfraError(f"building helm took over {_BUILD_TIMEOUT_S:.0f} s") from exc
-    if result.returncode != 0 or not os.access(binary, os.X_OK):
-        raise InfraError(
-            f"go install {HELM_MODULE}@{HELM_VERSION} failed "
-            f"(exit {result.returncode}):\n{result.stderr[-4000:]}"
-        )
-    return binary
+    return go_install(HELM_MODULE, HELM_VERSION, CACHE_BIN_DIR, "helm", _BUILD_TIMEOUT_S)
 
 
 def helm(*args: str) -> str:

@@ -26,7 +26,6 @@ KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.8.2"
 CACHE_BIN_DIR = REPO_ROOT / ".cache" / "bin" / f"kustomize-{KUSTOMIZE_VERSION}"
 _GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
-_BUILD_TIMEOUT_S = 900.0
 _RENDER_TIMEOUT_S = 120.0
 
 
@@ -44,28 +43,40 @@ def ensure_kustomize() -> Path:
     Raises:
         InfraError: no Go toolchain, or the build failed (with its output).
     """
-    binary = CACHE_BIN_DIR / "kustomize"
+    return go_install(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, CACHE_BIN_DIR, "kustomize")
+
+
+def go_install(
+    module: str, version: str, bin_dir: Path, name: str, timeout_s: float = 900.0
+) -> Path:
+    """``bin_dir/name``, built from the Go module proxy with ``go install module@version`` unless
+    it is there already (the tools the deploy tests need and no package ships).
+
+    Raises:
+        InfraError: no Go toolchain, or the build failed (with its output).
+    """
+    binary = bin_dir / name
     if os.access(binary, os.X_OK):
         return binary
     go = find_go()
-    CACHE_BIN_DIR.mkdir(parents=True, exist_ok=True)
-    log.info("building kustomize %s into %s (first use only)", KUSTOMIZE_VERSION, CACHE_BIN_DIR)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    log.info("building %s %s into %s (first use only)", name, version, bin_dir)
     # GOTOOLCHAIN=local: build with this machine's Go, never fetch another toolchain.
-    env = {**os.environ, "GOBIN": str(CACHE_BIN_DIR), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOBIN": str(bin_dir), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
     try:
         result = subprocess.run(
-            [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+            [go, "install", f"{module}@{version}"],
             env=env,
             capture_output=True,
             text=True,
-            timeout=_BUILD_TIMEOUT_S,
+            timeout=timeout_s,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise InfraError(f"building kustomize took over {_BUILD_TIMEOUT_S:.0f} s") from exc
+        raise InfraError(f"building {name} took over {timeout_s:.0f} s") from exc
     if result.returncode != 0 or not os.access(binary, os.X_OK):
         raise InfraError(
-            f"go install {KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION} failed "
+            f"go install {module}@{version} failed "
             f"(exit {result.returncode}):\n{result.stderr[-4000:]}"
         )
     return binary
