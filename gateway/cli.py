@@ -17,7 +17,7 @@ import gateway
 from gateway.binance.markets import Market
 from gateway.errors import ConfigError, GatewayError, TopicNotFoundError
 from gateway.logs import configure_logging
-from gateway.runtime import run_async
+from gateway.runtime.loop import run_async
 from gateway.settings import load_settings
 
 EXIT_NO_TOPIC = 3
@@ -81,7 +81,7 @@ def run(
     ] = False,
 ) -> None:
     """Stream Binance into Kafka until SIGTERM / Ctrl-C."""
-    from gateway.runner import run_gateway
+    from gateway.commands.run import run_gateway
 
     with user_errors():
         settings = load_settings(config)
@@ -104,7 +104,7 @@ def demo(
 
     Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop everything, the JVMs included.
     """
-    from gateway.demo import run_demo
+    from gateway.commands.demo import run_demo
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
@@ -124,7 +124,7 @@ def plan(
     ] = False,
 ) -> None:
     """Print the shard plan: per shard its symbols, streams, connections and expected load."""
-    from gateway.plan_cli import run_plan
+    from gateway.commands.plan import run_plan
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
@@ -163,7 +163,7 @@ def tail(
 
     Exit code 3 if a topic does not exist.
     """
-    from gateway.tail import run_tail
+    from gateway.commands.tail import run_tail
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
@@ -208,7 +208,7 @@ def topics(
     ] = "binance-gateway-kafka",
 ) -> None:
     """Every topic the configuration uses, with its settings, or as Strimzi resources."""
-    from gateway.topics_cli import run_topics
+    from gateway.commands.topics import run_topics
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
@@ -275,7 +275,7 @@ def bench(
     output: Annotated[Path, typer.Option(help="Where results are saved.")] = Path("bench/results"),
 ) -> None:
     """The gateway and a minimal reference pipeline, same frames, one real broker; saved."""
-    from gateway.bench import run_bench
+    from gateway.commands.bench import run_bench
 
     configure_logging("WARNING", json_format=False)
     with user_errors():
@@ -319,7 +319,7 @@ def schemas(
     ] = None,
 ) -> None:
     """List, validate, register or compatibility-check the Avro schemas in schemas/."""
-    from gateway.schema_cli import run_schemas
+    from gateway.commands.schemas import run_schemas
 
     configure_logging("WARNING", json_format=False)
     with user_errors():

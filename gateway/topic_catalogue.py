@@ -1,7 +1,7 @@
 """Every topic a configuration uses, with its settings: one catalogue for the gateway and the platform.
 
 The gateway creates these topics at start-up (``kafka.create_topics``), and ``gateway topics
---strimzi`` writes the same list as Strimzi ``KafkaTopic`` resources (:mod:`gateway.strimzi`), so
+--strimzi`` writes the same list as Strimzi ``KafkaTopic`` resources (:mod:`gateway.commands.strimzi`), so
 what the platform declares and what the gateway would have created cannot drift apart.
 
 Two roles, under two prefixes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from gateway.consumer import RecordReader
+from gateway.consumers.reader import RecordReader
 
 
 async def main(bootstrap: str, registry: str | None, topic: str, symbol: str, limit: int) -> None:

@@ -7,7 +7,7 @@ Shared by the spot and futures sessions so both publish, reconcile and report al
   account's topic* too: the shared dead-letter topic is readable by every team, and an account's
   raw frames are not theirs to read; records are built on that topic, and unknown fields and dead
   letters are counted and logged by the publish step the market path uses
-  (:class:`gateway.publishing.PublishStep`);
+  (:class:`gateway.runtime.publishing.PublishStep`);
 * after each (re)connect, :meth:`AccountOutput.reconcile` reads the account over REST and
   publishes the ``account_snapshot`` record (:mod:`gateway.binance.reconcile`);
 * ``account_stream_up`` / ``account_last_event`` say whether the stream is live and when it last
@@ -31,9 +31,9 @@ from gateway.binance.messages import Event, RecordEvent
 from gateway.binance.reconcile import build_snapshot, reconciliation_calls
 from gateway.errors import MessageParseError
 from gateway.metrics import Metrics
-from gateway.publishing import PublishStep
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink, TopicNamer
+from gateway.runtime.publishing import PublishStep
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from gateway.benchmark.reference import KINDS, ReferencePipeline
 from gateway.binance.streams import chunk, combined_path, stream_name
 from gateway.logs import configure_logging
 from gateway.records.topics import ProducerRecord
-from gateway.runtime import run_async, tune_gc
+from gateway.runtime.loop import run_async, tune_gc
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import simulated_symbols
 
@@ -168,7 +168,7 @@ def gateway_settings(args: argparse.Namespace, symbols: tuple[str, ...]) -> Gate
 
 
 async def run_gateway(args: argparse.Namespace, symbols: tuple[str, ...]) -> ProbeResult:
-    from gateway.worker import Gateway
+    from gateway.runtime.worker import Gateway
 
     settings = gateway_settings(args, symbols)
     starts: dict[str, float] = {}
@@ -202,8 +202,8 @@ async def run_gateway(args: argparse.Namespace, symbols: tuple[str, ...]) -> Pro
 
 async def _watch_shards(gateway: object, starts: dict[str, float]) -> None:
     """Seconds from now until each shard of the gateway first streams."""
-    from gateway.shards import ShardRunner
-    from gateway.worker import Gateway
+    from gateway.runtime.shards import ShardRunner
+    from gateway.runtime.worker import Gateway
 
     assert isinstance(gateway, Gateway)
     started = time.monotonic()

@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from gateway.consumer import RecordReader
+from gateway.consumers.reader import RecordReader
 from gateway.errors import InfraError
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.process import LOOPBACK, reserve_ports

@@ -22,7 +22,7 @@ DEFAULT_SYMBOLS = FAMILIAR_SYMBOLS[:3]
 def simulated_symbols(count: int) -> tuple[str, ...]:
     """``count`` symbols: familiar names first, then made-up ones (``SYM8USDT``, ``SYM9USDT``...).
 
-    The same list as ``gateway.demo.demo_symbols``, so ``gateway simulate --symbols N`` serves
+    The same list as ``gateway.commands.demo.demo_symbols``, so ``gateway simulate --symbols N`` serves
     exactly what the demo and the benchmark subscribe to.
     """
     extra = tuple(f"SYM{i}USDT" for i in range(len(FAMILIAR_SYMBOLS) + 1, count + 1))

@@ -17,11 +17,11 @@ import jsonschema
 import pytest
 import yaml
 
+from gateway.commands.strimzi import resources
+from gateway.commands.topics import settings_catalogue, shard_count, strimzi_yaml
 from gateway.infra.kustomize import render
 from gateway.settings import GatewaySettings, load_settings
-from gateway.strimzi import resources
 from gateway.topic_catalogue import TopicRole
-from gateway.topics_cli import settings_catalogue, shard_count, strimzi_yaml
 from tests.deploy.crd import validate
 from tests.deploy.test_manifests import OVERLAY
 

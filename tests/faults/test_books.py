@@ -8,8 +8,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from gateway.consumer import read_all
-from gateway.consumer_books import BookRebuilder
+from gateway.consumers.book_rebuilder import BookRebuilder
+from gateway.consumers.reader import read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator

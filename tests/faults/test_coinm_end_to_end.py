@@ -15,8 +15,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from gateway.consumer import ConsumedRecord, read_all
-from gateway.consumer_books import BookRebuilder
+from gateway.consumers.book_rebuilder import BookRebuilder
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.markets import Market
 from tests.integration.conftest import RunningGateway

@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
-from gateway.consumer import ConsumedRecord, RecordReader
-from gateway.continuity import TradeContinuity
+from gateway.consumers.reader import ConsumedRecord, RecordReader
 from gateway.errors import RestRequestError
 from gateway.metrics import Metrics
-from gateway.pipeline import FrameLimits, FramePipeline
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import MAX_DEAD_LETTER_BYTES, RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.pipeline import FrameLimits, FramePipeline
+from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import MIN_RECORD_BYTES, KafkaSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

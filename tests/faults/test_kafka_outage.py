@@ -8,7 +8,7 @@ import os
 import psutil
 import pytest
 
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator

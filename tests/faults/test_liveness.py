@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from tests.integration.conftest import RunningGateway, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
@@ -22,7 +22,7 @@ REPORT_S = 10.0
 async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
     simulator_factory, kafka_bootstrap, topic_prefix, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="gateway.liveness")
+    caplog.set_level(logging.WARNING, logger="gateway.runtime.liveness")
     # Quiet symbols: one trade each every 5 s, klines every 4 s (Binance: 2 s).
     sim = await simulator_factory(
         symbols=SYMBOLS, seed=14, trades_per_second_per_symbol=0.2, update_interval_scale=2

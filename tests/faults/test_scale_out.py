@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from gateway.runtime.processes import WorkerProcess, wait_for_exclusive_ownership, write_config
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker_processes import WorkerProcess, wait_for_exclusive_ownership, write_config
 from tests.faults.workers import trades_in_kafka
 from tests.timing import scaled
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator

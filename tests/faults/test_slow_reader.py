@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from gateway.consumer import ConsumedRecord, read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator

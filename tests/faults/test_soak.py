@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from gateway.binance.markets import Market
-from gateway.consumer import read_all
-from gateway.consumer_books import BookRebuilder
+from gateway.consumers.book_rebuilder import BookRebuilder
+from gateway.consumers.reader import read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from tests.integration.conftest import RunningGateway, gateway_settings
 
 pytestmark = [pytest.mark.kafka]

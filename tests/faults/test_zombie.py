@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from gateway.consumer import ConsumedRecord, read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.records.topics import HEADER_GATEWAY_ID
-from gateway.simulator.config import SimulatorConfig, simulated_symbols
-from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker_processes import (
+from gateway.runtime.processes import (
     WorkerProcess,
     streaming_shards,
     wait_for_exclusive_ownership,
     write_config,
 )
+from gateway.simulator.config import SimulatorConfig, simulated_symbols
+from gateway.simulator.exchange import ExchangeSimulator
 from tests.faults.workers import ID_FIELD
 from tests.timing import scaled
 

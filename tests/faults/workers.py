@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from gateway.consumer import RecordReader
+from gateway.consumers.reader import RecordReader
 
 ID_FIELD = {"trade": "trade_id", "agg_trade": "agg_trade_id"}
 Key = tuple[str, str, str]  # (market, kind, symbol)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker import Gateway
 
 
 @pytest.fixture

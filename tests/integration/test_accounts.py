@@ -17,7 +17,7 @@ from gateway.accounts.settings import AccountSettings
 from gateway.accounts.topics import account_topics, ensure_account_topics
 from gateway.adapters.kafka import KafkaSink
 from gateway.binance.signing import KeyType
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.logs import JsonFormatter
 from gateway.metrics import Metrics
 from gateway.records.topics import TopicNamer

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.accounts.topics import account_topics, ensure_account_topics
 from gateway.adapters.kafka import KafkaSink
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.records.topics import TopicNamer
 from gateway.settings import KafkaSettings
 from gateway.simulator.markets import Market

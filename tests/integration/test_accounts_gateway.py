@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.binance.signing import KeyType
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.logs import JsonFormatter
 from gateway.settings import GatewaySettings
 from tests.integration.accounts_support import account_settings, eventually, pem_keys

@@ -17,12 +17,12 @@ from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.pipeline import FramePipeline
+from gateway.runtime.shards import streams_of
 from gateway.settings import BinanceSettings
-from gateway.shards import streams_of
 from tests.unit.test_continuity_resume import CATALOG, RecordingSink
 
 LIMIT = 64 * 1024

@@ -1,4 +1,4 @@
-"""gateway.consumer.read_all keeps every record of a batch, not only those up to ``expected``.
+"""gateway.consumers.reader.read_all keeps every record of a batch, not only those up to ``expected``.
 
 It used to stop iterating mid-batch once it had ``expected`` records, and the rest of that batch,
 already fetched from Kafka, was lost to its settle phase: read_all(expected=1) over a topic of
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters.kafka import KafkaSink, ensure_topics
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.settings import KafkaSettings
 from tests.integration.test_kafka_sasl import trade_record
 

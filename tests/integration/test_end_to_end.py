@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.consumer import ConsumedRecord, read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.coordination.plan import slot_of
 from tests.integration.conftest import RunningGateway, gateway_settings
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.kafka_security import KafkaSecuritySettings, OAuthSettings
-from gateway.consumer import RecordReader, read_all
+from gateway.consumers.reader import RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
 from gateway.infra.kafka import BrokerTls, KafkaCluster
 from gateway.settings import KafkaSettings

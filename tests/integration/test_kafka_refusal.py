@@ -15,9 +15,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gateway.adapters.decoder import ValueDecoder
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.records.topics import TopicNamer
-from gateway.worker import Gateway
+from gateway.runtime.worker import Gateway
 from tests.integration.conftest import gateway_settings
 
 pytestmark = [pytest.mark.kafka]

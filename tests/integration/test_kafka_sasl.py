@@ -17,7 +17,7 @@ from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
-from gateway.consumer import RecordReader, read_all
+from gateway.consumers.reader import RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder

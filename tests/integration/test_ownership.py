@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gateway.adapters.kafka_group import ControlLog, ensure_control_topic
-from gateway.ownership import Ownership
+from gateway.runtime.ownership import Ownership
 from gateway.settings import KafkaSettings
 
 pytestmark = pytest.mark.kafka

@@ -18,12 +18,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.runtime.pipeline import FramePipeline
 from gateway.settings import KafkaSettings
 from tests.vectors import vector
 

@@ -20,7 +20,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway import schema_admin
 from gateway.adapters.registry import (
     SchemaRegistryClient,
     basic_authorization,
@@ -28,6 +27,7 @@ from gateway.adapters.registry import (
     value_subject,
 )
 from gateway.adapters.registry_settings import RegistrySettings
+from gateway.commands import schema_admin
 from gateway.errors import RegistryError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer

@@ -27,13 +27,13 @@ from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.binance.streams import combined_path, stream_name
-from gateway.consumer import read_all
-from gateway.continuity import TradeContinuity
+from gateway.consumers.reader import read_all
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.pipeline import FramePipeline
+from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import GatewaySettings, KafkaSettings
 from tests.integration.conftest import gateway_settings
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway import schema_admin
 from gateway.adapters.registry import SchemaRegistryClient
 from gateway.adapters.registry_settings import RegistrySettings
+from gateway.commands import schema_admin
 from gateway.records.avro import AvroSchema, SchemaCatalog
 
 pytestmark = pytest.mark.registry

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gateway.shards import ShardRunner
+from gateway.runtime.shards import ShardRunner
 from gateway.simulator.config import simulated_symbols
 from tests.integration.conftest import RunningGateway, gateway_settings
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gateway.consumer import ConsumedRecord, read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.records.avro import SCHEMAS_DIR
 from gateway.records.topics import TopicNamer
 from tests import jvm_reader

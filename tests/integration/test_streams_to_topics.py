@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.coordination.plan import slot_of
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig

@@ -16,7 +16,7 @@ import pytest
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
 from gateway.binance.messages import FrameParser
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
 from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer

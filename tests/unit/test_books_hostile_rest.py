@@ -10,12 +10,12 @@ from typing import Any
 from gateway.binance.book import SyncState
 from gateway.binance.events.books import DepthUpdate, PriceLevel
 from gateway.binance.markets import Market
-from gateway.books import BookKeeper
 from gateway.errors import RestRequestError
 from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.book import BookKeeper
 from tests.unit.test_continuity_resume import RecordingSink
 
 GOOD = {"lastUpdateId": 158, "bids": [["1.0", "2"]], "asks": [["1.1", "3"]]}

@@ -12,12 +12,12 @@ from typing import Any
 
 from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
-from gateway.continuity import TradeContinuity
 from gateway.errors import RestRequestError
 from gateway.metrics import Metrics
 from gateway.records.avro import SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.sequence import TradeContinuity
 from tests.unit.test_continuity_resume import CATALOG, T0_MS, RecordingSink, ScriptedRest, trade
 
 GOOD = ScriptedRest()
@@ -130,7 +130,7 @@ async def test_a_symbol_held_back_too_long_is_reported_once(caplog):
             return rows(101)
 
     h = Harness(Stalled(), give_up_s=60.0, report_held_s=0.05)
-    with caplog.at_level(logging.ERROR, logger="gateway.continuity"):
+    with caplog.at_level(logging.ERROR, logger="gateway.runtime.sequence"):
         await h.live(103)
         assert h.continuity.held_back() == {}
         await asyncio.sleep(0.1)

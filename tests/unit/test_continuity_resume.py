@@ -13,11 +13,11 @@ import pytest
 
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.continuity import TradeContinuity
 from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.runtime.sequence import TradeContinuity
 
 CATALOG = SchemaCatalog.load()
 T0_MS = 1_700_000_000_000

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
-from gateway.continuity import API_KEY_HEADER, TradeContinuity
 from gateway.errors import RestRequestError
 from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.sequence import API_KEY_HEADER, TradeContinuity
 from tests.unit.test_continuity_resume import T0_MS, RecordingSink
 
 CATALOG = SchemaCatalog.load()

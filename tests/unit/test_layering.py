@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,49 @@ def test_simulator_imports_only_shared_names_of_the_gateway() -> None:
         and name != "gateway.binance"  # the package of the shared names, empty
     ]
     assert borrowed == []
+
+
+# The top of the package: entry points and what every layer may import without climbing.
+TOP_LEVEL = {
+    "__init__",
+    "__main__",
+    "cli",  # the entry point
+    "errors",
+    "logs",
+    "metrics",
+    "settings",
+    "topic_catalogue",
+}
+# Each layer and what it must never reach: a shell below never depends on what composes it.
+NEVER_REACHES = {
+    "gateway.adapters": ("gateway.runtime", "gateway.commands", "gateway.accounts"),
+    "gateway.runtime": ("gateway.commands",),
+    "gateway.accounts": ("gateway.commands",),
+    "gateway.consumers": ("gateway.runtime", "gateway.commands", "gateway.accounts"),
+}
+
+
+def test_the_top_of_gateway_holds_only_entry_points_and_cross_cutting_modules() -> None:
+    loose = {path.stem for path in GATEWAY.glob("*.py")}
+    assert loose == TOP_LEVEL
+
+
+@pytest.mark.parametrize("package", sorted(NEVER_REACHES))
+def test_no_layer_reaches_the_layers_that_compose_it(package: str) -> None:
+    modules = reached(package)
+    assert package in modules
+    # The accounts' configuration model is part of the settings every layer reads.
+    allowed = {"gateway.accounts", "gateway.accounts.settings"}
+    climbed = [n for n in modules if within(n, NEVER_REACHES[package]) and n not in allowed]
+    assert climbed == []
+
+
+def test_the_readme_layer_table_names_every_package_of_the_tree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| layer | where |", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`gateway/(\w+)/", table))
+    packages = {path.parent.name for path in GATEWAY.glob("*/__init__.py")}
+    assert named == packages
+    # Every module the table names exists where it says.
+    for path in re.findall(r"`(gateway/[\w/]+\.py)`", table):
+        assert (ROOT / path).is_file(), path

@@ -9,12 +9,12 @@ import orjson
 
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
-from gateway.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.liveness import LivenessMonitor, recovered_elsewhere
+from gateway.runtime.pipeline import FramePipeline
 from gateway.settings import BinanceSettings
 from tests.unit.test_pipeline import CATALOG, RecordingSink, decoded
 

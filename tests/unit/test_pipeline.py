@@ -10,10 +10,10 @@ from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.errors import StreamDisconnectedError
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.runtime.pipeline import FramePipeline
 from tests.vectors import vector, vector_bytes
 
 CATALOG = SchemaCatalog.load()

@@ -14,12 +14,12 @@ from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.binance.sequence import IdBounds
-from gateway.continuity import TradeContinuity
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
+from gateway.runtime.pipeline import FramePipeline
+from gateway.runtime.sequence import TradeContinuity
 from tests.unit.test_continuity_resume import CATALOG, RecordingSink, ScriptedRest
 
 NOW_MS = 1_700_000_000_000

@@ -1,6 +1,6 @@
 """One publish step for both paths: market frames and an account's frames are built on their
 topic, their unknown fields counted and logged once, and what cannot be parsed or encoded is
-dead-lettered and counted, with the same bookkeeping (:class:`gateway.publishing.PublishStep`)."""
+dead-lettered and counted, with the same bookkeeping (:class:`gateway.runtime.publishing.PublishStep`)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.errors import MessageParseError
 from gateway.metrics import Metrics
-from gateway.pipeline import FramePipeline
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.runtime.pipeline import FramePipeline
 from tests.vectors import vector
 
 CATALOG = SchemaCatalog.load()

@@ -16,14 +16,14 @@ from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
-from gateway.settings import BinanceSettings, CoordinationSettings
-from gateway.shards import (
+from gateway.runtime.shards import (
     MarketKeepers,
     ShardContext,
     ShardRunner,
     connection_streams,
     connection_urls,
 )
+from gateway.settings import BinanceSettings, CoordinationSettings
 
 SHARD = Shard("spot-003", Market.SPOT, ("BTCUSDT",), ("btcusdt@aggTrade", "btcusdt@trade"), 2.0)
 
@@ -68,7 +68,7 @@ def context(metrics: Metrics, failures: int = 3) -> ShardContext:
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> None:
     FailingClient.instances = []
     FailingClient.error = StreamDisconnectedError  # what the supervisor restarts
-    monkeypatch.setattr("gateway.shards.BinanceStreamClient", FailingClient)
+    monkeypatch.setattr("gateway.runtime.shards.BinanceStreamClient", FailingClient)
     monkeypatch.setattr(
         "gateway.coordination.supervision.backoff", lambda: iter(lambda: 0.01, None)
     )
@@ -133,7 +133,7 @@ def test_urls_split_usdm_routes_into_connections() -> None:
 
 
 def test_streams_of_reads_a_combined_url_back_into_lowercase_names():
-    from gateway.shards import streams_of
+    from gateway.runtime.shards import streams_of
 
     url = "wss://x/stream?streams=btcusdt@trade/BNBBTC@kline_1m@%2B08:00&timeUnit=MICROSECOND"
     assert streams_of(url) == {"btcusdt@trade", "bnbbtc@kline_1m@+08:00"}

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from gateway.commands.strimzi import resource_name
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
-from gateway.strimzi import resource_name
 from gateway.topic_catalogue import TopicRole, catalogue, control_topic, workers_group
 
 

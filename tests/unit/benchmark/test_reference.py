@@ -12,11 +12,11 @@ import pytest
 from rich.console import Console
 
 from gateway.adapters.decoder import ValueDecoder
-from gateway.bench import SCENARIOS, Scenario, _print, summarize
 from gateway.benchmark.feed import Market, accept_key, ws_frame
 from gateway.benchmark.reference import KINDS, Encoder
 from gateway.binance.markets import Market as BinanceMarket
 from gateway.binance.messages import FrameParser
+from gateway.commands.bench import SCENARIOS, Scenario, _print, summarize
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer

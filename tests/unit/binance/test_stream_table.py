@@ -13,8 +13,8 @@ from gateway.binance.events.catalog import RECORD_CLASSES
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.coordination.plan import build_plan
+from gateway.runtime.shards import connection_urls
 from gateway.settings import BinanceSettings, MarketSettings
-from gateway.shards import connection_urls
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "binance-streams.md"
 # One contract per market, with the pair and contract type exchangeInfo gives it.

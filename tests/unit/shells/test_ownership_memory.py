@@ -18,7 +18,7 @@ import pytest
 
 from gateway.adapters.kafka_group import ControlLog
 from gateway.coordination.control import ShardClaims
-from gateway.ownership import Ownership, Unit
+from gateway.runtime.ownership import Ownership, Unit
 
 LAYOUT = ("s0", "s1", "s2")
 

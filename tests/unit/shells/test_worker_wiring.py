@@ -2,7 +2,7 @@
 
 ``Gateway`` builds its Kafka clients itself and takes no collaborators, so this test replaces two
 names: ``gateway.adapters.kafka.AIOKafkaProducer`` (an acknowledging fake) and
-``gateway.worker.LastIdReader`` (Kafka holds nothing yet). With coordination off, that is all the
+``gateway.runtime.worker.LastIdReader`` (Kafka holds nothing yet). With coordination off, that is all the
 broker the worker needs; Binance is the simulator over loopback. The coordinated path (control
 log, group) has no seam and is left to the Kafka tier (tests/integration/test_ownership.py).
 """
@@ -19,12 +19,12 @@ import orjson
 import pytest
 
 import gateway.adapters.kafka as kafka
-import gateway.worker as worker
+import gateway.runtime.worker as worker
 from gateway.binance.markets import Market
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker import Gateway
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

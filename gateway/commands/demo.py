@@ -19,16 +19,16 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from gateway.consumer import ConsumedRecord, RecordReader
+from gateway.consumers.reader import ConsumedRecord, RecordReader
 from gateway.infra.kafka import KafkaCluster
 from gateway.infra.maven import fetch_all
 from gateway.infra.registry import SchemaRegistry
 from gateway.infra.stack import demo_work_dir, stop_orphaned_demos
-from gateway.runtime import install_stop_signals
+from gateway.runtime.loop import install_stop_signals
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker import Gateway
 
 # A taste of each family: trades, the book, candles and tickers.
 DEMO_CHANNELS = ("trade", "aggTrade", "bookTicker", "depth@100ms", "kline_1m", "miniTicker")

@@ -2,7 +2,7 @@
 
 Nothing is dropped silently: a frame that cannot be parsed, or an event its schema rejects, goes to
 the dead-letter topic with the raw bytes and the reason, is counted, and logged once as a warning
-(the bookkeeping is :class:`gateway.publishing.PublishStep`, shared with the account streams).
+(the bookkeeping is :class:`gateway.runtime.publishing.PublishStep`, shared with the account streams).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from gateway.binance.messages import (
     ServerShutdown,
     Trade,
 )
-from gateway.books import BookKeeper
-from gateway.continuity import TradeContinuity
 from gateway.errors import MessageParseError, ServerShutdownNotice
-from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
-from gateway.publishing import FrameLimits, PublishStep
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
+from gateway.runtime.book import BookKeeper
+from gateway.runtime.liveness import LivenessMonitor
+from gateway.runtime.publishing import FrameLimits, PublishStep
+from gateway.runtime.sequence import TradeContinuity
 
 __all__ = ["FrameLimits", "FramePipeline"]
 

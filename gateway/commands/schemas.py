@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from gateway import schema_admin
 from gateway.adapters.registry_settings import PROMISED_COMPATIBILITY, RegistrySettings
+from gateway.commands import schema_admin
 from gateway.errors import ConfigError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer

@@ -12,7 +12,7 @@ import orjson
 
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.adapters.registry_settings import RegistrySettings
-from gateway.consumer import ConsumedRecord, RecordReader, missing_topics
+from gateway.consumers.reader import ConsumedRecord, RecordReader, missing_topics
 from gateway.errors import TopicNotFoundError
 
 

@@ -11,9 +11,9 @@ import logging
 
 from gateway.adapters import binance_rest
 from gateway.errors import RestRequestError, UpstreamError
-from gateway.runtime import install_stop_signals, tune_gc
+from gateway.runtime.loop import install_stop_signals, tune_gc
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
-from gateway.worker import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -64,5 +64,5 @@ async def run_gateway(settings: GatewaySettings, *, local_stack: bool = False) -
     await asyncio.wait([running, started], return_when=asyncio.FIRST_COMPLETED)
     started.cancel()
     if gateway.started.is_set():
-        tune_gc()  # start-up's objects are built: see gateway.runtime.tune_gc (measured by bench)
+        tune_gc()  # start-up's objects are built: see gateway.runtime.loop.tune_gc (measured by bench)
     await running

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from gateway.binance.book import SyncState
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import depth_call
-from gateway.consumer import read_all
+from gateway.consumers.reader import read_all
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
-from gateway.worker import Gateway
 
 SPOT_WEIGHT_PER_MINUTE = 6000
 HEADROOM = 0.9  # RestWeightBudget's default: never plan to the last unit of Binance's budget

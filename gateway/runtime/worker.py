@@ -3,7 +3,7 @@
 Start-up order: schemas (registered when a registry is configured), topics, the producer, the
 shard plan (the configuration plus each market's ``exchangeInfo``), then the group: the worker
 joins the control topic's consumer group and streams the shards the leader assigns it
-(:mod:`gateway.ownership`). With coordination off it streams every shard of the plan.
+(:mod:`gateway.runtime.ownership`). With coordination off it streams every shard of the plan.
 
 Stopping (SIGTERM or the ``stop`` event) is a drain: stop reading, wait until Kafka acknowledged
 everything read, let go of the shards' claims, leave the group, close the producer. The workers
@@ -42,23 +42,23 @@ from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.sequence import IdBounds
-from gateway.books import BookKeeper
-from gateway.continuity import TradeContinuity
 from gateway.coordination.fencing import Lease
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
-from gateway.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.metrics import Metrics
-from gateway.ownership import Ownership, Unit
-from gateway.pipeline import FrameLimits
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import (
     ProducerRecord,
     TopicNamer,
 )
+from gateway.runtime.book import BookKeeper
+from gateway.runtime.liveness import LivenessMonitor, recovered_elsewhere
+from gateway.runtime.ownership import Ownership, Unit
+from gateway.runtime.pipeline import FrameLimits
+from gateway.runtime.sequence import TradeContinuity
+from gateway.runtime.shards import MarketKeepers, ShardContext, ShardRunner
 from gateway.settings import GatewaySettings
-from gateway.shards import MarketKeepers, ShardContext, ShardRunner
 from gateway.topic_catalogue import ACCOUNT_KIND
 
 logger = logging.getLogger(__name__)

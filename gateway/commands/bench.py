@@ -38,8 +38,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from gateway.bench_resilience import measure_book_sync, measure_rotation
-from gateway.bench_scale import measure_failover, measure_scale_out
+from gateway.benchmark.resilience import measure_book_sync, measure_rotation
+from gateway.benchmark.scale import measure_failover, measure_scale_out
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster

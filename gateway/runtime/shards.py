@@ -24,15 +24,15 @@ from gateway.binance.merger import left_to_other_market
 from gateway.binance.messages import FrameParser, channel_of
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.binance.streams import chunk, combined_path
-from gateway.books import BookKeeper
-from gateway.continuity import TradeContinuity
 from gateway.coordination.plan import Shard, streams_by_route
 from gateway.coordination.supervision import RestartPolicy, restarts
-from gateway.liveness import LivenessMonitor
 from gateway.metrics import Metrics
-from gateway.pipeline import FrameLimits, FramePipeline
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
+from gateway.runtime.book import BookKeeper
+from gateway.runtime.liveness import LivenessMonitor
+from gateway.runtime.pipeline import FrameLimits, FramePipeline
+from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import BinanceSettings, CoordinationSettings
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from gateway import strimzi
+from gateway.commands import strimzi
 from gateway.coordination.plan import build_plan
 from gateway.settings import GatewaySettings
 from gateway.topic_catalogue import TopicSpec, catalogue

@@ -22,8 +22,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from gateway.runtime.processes import WorkerProcess, wait_for_exclusive_ownership, write_config
 from gateway.simulator.config import simulated_symbols
-from gateway.worker_processes import WorkerProcess, wait_for_exclusive_ownership, write_config
 
 WARMUP_S = 8.0
 SESSION_TIMEOUT_MS = 6000
