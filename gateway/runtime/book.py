@@ -148,6 +148,11 @@ class BookKeeper:
             except (RestRequestError, RestAnswerError) as exc:
                 # Whatever REST answers, the book's fetch lives on: nothing waits behind a book
                 # (its diffs are published regardless), so it retries with capped backoff.
+                # Whether to ask again is the core's call: a book no longer buffering (forgotten,
+                # or synced meanwhile) wants no snapshot.
+                book.snapshot_failed()
+                if not book.requests_to_send():
+                    return
                 delay = next(delays)
                 logger.warning(
                     "%s depth snapshot failed (%s); again in %.1fs", book.symbol, exc, delay

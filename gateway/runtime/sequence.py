@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import orjson
+
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
@@ -145,11 +147,13 @@ class TradeContinuity:
             if key[0] not in wanted or last is None:
                 continue
             try:
-                events = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
+                events, answer = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
             except (RestRequestError, RestAnswerError) as exc:
                 logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
                 continue
-            records = self._backfill_records(events)
+            records, refused = self._backfill_records(events)
+            if refused:
+                await self._dead_letter_answer(key, "encode", refused, answer)
             for event_id, (record, _) in records:
                 record.headers.append(BACKFILLED_HEADER)
                 sequence.receive_live(event_id, (record, None))
@@ -286,7 +290,7 @@ class TradeContinuity:
         deadline = RetryDeadline(self._give_up_s, time.monotonic())
         while True:
             try:
-                events = await self._fetch_rows(symbol, kind, request)
+                events, answer = await self._fetch_rows(symbol, kind, request)
                 break
             except (RestRequestError, RestAnswerError) as exc:
                 delay = deadline.next_delay(time.monotonic())
@@ -306,6 +310,13 @@ class TradeContinuity:
                 logger.warning(
                     "backfill of %s %s failed (%s); retrying in %.1fs", symbol, kind, exc, delay
                 )
+                # What to ask again is the core's call (the hole may have grown since); taken in
+                # the same step, so no live event starts a second fetch for it meanwhile.
+                sequence.backfill_failed()
+                retry = sequence.requests_to_send()
+                if not retry:
+                    return
+                request = retry[0]
                 self._watch_held(key, sequence)
                 await asyncio.sleep(delay)
         logger.info(
@@ -316,26 +327,58 @@ class TradeContinuity:
             request.last_id,
             len(events),
         )
-        sequence.receive_backfill(self._backfill_records(events))
+        records, refused = self._backfill_records(events)
+        sequence.receive_backfill(records)
+        if refused:
+            await self._dead_letter_answer(key, "encode", refused, answer)
         await self._publish(key, sequence, time.monotonic_ns())
 
-    def _backfill_records(self, events: list[TradeEvent]) -> list[tuple[int, Pending]]:
+    def _backfill_records(
+        self, events: list[TradeEvent]
+    ) -> tuple[list[tuple[int, Pending]], list[str]]:
+        """The records of the backfilled rows, and why the schema refused any: a refused row's id
+        stays missing, so it is declared in a gap record rather than skipped."""
         records: list[tuple[int, Pending]] = []
+        refused: list[str] = []
         for event in events:
+            event_id = _EVENT_ID[event.KIND](event)
             try:
-                records.append((_EVENT_ID[event.KIND](event), (self._builder.build(event), None)))
+                records.append((event_id, (self._builder.build(event), None)))
             except SerializationError as exc:
-                # Like a live frame the schema rejects: kept in the dead-letter topic, and the id
-                # stays missing here so it is declared in a gap record rather than skipped.
-                logger.warning(
-                    "backfilled %s %s cannot be encoded: %s", event.KIND, event.symbol, exc
-                )
-                self._metrics.dead_letters.labels(self._market.value, "encode").inc()
-        return records
+                refused.append(f"{event.KIND} {event.symbol} id {event_id}: {exc}")
+        return records, refused
 
-    async def _fetch_rows(self, symbol: str, kind: str, request: FetchRange) -> list[TradeEvent]:
-        """The rows REST has from ``request.first_id``; rows that do not parse are left out
-        (their ids stay missing: fetched again, or declared), logged once per answer."""
+    async def _dead_letter_answer(
+        self, key: Key, stage: str, reasons: list[str], answer: bytes
+    ) -> None:
+        """Keep a REST answer with unusable rows in the dead-letter topic, once, with every
+        reason: like a live frame that fails, it is there to be looked at and replayed."""
+        symbol, kind = key
+        logger.warning(
+            "%s %s: REST answered %d unusable rows, dead-lettered (first: %s)",
+            symbol,
+            kind,
+            len(reasons),
+            reasons[0],
+            extra={"event_data": {"symbol": symbol, "kind": kind, "stage": stage}},
+        )
+        self._metrics.dead_letters.labels(self._market.value, stage).inc()
+        record = self._builder.dead_letter(
+            market=self._market.value,
+            stream=None,
+            stage=stage,
+            error=f"{symbol} {kind} backfill: " + "; ".join(reasons),
+            raw=answer,
+            received_at_us=time.time_ns() // 1000,
+        )
+        await self._sink.send(record)
+
+    async def _fetch_rows(
+        self, symbol: str, kind: str, request: FetchRange
+    ) -> tuple[list[TradeEvent], bytes]:
+        """The rows REST has from ``request.first_id``, and the answer as it came; rows that do
+        not parse are left out (their ids stay missing: fetched again, or declared) and the
+        answer is dead-lettered with their reasons."""
         received_at_us = time.time_ns() // 1000
         rejected: list[str] = []
         events: list[TradeEvent]
@@ -351,16 +394,10 @@ class TradeContinuity:
             events = [
                 *parse_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
             ]
+        answer = orjson.dumps(rows)
         if rejected:
-            self._metrics.dead_letters.labels(self._market.value, "rest").inc(len(rejected))
-            logger.warning(
-                "%s %s: REST answered %d unusable rows, left out (first: %s)",
-                symbol,
-                kind,
-                len(rejected),
-                rejected[0],
-            )
-        return events
+            await self._dead_letter_answer((symbol, kind), "rest", rejected, answer)
+        return events, answer
 
     def _trades_call(self, symbol: str, from_id: int) -> tuple[RestCall, dict[str, str] | None]:
         """Trades by id where Binance allows it; futures without an API key: the latest trades,

@@ -84,6 +84,8 @@ class Harness:
             value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
             if record.topic == "p.trade_gap":
                 out.append(("gap", (value["first_missing_id"], value["last_missing_id"])))
+            elif record.topic == "p.dead_letter":
+                out.append(("dead_letter", value["stage"]))
             else:
                 out.append(("trade", value["trade_id"]))
         return out
@@ -111,7 +113,15 @@ async def test_malformed_rows_are_left_out_and_only_their_ids_declared():
     h = Harness(AnswersInTurn(rows(101, 102, 103, bad=frozenset({102})), [1, None, "x"]))
     await h.live(104)
     await h.settle()
-    assert h.published() == [("trade", 101), ("gap", (102, 102)), ("trade", 103), ("trade", 104)]
+    # Each answer with unusable rows is kept once in the dead-letter topic, with every reason.
+    assert h.published() == [
+        ("dead_letter", "rest"), ("trade", 101), ("dead_letter", "rest"),
+        ("gap", (102, 102)), ("trade", 103), ("trade", 104),
+    ]  # fmt: skip
+    first, _ = (r for r in h.sink.records if r.topic == "p.dead_letter")
+    kept = decode(first.value, read_header(first.value), CATALOG.by_fingerprint(
+        read_header(first.value).fingerprint))  # fmt: skip
+    assert b'"id":102' in kept["raw"] and "row 1" in kept["error"]
 
 
 async def test_rows_with_ids_nobody_asked_for_are_ignored_and_the_hole_declared():
@@ -166,3 +176,15 @@ async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_s
     topics = [r.topic for r in sink.records]
     assert topics.count("p.spot.agg_trade") == 97  # before: 94 of 97 never published
     assert topics[0] == "p.trade_gap"
+
+
+async def test_a_backfilled_row_the_schema_refuses_is_dead_lettered_and_its_id_declared():
+    huge = rows(101, 102, 103)
+    huge[1]["price"] = "9" * 40  # parses as a decimal, but no schema's precision holds it
+    h = Harness(AnswersInTurn(huge, []), give_up_s=30.0)
+    await h.live(104)
+    await h.settle()
+    assert h.published() == [
+        ("dead_letter", "encode"), ("trade", 101), ("gap", (102, 102)), ("trade", 103),
+        ("trade", 104),
+    ]  # fmt: skip
