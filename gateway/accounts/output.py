@@ -25,6 +25,7 @@ from gateway.accounts.connection import ReconnectNow
 from gateway.accounts.rest import SignedRestClient
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.topics import account_topic, record_key
+from gateway.binance.account_state import AccountHealth, AccountState
 from gateway.binance.events.account_snapshot import SnapshotReason
 from gateway.binance.events.connection import ControlReply, ServerShutdown
 from gateway.binance.messages import Event, RecordEvent
@@ -63,10 +64,8 @@ class AccountOutput:
         self._last_event = metrics.account_last_event.labels(*labels)
         self._reconciliations = metrics.account_reconciliations.labels(*labels)
         self._up.set(0)
-        self.up = False
-        self.state = "starting"
+        self.state = AccountHealth(account.alias)
         self.last_event_monotonic: float | None = None
-        self.last_error: str | None = None
         self.events = 0
         self.snapshots = 0
         self.reconnects = 0
@@ -126,14 +125,12 @@ class AccountOutput:
         )
 
     def mark_up(self) -> None:
-        self.up, self.state, self.last_error = True, "up", None
+        self.state.set_state(AccountState.UP)
         self._up.set(1)
 
-    def mark_down(self, state: str, error: str | None) -> None:
-        """``state``: ``down`` (reconnecting) or ``rejected`` (Binance refused the key)."""
-        self.up, self.state = False, state
-        if error is not None:
-            self.last_error = error
+    def mark_down(self, state: AccountState, error: str | None) -> None:
+        """``state``: DOWN (reconnecting) or REJECTED (Binance refused the key)."""
+        self.state.set_state(state, error)
         self._up.set(0)
 
     def health(self) -> dict[str, object]:
@@ -142,11 +139,11 @@ class AccountOutput:
             "account": self.alias,
             "market": self.market.value,
             "topic": self.topic,
-            "up": self.up,
-            "state": self.state,
+            "up": self.state.up,
+            "state": self.state.state.value,
             "seconds_since_last_event": None if seen is None else time.monotonic() - seen,
             "events": self.events,
             "snapshots": self.snapshots,
             "reconnects": self.reconnects,
-            "last_error": self.last_error,
+            "last_error": self.state.last_error,
         }

@@ -25,6 +25,7 @@ from gateway.accounts.connection import ReconnectNow, open_socket
 from gateway.accounts.output import AccountOutput
 from gateway.accounts.rest import AccountAuthError, AccountRequestError, SignedRestClient
 from gateway.accounts.settings import AccountSettings
+from gateway.binance.account_state import AccountState
 from gateway.binance.events.account_snapshot import SnapshotReason
 from gateway.binance.events.spot_user import EventStreamTerminated
 from gateway.binance.markets import Market
@@ -108,7 +109,7 @@ class SpotSession:
                         logger.warning(
                             "%s: eventStreamTerminated; subscribing again", self._account.alias
                         )
-                        self._output.mark_down("down", "eventStreamTerminated")
+                        self._output.mark_down(AccountState.DOWN, "eventStreamTerminated")
                         reason = SnapshotReason.RESUBSCRIBE
                         await _send_requests(ws, session)
 

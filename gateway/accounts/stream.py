@@ -23,6 +23,7 @@ from gateway.accounts.output import AccountOutput
 from gateway.accounts.rest import AccountAuthError, SignedRestClient
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.spot import SpotSession
+from gateway.binance.account_state import AccountState
 from gateway.binance.events.account_snapshot import SnapshotReason
 from gateway.binance.listen_key import ListenKeyCycle, ListenKeyTimings
 from gateway.binance.markets import ENDPOINTS, Market
@@ -121,7 +122,7 @@ class AccountStream:
                     if wait_s > 0:
                         await asyncio.sleep(wait_s)
             finally:
-                self._output.mark_down("down", None)
+                self._output.mark_down(AccountState.DOWN, None)
 
     async def _session_once(
         self,
@@ -136,7 +137,7 @@ class AccountStream:
             raise UpstreamError("the account connection ended")
         except ReconnectNow as planned:
             logger.info("%s: reconnecting: %s", self.name, planned)
-            self._output.mark_down("down", str(planned))
+            self._output.mark_down(AccountState.DOWN, str(planned))
             self._output.reconnects += 1
             return planned.reason, next(delays)
         except AccountAuthError as exc:
@@ -147,16 +148,20 @@ class AccountStream:
                 exc,
                 self._auth_retry_s,
             )
-            self._output.mark_down("rejected", str(exc))
+            self._output.mark_down(AccountState.REJECTED, str(exc))
             return SnapshotReason.RECONNECT, self._auth_retry_s
         except (OSError, TimeoutError, UpstreamError, MessageParseError) as exc:
             if not is_retriable(exc) and not isinstance(exc, MessageParseError):
                 raise
             delay = next(delays)
             logger.warning("%s: disconnected (%s); reconnecting in %.2fs", self.name, exc, delay)
-            self._output.mark_down("down", str(exc))
+            self._output.mark_down(AccountState.DOWN, str(exc))
             self._output.reconnects += 1
             return SnapshotReason.RECONNECT, delay
+
+    @property
+    def state(self) -> AccountState:
+        return self._output.state.state
 
     def health(self) -> dict[str, object]:
         """Up or down, seconds since the last event, listen-key age: no secrets."""

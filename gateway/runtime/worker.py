@@ -38,6 +38,7 @@ from gateway.adapters.kafka_group import (
 )
 from gateway.adapters.kafka_tail import LastIdReader
 from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
+from gateway.binance.account_state import AccountState
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.policy import SlidingWindowLimit
@@ -88,7 +89,7 @@ class AccountUnit:
 
     @property
     def failing(self) -> bool:
-        return self.stream.health()["state"] == "rejected"
+        return self.stream.state is AccountState.REJECTED
 
 
 class Gateway:
