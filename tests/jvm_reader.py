@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,7 @@ def build() -> Path:
     return JAR
 
 
-def read(args: list[str], timeout_s: float = 180) -> list[dict]:
+def read(args: list[str], timeout_s: float = 180) -> list[dict[str, Any]]:
     """Run the reader (see Main.java for the arguments); one dict per record it printed."""
     classpath = ":".join([str(build()), *sorted(str(p) for p in (TARGET / "libs").glob("*.jar"))])
     result = subprocess.run(

@@ -8,6 +8,7 @@ import copy
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -34,15 +35,16 @@ REQUIRED = {
 
 
 @pytest.fixture(scope="module")
-def rule() -> dict:
-    return yaml.safe_load(RULES.read_text())
+def rule() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(RULES.read_text())
+    return document
 
 
-def alerts(rule: dict) -> dict[str, dict]:
+def alerts(rule: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
 
-def test_valid_for_the_prometheus_operator(rule):
+def test_valid_for_the_prometheus_operator(rule: dict[str, Any]) -> None:
     validate(rule, CRD)
     broken = copy.deepcopy(rule)
     broken["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"  # not a duration
@@ -54,7 +56,7 @@ def test_valid_for_the_prometheus_operator(rule):
         validate(misspelt, CRD)
 
 
-def test_every_promised_alert_watches_its_metric(rule):
+def test_every_promised_alert_watches_its_metric(rule: dict[str, Any]) -> None:
     found = alerts(rule)
     for name, metric in REQUIRED.items():
         assert metric in found[name]["expr"], name
@@ -63,7 +65,7 @@ def test_every_promised_alert_watches_its_metric(rule):
         assert body["annotations"]["summary"] and body["for"], name
 
 
-def test_rules_query_only_exported_metrics(rule):
+def test_rules_query_only_exported_metrics(rule: dict[str, Any]) -> None:
     exported = set().union(*(exposed_names(f) for f in families()))
     used = {name for body in alerts(rule).values() for name in METRIC_NAME.findall(body["expr"])}
     assert used and sorted(used - exported) == []
@@ -77,7 +79,7 @@ def promtool() -> Path:
         pytest.skip(f"promtool unavailable: {exc}")
 
 
-def test_promtool_checks_the_rules(rule, promtool, tmp_path: Path):
+def test_promtool_checks_the_rules(rule: dict[str, Any], promtool: Path, tmp_path: Path) -> None:
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     result = subprocess.run(
@@ -103,7 +105,9 @@ def test_promtool_checks_the_rules(rule, promtool, tmp_path: Path):
     assert failed.returncode != 0  # guards the check above
 
 
-def test_each_alert_fires_on_trouble_and_none_on_a_healthy_gateway(rule, promtool, tmp_path):
+def test_each_alert_fires_on_trouble_and_none_on_a_healthy_gateway(
+    rule: dict[str, Any], promtool: Path, tmp_path: Path
+) -> None:
     spec = copy.deepcopy(rule["spec"])
     for group in spec["groups"]:
         for body in group["rules"]:

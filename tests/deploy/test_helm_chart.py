@@ -42,7 +42,7 @@ def helm_ready() -> None:
 
 
 @pytest.fixture(scope="module")
-def chart_docs(helm_ready) -> list[Doc]:
+def chart_docs(helm_ready: None) -> list[Doc]:
     return render_chart()
 
 
@@ -80,20 +80,20 @@ def normalised(docs: list[Doc]) -> dict[tuple[str, str], Doc]:
     return found
 
 
-def test_chart_renders_the_kustomize_base_object_for_object(chart_docs):
+def test_chart_renders_the_kustomize_base_object_for_object(chart_docs: list[Doc]) -> None:
     from_chart, from_kustomize = normalised(chart_docs), normalised(render(BASE))
     assert sorted(from_chart) == sorted(from_kustomize)
     for key, doc in from_kustomize.items():
         assert from_chart[key] == doc, key
 
 
-def test_every_chart_document_is_valid_kubernetes(chart_docs):
+def test_every_chart_document_is_valid_kubernetes(chart_docs: list[Doc]) -> None:
     assert len(chart_docs) == 5
     for doc in chart_docs:
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
 
-def test_selectors_carry_the_release_so_two_releases_never_share_pods(helm_ready):
+def test_selectors_carry_the_release_so_two_releases_never_share_pods(helm_ready: None) -> None:
     docs = render_chart("blue")
     deployment, service = only(docs, "Deployment"), only(docs, "Service")
     assert deployment["metadata"]["name"] == "blue-binance-gateway"
@@ -104,7 +104,9 @@ def test_selectors_carry_the_release_so_two_releases_never_share_pods(helm_ready
     assert deployment["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
 
 
-def test_values_reach_the_objects_and_a_config_change_rolls_the_pods(helm_ready, chart_docs):
+def test_values_reach_the_objects_and_a_config_change_rolls_the_pods(
+    helm_ready: None, chart_docs: list[Doc]
+) -> None:
     docs = render_chart(
         set_values={
             "replicaCount": "5",
@@ -124,5 +126,5 @@ def test_values_reach_the_objects_and_a_config_change_rolls_the_pods(helm_ready,
     assert checksum != before["checksum/config"]
 
 
-def test_helm_lint_passes_strict(helm_ready):
+def test_helm_lint_passes_strict(helm_ready: None) -> None:
     helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART_DIR))

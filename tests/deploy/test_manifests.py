@@ -46,7 +46,7 @@ Doc = dict[str, Any]
 
 
 @pytest.fixture(scope="module", params=["base", "overlay"])
-def rendered(request) -> tuple[str, list[Doc]]:
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Doc]]:
     return request.param, render(BASE if request.param == "base" else OVERLAY)
 
 
@@ -66,6 +66,7 @@ def only(docs: list[Doc], kind: str) -> Doc:
 
 
 def gateway_container(docs: list[Doc]) -> Doc:
+    container: Doc
     [container] = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -106,7 +107,7 @@ def load_rendered_config(
 # -- schemas ---------------------------------------------------------------------------------------
 
 
-def test_every_rendered_document_is_valid_kubernetes(rendered):
+def test_every_rendered_document_is_valid_kubernetes(rendered: tuple[str, list[Doc]]) -> None:
     _, docs = rendered
     assert {d["kind"] for d in docs} >= {
         "ServiceAccount",
@@ -125,7 +126,7 @@ def test_every_rendered_document_is_valid_kubernetes(rendered):
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-def test_strict_validation_rejects_unknown_fields(base_docs):
+def test_strict_validation_rejects_unknown_fields(base_docs: list[Doc]) -> None:
     # Guards the check above: a misspelt field must fail, not pass as "extra".
     deployment = copy.deepcopy(only(base_docs, "Deployment"))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
@@ -133,7 +134,7 @@ def test_strict_validation_rejects_unknown_fields(base_docs):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def test_overlay_carries_the_alert_rules(overlay_docs):
+def test_overlay_carries_the_alert_rules(overlay_docs: list[Doc]) -> None:
     rule = only(overlay_docs, "PrometheusRule")
     assert rule["metadata"]["namespace"] == "market-data"
     assert (
@@ -142,7 +143,7 @@ def test_overlay_carries_the_alert_rules(overlay_docs):
     )
 
 
-def test_service_monitor_scrapes_the_metrics_service(overlay_docs):
+def test_service_monitor_scrapes_the_metrics_service(overlay_docs: list[Doc]) -> None:
     monitor, service = only(overlay_docs, "ServiceMonitor"), only(overlay_docs, "Service")
     assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
     selector = monitor["spec"]["selector"]["matchLabels"]
@@ -155,14 +156,18 @@ def test_service_monitor_scrapes_the_metrics_service(overlay_docs):
 # -- the configuration the pod gets ----------------------------------------------------------------
 
 
-def test_base_config_loads_as_the_pod_would_without_secrets(base_docs, tmp_path, monkeypatch):
+def test_base_config_loads_as_the_pod_would_without_secrets(
+    base_docs: list[Doc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = load_rendered_config(base_docs, tmp_path, monkeypatch, secrets_exist=False)
     assert settings.gateway_id == POD_NAME
     assert settings.status.port == STATUS_PORT
     assert settings.kafka.security.protocol == "PLAINTEXT"
 
 
-def test_overlay_config_loads_with_the_kafka_secret(overlay_docs, tmp_path, monkeypatch):
+def test_overlay_config_loads_with_the_kafka_secret(
+    overlay_docs: list[Doc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = load_rendered_config(overlay_docs, tmp_path, monkeypatch, secrets_exist=True)
     assert settings.gateway_id == POD_NAME
     assert settings.kafka.security.protocol == "SASL_SSL"
@@ -170,15 +175,17 @@ def test_overlay_config_loads_with_the_kafka_secret(overlay_docs, tmp_path, monk
     assert settings.status.port == STATUS_PORT
 
 
-def test_overlay_without_the_kafka_secret_fails_at_start_up(overlay_docs, tmp_path, monkeypatch):
+def test_overlay_without_the_kafka_secret_fails_at_start_up(
+    overlay_docs: list[Doc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigError, match="exactly one of password and password_file"):
         load_rendered_config(overlay_docs, tmp_path, monkeypatch, secrets_exist=False)
 
 
 @pytest.mark.parametrize("config", [BASE / "gateway.yaml", OVERLAY / "gateway.yaml"])
 def test_commented_account_example_is_valid_and_reads_the_mounted_secret(
-    config, tmp_path, monkeypatch
-):
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Uncommented, the example account loads, its key files under the Secret's mount."""
     text = config.read_text()
     start = text.index("# accounts:")
@@ -208,7 +215,7 @@ def test_commented_account_example_is_valid_and_reads_the_mounted_secret(
     assert [account.alias for account in settings.accounts] == ["desk-a"]
 
 
-def test_compose_config_loads():
+def test_compose_config_loads() -> None:
     settings = load_settings(DEPLOY / "compose" / "gateway.yaml")
     assert settings.status.port == STATUS_PORT
 
@@ -216,7 +223,7 @@ def test_compose_config_loads():
 # -- the Deployment --------------------------------------------------------------------------------
 
 
-def test_container_runs_locked_down_as_non_root(rendered):
+def test_container_runs_locked_down_as_non_root(rendered: tuple[str, list[Doc]]) -> None:
     _, docs = rendered
     pod = only(docs, "Deployment")["spec"]["template"]["spec"]
     container = gateway_container(docs)
@@ -236,7 +243,7 @@ def test_container_runs_locked_down_as_non_root(rendered):
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
-def test_probes_hit_healthz_and_readyz_on_the_status_port(rendered):
+def test_probes_hit_healthz_and_readyz_on_the_status_port(rendered: tuple[str, list[Doc]]) -> None:
     _, docs = rendered
     container = gateway_container(docs)
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
@@ -253,7 +260,9 @@ def test_probes_hit_healthz_and_readyz_on_the_status_port(rendered):
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
-def test_config_and_secrets_are_mounted_where_the_gateway_reads_them(rendered):
+def test_config_and_secrets_are_mounted_where_the_gateway_reads_them(
+    rendered: tuple[str, list[Doc]],
+) -> None:
     _, docs = rendered
     pod = only(docs, "Deployment")["spec"]["template"]["spec"]
     container = gateway_container(docs)
@@ -274,7 +283,9 @@ def test_config_and_secrets_are_mounted_where_the_gateway_reads_them(rendered):
     assert kafka_secret == ["binance-gateway-kafka"]
 
 
-def test_grace_period_outlasts_the_drain(rendered, tmp_path, monkeypatch):
+def test_grace_period_outlasts_the_drain(
+    rendered: tuple[str, list[Doc]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, docs = rendered
     sasl = "protocol: SASL" in only(docs, "ConfigMap")["data"]["gateway.yaml"]
     settings = load_rendered_config(docs, tmp_path, monkeypatch, secrets_exist=sasl)
@@ -283,7 +294,7 @@ def test_grace_period_outlasts_the_drain(rendered, tmp_path, monkeypatch):
     assert grace_s >= settings.kafka.request_timeout_ms / 1000 + 15
 
 
-def test_workers_are_spread_and_disrupted_one_at_a_time(rendered):
+def test_workers_are_spread_and_disrupted_one_at_a_time(rendered: tuple[str, list[Doc]]) -> None:
     _, docs = rendered
     deployment = only(docs, "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -302,7 +313,9 @@ def test_workers_are_spread_and_disrupted_one_at_a_time(rendered):
     assert {p["targetPort"] for p in service["ports"]} <= container_ports
 
 
-def test_overlay_sets_namespace_image_and_its_own_config(base_docs, overlay_docs):
+def test_overlay_sets_namespace_image_and_its_own_config(
+    base_docs: list[Doc], overlay_docs: list[Doc]
+) -> None:
     assert {d["metadata"].get("namespace") for d in overlay_docs} == {"market-data"}
     assert gateway_container(base_docs)["image"] == "binance-gateway:dev"
     assert gateway_container(overlay_docs)["image"].endswith("/binance-gateway:0.1.0")
@@ -316,7 +329,7 @@ def test_overlay_sets_namespace_image_and_its_own_config(base_docs, overlay_docs
 # -- compose ---------------------------------------------------------------------------------------
 
 
-def test_compose_runs_the_demo_pipeline_on_one_config():
+def test_compose_runs_the_demo_pipeline_on_one_config() -> None:
     compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
     services = compose["services"]
     assert {"kafka", "registry", "simulator", "gateway"} <= services.keys()
@@ -363,7 +376,7 @@ def dockerfile_stages() -> list[list[str]]:
     return stages
 
 
-def test_dockerfile_is_multi_stage_and_runs_as_non_root():
+def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2
     assert all(re.match(r"FROM \S+ AS \w+", stage[0], re.IGNORECASE) for stage in stages)
@@ -379,7 +392,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root():
     assert not [i for i in final if build_tools.search(i)]
 
 
-def test_image_carries_the_schemas_where_the_package_looks_for_them():
+def test_image_carries_the_schemas_where_the_package_looks_for_them() -> None:
     # gateway.records.avro: SCHEMAS_DIR = <avro.py>.parents[2] / "schemas", which for an
     # installed package is <site-packages>/schemas.
     site_packages = Path("/opt/venv/lib/python3.11/site-packages")

@@ -12,6 +12,8 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -31,23 +33,23 @@ DATA = re.compile(r"^binance\..*")  # what a Kafka Connect sink of the data woul
 
 
 @pytest.fixture
-def overlay_settings(monkeypatch) -> GatewaySettings:
+def overlay_settings(monkeypatch: pytest.MonkeyPatch) -> GatewaySettings:
     monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PASSWORD", "unused")
     return load_settings(OVERLAY / "gateway.yaml")
 
 
 @pytest.fixture
-def generated(overlay_settings) -> list[dict]:
+def generated(overlay_settings: GatewaySettings) -> list[dict[str, Any]]:
     return resources(overlay_settings, settings_catalogue(overlay_settings), cluster="kafka")
 
 
-def test_every_generated_resource_is_valid_for_strimzi(generated):
+def test_every_generated_resource_is_valid_for_strimzi(generated: list[dict[str, Any]]) -> None:
     assert {r["kind"] for r in generated} == {"KafkaTopic", "KafkaUser"}
     for resource in generated:
         validate(resource, CRD_OF[resource["kind"]])
 
 
-def test_validation_rejects_what_strimzi_would(generated):
+def test_validation_rejects_what_strimzi_would(generated: list[dict[str, Any]]) -> None:
     # Guards the check above: a misspelt field, a bad enum, a missing required field all fail.
     topic = copy.deepcopy(next(r for r in generated if r["kind"] == "KafkaTopic"))
     topic["spec"]["replica"] = 3
@@ -64,7 +66,7 @@ def test_validation_rejects_what_strimzi_would(generated):
             validate(bad, crd)
 
 
-def test_overlay_carries_the_current_generation(overlay_settings):
+def test_overlay_carries_the_current_generation(overlay_settings: GatewaySettings) -> None:
     committed = (STRIMZI / "topics.yaml").read_text()
     assert committed == strimzi_yaml(overlay_settings, cluster="kafka"), (
         "deploy/k8s/overlays/example/strimzi/topics.yaml is stale: regenerate it with the "
@@ -72,13 +74,15 @@ def test_overlay_carries_the_current_generation(overlay_settings):
     )
 
 
-def test_overlay_lets_the_platform_own_the_topics(overlay_settings):
+def test_overlay_lets_the_platform_own_the_topics(overlay_settings: GatewaySettings) -> None:
     kafka = overlay_settings.kafka
     assert kafka.create_topics is False
     assert kafka.min_insync_replicas == 2 and kafka.replication_factor == 3
 
 
-def test_rendered_strimzi_kustomization_is_the_catalogue_in_kafkas_namespace(overlay_settings):
+def test_rendered_strimzi_kustomization_is_the_catalogue_in_kafkas_namespace(
+    overlay_settings: GatewaySettings,
+) -> None:
     docs = render(STRIMZI)
     topics = {d["spec"]["topicName"]: d for d in docs if d["kind"] == "KafkaTopic"}
     catalogue = {spec.name: spec for spec in settings_catalogue(overlay_settings)}
@@ -98,7 +102,7 @@ def test_rendered_strimzi_kustomization_is_the_catalogue_in_kafkas_namespace(ove
     assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in docs} == {"kafka"}
 
 
-def test_only_avro_data_topics_match_the_data_prefix(overlay_settings):
+def test_only_avro_data_topics_match_the_data_prefix(overlay_settings: GatewaySettings) -> None:
     specs = settings_catalogue(overlay_settings)
     internal = [s.name for s in specs if s.role is TopicRole.INTERNAL]
     assert internal == ["_binance.control"]
@@ -110,7 +114,7 @@ def test_only_avro_data_topics_match_the_data_prefix(overlay_settings):
     assert control.config["cleanup.policy"] == "compact"
 
 
-def _allowed(user: dict, resource_type: str, name: str, operation: str) -> bool:
+def _allowed(user: dict[str, Any], resource_type: str, name: str, operation: str) -> bool:
     for acl in user["spec"]["authorization"]["acls"]:
         resource = acl["resource"]
         matches = (
@@ -123,7 +127,9 @@ def _allowed(user: dict, resource_type: str, name: str, operation: str) -> bool:
     return False
 
 
-def test_acls_give_the_gateway_and_the_readers_each_their_share(monkeypatch, tmp_path):
+def test_acls_give_the_gateway_and_the_readers_each_their_share(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PASSWORD", "unused")
     config = tmp_path / "gateway.yaml"
     monkeypatch.setenv("DESK_A_KEY", "key")
@@ -159,7 +165,7 @@ def test_acls_give_the_gateway_and_the_readers_each_their_share(monkeypatch, tmp
     assert yaml.safe_load_all(strimzi_yaml(settings, cluster="kafka"))
 
 
-def test_the_command_prints_what_the_overlay_carries():
+def test_the_command_prints_what_the_overlay_carries() -> None:
     # A process of its own: the command configures logging, which must not leak into other tests.
     env = {**os.environ, "GATEWAY_KAFKA__SECURITY__PASSWORD": "unused"}
     config = str(OVERLAY / "gateway.yaml")

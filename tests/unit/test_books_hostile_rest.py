@@ -40,7 +40,9 @@ def diff(first: int, last: int) -> DepthUpdate:
     )  # fmt: skip
 
 
-async def test_wrong_shapes_and_bad_levels_are_retried_until_a_usable_snapshot_syncs_the_book():
+async def test_wrong_shapes_and_bad_levels_are_retried_until_a_usable_snapshot_syncs_the_book() -> (
+    None
+):
     answers = AnswersInTurn(
         {"code": -1121, "msg": "Invalid symbol."},
         [GOOD],

@@ -10,6 +10,8 @@ import asyncio
 import logging
 from typing import Any
 
+import pytest
+
 from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
 from gateway.errors import RestRequestError
@@ -81,7 +83,10 @@ class Harness:
         out = []
         for record in self.sink.records:
             header = read_header(record.value)
-            value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+            assert header.fingerprint is not None
+            writer = CATALOG.by_fingerprint(header.fingerprint)
+            assert writer is not None
+            value = decode(record.value, header, writer)
             if record.topic == "p.trade_gap":
                 out.append(("gap", (value["first_missing_id"], value["last_missing_id"])))
             elif record.topic == "p.dead_letter":
@@ -91,7 +96,7 @@ class Harness:
         return out
 
 
-async def test_an_object_instead_of_rows_is_retried_then_declared_and_the_symbol_released():
+async def test_an_object_instead_of_rows_is_retried_then_declared_and_the_symbol_released() -> None:
     h = Harness(AnswersInTurn({"code": -1121, "msg": "Invalid symbol."}))
     await h.live(104, 105)
     await h.settle()
@@ -100,7 +105,7 @@ async def test_an_object_instead_of_rows_is_retried_then_declared_and_the_symbol
     assert h.continuity.held_back() == {}
 
 
-async def test_a_wrong_shape_then_a_good_answer_backfills():
+async def test_a_wrong_shape_then_a_good_answer_backfills() -> None:
     rest = AnswersInTurn({"oops": 1}, "<html>busy</html>", RestRequestError("HTTP 502"), GOOD)
     h = Harness(rest, give_up_s=30.0)
     await h.live(103)
@@ -109,7 +114,7 @@ async def test_a_wrong_shape_then_a_good_answer_backfills():
     assert rest.requests == 4
 
 
-async def test_malformed_rows_are_left_out_and_only_their_ids_declared():
+async def test_malformed_rows_are_left_out_and_only_their_ids_declared() -> None:
     h = Harness(AnswersInTurn(rows(101, 102, 103, bad=frozenset({102})), [1, None, "x"]))
     await h.live(104)
     await h.settle()
@@ -124,14 +129,16 @@ async def test_malformed_rows_are_left_out_and_only_their_ids_declared():
     assert b'"id":102' in kept["raw"] and "row 1" in kept["error"]
 
 
-async def test_rows_with_ids_nobody_asked_for_are_ignored_and_the_hole_declared():
+async def test_rows_with_ids_nobody_asked_for_are_ignored_and_the_hole_declared() -> None:
     h = Harness(AnswersInTurn(rows(5, 6, 7, 9_999)))
     await h.live(104)
     await h.settle()
     assert h.published() == [("gap", (101, 103)), ("trade", 104)]
 
 
-async def test_a_symbol_held_back_too_long_is_reported_once(caplog):
+async def test_a_symbol_held_back_too_long_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gate = asyncio.Event()
 
     class Stalled:
@@ -155,7 +162,9 @@ async def test_a_symbol_held_back_too_long_is_reported_once(caplog):
     assert h.published()[-1] == ("trade", 105)
 
 
-async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_symbol_for_good():
+async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_symbol_for_good() -> (
+    None
+):
     from gateway.binance.events.trades import AggTrade
     from tests.unit.test_continuity_resume import agg_trade
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ class ScriptedRest:
         *,
         weight: int,
         headers: dict[str, str] | None = None,
-    ) -> list:
+    ) -> list[dict[str, Any]]:
         assert params is not None
         self.requests.append((path, params))
         if self.gate is not None:
@@ -114,16 +115,19 @@ class Harness:
             if record.topic != f"p.spot.{kind}" or record.key != symbol.encode():
                 continue
             header = read_header(record.value)
-            value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+            assert header.fingerprint is not None
+            writer = CATALOG.by_fingerprint(header.fingerprint)
+            assert writer is not None
+            value = decode(record.value, header, writer)
             out.append((value[field], ("backfilled", b"1") in record.headers))
         return out
 
     @property
     def duplicates(self) -> float:
-        return self.metrics.duplicates.labels("spot")._value.get()
+        return float(self.metrics.duplicates.labels("spot")._value.get())
 
 
-async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_one():
+async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_one() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100, ("BTCUSDT", AggTrade.KIND): 40})
     await h.live(trade(105))
@@ -136,7 +140,7 @@ async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_
     assert params["fromId"] == "101"
 
 
-async def test_live_ids_kafka_already_holds_are_dropped_and_counted():
+async def test_live_ids_kafka_already_holds_are_dropped_and_counted() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100})
     for trade_id in (99, 100, 101, 100, 102):
@@ -146,7 +150,7 @@ async def test_live_ids_kafka_already_holds_are_dropped_and_counted():
     assert h.rest.requests == []
 
 
-async def test_symbols_not_in_the_answer_start_at_their_first_live_id():
+async def test_symbols_not_in_the_answer_start_at_their_first_live_id() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100})
     await h.live(trade(7, "ETHUSDT"))
@@ -154,7 +158,9 @@ async def test_symbols_not_in_the_answer_start_at_their_first_live_id():
     assert h.ids(symbol="ETHUSDT") == [(7, False), (8, False)]
 
 
-async def test_resume_leaves_a_sequence_this_process_already_keeps(caplog):
+async def test_resume_leaves_a_sequence_this_process_already_keeps(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     h = Harness()
     await h.live(trade(50))
     h.continuity.resume({("BTCUSDT", Trade.KIND): 45})  # Kafka behind: records in flight
@@ -167,7 +173,7 @@ async def test_resume_leaves_a_sequence_this_process_already_keeps(caplog):
     assert h.ids()[-1] == (52, False)
 
 
-async def test_forget_then_resume_seeds_again_from_kafka():
+async def test_forget_then_resume_seeds_again_from_kafka() -> None:
     h = Harness()
     await h.live(trade(1))
     await h.live(trade(2))
@@ -178,7 +184,7 @@ async def test_forget_then_resume_seeds_again_from_kafka():
     assert h.ids() == [(1, False), (2, False), (11, True), (12, False)]
 
 
-async def test_forget_cancels_the_symbols_fetches_and_keeps_the_others():
+async def test_forget_cancels_the_symbols_fetches_and_keeps_the_others() -> None:
     gate = asyncio.Event()
     rest = ScriptedRest()
     rest.gate = gate
@@ -199,20 +205,20 @@ async def test_forget_cancels_the_symbols_fetches_and_keeps_the_others():
     assert h.ids() == [(16, False)]
 
 
-async def test_forget_of_an_unknown_symbol_is_harmless():
+async def test_forget_of_an_unknown_symbol_is_harmless() -> None:
     h = Harness()
     h.continuity.forget(["NOPE"])
     await h.live(trade(3))
     assert h.ids() == [(3, False)]
 
 
-def test_resume_refuses_a_kind_without_ids():
+def test_resume_refuses_a_kind_without_ids() -> None:
     h = Harness()
     with pytest.raises(ValueError, match="book_ticker"):
         h.continuity.resume({("BTCUSDT", "book_ticker"): 1})
 
 
-async def test_a_delisted_symbols_last_trades_are_caught_up_before_it_is_forgotten():
+async def test_a_delisted_symbols_last_trades_are_caught_up_before_it_is_forgotten() -> None:
     # Trades 101..104 happened after Kafka's last id, then the symbol stopped trading: no live
     # trade will ever reveal them, so catch_up fetches them once.
     h = Harness(ScriptedRest(last_id=104))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.metrics_core import Metric
@@ -33,7 +34,7 @@ def exposed_names(family: Metric) -> set[str]:
     return {family.name + suffix for suffix in SUFFIXES[family.type]}
 
 
-def all_panels(panels: list[dict]) -> list[dict]:
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found = []
     for panel in panels:
         found.append(panel)
@@ -42,12 +43,13 @@ def all_panels(panels: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
+def dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return document
 
 
 @pytest.fixture(scope="module")
-def expressions(dashboard) -> list[str]:
+def expressions(dashboard: dict[str, Any]) -> list[str]:
     exprs = [
         target["expr"]
         for panel in all_panels(dashboard["panels"])
@@ -59,14 +61,14 @@ def expressions(dashboard) -> list[str]:
     return exprs
 
 
-def test_every_queried_metric_is_exported(expressions):
+def test_every_queried_metric_is_exported(expressions: list[str]) -> None:
     exported = set().union(*(exposed_names(f) for f in families()))
     used = {name for expr in expressions for name in METRIC_NAME.findall(expr)}
     assert used, "the dashboard queries no gateway metric"
     assert sorted(used - exported) == []
 
 
-def test_every_exported_metric_is_on_a_panel(dashboard):
+def test_every_exported_metric_is_on_a_panel(dashboard: dict[str, Any]) -> None:
     panel_exprs = " ".join(
         target["expr"]
         for panel in all_panels(dashboard["panels"])
@@ -78,7 +80,7 @@ def test_every_exported_metric_is_on_a_panel(dashboard):
     assert missing == []
 
 
-def test_process_and_build_info_are_exported():
+def test_process_and_build_info_are_exported() -> None:
     names = {f.name for f in families()}
     assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_start_time_seconds",
             "gateway_build_info"} <= names  # fmt: skip
@@ -87,14 +89,14 @@ def test_process_and_build_info_are_exported():
     assert sample.labels["version"] == gateway.__version__ and sample.value == 1
 
 
-def test_histograms_are_read_as_histograms(expressions):
+def test_histograms_are_read_as_histograms(expressions: list[str]) -> None:
     for expr in expressions:
         if "histogram_quantile" in expr:
             assert "_bucket" in expr and "by (le" in expr, expr
         assert expr.count("(") == expr.count(")"), expr
 
 
-def test_importable_into_grafana_with_a_prometheus_variable(dashboard):
+def test_importable_into_grafana_with_a_prometheus_variable(dashboard: dict[str, Any]) -> None:
     variables = {var["name"]: var for var in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"

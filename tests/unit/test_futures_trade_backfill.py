@@ -91,7 +91,10 @@ def published(sink: RecordingSink) -> list[tuple[str, object]]:
     out = []
     for record in sink.records:
         header = read_header(record.value)
-        value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+        assert header.fingerprint is not None
+        writer = CATALOG.by_fingerprint(header.fingerprint)
+        assert writer is not None
+        value = decode(record.value, header, writer)
         if record.topic == "p.usdm.trade":
             out.append(("trade", value["trade_id"]))
             assert value["trade_type"] == "MARKET"
@@ -101,7 +104,7 @@ def published(sink: RecordingSink) -> list[tuple[str, object]]:
     return out
 
 
-async def test_with_an_api_key_a_hole_is_fetched_by_id():
+async def test_with_an_api_key_a_hole_is_fetched_by_id() -> None:
     rest, sink = await run("k3y", 1, 10)
     assert published(sink) == [("trade", i) for i in range(1, 11)]
     [(path, params, weight, headers)] = rest.calls
@@ -110,7 +113,7 @@ async def test_with_an_api_key_a_hole_is_fetched_by_id():
     )  # fmt: skip
 
 
-async def test_without_a_key_the_latest_trades_fill_what_they_cover_and_the_rest_is_a_gap():
+async def test_without_a_key_the_latest_trades_fill_what_they_cover_and_the_rest_is_a_gap() -> None:
     rest, sink = await run(None, 1, 900)
     # /fapi/v1/trades answers ids 501..1000: 501..899 fill the hole, 2..500 are declared lost.
     assert published(sink) == [
@@ -123,6 +126,6 @@ async def test_without_a_key_the_latest_trades_fill_what_they_cover_and_the_rest
     ]
 
 
-async def test_without_a_key_a_recent_hole_is_filled_completely():
+async def test_without_a_key_a_recent_hole_is_filled_completely() -> None:
     _, sink = await run(None, 950, 960)
     assert published(sink) == [("trade", i) for i in range(950, 961)]

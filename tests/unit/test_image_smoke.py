@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -11,7 +13,7 @@ from gateway.errors import InfraError
 from gateway.infra.image import SmokeResult, contiguous_trades, write_config
 
 
-def passing(**changes) -> SmokeResult:
+def passing(**changes: Any) -> SmokeResult:
     fields = dict(
         image="binance-gateway:dev",
         user="10001:10001",
@@ -29,7 +31,7 @@ def passing(**changes) -> SmokeResult:
     return SmokeResult(**{**fields, **changes})
 
 
-def test_a_locked_down_clean_run_has_no_problems():
+def test_a_locked_down_clean_run_has_no_problems() -> None:
     assert passing().problems() == []
 
 
@@ -44,12 +46,12 @@ def test_a_locked_down_clean_run_has_no_problems():
         ({"failed": 3}, "3 records failed"),
     ],
 )
-def test_each_broken_promise_is_reported(changes, problem):
+def test_each_broken_promise_is_reported(changes: dict[str, Any], problem: str) -> None:
     [found] = passing(**changes).problems()
     assert problem in found
 
 
-def test_trade_ids_must_be_contiguous_per_symbol():
+def test_trade_ids_must_be_contiguous_per_symbol() -> None:
     trades: list[dict[str, object]] = [
         {"symbol": s, "trade_id": i} for s in ("BTCUSDT", "ETHUSDT") for i in (7, 8, 9)
     ]
@@ -60,7 +62,7 @@ def test_trade_ids_must_be_contiguous_per_symbol():
         contiguous_trades([*trades, {"symbol": "BTCUSDT", "trade_id": 9}])
 
 
-def test_the_config_is_readable_by_the_containers_user(tmp_path):
+def test_the_config_is_readable_by_the_containers_user(tmp_path: Path) -> None:
     simulator = SimpleNamespace(
         config=SimpleNamespace(symbols=("BTCUSDT",)),
         ws_url="ws://127.0.0.1:1",

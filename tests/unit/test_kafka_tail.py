@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from decimal import Decimal
 
 import pytest
@@ -44,7 +45,7 @@ def read_all_windows(scan: PartitionScan, log: list[tuple[bytes, bytes]], begin:
     return read
 
 
-def test_a_key_found_in_the_first_window_ends_the_scan():
+def test_a_key_found_in_the_first_window_ends_the_scan() -> None:
     log = [(b"A", b"a%d" % i) for i in range(50)] + [(b"B", b"b%d" % i) for i in range(50)]
     scan = PartitionScan(0, 100, {b"A", b"B"}, window=60)
     assert read_all_windows(scan, log) == 60
@@ -52,7 +53,7 @@ def test_a_key_found_in_the_first_window_ends_the_scan():
     assert scan.windows == 1
 
 
-def test_an_older_key_is_found_in_a_larger_window_and_keeps_its_newest_value():
+def test_an_older_key_is_found_in_a_larger_window_and_keeps_its_newest_value() -> None:
     log = [(b"OLD", b"old%d" % i) for i in range(5)] + [(b"NEW", b"n")] * 95
     scan = PartitionScan(0, 100, {b"OLD", b"NEW"}, window=10, growth=4)
     read_all_windows(scan, log)
@@ -60,7 +61,7 @@ def test_an_older_key_is_found_in_a_larger_window_and_keeps_its_newest_value():
     assert (scan.windows, scan.lower) == (3, 0)  # [90,100), [50,90), [0,50)
 
 
-def test_the_scan_stops_at_the_cap_and_at_the_partition_start():
+def test_the_scan_stops_at_the_cap_and_at_the_partition_start() -> None:
     log = [(b"A", b"a")] + [(b"B", b"b")] * 999
     capped = PartitionScan(0, 1000, {b"A", b"GHOST"}, window=10, max_records=300)
     assert read_all_windows(capped, log) == 300
@@ -70,19 +71,19 @@ def test_the_scan_stops_at_the_cap_and_at_the_partition_start():
     assert whole.found == {b"A": b"a"}
 
 
-def test_a_partition_cut_by_retention_is_scanned_from_its_start():
+def test_a_partition_cut_by_retention_is_scanned_from_its_start() -> None:
     log = [(b"A", b"a%d" % i) for i in range(500, 520)]
     scan = PartitionScan(500, 520, {b"A"}, window=8)
     assert read_all_windows(scan, log, begin=500) == 8
     assert scan.found == {b"A": b"a519"}
 
 
-def test_an_empty_partition_or_no_wanted_key_reads_nothing():
+def test_an_empty_partition_or_no_wanted_key_reads_nothing() -> None:
     assert PartitionScan(7, 7, {b"A"}).finished
     assert PartitionScan(0, 10, set()).finished
 
 
-def test_records_outside_the_window_or_without_a_value_are_ignored():
+def test_records_outside_the_window_or_without_a_value_are_ignored() -> None:
     scan = PartitionScan(0, 10, {b"A"}, window=5)
     scan.receive(3, b"A", b"too-old")  # fetches return whole batches, from before the window
     scan.receive(7, None, b"no-key")
@@ -105,7 +106,9 @@ JAVA_MURMUR2 = {
 
 @pytest.mark.parametrize(("key", "java_hash"), JAVA_MURMUR2.items())
 @pytest.mark.parametrize("partitions", [1, 3, 6, 7])
-def test_partition_for_agrees_with_kafkas_java_partitioner(key, java_hash, partitions):
+def test_partition_for_agrees_with_kafkas_java_partitioner(
+    key: bytes, java_hash: int, partitions: int
+) -> None:
     # Java: Utils.toPositive(Utils.murmur2(key)) % numPartitions
     assert partition_for(key, range(partitions)) == (java_hash & 0x7FFFFFFF) % partitions
     assert partition_for(key, list(reversed(range(partitions)))) == partition_for(
@@ -114,7 +117,7 @@ def test_partition_for_agrees_with_kafkas_java_partitioner(key, java_hash, parti
 
 
 @pytest.mark.parametrize("group", ["spot", "usdm", "coinm"])
-def test_the_id_fields_are_the_schemas_longs(group):
+def test_the_id_fields_are_the_schemas_longs(group: str) -> None:
     for kind, field in ID_FIELDS.items():
         key = SchemaKey(group, kind)
         if key not in CATALOG:
@@ -141,13 +144,13 @@ class FakeRegistry:
         return self.schemas[schema_id]
 
 
-async def test_single_object_values_decode_without_a_registry():
+async def test_single_object_values_decode_without_a_registry() -> None:
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     value = builder.build(trade(42)).value
     assert (await ValueDecoder(CATALOG).decode(value))["trade_id"] == 42
 
 
-async def test_registry_framed_values_fetch_their_schema_once():
+async def test_registry_framed_values_fetch_their_schema_once() -> None:
     schema = CATALOG[SchemaKey("spot", AggTrade.KIND)]
     registry = FakeRegistry({17: schema.text})
     framing = ConfluentFraming({schema.key: 17})
@@ -166,7 +169,7 @@ async def test_registry_framed_values_fetch_their_schema_once():
     assert registry.lookups == 1
 
 
-async def test_registry_framed_values_need_a_registry():
+async def test_registry_framed_values_need_a_registry() -> None:
     schema = CATALOG[SchemaKey("spot", Trade.KIND)]
     value = encode(schema, ConfluentFraming({schema.key: 3}), trade(1))
     with pytest.raises(SerializationError, match="no registry"):
@@ -175,7 +178,9 @@ async def test_registry_framed_values_need_a_registry():
         await ValueDecoder(CATALOG).decode(b"\xc3\x01" + bytes(8) + b"body")
 
 
-async def test_a_last_value_this_process_cannot_read_leaves_its_symbol_out(caplog):
+async def test_a_last_value_this_process_cannot_read_leaves_its_symbol_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     unknown_schema = b"\xc3\x01" + bytes(8) + b"a newer schema's body"
     ids = await decode_ids(
@@ -197,7 +202,9 @@ class CountingReader(LastIdReader):
         self.scanned: list[frozenset[str]] = []
         self.release = asyncio.Event()
 
-    async def _last_ids(self, market, symbols):  # type: ignore[no-untyped-def]
+    async def _last_ids(
+        self, market: Market, symbols: Collection[str]
+    ) -> dict[tuple[str, str], int]:
         self.scanned.append(frozenset(symbols))
         await self.release.wait()
         return {(s, kind): 7 for s in symbols for kind in ID_FIELDS}
@@ -206,7 +213,7 @@ class CountingReader(LastIdReader):
         await self._consumer.stop()  # never started: only releases the client
 
 
-async def test_calls_made_together_are_served_by_one_scan():
+async def test_calls_made_together_are_served_by_one_scan() -> None:
     reader = CountingReader()
     reader.release.set()
     answers = await asyncio.gather(
@@ -219,7 +226,7 @@ async def test_calls_made_together_are_served_by_one_scan():
     assert [sorted({s for s, _ in answer}) for answer in answers] == [["A", "B"], ["C"], ["D"]]
 
 
-async def test_calls_made_during_a_scan_share_the_next_one():
+async def test_calls_made_during_a_scan_share_the_next_one() -> None:
     reader = CountingReader()
     first = asyncio.create_task(reader.last_ids(Market.SPOT, ["A"]))
     while not reader.scanned:  # noqa: ASYNC110 - a few turns of the loop, plain state

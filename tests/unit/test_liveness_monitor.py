@@ -43,7 +43,7 @@ def kline_frame(event_time_ms: int) -> bytes:
     return orjson.dumps({"stream": KLINE, "data": data})
 
 
-async def test_a_reconnect_declares_the_window_between_the_last_and_the_next_event():
+async def test_a_reconnect_declares_the_window_between_the_last_and_the_next_event() -> None:
     live, sink, metrics = monitor()
     live.watch(Market.SPOT, [KLINE, TRADE])
     live.subscribed(Market.SPOT, [KLINE, TRADE], reconnect=False)
@@ -65,7 +65,9 @@ async def test_a_reconnect_declares_the_window_between_the_last_and_the_next_eve
     assert metrics.stream_gaps.labels("spot", "kline_1m")._value.get() == 1
 
 
-async def test_a_first_connection_declares_nothing_and_a_hole_never_closed_is_declared_open():
+async def test_a_first_connection_declares_nothing_and_a_hole_never_closed_is_declared_open() -> (
+    None
+):
     live, sink, _ = monitor()
     live.watch(Market.SPOT, [KLINE])
     live.subscribed(Market.SPOT, [KLINE], reconnect=True)  # nothing delivered before: no hole
@@ -77,7 +79,7 @@ async def test_a_first_connection_declares_nothing_and_a_hole_never_closed_is_de
     assert (gap["window_start_us"], gap["window_end_us"]) == (at(1_000_000), None)
 
 
-async def test_silent_and_resumed_are_reported_once_each():
+async def test_silent_and_resumed_are_reported_once_each() -> None:
     live, sink, metrics = monitor()
     live.watch(Market.SPOT, [KLINE])
     await live.check()
@@ -93,14 +95,14 @@ async def test_silent_and_resumed_are_reported_once_each():
     assert live.silent() == {}
 
 
-def test_what_is_recovered_elsewhere():
+def test_what_is_recovered_elsewhere() -> None:
     assert recovered_elsewhere(SETTINGS, Market.SPOT, "btcusdt@trade")
     assert recovered_elsewhere(SETTINGS, Market.SPOT, "btcusdt@depth@100ms")
     assert not recovered_elsewhere(SETTINGS, Market.SPOT, "btcusdt@depth5@100ms")
     assert not recovered_elsewhere(SETTINGS, Market.SPOT, KLINE)
 
 
-async def test_a_released_stream_declares_its_window_open_at_the_end():
+async def test_a_released_stream_declares_its_window_open_at_the_end() -> None:
     live, sink, _ = monitor()
     live.watch(Market.SPOT, [KLINE, TRADE])
     live.delivered(Market.SPOT, KLINE, 3_000_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
@@ -35,7 +35,7 @@ def _logging_restored() -> Iterator[None]:
     coordinator.filters[:] = saved_filters
 
 
-def _stderr_of(emit) -> str:
+def _stderr_of(emit: Callable[[logging.Logger], None]) -> str:
     stream = io.StringIO()
     configure_logging("INFO", json_format=False)
     handler = logging.getLogger().handlers[0]
@@ -45,22 +45,24 @@ def _stderr_of(emit) -> str:
     return stream.getvalue()
 
 
-def test_a_fresh_brokers_coordinator_lookups_log_no_error():
+def test_a_fresh_brokers_coordinator_lookups_log_no_error() -> None:
     # As aiokafka logs them while __consumer_offsets is being created (group_coordinator.py).
-    out = _stderr_of(
-        lambda log: [log.error(LOOKUP, GroupCoordinatorNotAvailableError()) for _ in range(5)]
-    )
+    def lookups(log: logging.Logger) -> None:
+        for _ in range(5):
+            log.error(LOOKUP, GroupCoordinatorNotAvailableError())
+
+    out = _stderr_of(lookups)
     assert "ERROR" not in out and "GroupCoordinatorNotAvailable" not in out
 
 
-def test_errors_aiokafka_does_not_retry_stay_errors():
+def test_errors_aiokafka_does_not_retry_stay_errors() -> None:
     out = _stderr_of(lambda log: log.error(LOOKUP, GroupAuthorizationFailedError("g")))
     assert "ERROR" in out and "GroupAuthorizationFailed" in out
     other = _stderr_of(lambda log: log.error("Heartbeat failed: %r", ValueError("x")))
     assert "ERROR" in other
 
 
-def test_a_lookup_failing_past_the_grace_period_is_a_warning():
+def test_a_lookup_failing_past_the_grace_period_is_a_warning() -> None:
     soft = TransientCoordinatorFilter(grace_s=0.0)
     record = logging.LogRecord(
         COORDINATOR, logging.ERROR, "f", 1, LOOKUP, (GroupCoordinatorNotAvailableError(),), None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -29,7 +31,7 @@ class RecordingSink:
 
 
 @pytest.fixture
-def pipeline_and_sink():
+def pipeline_and_sink() -> tuple[FramePipeline, RecordingSink, Metrics]:
     sink = RecordingSink()
     metrics = Metrics()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
@@ -37,12 +39,17 @@ def pipeline_and_sink():
     return pipeline, sink, metrics
 
 
-def decoded(record: ProducerRecord) -> dict:
+def decoded(record: ProducerRecord) -> dict[str, Any]:
     header = read_header(record.value)
-    return decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+    assert header.fingerprint is not None
+    writer = CATALOG.by_fingerprint(header.fingerprint)
+    assert writer is not None
+    return decode(record.value, header, writer)
 
 
-async def test_events_become_records_on_their_topics(pipeline_and_sink):
+async def test_events_become_records_on_their_topics(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+) -> None:
     pipeline, sink, metrics = pipeline_and_sink
     await pipeline(vector_bytes("spot/trade.json"), AT + 1, 0)
     await pipeline(vector_bytes("spot/combined_wrapper_example.json"), AT + 2, 0)
@@ -55,8 +62,8 @@ async def test_events_become_records_on_their_topics(pipeline_and_sink):
     [b"{oops", b'{"e":"mystery","E":1}', b'{"stream":"x@trade","data":{"e":"trade"}}'],
 )
 async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
-    pipeline_and_sink, frame
-):
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics], frame: bytes
+) -> None:
     pipeline, sink, metrics = pipeline_and_sink
     await pipeline(frame, AT + 7, 0)
     await pipeline(vector_bytes("spot/trade.json"), AT + 8, 0)
@@ -68,7 +75,9 @@ async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     assert metrics.dead_letters.labels("spot", "parse")._value.get() == 1
 
 
-async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeline_and_sink):
+async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+) -> None:
     pipeline, sink, _ = pipeline_and_sink
     frame = orjson.dumps(vector("spot/trade.json") | {"p": "0.0000000000000000001"})
     await pipeline(frame, AT + 1, 0)
@@ -77,7 +86,10 @@ async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeli
     assert decoded(dead)["raw"] == frame
 
 
-async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
+async def test_unknown_fields_are_counted_and_kept(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     pipeline, sink, metrics = pipeline_and_sink
     frame = orjson.dumps(vector("spot/trade.json") | {"Z": 1})
     await pipeline(frame, AT + 1, 0)
@@ -87,7 +99,9 @@ async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
     assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
 
 
-async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(caplog):
+async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sink, metrics = RecordingSink(), Metrics()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     pipeline = FramePipeline(FrameParser(Market.USDM), builder, sink, metrics, connection="usdm-0")
@@ -105,13 +119,17 @@ async def test_a_new_field_in_an_array_is_one_series_not_one_per_position(caplog
     assert sum("bks[].zz" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_server_shutdown_asks_for_a_reconnect(pipeline_and_sink):
+async def test_server_shutdown_asks_for_a_reconnect(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+) -> None:
     pipeline, _, _ = pipeline_and_sink
     with pytest.raises(StreamDisconnectedError):
         await pipeline(vector_bytes("spot/serverShutdown.combined.json"), AT + 1, 0)
 
 
-async def test_control_replies_produce_no_records(pipeline_and_sink):
+async def test_control_replies_produce_no_records(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+) -> None:
     pipeline, sink, _ = pipeline_and_sink
     await pipeline(b'{"result":null,"id":1}', AT + 1, 0)
     await pipeline(b'{"code":2,"msg":"Invalid request","id":2}', AT + 1, 0)
@@ -131,8 +149,11 @@ async def test_control_replies_produce_no_records(pipeline_and_sink):
     ],
 )
 async def test_every_record_event_is_published_on_its_kinds_topic(
-    pipeline_and_sink, frame, topic, key
-):
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+    frame: bytes,
+    topic: str,
+    key: bytes,
+) -> None:
     pipeline, sink, _ = pipeline_and_sink
     await pipeline(frame, AT + 1, 0)
     [record] = sink.records
@@ -162,7 +183,9 @@ payload_like = st.fixed_dictionaries(
 )
 @given(frame=st.one_of(st.binary(max_size=200), payload_like.map(orjson.dumps),
                        payload_like.map(lambda p: orjson.dumps({"stream": "btcusdt@trade", "data": p}))))  # fmt: skip
-async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lettered(frame):
+async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lettered(
+    frame: bytes,
+) -> None:
     sink = RecordingSink()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
@@ -172,7 +195,9 @@ async def test_no_frame_crashes_the_pipeline_each_one_is_published_or_dead_lette
     assert all(decoded(r)["raw"] == frame for r in dead)
 
 
-async def test_a_huge_bad_frame_is_dead_lettered_cut_to_fit_kafka(pipeline_and_sink):
+async def test_a_huge_bad_frame_is_dead_lettered_cut_to_fit_kafka(
+    pipeline_and_sink: tuple[FramePipeline, RecordingSink, Metrics],
+) -> None:
     pipeline, sink, _ = pipeline_and_sink
     frame = b'{"e": "' + b"x" * 3_000_000 + b'"}'
     await pipeline(frame, AT + 1, 0)

@@ -7,6 +7,8 @@ with no dead letter and no log line; an ``E`` of -5 or an hour ahead became the 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 import pytest
 
@@ -33,7 +35,7 @@ def frame(trade_id: int, event_time_ms: int = NOW_MS) -> bytes:
 
 
 @pytest.fixture
-def path():
+def path() -> tuple[Callable[..., Awaitable[list[tuple[str, object]]]], Metrics]:
     sink = RecordingSink()
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
     metrics = Metrics()
@@ -52,7 +54,10 @@ def path():
         out: list[tuple[str, object]] = []
         for record in sink.records:
             header = read_header(record.value)
-            value = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+            assert header.fingerprint is not None
+            writer = CATALOG.by_fingerprint(header.fingerprint)
+            assert writer is not None
+            value = decode(record.value, header, writer)
             if record.topic == "p.dead_letter":
                 out.append((value["stage"], value["raw"]))
             elif record.topic == "p.trade_gap":
@@ -64,7 +69,10 @@ def path():
     return feed, metrics
 
 
-async def test_an_id_a_million_ahead_is_dead_lettered_and_the_symbol_goes_on(path, caplog):
+async def test_an_id_a_million_ahead_is_dead_lettered_and_the_symbol_goes_on(
+    path: tuple[Callable[..., Awaitable[list[tuple[str, object]]]], Metrics],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     feed, metrics = path
     bad = frame(1_000_101)
     out = await feed(frame(101), bad, frame(102), frame(103))
@@ -73,14 +81,19 @@ async def test_an_id_a_million_ahead_is_dead_lettered_and_the_symbol_goes_on(pat
     assert any("1000101" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_negative_id_is_dead_lettered_and_logged(path, caplog):
+async def test_a_negative_id_is_dead_lettered_and_logged(
+    path: tuple[Callable[..., Awaitable[list[tuple[str, object]]]], Metrics],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     feed, _ = path
     bad = frame(-7)
     assert await feed(bad, frame(101)) == [("plausibility", bad), ("trade", 101)]
     assert any("negative id -7" in r.getMessage() for r in caplog.records)
 
 
-async def test_an_id_far_behind_the_duplicate_window_is_dead_lettered_not_dropped(path):
+async def test_an_id_far_behind_the_duplicate_window_is_dead_lettered_not_dropped(
+    path: tuple[Callable[..., Awaitable[list[tuple[str, object]]]], Metrics],
+) -> None:
     feed, _ = path
     bad = frame(5)
     out = await feed(frame(101), frame(101), bad, frame(102))
@@ -88,7 +101,9 @@ async def test_an_id_far_behind_the_duplicate_window_is_dead_lettered_not_droppe
 
 
 @pytest.mark.parametrize("event_time_ms", [-5, NOW_MS + 2 * 3600 * 1000, NOW_MS - 3 * 3600 * 1000])
-async def test_an_event_time_far_from_the_receive_time_is_dead_lettered(path, event_time_ms):
+async def test_an_event_time_far_from_the_receive_time_is_dead_lettered(
+    path: tuple[Callable[..., Awaitable[list[tuple[str, object]]]], Metrics], event_time_ms: int
+) -> None:
     feed, _ = path
     bad = frame(101, event_time_ms)
     assert await feed(bad, frame(101)) == [("plausibility", bad), ("trade", 101)]

@@ -96,10 +96,15 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 def decoded(record: ProducerRecord) -> dict[str, object]:
     header = read_header(record.value)
-    return decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+    assert header.fingerprint is not None
+    writer = CATALOG.by_fingerprint(header.fingerprint)
+    assert writer is not None
+    return decode(record.value, header, writer)
 
 
-async def test_unknown_fields_are_kept_counted_and_logged_once(path: Path, caplog):
+async def test_unknown_fields_are_kept_counted_and_logged_once(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     frame = orjson.dumps(path.event | {"Zz": 1})
     with caplog.at_level(logging.WARNING):
         await path.feed(frame)
@@ -111,7 +116,9 @@ async def test_unknown_fields_are_kept_counted_and_logged_once(path: Path, caplo
     assert sum("'Zz'" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_an_event_its_schema_rejects_is_dead_lettered_at_encode(path: Path, caplog):
+async def test_an_event_its_schema_rejects_is_dead_lettered_at_encode(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     decimal = "d" if path.kind == "balance_update" else "p"
     frame = orjson.dumps(path.event | {decimal: "0.0000000000000000001"})
     with caplog.at_level(logging.WARNING):
@@ -124,7 +131,7 @@ async def test_an_event_its_schema_rejects_is_dead_lettered_at_encode(path: Path
     assert any("dead-lettered a frame" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_frame_that_does_not_parse_is_dead_lettered(path: Path):
+async def test_a_frame_that_does_not_parse_is_dead_lettered(path: Path) -> None:
     await path.feed(b"{oops")
     [dead] = path.sink.records
     assert (dead.topic, dead.key) == (path.dead_letter_topic, path.key)

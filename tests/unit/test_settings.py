@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from gateway.errors import ConfigError
 from gateway.settings import DEFAULT_SYMBOLS, KafkaSettings, load_settings
 
 
-def test_defaults_stream_a_handful_of_spot_symbols_to_a_local_kafka():
+def test_defaults_stream_a_handful_of_spot_symbols_to_a_local_kafka() -> None:
     settings = load_settings()
     spot = settings.binance.markets[Market.SPOT]
     assert spot.symbols == DEFAULT_SYMBOLS
@@ -22,7 +24,7 @@ def test_defaults_stream_a_handful_of_spot_symbols_to_a_local_kafka():
     assert settings.binance.stream_url(Market.SPOT) == "wss://stream.binance.com:9443"
 
 
-def test_yaml_then_environment_overrides(tmp_path, monkeypatch):
+def test_yaml_then_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "g.yaml"
     config.write_text(
         "binance:\n  markets:\n    spot:\n      symbols: [btcusdt]\n      time_unit: MICROSECOND\n"
@@ -48,7 +50,9 @@ def test_yaml_then_environment_overrides(tmp_path, monkeypatch):
         ("surprise: 1\n", "surprise"),
     ],
 )
-def test_invalid_values_are_one_config_error_naming_the_field(tmp_path, yaml_text, field):
+def test_invalid_values_are_one_config_error_naming_the_field(
+    tmp_path: Path, yaml_text: str, field: str
+) -> None:
     config = tmp_path / "g.yaml"
     config.write_text(yaml_text)
     with pytest.raises(ConfigError) as info:
@@ -57,7 +61,7 @@ def test_invalid_values_are_one_config_error_naming_the_field(tmp_path, yaml_tex
     assert "\n" not in str(info.value)
 
 
-def test_only_latest_state_topics_are_compacted():
+def test_only_latest_state_topics_are_compacted() -> None:
     settings = KafkaSettings()
     assert (
         topic_config(settings, "binance.spot.depth_snapshot")["cleanup.policy"] == "compact,delete"
@@ -68,14 +72,14 @@ def test_only_latest_state_topics_are_compacted():
     )
 
 
-def test_repeated_library_messages_are_held_back_and_counted():
+def test_repeated_library_messages_are_held_back_and_counted() -> None:
     import logging
 
     from gateway.logs import RepeatFilter
 
     repeat = RepeatFilter(interval_s=60)
 
-    def record():
+    def record() -> logging.LogRecord:
         return logging.LogRecord(
             "aiokafka.client", logging.ERROR, "f", 1, "Unable connect to %s", ("x",), None
         )
@@ -88,7 +92,7 @@ def test_repeated_library_messages_are_held_back_and_counted():
     assert "[1000 more like this" in passed.getMessage()
 
 
-def test_select_replaces_the_default_symbols_and_excludes_an_explicit_list(tmp_path):
+def test_select_replaces_the_default_symbols_and_excludes_an_explicit_list(tmp_path: Path) -> None:
     settings = load_settings(
         binance={"markets": {"usdm": {"select": {"quote_assets": ["usdt"], "max_symbols": 50}}}}
     )
@@ -109,12 +113,14 @@ def test_select_replaces_the_default_symbols_and_excludes_an_explicit_list(tmp_p
     "market",
     [{"shards": 0}, {"shards": 513}, {"select": {"max_symbols": 0}}, {"select": {"statuses": []}}],
 )
-def test_shard_counts_and_selections_are_bounded(market):
+def test_shard_counts_and_selections_are_bounded(market: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         load_settings(binance={"markets": {"spot": market}})
 
 
-def test_the_exchange_info_poll_can_be_set_from_the_environment(monkeypatch):
+def test_the_exchange_info_poll_can_be_set_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("GATEWAY_BINANCE__EXCHANGE_INFO_POLL_S", "15")
     monkeypatch.setenv("GATEWAY_BINANCE__MARKETS__SPOT__SHARDS", "32")
     settings = load_settings()
@@ -126,12 +132,12 @@ def test_the_exchange_info_poll_can_be_set_from_the_environment(monkeypatch):
 @pytest.mark.parametrize(
     "path", sorted((Path(__file__).resolve().parents[2] / "config").glob("*.yaml")), ids=str
 )
-def test_the_example_configurations_are_valid(path):
+def test_the_example_configurations_are_valid(path: Path) -> None:
     settings = load_settings(path)
     assert settings.binance.markets
 
 
-def test_a_channel_the_market_does_not_serve_is_one_clear_line_at_start_up():
+def test_a_channel_the_market_does_not_serve_is_one_clear_line_at_start_up() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(binance={"markets": {"spot": {"channels": ["trade", "markPrice"]}}})
     message = str(caught.value)

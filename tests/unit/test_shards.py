@@ -132,7 +132,7 @@ def test_urls_split_usdm_routes_into_connections() -> None:
     assert urls["usdm-001-public-0"].endswith("/public/stream?streams=btcusdt@depth@100ms")
 
 
-def test_streams_of_reads_a_combined_url_back_into_lowercase_names():
+def test_streams_of_reads_a_combined_url_back_into_lowercase_names() -> None:
     from gateway.runtime.shards import streams_of
 
     url = "wss://x/stream?streams=btcusdt@trade/BNBBTC@kline_1m@%2B08:00&timeUnit=MICROSECOND"

@@ -31,7 +31,7 @@ def _files() -> list[Path]:
     return found
 
 
-def test_nothing_reaches_outside_the_repository():
+def test_nothing_reaches_outside_the_repository() -> None:
     this = Path(__file__).resolve()
     offenders = [
         f"{path.relative_to(ROOT)}:{number}"
@@ -43,7 +43,7 @@ def test_nothing_reaches_outside_the_repository():
     assert offenders == [], "read docs/binance.md and tests/data/binance instead"
 
 
-def test_the_vectors_name_their_sources():
+def test_the_vectors_name_their_sources() -> None:
     readme = (ROOT / "tests" / "data" / "binance" / "README.md").read_text()
     vectors = sorted(
         str(p.relative_to(ROOT / "tests" / "data" / "binance"))

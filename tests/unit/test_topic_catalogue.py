@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from gateway.settings import load_settings
 from gateway.topic_catalogue import TopicRole, catalogue, control_topic, workers_group
 
 
-def test_internal_topics_and_the_group_live_apart_from_the_data():
+def test_internal_topics_and_the_group_live_apart_from_the_data() -> None:
     settings = load_settings()
     specs = catalogue(settings, shards=9)
     internal = [spec for spec in specs if spec.role is TopicRole.INTERNAL]
@@ -24,7 +25,7 @@ def test_internal_topics_and_the_group_live_apart_from_the_data():
     assert not any(data.match(s.name) for s in internal)
 
 
-def test_pinned_names_keep_an_existing_deployment_on_its_topics(tmp_path):
+def test_pinned_names_keep_an_existing_deployment_on_its_topics(tmp_path: Path) -> None:
     # The migration path: an existing deployment can keep its old control topic and group.
     config = tmp_path / "g.yaml"
     config.write_text(
@@ -35,7 +36,7 @@ def test_pinned_names_keep_an_existing_deployment_on_its_topics(tmp_path):
     assert workers_group(settings) == "binance.workers"
 
 
-def test_per_kind_overrides_and_min_insync_replicas(tmp_path):
+def test_per_kind_overrides_and_min_insync_replicas(tmp_path: Path) -> None:
     config = tmp_path / "g.yaml"
     config.write_text(
         "kafka:\n  replication_factor: 3\n  min_insync_replicas: 2\n  topic_overrides:\n"
@@ -63,14 +64,16 @@ def test_per_kind_overrides_and_min_insync_replicas(tmp_path):
         ("kafka:\n  topic_overrides:\n    trades: {partitions: 2}\n", "no topics of kind trades"),
     ],
 )
-def test_topic_settings_that_cannot_work_are_refused(tmp_path, yaml_text, message):
+def test_topic_settings_that_cannot_work_are_refused(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
     config = tmp_path / "g.yaml"
     config.write_text(yaml_text)
     with pytest.raises(ConfigError, match=message):
         load_settings(config)
 
 
-def test_resource_names_are_kubernetes_names():
+def test_resource_names_are_kubernetes_names() -> None:
     assert resource_name("binance.spot.agg_trade") == "binance.spot.agg-trade"
     assert resource_name("_binance.control") == "internal-binance.control"
     assert resource_name("binance.usdm.account.Desk_A") == "binance.usdm.account.desk-a"

@@ -22,7 +22,7 @@ def created(now: float = 0.0, key: str = "k1") -> ListenKeyCycle:
     return cycle
 
 
-def test_keep_alive_every_30_minutes_extends_the_key():
+def test_keep_alive_every_30_minutes_extends_the_key() -> None:
     cycle = created()
     assert cycle.action_due(1_799.0) is None
     assert cycle.next_wakeup_s(1_000.0) == pytest.approx(800.0)
@@ -33,7 +33,12 @@ def test_keep_alive_every_30_minutes_extends_the_key():
     assert cycle.generation == 1 and cycle.age_s(2_000.0) == pytest.approx(2_000.0)
 
 
-def test_minus_1125_and_listen_key_expired_make_a_new_key_and_a_new_generation():
+def state_of(cycle: ListenKeyCycle) -> KeyState:
+    """Read afresh: mypy would carry an earlier ``assert cycle.state is ...`` across calls."""
+    return cycle.state
+
+
+def test_minus_1125_and_listen_key_expired_make_a_new_key_and_a_new_generation() -> None:
     cycle = created()
     cycle.action_due(1_800.0)
     cycle.receive_key_missing(1_800.5)
@@ -42,10 +47,10 @@ def test_minus_1125_and_listen_key_expired_make_a_new_key_and_a_new_generation()
     cycle.receive_expired_event("k1", 1_802.0)  # about the old key: ignored
     assert cycle.state is KeyState.ACTIVE and cycle.key == "k2"
     cycle.receive_expired_event("k2", 1_803.0)
-    assert cycle.state is KeyState.NO_KEY and cycle.action_due(1_803.0) is KeyAction.CREATE
+    assert state_of(cycle) is KeyState.NO_KEY and cycle.action_due(1_803.0) is KeyAction.CREATE
 
 
-def test_a_failed_keep_alive_is_retried_before_the_key_lapses():
+def test_a_failed_keep_alive_is_retried_before_the_key_lapses() -> None:
     cycle = created()
     cycle.action_due(1_800.0)
     cycle.receive_failure(1_800.0)
@@ -53,7 +58,7 @@ def test_a_failed_keep_alive_is_retried_before_the_key_lapses():
     assert cycle.next_wakeup_s(1_800.0) == pytest.approx(30.0)
 
 
-def test_a_stale_answer_after_the_key_was_dropped_is_ignored():
+def test_a_stale_answer_after_the_key_was_dropped_is_ignored() -> None:
     cycle = created()
     cycle.action_due(1_800.0)  # PUT in flight ...
     cycle.receive_expired_event("k1", 1_800.1)  # ... when listenKeyExpired arrives
@@ -62,7 +67,7 @@ def test_a_stale_answer_after_the_key_was_dropped_is_ignored():
     assert cycle.state is KeyState.NO_KEY and cycle.action_due(1_800.3) is KeyAction.CREATE
 
 
-def test_refresh_posts_again_and_keeps_the_key_if_binance_returns_it():
+def test_refresh_posts_again_and_keeps_the_key_if_binance_returns_it() -> None:
     cycle = created()
     cycle.refresh(100.0)
     assert cycle.action_due(100.0) is KeyAction.CREATE
@@ -70,12 +75,12 @@ def test_refresh_posts_again_and_keeps_the_key_if_binance_returns_it():
     assert cycle.expires_at_s() == pytest.approx(3_700.0)
 
 
-def test_timings_must_leave_room_for_a_keep_alive():
+def test_timings_must_leave_room_for_a_keep_alive() -> None:
     with pytest.raises(ValueError):
         ListenKeyTimings(validity_s=60.0, keepalive_interval_s=60.0)
 
 
-def test_private_stream_urls_follow_the_current_paths():
+def test_private_stream_urls_follow_the_current_paths() -> None:
     assert (
         private_stream_url(Market.USDM, "wss://fstream.binance.com/", "abc")
         == "wss://fstream.binance.com/private/ws?listenKey=abc"
@@ -106,7 +111,7 @@ def drive(cycle: ListenKeyCycle, now: float, outcomes: list[bool]) -> None:
     lateness=st.lists(st.floats(min_value=0.0, max_value=100.0), min_size=1, max_size=200),
     outcomes=st.lists(st.booleans(), max_size=200),
 )
-def test_never_expires_while_the_process_runs(lateness, outcomes):
+def test_never_expires_while_the_process_runs(lateness: list[float], outcomes: list[bool]) -> None:
     """Whatever the scheduler's lateness (up to 100 s per wake-up) and whichever requests fail
     (up to 10 in a row), the key never lapses: the 30 minutes between the keep-alive cadence and
     the 60-minute validity absorb 1,800 >= 100 + 10 x (30 s retry + 100 s). (Hypothesis found
@@ -120,7 +125,8 @@ def test_never_expires_while_the_process_runs(lateness, outcomes):
         assert not cycle.expired(now) or cycle.key is None, f"key lapsed at {now}"
         drive(cycle, now, outcomes)
         if cycle.state is KeyState.ACTIVE:
-            assert cycle.expires_at_s() > now
+            expires_at = cycle.expires_at_s()
+            assert expires_at is not None and expires_at > now
     assert cycle.generation == 1  # one key for the whole run: never re-created
 
 
@@ -134,7 +140,7 @@ def limit_failure_runs(outcomes: list[bool], longest: int) -> list[bool]:
 
 @settings(max_examples=200, deadline=None)
 @given(steps=st.lists(st.floats(min_value=0.0, max_value=10_000.0), min_size=1, max_size=100))
-def test_an_expired_key_is_never_kept_alive_only_replaced(steps):
+def test_an_expired_key_is_never_kept_alive_only_replaced(steps: list[float]) -> None:
     """Under any clock (even a process suspended for hours), a lapsed key is not PUT: the cycle
     asks for a new one."""
     cycle = created()
@@ -152,7 +158,7 @@ def test_an_expired_key_is_never_kept_alive_only_replaced(steps):
         assert cycle.state is KeyState.ACTIVE
 
 
-def test_refresh_abandons_a_create_left_in_flight():
+def test_refresh_abandons_a_create_left_in_flight() -> None:
     cycle = ListenKeyCycle(TIMINGS)
     assert cycle.action_due(0.0) is KeyAction.CREATE  # the POST's connection died with it
     assert cycle.action_due(1.0) is None

@@ -1,6 +1,7 @@
 """Reconciliation: the signed calls per market, and the snapshot record built from answers."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ POSITIONS = [
 ]  # fmt: skip
 
 
-def test_calls_read_every_symbol_within_documented_weights():
+def test_calls_read_every_symbol_within_documented_weights() -> None:
     assert [(c.path, c.weight) for c in reconciliation_calls(Market.SPOT)] == [
         ("/api/v3/openOrders", 80),
         ("/api/v3/account", 20),
@@ -51,7 +52,7 @@ def test_calls_read_every_symbol_within_documented_weights():
     assert sum(c.weight for c in reconciliation_calls(Market.COINM)) == 46
 
 
-def test_spot_snapshot_keeps_exact_decimals_and_times_in_microseconds():
+def test_spot_snapshot_keeps_exact_decimals_and_times_in_microseconds() -> None:
     answers = {
         "open_orders": [SPOT_ORDER],
         "account": {"balances": [{"asset": "BTC", "free": "4723846.89208129", "locked": "0.0"}]},
@@ -67,7 +68,7 @@ def test_spot_snapshot_keeps_exact_decimals_and_times_in_microseconds():
     assert snapshot.schema_group == "spot_user" and snapshot.record_time_us == 5
 
 
-def test_futures_snapshot_keeps_only_open_positions_and_encodes_with_its_schema():
+def test_futures_snapshot_keeps_only_open_positions_and_encodes_with_its_schema() -> None:
     answers = {"open_orders": [FUTURES_ORDER], "account": FUTURES_ACCOUNT, "positions": POSITIONS}
     snapshot = build_snapshot(
         Market.USDM, "desk-b", "listen_key", answers, taken_at_us=1, received_at_us=2
@@ -93,6 +94,6 @@ def test_futures_snapshot_keeps_only_open_positions_and_encodes_with_its_schema(
         {"open_orders": [{**SPOT_ORDER, "price": 0.1}], "account": {"balances": []}},
     ],
 )
-def test_an_answer_binance_would_not_send_is_a_parse_error(answers):
+def test_an_answer_binance_would_not_send_is_a_parse_error(answers: dict[str, Any]) -> None:
     with pytest.raises(MessageParseError, match="reconciliation answer"):
         build_snapshot(Market.SPOT, "a", "start", answers, taken_at_us=1, received_at_us=1)

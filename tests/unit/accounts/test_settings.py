@@ -1,6 +1,8 @@
 """Account settings: credentials from env or files, read once, never shown."""
 
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,12 +19,12 @@ KEY, SECRET = "ENVkey0123456789", "ENVsecret9876543210"
 
 
 @pytest.fixture
-def env(monkeypatch):
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESK_KEY", KEY)
     monkeypatch.setenv("DESK_SECRET", SECRET)
 
 
-def account(**fields):
+def account(**fields: Any) -> AccountSettings:
     base = {
         "alias": "desk-a",
         "market": "spot",
@@ -32,7 +34,7 @@ def account(**fields):
     return AccountSettings(**{**base, **fields})
 
 
-def test_env_credentials_are_read_but_never_shown(env):
+def test_env_credentials_are_read_but_never_shown(env: None) -> None:
     settings = account()
     assert settings.api_key.get_secret_value() == KEY and settings.secrets() == (KEY, SECRET)
     shown = f"{settings!r} {settings} {settings.model_dump()} {settings.model_dump_json()}"
@@ -42,7 +44,7 @@ def test_env_credentials_are_read_but_never_shown(env):
     assert "DESK_KEY" in shown  # where they come from is fine to show
 
 
-def test_file_credentials_as_kubernetes_mounts_them(tmp_path):
+def test_file_credentials_as_kubernetes_mounts_them(tmp_path: Path) -> None:
     (tmp_path / "api-key").write_text(KEY + "\n")
     (tmp_path / "secret").write_text(SECRET + "\n")
     settings = account(
@@ -74,25 +76,27 @@ def account_signer_reference(payload: str) -> str:
         ({"listen_key_keepalive_s": 4000}, "shorter than listen_key_validity_s"),
     ],
 )
-def test_bad_credentials_name_the_field_and_source_never_a_value(env, fields, message):
+def test_bad_credentials_name_the_field_and_source_never_a_value(
+    env: None, fields: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValidationError) as raised:
         account(**fields)
     assert message in str(raised.value)
     assert KEY not in str(raised.value) and SECRET not in str(raised.value)
 
 
-def test_a_private_key_that_is_no_pem_fails_at_start_up(env):
+def test_a_private_key_that_is_no_pem_fails_at_start_up(env: None) -> None:
     with pytest.raises(ValidationError, match=r"private_key of DESK_SECRET: .* not a readable PEM"):
         account(key_type=KeyType.ED25519, secret_env=None, private_key_env="DESK_SECRET")
 
 
-def test_aliases_are_unique_per_market_but_may_repeat_across_markets(env):
+def test_aliases_are_unique_per_market_but_may_repeat_across_markets(env: None) -> None:
     GatewaySettings(accounts=[account(), account(market="usdm")])
     with pytest.raises(ConfigError, match="desk-a' appears twice on spot"):
         load_settings(accounts=[account().model_dump(), account().model_dump()])
 
 
-def test_account_topics_have_one_partition_and_records_are_keyed_by_symbol(env):
+def test_account_topics_have_one_partition_and_records_are_keyed_by_symbol(env: None) -> None:
     accounts = [account(), account(alias="desk-b", market="coinm")]
     namer = TopicNamer("binance")
     assert account_topics(namer, accounts) == [

@@ -38,7 +38,7 @@ def produce() -> ProduceRequest:
 async def test_produce_requests_go_out_only_while_the_lease_allows() -> None:
     producer = FakeProducer()
     verdict = Verdict.PUBLISH
-    fence_producer(producer, lambda: verdict)  # type: ignore[arg-type]
+    fence_producer(producer, lambda: verdict)
     request = produce()
     assert await producer.client.send(1, request) == "response"
     assert producer.client.sent == [request] and producer.client.readied == [1]
@@ -57,6 +57,6 @@ async def test_produce_requests_go_out_only_while_the_lease_allows() -> None:
 
 async def test_other_requests_are_not_fenced() -> None:
     producer = FakeProducer()
-    fence_producer(producer, lambda: Verdict.REFUSE)  # type: ignore[arg-type]
+    fence_producer(producer, lambda: Verdict.REFUSE)
     metadata = MetadataRequest(topics=[])
     assert await producer.client.send(1, metadata) == "response"  # the fenced worker can still stop

@@ -6,6 +6,9 @@ The provider talks to a real HTTP token endpoint on loopback (tests.logins.Token
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -38,13 +41,13 @@ class Clock:
 
 
 @pytest.fixture
-async def endpoint():
+async def endpoint() -> AsyncIterator[TokenEndpoint]:
     server = await TokenEndpoint("gateway", SECRET, lifetime_s=100).start()
     yield server
     await server.stop()
 
 
-def oauth(url: str, **fields) -> OAuthSettings:
+def oauth(url: str, **fields: Any) -> OAuthSettings:
     return OAuthSettings(
         token_endpoint_url=url, client_id="gateway", client_secret=SECRET, **fields
     )
@@ -53,14 +56,14 @@ def oauth(url: str, **fields) -> OAuthSettings:
 # -- the token response (pure) ---------------------------------------------------------------------
 
 
-def test_a_token_is_refreshed_after_four_fifths_of_its_lifetime():
+def test_a_token_is_refreshed_after_four_fifths_of_its_lifetime() -> None:
     token = parse_token_response(
         b'{"access_token": "t0k", "token_type": "bearer", "expires_in": 100}', 50.0, EPOCH
     )
     assert (token.value, token.refresh_at_s) == ("t0k", 130.0)
 
 
-def test_a_token_without_expires_in_gets_the_default_lifetime_and_string_seconds_count():
+def test_a_token_without_expires_in_gets_the_default_lifetime_and_string_seconds_count() -> None:
     token = parse_token_response(b'{"access_token": "t", "token_type": "Bearer"}', 0.0, EPOCH)
     assert token.refresh_at_s == 0.8 * DEFAULT_LIFETIME_S
     token = parse_token_response(
@@ -80,12 +83,12 @@ def test_a_token_without_expires_in_gets_the_default_lifetime_and_string_seconds
         (b'{"access_token": "t", "token_type": "Bearer", "expires_in": true}', "expires_in"),
     ],
 )
-def test_unusable_token_responses_are_refused(body, message):
+def test_unusable_token_responses_are_refused(body: bytes, message: str) -> None:
     with pytest.raises(TokenResponseError, match=message):
         parse_token_response(body, 0.0, EPOCH)
 
 
-def test_a_jwts_own_expiry_bounds_its_lifetime_and_an_expired_one_is_refused():
+def test_a_jwts_own_expiry_bounds_its_lifetime_and_an_expired_one_is_refused() -> None:
     def answer(token: str) -> bytes:
         return orjson.dumps({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
 
@@ -102,7 +105,7 @@ def test_a_jwts_own_expiry_bounds_its_lifetime_and_an_expired_one_is_refused():
 # -- the provider against a token endpoint ---------------------------------------------------------
 
 
-async def test_tokens_are_cached_until_the_refresh_point(endpoint):
+async def test_tokens_are_cached_until_the_refresh_point(endpoint: TokenEndpoint) -> None:
     clock = Clock()
     provider = ClientCredentialsTokenProvider(oauth(endpoint.url, scope="kafka"), clock)
     assert isinstance(provider, AbstractTokenProvider)
@@ -117,13 +120,15 @@ async def test_tokens_are_cached_until_the_refresh_point(endpoint):
     assert endpoint.requests[0] == {"grant_type": "client_credentials", "scope": "kafka"}
 
 
-async def test_the_extensions_go_with_the_token(endpoint):
+async def test_the_extensions_go_with_the_token(endpoint: TokenEndpoint) -> None:
     extensions = {"logicalCluster": "lkc-1", "identityPoolId": "pool-2"}
     provider = ClientCredentialsTokenProvider(oauth(endpoint.url, extensions=extensions))
     assert provider.extensions() == extensions
 
 
-async def test_a_refused_secret_is_a_connection_error_with_the_endpoints_answer(endpoint):
+async def test_a_refused_secret_is_a_connection_error_with_the_endpoints_answer(
+    endpoint: TokenEndpoint,
+) -> None:
     settings = OAuthSettings(
         token_endpoint_url=endpoint.url, client_id="gateway", client_secret="wrong"
     )
@@ -132,13 +137,13 @@ async def test_a_refused_secret_is_a_connection_error_with_the_endpoints_answer(
     assert "wrong" not in str(caught.value)
 
 
-async def test_a_non_bearer_answer_is_refused(endpoint):
+async def test_a_non_bearer_answer_is_refused(endpoint: TokenEndpoint) -> None:
     endpoint.token_type = "N_A"
     with pytest.raises(KafkaConnectionError, match="not Bearer"):
         await ClientCredentialsTokenProvider(oauth(endpoint.url)).token()
 
 
-async def test_an_unreachable_endpoint_is_a_connection_error(endpoint):
+async def test_an_unreachable_endpoint_is_a_connection_error(endpoint: TokenEndpoint) -> None:
     url = endpoint.url
     await endpoint.stop()
     provider = ClientCredentialsTokenProvider(oauth(url, request_timeout_s=5))
@@ -146,7 +151,9 @@ async def test_an_unreachable_endpoint_is_a_connection_error(endpoint):
         await provider.token()
 
 
-async def test_a_rotated_secret_file_is_read_by_the_next_fetch(endpoint, tmp_path):
+async def test_a_rotated_secret_file_is_read_by_the_next_fetch(
+    endpoint: TokenEndpoint, tmp_path: Path
+) -> None:
     secret_file = tmp_path / "client-secret"
     secret_file.write_text("old\n")
     clock = Clock()
@@ -160,7 +167,7 @@ async def test_a_rotated_secret_file_is_read_by_the_next_fetch(endpoint, tmp_pat
     assert await provider.token()
 
 
-def test_a_missing_secret_file_is_a_config_error(tmp_path):
+def test_a_missing_secret_file_is_a_config_error(tmp_path: Path) -> None:
     settings = OAuthSettings(
         token_endpoint_url="https://idp.example/token",
         client_id="gateway",
@@ -173,7 +180,7 @@ def test_a_missing_secret_file_is_a_config_error(tmp_path):
 # -- kafka.security with oauth ---------------------------------------------------------------------
 
 
-def test_oauthbearer_hands_aiokafka_a_token_provider():
+def test_oauthbearer_hands_aiokafka_a_token_provider() -> None:
     security = KafkaSecuritySettings(
         protocol="SASL_SSL",
         sasl_mechanism="OAUTHBEARER",
@@ -244,12 +251,14 @@ def test_oauthbearer_hands_aiokafka_a_token_provider():
         ({"protocol": "SSL", "ssl_keyfile_password": "k"}, "needs ssl_certfile"),
     ],
 )
-def test_inconsistent_oauth_and_tls_settings_are_rejected(fields, message):
+def test_inconsistent_oauth_and_tls_settings_are_rejected(
+    fields: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         KafkaSecuritySettings(**fields)
 
 
-def test_client_secret_and_key_password_never_show(monkeypatch):
+def test_client_secret_and_key_password_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = GatewaySettings(
         kafka={
             "security": {

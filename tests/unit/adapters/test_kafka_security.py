@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -14,11 +16,11 @@ from gateway.settings import GatewaySettings, load_settings
 PASSWORD = "s3cr3t-hunter2"
 
 
-def test_plaintext_is_the_default_and_adds_nothing_but_the_protocol():
+def test_plaintext_is_the_default_and_adds_nothing_but_the_protocol() -> None:
     assert client_options(KafkaSecuritySettings()) == {"security_protocol": "PLAINTEXT"}
 
 
-def test_sasl_plaintext_passes_mechanism_and_credentials():
+def test_sasl_plaintext_passes_mechanism_and_credentials() -> None:
     security = KafkaSecuritySettings(
         protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512", username="gw", password=PASSWORD
     )
@@ -30,7 +32,7 @@ def test_sasl_plaintext_passes_mechanism_and_credentials():
     }
 
 
-def test_sasl_ssl_adds_a_verifying_tls_context():
+def test_sasl_ssl_adds_a_verifying_tls_context() -> None:
     security = KafkaSecuritySettings(protocol="SASL_SSL", username="gw", password=PASSWORD)
     options = client_options(security)
     context = options["ssl_context"]
@@ -40,7 +42,7 @@ def test_sasl_ssl_adds_a_verifying_tls_context():
     assert options["sasl_mechanism"] == "PLAIN"
 
 
-def test_ssl_without_hostname_check_still_verifies_the_chain():
+def test_ssl_without_hostname_check_still_verifies_the_chain() -> None:
     options = client_options(KafkaSecuritySettings(protocol="SSL", ssl_check_hostname=False))
     context = options["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
@@ -49,13 +51,13 @@ def test_ssl_without_hostname_check_still_verifies_the_chain():
     assert "sasl_plain_password" not in options
 
 
-def test_unreadable_tls_files_are_a_config_error(tmp_path):
+def test_unreadable_tls_files_are_a_config_error(tmp_path: Path) -> None:
     security = KafkaSecuritySettings(protocol="SSL", ssl_cafile=tmp_path / "missing-ca.pem")
     with pytest.raises(ConfigError, match="TLS files"):
         client_options(security)
 
 
-def test_password_file_is_read_when_a_client_is_built(tmp_path):
+def test_password_file_is_read_when_a_client_is_built(tmp_path: Path) -> None:
     secret = tmp_path / "kafka-password"
     secret.write_text(PASSWORD + "\n")  # as `echo` or a Secret's stringData leaves it
     security = KafkaSecuritySettings(protocol="SASL_PLAINTEXT", username="gw", password_file=secret)
@@ -65,7 +67,9 @@ def test_password_file_is_read_when_a_client_is_built(tmp_path):
 
 
 @pytest.mark.parametrize("content", [None, ""])
-def test_missing_or_empty_password_file_is_a_config_error(tmp_path, content):
+def test_missing_or_empty_password_file_is_a_config_error(
+    tmp_path: Path, content: str | None
+) -> None:
     secret = tmp_path / "kafka-password"
     if content is not None:
         secret.write_text(content)
@@ -94,12 +98,12 @@ def test_missing_or_empty_password_file_is_a_config_error(tmp_path, content):
         ({"pasword": PASSWORD}, "pasword"),
     ],
 )
-def test_inconsistent_settings_are_rejected(fields, message):
+def test_inconsistent_settings_are_rejected(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         KafkaSecuritySettings(**fields)
 
 
-def test_password_never_appears_in_repr_or_dumps():
+def test_password_never_appears_in_repr_or_dumps() -> None:
     settings = GatewaySettings(
         kafka={
             "security": {"protocol": "SASL_SSL", "username": "gw", "password": PASSWORD},
@@ -113,7 +117,7 @@ def test_password_never_appears_in_repr_or_dumps():
     assert settings.kafka.security.sasl_password() == PASSWORD
 
 
-def test_password_never_appears_in_a_config_error(monkeypatch):
+def test_password_never_appears_in_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # Validation errors quote their input; the section's own dict must not hold it in clear.
     monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("GATEWAY_KAFKA__SECURITY__PASSWORD", PASSWORD)
@@ -122,7 +126,9 @@ def test_password_never_appears_in_a_config_error(monkeypatch):
     assert PASSWORD not in str(caught.value)
 
 
-def test_yaml_and_environment_configure_the_section(tmp_path, monkeypatch):
+def test_yaml_and_environment_configure_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(
         "kafka:\n  bootstrap_servers: kafka-0.kafka:9094\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from gateway.adapters.registry import SchemaRegistryClient
@@ -18,7 +21,7 @@ SECRET = "p@ss:w0rd/x"
 URL = "https://platform:p%40ss%3Aw0rd%2Fx@registry.example:8443/apis/ccompat/v7"
 
 
-def test_credentials_leave_the_url_and_the_password_is_masked_everywhere():
+def test_credentials_leave_the_url_and_the_password_is_masked_everywhere() -> None:
     settings = RegistrySettings(url=URL)
     assert settings.url == "https://registry.example:8443/apis/ccompat/v7"
     assert settings.username == "platform"
@@ -29,14 +32,16 @@ def test_credentials_leave_the_url_and_the_password_is_masked_everywhere():
     assert client.url == "https://registry.example:8443/apis/ccompat/v7"  # requests, logs, errors
 
 
-def test_mask_and_split():
+def test_mask_and_split() -> None:
     assert split_credentials("http://h:1/x") == ("http://h:1/x", None, None)
     assert split_credentials("http://u@h/x") == ("http://h/x", "u", None)
     assert mask_url("http://u:secret@[::1]:81/x") == "http://u:***@[::1]:81/x"
     assert mask_url("http://u@h/x") == "http://u@h/x"
 
 
-def test_env_and_errors_never_show_the_password(monkeypatch, tmp_path):
+def test_env_and_errors_never_show_the_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("GATEWAY_REGISTRY__URL", URL)
     monkeypatch.setenv("GATEWAY_REGISTRY__USERNAME", "other")
     with pytest.raises(ConfigError) as caught:
@@ -51,7 +56,7 @@ def test_env_and_errors_never_show_the_password(monkeypatch, tmp_path):
     assert "p%40ss" not in str(caught.value) and SECRET not in str(caught.value)
 
 
-def test_password_file_is_read_when_a_client_is_built(tmp_path):
+def test_password_file_is_read_when_a_client_is_built(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     settings = RegistrySettings(url="http://h/x", username="u", password_file=secret)
     with pytest.raises(ConfigError, match="password_file"):
@@ -69,12 +74,12 @@ def test_password_file_is_read_when_a_client_is_built(tmp_path):
         ({"register": "sometimes"}, "register"),
     ],
 )
-def test_inconsistent_settings_are_refused(given, error):
+def test_inconsistent_settings_are_refused(given: dict[str, Any], error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         load_settings(registry={"url": "http://h/x", **given})
 
 
-def test_register_is_spelt_as_documented():
+def test_register_is_spelt_as_documented() -> None:
     assert load_settings(registry={"register": "check"}).registry.registration == "check"
 
 
@@ -90,14 +95,14 @@ def test_register_is_spelt_as_documented():
         ("SOMETHING_NEW", False),
     ],
 )
-def test_only_rules_at_least_as_strict_as_the_promise_keep_it(level, kept):
+def test_only_rules_at_least_as_strict_as_the_promise_keep_it(level: str, kept: bool) -> None:
     assert keeps_promise(level) is kept
     assert keeps_promise(level, "BACKWARD") is (
         level not in ("NONE", "FORWARD_TRANSITIVE", "SOMETHING_NEW")
     )
 
 
-def test_a_tls_file_that_cannot_be_read_is_a_config_error(tmp_path):
+def test_a_tls_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
     settings = RegistrySettings(url="https://h/x", ssl_cafile=tmp_path / "missing.pem")
     with pytest.raises(ConfigError, match="TLS"):
         settings.ssl_context()

@@ -14,6 +14,7 @@ from gateway.binance.book import (
     DepthSnapshot,
     DepthSynchronizer,
     FetchSnapshot,
+    Level,
     OrderBook,
     SequenceGap,
     SyncRules,
@@ -35,10 +36,13 @@ class Exchange:
     def step(self) -> DepthDiff:
         rng, last = self.rng, self.book.last_update_id
         span = rng.randint(1, 4)  # one event may carry several update ids
-        levels = lambda base: [  # noqa: E731
-            (Decimal(base + rng.randint(0, 20)), Decimal(rng.choice([0, 0, 1, 2, 5])))
-            for _ in range(rng.randint(0, 4))
-        ]
+
+        def levels(base: int) -> list[Level]:
+            return [
+                (Decimal(base + rng.randint(0, 20)), Decimal(rng.choice([0, 0, 1, 2, 5])))
+                for _ in range(rng.randint(0, 4))
+            ]
+
         diff = DepthDiff(last + 1, last + span, last, levels(100), levels(121))
         self.book.apply(diff)
         self.diffs.append(diff)
@@ -46,20 +50,27 @@ class Exchange:
         return diff
 
 
-def sides(book: OrderBook) -> tuple[dict, dict]:
+def sides(book: OrderBook) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
     return book.bids, book.asks
+
+
+def state_of(sync: DepthSynchronizer) -> SyncState:
+    """Read afresh: mypy would carry an earlier ``assert sync.state is ...`` across calls."""
+    return sync.state
 
 
 @pytest.mark.parametrize("rules", list(SyncRules))
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 10_000), joined_at=st.integers(0, 30), wait=st.integers(0, 10))
-def test_a_book_synced_from_any_snapshot_equals_the_true_book(rules, seed, joined_at, wait):
+def test_a_book_synced_from_any_snapshot_equals_the_true_book(
+    rules: SyncRules, seed: int, joined_at: int, wait: int
+) -> None:
     exchange = Exchange(seed)
     for _ in range(joined_at + wait + 40):
         exchange.step()
     sync = DepthSynchronizer("BTCUSDT", rules)
     live = exchange.diffs[joined_at:]
-    emitted = []
+    emitted: list[DepthDiff | BookSynced | SequenceGap] = []
     for index, diff in enumerate(live):
         sync.receive_update(diff)
         if sync.requests_to_send():
@@ -73,14 +84,17 @@ def test_a_book_synced_from_any_snapshot_equals_the_true_book(rules, seed, joine
     # Consumers rebuild the same book from what was emitted: the snapshot, then the diffs.
     rebuilt = OrderBook()
     rebuilt.reset(emitted[0].snapshot)
-    for diff in emitted[1:]:
-        rebuilt.apply(diff)
+    for update in emitted[1:]:
+        assert isinstance(update, DepthDiff)
+        rebuilt.apply(update)
     assert sides(rebuilt) == sides(exchange.book)
 
 
 @pytest.mark.parametrize("rules", list(SyncRules))
 @given(seed=st.integers(0, 10_000), dropped=st.integers(5, 25))
-def test_a_missed_diff_is_a_gap_then_a_resync_and_the_book_is_right_again(rules, seed, dropped):
+def test_a_missed_diff_is_a_gap_then_a_resync_and_the_book_is_right_again(
+    rules: SyncRules, seed: int, dropped: int
+) -> None:
     exchange = Exchange(seed)
     for _ in range(40):
         exchange.step()
@@ -100,7 +114,7 @@ def test_a_missed_diff_is_a_gap_then_a_resync_and_the_book_is_right_again(rules,
     assert sides(sync.book) == sides(exchange.book)
 
 
-def test_a_snapshot_older_than_the_buffer_is_fetched_again():
+def test_a_snapshot_older_than_the_buffer_is_fetched_again() -> None:
     exchange = Exchange(1)
     for _ in range(10):
         exchange.step()
@@ -112,11 +126,11 @@ def test_a_snapshot_older_than_the_buffer_is_fetched_again():
     assert sync.state is SyncState.BUFFERING
     assert sync.requests_to_send() == [FetchSnapshot("X")]
     sync.receive_snapshot(exchange.snapshots[exchange.diffs[7].final_update_id])
-    assert sync.state is SyncState.SYNCED
+    assert state_of(sync) is SyncState.SYNCED
     assert sides(sync.book) == sides(exchange.book)
 
 
-def test_duplicates_and_stale_diffs_are_ignored_not_gaps():
+def test_duplicates_and_stale_diffs_are_ignored_not_gaps() -> None:
     exchange = Exchange(2)
     for _ in range(6):
         exchange.step()
@@ -130,7 +144,7 @@ def test_duplicates_and_stale_diffs_are_ignored_not_gaps():
     assert sides(sync.book) == sides(exchange.book)
 
 
-def test_a_full_buffer_keeps_the_newest_diffs_and_still_syncs():
+def test_a_full_buffer_keeps_the_newest_diffs_and_still_syncs() -> None:
     exchange = Exchange(3)
     for _ in range(30):
         exchange.step()
@@ -144,7 +158,7 @@ def test_a_full_buffer_keeps_the_newest_diffs_and_still_syncs():
     assert sides(sync.book) == sides(exchange.book)
 
 
-def test_failed_fetch_is_asked_again_and_misuse_is_a_bug():
+def test_failed_fetch_is_asked_again_and_misuse_is_a_bug() -> None:
     sync = DepthSynchronizer("X", SyncRules.SPOT)
     sync.receive_update(DepthDiff(1, 1, None, [], []))
     assert sync.requests_to_send() == [FetchSnapshot("X")]
@@ -158,7 +172,7 @@ def test_failed_fetch_is_asked_again_and_misuse_is_a_bug():
         sync.receive_snapshot(DepthSnapshot(5, [], []))
 
 
-def test_top_levels_are_sorted_best_first():
+def test_top_levels_are_sorted_best_first() -> None:
     book = OrderBook()
     book.reset(
         DepthSnapshot(

@@ -28,7 +28,7 @@ COINM_DOC_ENTRY = {
 }  # fmt: skip
 
 
-def test_the_official_spot_example_is_one_trading_symbol():
+def test_the_official_spot_example_is_one_trading_symbol() -> None:
     assert parse_exchange_info(Market.SPOT, vector_bytes("spot/rest_exchangeInfo_skeleton.json")) == (
         ListedSymbol("ETHBTC", "TRADING", "ETH", "BTC", None),
     )  # fmt: skip
@@ -37,7 +37,7 @@ def test_the_official_spot_example_is_one_trading_symbol():
     ].is_trading
 
 
-def test_futures_read_their_own_status_field_contract_type_and_pair():
+def test_futures_read_their_own_status_field_contract_type_and_pair() -> None:
     usdm = parse_exchange_info(Market.USDM, {"symbols": [USDM_DOC_ENTRY]})
     coinm = parse_exchange_info(Market.COINM, {"symbols": [COINM_DOC_ENTRY]})
     assert usdm == (ListedSymbol("BLZUSDT", "TRADING", "BLZ", "USDT", "PERPETUAL", "BLZUSDT"),)
@@ -56,7 +56,7 @@ def test_futures_read_their_own_status_field_contract_type_and_pair():
 
 
 @pytest.mark.parametrize("market", [Market.USDM, Market.COINM])
-def test_the_simulators_futures_bodies_parse(market):
+def test_the_simulators_futures_bodies_parse(market: Market) -> None:
     sim_market = sim_markets.Market(market.value)
     names = ("BTCUSD_PERP", "ETHUSD_PERP") if market is Market.COINM else ("BTCUSDT", "ETHUSDT")
     specs = default_symbol_specs(names, 0, sim_market)
@@ -66,7 +66,7 @@ def test_the_simulators_futures_bodies_parse(market):
     assert {(s.status, s.contract_type) for s in listed} == {("TRADING", "PERPETUAL")}
 
 
-def test_the_simulators_spot_entries_parse():
+def test_the_simulators_spot_entries_parse() -> None:
     specs = default_symbol_specs(("BTCUSDT", "ETHBTC"), 0)
     body = {"symbols": [spot_symbol_info(spec) for spec in specs]}
     listed = parse_exchange_info(Market.SPOT, body)
@@ -91,18 +91,20 @@ def test_the_simulators_spot_entries_parse():
         (b'{"symbols": [{"symbol": "", "status": "TRADING"}]}', "`symbol`"),
     ],
 )  # fmt: skip
-def test_malformed_bodies_are_protocol_errors_that_say_what_is_wrong(body, reason):
+def test_malformed_bodies_are_protocol_errors_that_say_what_is_wrong(
+    body: bytes, reason: str
+) -> None:
     with pytest.raises(ProtocolError, match=reason):
         parse_exchange_info(Market.SPOT, body)
 
 
-def test_a_futures_entry_without_contract_type_is_malformed():
+def test_a_futures_entry_without_contract_type_is_malformed() -> None:
     entry = {k: v for k, v in USDM_DOC_ENTRY.items() if k != "contractType"}
     with pytest.raises(ProtocolError, match="contractType"):
         parse_exchange_info(Market.USDM, {"symbols": [entry]})
 
 
-def test_exchange_info_calls_carry_binances_paths_and_weights():
+def test_exchange_info_calls_carry_binances_paths_and_weights() -> None:
     assert [(c.path, c.weight, c.params) for c in map(exchange_info_call, Market)] == [
         ("/api/v3/exchangeInfo", 20, {}),
         ("/fapi/v1/exchangeInfo", 1, {}),

@@ -5,6 +5,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from gateway.binance.events.catalog import Event
 from gateway.binance.events.futures_algo import (
     AlgoUpdate,
     ConditionalOrderTriggerReject,
@@ -21,12 +22,12 @@ USDM = FrameParser(Market.USDM)
 COINM = FrameParser(Market.COINM)
 
 
-def parse(parser, payload):
+def parse(parser: FrameParser, payload: object) -> Event:
     [event] = parser.parse(orjson.dumps(payload), received_at_us=7)
     return event
 
 
-def test_the_documented_algo_update_becomes_a_typed_account_record():
+def test_the_documented_algo_update_becomes_a_typed_account_record() -> None:
     event = parse(USDM, vector("usdm-user/ALGO_UPDATE.json"))
     assert isinstance(event, AlgoUpdate)
     assert (event.schema_group, event.KIND, event.partition_key) == (
@@ -56,24 +57,25 @@ def test_the_documented_algo_update_becomes_a_typed_account_record():
     assert event.activated is None and event.extra == {}
 
 
-def test_a_triggered_trailing_algo_order_carries_its_order_id_and_activation():
+def test_a_triggered_trailing_algo_order_carries_its_order_id_and_activation() -> None:
     payload = vector("usdm-user/ALGO_UPDATE.json")
     payload["o"] |= {"o": "TRAILING_STOP_MARKET", "X": "TRIGGERED", "ai": "8886774", "ia": True}
     for key in ("ap", "aq", "act", "rm", "cp"):  # "only display when ..." fields may be absent
         del payload["o"][key]
     event = parse(USDM, payload)
+    assert isinstance(event, AlgoUpdate)
     assert (event.order_id, event.activated, event.average_price) == (8886774, True, None)
     assert event.close_all is None and event.extra == {}
 
 
-def test_an_algo_update_with_a_retyped_field_is_refused():
+def test_an_algo_update_with_a_retyped_field_is_refused() -> None:
     payload = vector("usdm-user/ALGO_UPDATE.json")
     payload["o"]["aid"] = "2148719"
     with pytest.raises(MessageParseError):
         parse(USDM, payload)
 
 
-def test_conditional_order_trigger_reject_still_parses():
+def test_conditional_order_trigger_reject_still_parses() -> None:
     event = parse(USDM, vector("usdm-user/CONDITIONAL_ORDER_TRIGGER_REJECT.json"))
     assert isinstance(event, ConditionalOrderTriggerReject)
     assert (event.symbol, event.order_id) == ("ETHUSDT", 155618472834)
@@ -81,7 +83,7 @@ def test_conditional_order_trigger_reject_still_parses():
 
 
 @pytest.mark.parametrize(("parser", "group"), [(USDM, "usdm_user"), (COINM, "coinm_user")])
-def test_grid_and_strategy_updates_on_both_futures_markets(parser, group):
+def test_grid_and_strategy_updates_on_both_futures_markets(parser: FrameParser, group: str) -> None:
     market = group.removesuffix("_user")
     grid = parse(parser, vector(f"{market}-user/GRID_UPDATE.json"))
     assert isinstance(grid, GridUpdate) and grid.schema_group == group
@@ -100,16 +102,18 @@ def test_grid_and_strategy_updates_on_both_futures_markets(parser, group):
     assert (strategy.op_code, strategy.strategy_status, strategy.symbol) == (8007, "NEW", "BTCUSDT")
 
 
-def test_algo_events_are_usdm_only():
+def test_algo_events_are_usdm_only() -> None:
     with pytest.raises(MessageParseError, match="unknown event type 'ALGO_UPDATE'"):
         parse(COINM, vector("usdm-user/ALGO_UPDATE.json"))
 
 
-def test_account_update_names_the_symbol_of_a_funding_fee():
+def test_account_update_names_the_symbol_of_a_funding_fee() -> None:
     payload = vector("usdm-user/ACCOUNT_UPDATE.json")
     payload["a"] |= {"m": "FUNDING_FEE", "S": "BTCUSDT"}
     event = parse(USDM, payload)
     assert isinstance(event, AccountUpdate)
     assert (event.reason, event.funding_fee_symbol) == ("FUNDING_FEE", "BTCUSDT")
     assert "a.S" not in event.extra
-    assert parse(USDM, vector("usdm-user/ACCOUNT_UPDATE.json")).funding_fee_symbol is None
+    event = parse(USDM, vector("usdm-user/ACCOUNT_UPDATE.json"))
+    assert isinstance(event, AccountUpdate)
+    assert event.funding_fee_symbol is None

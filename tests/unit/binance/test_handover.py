@@ -17,7 +17,9 @@ def frame(n: int) -> bytes:
     old_until=st.integers(0, 60),
     data=st.data(),
 )
-def test_switching_publishes_every_frame_once_in_order(total, successor_from, old_until, data):
+def test_switching_publishes_every_frame_once_in_order(
+    total: int, successor_from: int, old_until: int, data: st.DataObject
+) -> None:
     """The stream is frames 0..total-1. The old connection sees [0, old_end), the successor
     [successor_from, total), overlapping, each in order but interleaved at random with the other
     (either may be ahead); the switch happens once they overlap, or when the old one has ended.
@@ -45,7 +47,7 @@ def test_switching_publishes_every_frame_once_in_order(total, successor_from, ol
     assert published == [frame(i) for i in range(total)]
 
 
-def test_a_stream_that_repeats_a_frame_keeps_both_copies():
+def test_a_stream_that_repeats_a_frame_keeps_both_copies() -> None:
     handover = Handover()
     same = frame(1)
     assert handover.from_old(same) and handover.from_old(same)

@@ -34,16 +34,18 @@ POLICY = LivenessPolicy(
         ("btcusdt@blockTrade", False, Pace.UNJUDGED, None),
     ],
 )
-def test_pace_follows_the_documented_update_speed(stream, futures, pace, cadence):
+def test_pace_follows_the_documented_update_speed(
+    stream: str, futures: bool, pace: Pace, cadence: float
+) -> None:
     assert pace_of(stream, futures=futures) == (pace, cadence)
 
 
-def test_symbol_of():
+def test_symbol_of() -> None:
     assert symbol_of("btcusdt@kline_1m") == "BTCUSDT"
     assert symbol_of("!miniTicker@arr") is None
 
 
-def test_a_fixed_stream_is_silent_after_its_tolerance_and_resumes():
+def test_a_fixed_stream_is_silent_after_its_tolerance_and_resumes() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@kline_1m"], 0.0)
     live.delivered("btcusdt@kline_1m", 1.0)
@@ -59,7 +61,7 @@ def test_a_fixed_stream_is_silent_after_its_tolerance_and_resumes():
     assert live.silent() == []
 
 
-def test_a_fixed_stream_never_served_is_reported_after_first_report_s():
+def test_a_fixed_stream_never_served_is_reported_after_first_report_s() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@kline_1m", "btcusdt@trade"], 0.0)
     assert live.check(29.0) == []
@@ -67,7 +69,7 @@ def test_a_fixed_stream_never_served_is_reported_after_first_report_s():
     assert (silence.stream, silence.last_event_s) == ("btcusdt@kline_1m", None)
 
 
-def test_a_trade_stream_never_served_is_reported_once_its_symbol_is_seen_trading():
+def test_a_trade_stream_never_served_is_reported_once_its_symbol_is_seen_trading() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@trade", "btcusdt@aggTrade"], 0.0)
     assert live.check(40.0) == []  # nothing known of BTCUSDT: it may be quiet
@@ -77,7 +79,7 @@ def test_a_trade_stream_never_served_is_reported_once_its_symbol_is_seen_trading
     assert [s.stream for s in live.check(500.0)] == ["btcusdt@trade"]
 
 
-def test_a_prior_lets_a_never_served_trade_stream_be_judged():
+def test_a_prior_lets_a_never_served_trade_stream_be_judged() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.set_activity("BTCUSDT", 1.0)
     live.watch(["btcusdt@trade"], 0.0)
@@ -85,7 +87,7 @@ def test_a_prior_lets_a_never_served_trade_stream_be_judged():
     assert [s.stream for s in live.check(31.0)] == ["btcusdt@trade"]
 
 
-def test_activity_streams_expect_what_the_symbol_trades():
+def test_activity_streams_expect_what_the_symbol_trades() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@trade", "btcusdt@bookTicker"], 0.0)
     for i in range(100):  # 10 trades per second for 10 s
@@ -97,7 +99,7 @@ def test_activity_streams_expect_what_the_symbol_trades():
     assert [s.stream for s in live.check(10.0)] == ["btcusdt@bookTicker"]
 
 
-def test_a_quiet_symbol_is_allowed_its_quiet_and_a_dead_one_is_caught():
+def test_a_quiet_symbol_is_allowed_its_quiet_and_a_dead_one_is_caught() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["dogeusdt@trade"], 0.0)
     for t in range(0, 1000, 10):  # a trade every 10 s
@@ -107,7 +109,7 @@ def test_a_quiet_symbol_is_allowed_its_quiet_and_a_dead_one_is_caught():
     assert [s.stream for s in live.check(1400.0)] == ["dogeusdt@trade"]  # 410 s > 280 s
 
 
-def test_too_few_trades_say_nothing_of_the_rate():
+def test_too_few_trades_say_nothing_of_the_rate() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["dogeusdt@trade"], 0.0)
     for t in range(0, 100, 10):
@@ -115,7 +117,7 @@ def test_too_few_trades_say_nothing_of_the_rate():
     assert live.allowance_s("dogeusdt@trade", 100.0) == POLICY.max_quiet_s
 
 
-def test_a_symbol_too_quiet_to_judge_is_not_judged():
+def test_a_symbol_too_quiet_to_judge_is_not_judged() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["rareusdt@trade"], 0.0)
     live.set_activity("RAREUSDT", 10 / 86_400)  # ten trades a day
@@ -123,13 +125,13 @@ def test_a_symbol_too_quiet_to_judge_is_not_judged():
     assert live.check(10_000.0) == []
 
 
-def test_unjudged_streams_are_never_reported():
+def test_unjudged_streams_are_never_reported() -> None:
     live = StreamLiveness(POLICY, futures=True)
     live.watch(["btcusdt@forceOrder"], 0.0)
     assert live.check(1e6) == []
 
 
-def test_connection_allowance_is_its_most_demanding_stream():
+def test_connection_allowance_is_its_most_demanding_stream() -> None:
     live = StreamLiveness(POLICY, futures=False)
     streams = ["dogeusdt@trade", "dogeusdt@kline_1m"]
     live.watch(streams, 0.0)
@@ -141,7 +143,7 @@ def test_connection_allowance_is_its_most_demanding_stream():
     assert live.connection_allowance_s(["x@forceOrder"], 1000.0) is None
 
 
-def test_a_connection_of_many_slow_symbols_is_judged_on_their_sum():
+def test_a_connection_of_many_slow_symbols_is_judged_on_their_sum() -> None:
     live = StreamLiveness(POLICY, futures=False)
     streams = [f"s{i}usdt@trade" for i in range(10)]
     live.watch(streams, 0.0)
@@ -152,7 +154,7 @@ def test_a_connection_of_many_slow_symbols_is_judged_on_their_sum():
     assert live.connection_allowance_s(streams, 1000.0) == pytest.approx(20.0)
 
 
-def test_a_never_served_stream_does_not_shorten_its_connection_allowance():
+def test_a_never_served_stream_does_not_shorten_its_connection_allowance() -> None:
     live = StreamLiveness(POLICY, futures=False)
     streams = ["dogeusdt@aggTrade", "btcusdt@kline_1m"]
     live.watch(streams, 0.0)
@@ -164,7 +166,7 @@ def test_a_never_served_stream_does_not_shorten_its_connection_allowance():
     assert fresh.connection_allowance_s(streams, 1.0) == 30.0
 
 
-def test_restart_counts_silence_from_the_new_subscription():
+def test_restart_counts_silence_from_the_new_subscription() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@kline_1m"], 0.0)
     live.delivered("btcusdt@kline_1m", 1.0)
@@ -174,7 +176,7 @@ def test_restart_counts_silence_from_the_new_subscription():
     assert [s.stream for s in live.check(121.0)] == ["btcusdt@kline_1m"]
 
 
-def test_unwatched_streams_are_forgotten():
+def test_unwatched_streams_are_forgotten() -> None:
     live = StreamLiveness(POLICY, futures=False)
     live.watch(["btcusdt@kline_1m"], 0.0)
     live.unwatch(["btcusdt@kline_1m"])

@@ -1,13 +1,18 @@
 import contextlib
 import dataclasses
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, strategies as st
 
+from gateway.binance.events.base import Publishable
 from gateway.binance.events.books import BookTicker, DepthSnapshot, DepthUpdate, RpiDepthUpdate
+from gateway.binance.events.derivatives import ContractInfo, MarkPrice, TradingSession
 from gateway.binance.events.futures_user import OrderTradeUpdate
+from gateway.binance.events.klines import ContinuousKline, Kline
 from gateway.binance.events.spot_user import BalanceUpdate, ListenKeyExpired
 from gateway.binance.markets import Market
 from gateway.binance.messages import (
@@ -25,7 +30,7 @@ from tests.vectors import VECTORS_DIR, vector, vector_bytes
 SPOT = FrameParser(Market.SPOT)
 
 
-def test_spot_trade_vector_maps_every_field():
+def test_spot_trade_vector_maps_every_field() -> None:
     [event] = SPOT.parse(vector_bytes("spot/trade.json"), received_at_us=42)
     assert event == Trade(
         market="spot",
@@ -43,31 +48,33 @@ def test_spot_trade_vector_maps_every_field():
     )
 
 
-def test_combined_wrapper_is_unwrapped():
+def test_combined_wrapper_is_unwrapped() -> None:
     [event] = SPOT.parse(vector_bytes("spot/combined_wrapper_example.json"), received_at_us=1)
     assert isinstance(event, AggTrade)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (12345, 100, 105)
     assert event.price == Decimal("0.001")
 
 
-def test_microsecond_connections_keep_microseconds():
+def test_microsecond_connections_keep_microseconds() -> None:
     payload = vector("spot/trade.json") | {"E": 1672515782136123, "T": 1672515782136001}
     [event] = FrameParser(Market.SPOT, TimeUnit.MICROSECOND).parse(orjson.dumps(payload), 0)
     assert isinstance(event, Trade)
     assert (event.event_time_us, event.trade_time_us) == (1672515782136123, 1672515782136001)
 
 
-def test_a_field_binance_adds_tomorrow_is_kept_json_encoded():
+def test_a_field_binance_adds_tomorrow_is_kept_json_encoded() -> None:
     payload = vector("spot/trade.json") | {"Z": "NEW", "Y": {"a": [1, 2]}}
     [event] = SPOT.parse(orjson.dumps(payload), 0)
+    assert isinstance(event, Trade)
     assert event.extra == {"Z": '"NEW"', "Y": '{"a":[1,2]}'}
 
 
-def test_control_replies_and_errors():
+def test_control_replies_and_errors() -> None:
     control = vector("spot/control_messages.json")
     [ok] = SPOT.parse(orjson.dumps(control["SUBSCRIBE"]["response"]), 0)
     assert ok == ControlReply(request_id=1, result=None)
     [listing] = SPOT.parse(orjson.dumps(control["LIST_SUBSCRIPTIONS"]["response"]), 0)
+    assert isinstance(listing, ControlReply)
     assert listing.result == ["btcusdt@aggTrade"]
     [err] = SPOT.parse(b'{"code": 2, "msg": "Invalid request: too many parameters", "id": 7}', 0)
     assert isinstance(err, ControlReply)
@@ -81,7 +88,7 @@ def test_control_replies_and_errors():
     )
 
 
-def test_server_shutdown_raw_and_combined():
+def test_server_shutdown_raw_and_combined() -> None:
     [raw] = SPOT.parse(vector_bytes("spot/serverShutdown.json"), 0)
     [combined] = SPOT.parse(vector_bytes("spot/serverShutdown.combined.json"), 0)
     assert isinstance(raw, ServerShutdown)
@@ -107,14 +114,14 @@ def test_server_shutdown_raw_and_combined():
         (b'{"e":"trade","E":1,"s":"X","t":1,"p":"1.2.3","q":"1","T":1,"m":true}', "Invalid"),
     ],
 )
-def test_malformed_frames_raise_parse_errors_with_payload(frame, why):
+def test_malformed_frames_raise_parse_errors_with_payload(frame: bytes, why: str) -> None:
     with pytest.raises(MessageParseError) as info:
         SPOT.parse(frame, 0)
     assert why in str(info.value)
     assert info.value.payload == frame
 
 
-def test_parse_error_names_the_stream_of_a_combined_frame():
+def test_parse_error_names_the_stream_of_a_combined_frame() -> None:
     frame = b'{"stream":"btcusdt@trade","data":{"e":"trade"}}'
     with pytest.raises(MessageParseError) as info:
         SPOT.parse(frame, 0)
@@ -133,7 +140,9 @@ decimal_strings = st.decimals(
     event_ms=st.integers(0, 2**41),
     maker=st.booleans(),
 )
-def test_any_well_formed_trade_parses_exactly(trade_id, price, quantity, event_ms, maker):
+def test_any_well_formed_trade_parses_exactly(
+    trade_id: int, price: str, quantity: str, event_ms: int, maker: bool
+) -> None:
     payload = {
         "e": "trade",
         "E": event_ms,
@@ -154,7 +163,7 @@ def test_any_well_formed_trade_parses_exactly(trade_id, price, quantity, event_m
 
 
 @given(st.binary(max_size=300))
-def test_arbitrary_bytes_never_escape_as_anything_but_parse_errors(data):
+def test_arbitrary_bytes_never_escape_as_anything_but_parse_errors(data: bytes) -> None:
     with contextlib.suppress(MessageParseError):
         SPOT.parse(data, 0)
 
@@ -186,8 +195,8 @@ WIRE_KEYS = [*"eEsStpqTmMaflbBAuUkcohvnxiLwPOCFQVrWgGzXNI", "ps", "pu", "ap", "b
     wrap=st.sampled_from(["raw", "combined", "user", "array"]),
 )
 def test_structurally_valid_objects_with_random_values_fail_only_as_parse_errors(
-    market, event_type, fields, stream, wrap
-):
+    market: Market, event_type: str, fields: dict[str, object], stream: str | None, wrap: str
+) -> None:
     payload = {"e": event_type, **fields}
     frame = {
         "raw": payload,
@@ -204,14 +213,16 @@ def test_structurally_valid_objects_with_random_values_fail_only_as_parse_errors
     key=st.sampled_from(WIRE_KEYS),
     value=json_values,
 )
-def test_any_one_field_replaced_by_any_json_value_fails_only_as_a_parse_error(base, key, value):
+def test_any_one_field_replaced_by_any_json_value_fails_only_as_a_parse_error(
+    base: str, key: str, value: object
+) -> None:
     market = Market(base.split("/")[0])
     payload = vector(base) | {key: value}
     with contextlib.suppress(MessageParseError):
         FrameParser(market).parse(orjson.dumps(payload), 0)
 
 
-def test_channel_of_strips_symbol_and_speed():
+def test_channel_of_strips_symbol_and_speed() -> None:
     assert channel_of("btcusdt@depth5@100ms") == "depth5"
     assert channel_of("btcusdt@kline_1m@+08:00") == "kline_1m"
     assert channel_of("!bookTicker") == "!bookTicker"
@@ -219,7 +230,7 @@ def test_channel_of_strips_symbol_and_speed():
     assert channel_of("tradingSession") == "tradingSession"
 
 
-def test_a_raw_connection_names_its_stream_once():
+def test_a_raw_connection_names_its_stream_once() -> None:
     parser = FrameParser(Market.SPOT, stream="bnbusdt@bookTicker")
     [event] = parser.parse(vector_bytes("spot/bookTicker.json"), 0)
     assert isinstance(event, BookTicker)
@@ -227,20 +238,20 @@ def test_a_raw_connection_names_its_stream_once():
     assert event.record_time_us == 0  # no event time: the receive time dates the record
 
 
-def test_a_control_reply_on_a_raw_partial_depth_connection_is_still_a_reply():
+def test_a_control_reply_on_a_raw_partial_depth_connection_is_still_a_reply() -> None:
     parser = FrameParser(Market.SPOT, stream="bnbbtc@depth5")
     [reply] = parser.parse(b'{"result": null, "id": 1}', 0)
     assert reply == ControlReply(request_id=1, result=None)
 
 
-def test_spot_frames_without_event_type_need_a_stream_that_implies_one():
+def test_spot_frames_without_event_type_need_a_stream_that_implies_one() -> None:
     with pytest.raises(MessageParseError, match="no event type"):
         SPOT.parse(vector_bytes("spot/bookTicker.json"), 0)
     with pytest.raises(MessageParseError, match="partial-depth payload needs its stream"):
         SPOT.parse(vector_bytes("spot/depth_partial.json"), 0, stream="depth5")
 
 
-def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_stream():
+def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_stream() -> None:
     usdm = FrameParser(Market.USDM)
     frame = vector_bytes("usdm/depth_partial.json")
     assert isinstance(usdm.parse(frame, 0)[0], DepthUpdate)
@@ -250,7 +261,7 @@ def test_futures_partial_depth_and_rpi_depth_are_told_apart_from_diffs_by_the_st
     assert not isinstance(rpi[0], DepthUpdate)
 
 
-def test_each_market_knows_only_its_own_event_types():
+def test_each_market_knows_only_its_own_event_types() -> None:
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.USDM).parse(vector_bytes("spot/avgPrice.json"), 0)
     with pytest.raises(MessageParseError, match="unknown event type"):
@@ -259,58 +270,69 @@ def test_each_market_knows_only_its_own_event_types():
         SPOT.parse(vector_bytes("usdm/markPrice.json"), 0)
 
 
-def test_all_market_arrays_become_one_event_per_symbol():
+def test_all_market_arrays_become_one_event_per_symbol() -> None:
     events = FrameParser(Market.COINM).parse(vector_bytes("coinm/markPrice_pair_arr.json"), 0)
-    assert [e.symbol for e in events] == ["BTCUSD_201225", "BTCUSD_PERP"]
-    assert [e.funding_rate for e in events] == [None, Decimal("0E-8")]
+    marks = [e for e in events if isinstance(e, MarkPrice)]
+    assert len(marks) == len(events)
+    assert [e.symbol for e in marks] == ["BTCUSD_201225", "BTCUSD_PERP"]
+    assert [e.funding_rate for e in marks] == [None, Decimal("0E-8")]
 
 
-def test_unknown_nested_fields_are_kept_with_their_path():
+def test_unknown_nested_fields_are_kept_with_their_path() -> None:
     payload = vector("spot/kline.json")
     payload["k"] = payload["k"] | {"Z": [1]}
     [event] = SPOT.parse(orjson.dumps(payload), 0)
+    assert isinstance(event, Kline)
     assert event.extra == {"k.Z": "[1]"}
     assert event.ignored == {"k.B": '"123456"'}
     info = vector("usdm/contractInfo.json")
     info["bks"][1]["new"] = "x"
     [event] = FrameParser(Market.USDM).parse(orjson.dumps(info), 0)
+    assert isinstance(event, ContractInfo)
     assert event.extra == {"bks[1].new": '"x"'}
 
 
-def test_contract_info_numbers_are_exact_decimals():
+def test_contract_info_numbers_are_exact_decimals() -> None:
     [event] = FrameParser(Market.USDM).parse(vector_bytes("usdm/contractInfo.json"), 0)
+    assert isinstance(event, ContractInfo)
+    assert event.brackets is not None
     assert [b.maintenance_ratio for b in event.brackets] == [Decimal("0.01"), Decimal("0.025")]
     without = {k: v for k, v in vector("usdm/contractInfo.json").items() if k != "bks"}
     [event] = FrameParser(Market.USDM).parse(orjson.dumps(without), 0)
+    assert isinstance(event, ContractInfo)
     assert event.brackets is None  # "unchanged", not "no brackets"
 
 
-def test_kline_with_a_foreign_inner_symbol_is_malformed():
+def test_kline_with_a_foreign_inner_symbol_is_malformed() -> None:
     payload = vector("spot/kline.json")
     payload["k"]["s"] = "ETHBTC"
     with pytest.raises(MessageParseError, match="differs"):
         SPOT.parse(orjson.dumps(payload), 0)
 
 
-def test_ids_and_times_beyond_64_bits_are_refused():
+def test_ids_and_times_beyond_64_bits_are_refused() -> None:
     with pytest.raises(MessageParseError, match="64-bit"):
         SPOT.parse(orjson.dumps(vector("spot/trade.json") | {"t": 2**63}), 0)
     with pytest.raises(MessageParseError, match="64-bit"):
         SPOT.parse(orjson.dumps(vector("spot/trade.json") | {"E": 2**62}), 0)
 
 
-def test_partition_keys_and_schema_groups():
+def test_partition_keys_and_schema_groups() -> None:
     [trade] = SPOT.parse(vector_bytes("spot/trade.json"), 0)
+    assert isinstance(trade, Trade)
     assert (trade.partition_key, trade.schema_group) == ("BNBBTC", "spot")
     [kline] = FrameParser(Market.USDM).parse(vector_bytes("usdm/continuousKline.json"), 0)
+    assert isinstance(kline, ContinuousKline)
     assert kline.partition_key == "BTCUSDT"
     [session] = FrameParser(Market.USDM).parse(vector_bytes("usdm/tradingSession.json"), 0)
+    assert isinstance(session, TradingSession)
     assert session.partition_key == "Equity"
     [price] = SPOT.parse(vector_bytes("spot/referencePrice.json"), 0)
+    assert isinstance(price, Publishable)
     assert price.record_time_us == 1770313263917000
 
 
-RETYPED = [None, True, -1, 2**64 - 1, 1.5, "", "x", "-1e999", [], [[]], {}, {"a": 1}]
+RETYPED: list[object] = [None, True, -1, 2**64 - 1, 1.5, "", "x", "-1e999", [], [[]], {}, {"a": 1}]
 STREAMS = {
     "spot/bookTicker.json": "bnbusdt@bookTicker",
     "spot/depth_partial.json": "bnbbtc@depth5",
@@ -324,8 +346,11 @@ PAYLOAD_VECTORS = sorted(
 )
 
 
-def mutations(value, path=()):
+def mutations(
+    value: object, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], object]]:
     """Every way of replacing one value (at any depth) by a wrongly typed one."""
+    items: Iterable[tuple[str | int, object]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
@@ -338,7 +363,7 @@ def mutations(value, path=()):
         yield from mutations(inner, (*path, key))
 
 
-def replaced(document, path, bad):
+def replaced(document: object, path: tuple[str | int, ...], bad: object) -> Any:
     copy = orjson.loads(orjson.dumps(document))
     target = copy
     for key in path[:-1]:
@@ -348,7 +373,7 @@ def replaced(document, path, bad):
 
 
 @pytest.mark.parametrize("name", PAYLOAD_VECTORS)
-def test_every_value_of_every_vector_retyped_fails_only_as_a_parse_error(name):
+def test_every_value_of_every_vector_retyped_fails_only_as_a_parse_error(name: str) -> None:
     market = Market(name.split("/")[0].removesuffix("-user"))
     parser = FrameParser(market, stream=STREAMS.get(name))
     document = vector(name)
@@ -357,10 +382,11 @@ def test_every_value_of_every_vector_retyped_fails_only_as_a_parse_error(name):
             parser.parse(orjson.dumps(replaced(document, path, bad)), 0)
 
 
-def test_user_data_wrappers_are_unwrapped_and_keep_the_subscription():
+def test_user_data_wrappers_are_unwrapped_and_keep_the_subscription() -> None:
     [wrapped] = SPOT.parse(vector_bytes("spot-user/balanceUpdate.json"), 0)
     [legacy] = SPOT.parse(vector_bytes("spot-user/balanceUpdate.legacy_listenKey.json"), 0)
     assert isinstance(wrapped, BalanceUpdate)
+    assert isinstance(legacy, BalanceUpdate)
     assert (wrapped.subscription_id, legacy.subscription_id) == (0, None)
     assert dataclasses.replace(wrapped, subscription_id=None) == legacy
     assert (wrapped.partition_key, wrapped.schema_group) == ("BTC", "spot_user")
@@ -368,7 +394,7 @@ def test_user_data_wrappers_are_unwrapped_and_keep_the_subscription():
     assert isinstance(SPOT.parse(orjson.dumps(shutdown), 0)[0], ServerShutdown)
 
 
-def test_coinm_order_updates_carry_account_alias_and_margin_asset():
+def test_coinm_order_updates_carry_account_alias_and_margin_asset() -> None:
     payload = vector("usdm-user/ORDER_TRADE_UPDATE.json")
     payload["i"] = "SfsR"
     payload["o"]["ma"] = "BTC"
@@ -379,7 +405,7 @@ def test_coinm_order_updates_carry_account_alias_and_margin_asset():
     assert event.ignored == {"o.si": "0", "o.ss": "0"}
 
 
-def test_account_wide_events_share_one_key():
+def test_account_wide_events_share_one_key() -> None:
     [update] = FrameParser(Market.USDM).parse(vector_bytes("usdm-user/ACCOUNT_UPDATE.json"), 0)
     [config] = FrameParser(Market.USDM).parse(
         vector_bytes("usdm-user/ACCOUNT_CONFIG_UPDATE.multiAssets.json"), 0
@@ -387,17 +413,20 @@ def test_account_wide_events_share_one_key():
     [leverage] = FrameParser(Market.USDM).parse(
         vector_bytes("usdm-user/ACCOUNT_CONFIG_UPDATE.leverage.json"), 0
     )
+    assert isinstance(update, Publishable)
+    assert isinstance(config, Publishable)
+    assert isinstance(leverage, Publishable)
     assert (update.partition_key, config.partition_key) == ("account", "account")
     assert leverage.partition_key == "BTCUSDT"
 
 
-def test_futures_listen_key_expiry_accepts_its_documented_string_time():
+def test_futures_listen_key_expiry_accepts_its_documented_string_time() -> None:
     [event] = FrameParser(Market.USDM).parse(vector_bytes("usdm-user/listenKeyExpired.json"), 0)
     assert isinstance(event, ListenKeyExpired)
     assert event.event_time_us == 1736996475556000
 
 
-def test_trade_lite_is_usdm_only():
+def test_trade_lite_is_usdm_only() -> None:
     with pytest.raises(MessageParseError, match="unknown event type"):
         FrameParser(Market.COINM).parse(vector_bytes("usdm-user/TRADE_LITE.json"), 0)
 
@@ -411,7 +440,7 @@ FUTURES_TRADE = (
 
 
 @pytest.mark.parametrize("market", [Market.USDM, Market.COINM])
-def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
+def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market: Market) -> None:
     [event] = FrameParser(market).parse(FUTURES_TRADE, received_at_us=7)
     assert event == Trade(
         market=market.value,
@@ -430,7 +459,7 @@ def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
     assert event.schema_group == market.value and event.partition_key == "BTCUSDT"
 
 
-def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused():
+def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused() -> None:
     import orjson
     import pytest
 
@@ -444,7 +473,7 @@ def test_a_frame_naming_a_stream_the_connection_did_not_subscribe_to_is_refused(
         parser.parse(orjson.dumps({**frame, "stream": "ethusdt@trade"}), 1)
 
 
-def test_connection_events_come_on_streams_nobody_subscribed_to_and_are_not_refused():
+def test_connection_events_come_on_streams_nobody_subscribed_to_and_are_not_refused() -> None:
     from tests.vectors import vector_bytes
 
     parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade"})

@@ -18,7 +18,7 @@ from gateway.errors import (
 )
 
 
-def test_backoff_is_capped_and_jittered_below_an_exponential_ceiling():
+def test_backoff_is_capped_and_jittered_below_an_exponential_ceiling() -> None:
     delays = list(itertools.islice(backoff(0.5, 8.0, 2.0, random.Random(7)), 12))
     ceilings = [min(0.5 * 2**i, 8.0) for i in range(12)]
     assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
@@ -26,7 +26,7 @@ def test_backoff_is_capped_and_jittered_below_an_exponential_ceiling():
     assert max(itertools.islice(backoff(rng=random.Random(1)), 200)) <= MAX_DELAY_S
 
 
-def test_network_and_upstream_errors_retry_everything_else_is_fatal():
+def test_network_and_upstream_errors_retry_everything_else_is_fatal() -> None:
     assert is_retriable(OSError("no route"))
     assert is_retriable(TimeoutError())
     assert is_retriable(StreamDisconnectedError("closed"))
@@ -36,7 +36,7 @@ def test_network_and_upstream_errors_retry_everything_else_is_fatal():
     assert not is_retriable(KeyError("bug"))
 
 
-def test_sliding_window_allows_the_limit_then_waits_for_the_oldest_to_expire():
+def test_sliding_window_allows_the_limit_then_waits_for_the_oldest_to_expire() -> None:
     limit = SlidingWindowLimit(3, 1.0)
     for now in (0.0, 0.1, 0.2):
         assert limit.delay(now) == 0
@@ -49,7 +49,7 @@ def test_sliding_window_allows_the_limit_then_waits_for_the_oldest_to_expire():
         SlidingWindowLimit(0, 1)
 
 
-def test_spot_connection_attempts_budget():
+def test_spot_connection_attempts_budget() -> None:
     attempts = SlidingWindowLimit(
         300, 300.0
     )  # docs/binance.md §2: 300 attempts per 5 minutes per IP
@@ -58,7 +58,7 @@ def test_spot_connection_attempts_budget():
     assert attempts.delay(3.0) == pytest.approx(297.0)
 
 
-def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after():
+def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after() -> None:
     budget = RestWeightBudget(6000, headroom=1.0)
     budget.spend(5990, now=10.0)
     assert budget.delay(5, now=11.0) == 0
@@ -72,7 +72,7 @@ def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after():
     assert budget.delay(1, now=121.0) == pytest.approx(99.0)
 
 
-def test_a_retry_deadline_backs_off_then_gives_up():
+def test_a_retry_deadline_backs_off_then_gives_up() -> None:
     from gateway.binance.policy import RetryDeadline
 
     deadline = RetryDeadline(10.0, now_s=100.0, delays=iter([4.0, 8.0, 16.0]))

@@ -15,7 +15,7 @@ from gateway.binance.rest_payloads import (
 from tests.vectors import vector
 
 
-def test_calls_carry_binances_paths_and_weights():
+def test_calls_carry_binances_paths_and_weights() -> None:
     call = agg_trades_call(Market.SPOT, "BTCUSDT", 41, limit=5000)
     assert (call.path, call.weight, call.params) == (
         "/api/v3/aggTrades", 4, {"symbol": "BTCUSDT", "fromId": "41", "limit": "1000"},
@@ -39,7 +39,7 @@ def test_calls_carry_binances_paths_and_weights():
         recent_trades_call(Market.SPOT, "BTCUSDT")
 
 
-def test_futures_trade_rows_are_order_book_trades():
+def test_futures_trade_rows_are_order_book_trades() -> None:
     rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.00",
              "time": 1499865549590, "isBuyerMaker": True, "isRPITrade": False}]  # fmt: skip
     [event] = parse_trade_rows(rows, Market.USDM, "BTCUSDT", received_at_us=9)
@@ -50,7 +50,7 @@ def test_futures_trade_rows_are_order_book_trades():
 
 
 @pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
-def test_agg_trade_rows_become_the_events_the_stream_carries(market):
+def test_agg_trade_rows_become_the_events_the_stream_carries(market: Market) -> None:
     rows = vector(f"{market.value}/rest_aggTrades.json")
     [event] = parse_agg_trade_rows(rows, market, "BNBBTC", received_at_us=9)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (26129, 27781, 27781)
@@ -64,7 +64,7 @@ def test_agg_trade_rows_become_the_events_the_stream_carries(market):
     )
 
 
-def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity():
+def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity() -> None:
     rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
              "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]  # fmt: skip
     [event] = parse_trade_rows(rows, Market.SPOT, "BTCUSDT", received_at_us=1)
@@ -77,7 +77,7 @@ def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity():
 
 
 @pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
-def test_depth_answers_become_book_snapshots(market):
+def test_depth_answers_become_book_snapshots(market: Market) -> None:
     body = vector(f"{market.value}/rest_depth.json")
     snapshot = parse_depth_body(body, market, "BTCUSDT", received_at_us=5, reason="initial")
     assert snapshot.last_update_id == body["lastUpdateId"]
@@ -94,7 +94,7 @@ def test_depth_answers_become_book_snapshots(market):
 @pytest.mark.parametrize(
     "body", [{"code": -1121, "msg": "Invalid symbol."}, "<html>", None, 7, {"lastUpdateId": "x"}]
 )
-def test_answers_of_the_wrong_shape_raise_rest_answer_errors(body):
+def test_answers_of_the_wrong_shape_raise_rest_answer_errors(body: object) -> None:
     from gateway.errors import RestAnswerError
 
     with pytest.raises(RestAnswerError):
@@ -105,7 +105,7 @@ def test_answers_of_the_wrong_shape_raise_rest_answer_errors(body):
         parse_depth_body(body, Market.SPOT, "BTCUSDT", 1, reason="initial")
 
 
-def test_bad_rows_are_left_out_with_their_reason():
+def test_bad_rows_are_left_out_with_their_reason() -> None:
     good = vector("spot/rest_aggTrades.json")[0]
     rejected: list[str] = []
     body = [good, {**good, "a": "x"}, [], {**good, "p": None}, {"a": 1}]

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from hypothesis import given, settings, strategies as st
 
 from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
 
 
-def run(continuity, deliveries, rest_history_from: int, rest_page: int, fail_every: int = 0):
+def run(
+    continuity: IdContinuity[str],
+    deliveries: Iterable[int],
+    rest_history_from: int,
+    rest_page: int,
+    fail_every: int = 0,
+) -> list[Emit[str] | IdGap]:
     """Deliver live ids; answer fetches from a REST that keeps ids >= rest_history_from."""
-    out: list = []
+    out: list[Emit[str] | IdGap] = []
     fetches = 0
 
-    def serve():
+    def serve() -> None:
         nonlocal fetches
         for request in continuity.requests_to_send():
             fetches += 1
@@ -34,7 +41,14 @@ def run(continuity, deliveries, rest_history_from: int, rest_page: int, fail_eve
     return out
 
 
-def covered(out) -> list[int]:
+def emits(out: Iterable[Emit[str] | IdGap]) -> list[Emit[str]]:
+    """The items, every one of which must be an emitted event (no gap)."""
+    items = list(out)
+    assert all(isinstance(item, Emit) for item in items), items
+    return [item for item in items if isinstance(item, Emit)]
+
+
+def covered(out: Iterable[Emit[str] | IdGap]) -> list[int]:
     ids: list[int] = []
     for item in out:
         if isinstance(item, Emit):
@@ -55,8 +69,14 @@ def covered(out) -> list[int]:
     fail_every=st.sampled_from([0, 2, 3, 5]),  # every n-th fetch fails transiently
 )
 def test_every_id_once_in_order_or_declared_lost(
-    seed, count, drop_rate, dup_rate, history_from, page, fail_every
-):
+    seed: int,
+    count: int,
+    drop_rate: float,
+    dup_rate: float,
+    history_from: int,
+    page: int,
+    fail_every: int,
+) -> None:
     rng = random.Random(seed)
     deliveries = []
     for event_id in range(1, count + 1):
@@ -77,25 +97,25 @@ def test_every_id_once_in_order_or_declared_lost(
             assert not delivered & set(range(item.first_id, item.last_id + 1))
 
 
-def test_a_resumed_owner_backfills_from_where_the_previous_one_stopped():
+def test_a_resumed_owner_backfills_from_where_the_previous_one_stopped() -> None:
     continuity: IdContinuity[str] = IdContinuity(last_emitted_id=10)
     continuity.receive_live(14, "live-14")
     assert continuity.requests_to_send() == [FetchRange(11, 13)]
     continuity.receive_backfill([(13, "r13"), (11, "r11"), (12, "r12")])
-    assert [(e.event_id, e.backfilled) for e in continuity.to_emit()] == [
+    assert [(e.event_id, e.backfilled) for e in emits(continuity.to_emit())] == [
         (11, True), (12, True), (13, True), (14, False),
     ]  # fmt: skip
 
 
-def test_duplicates_are_counted_and_dropped():
+def test_duplicates_are_counted_and_dropped() -> None:
     continuity: IdContinuity[str] = IdContinuity()
     for event_id in (1, 2, 2, 1, 3):
         continuity.receive_live(event_id, "x")
-    assert [e.event_id for e in continuity.to_emit()] == [1, 2, 3]
+    assert [e.event_id for e in emits(continuity.to_emit())] == [1, 2, 3]
     assert continuity.duplicates == 2
 
 
-def test_holding_too_much_declares_the_oldest_hole_lost_instead_of_growing():
+def test_holding_too_much_declares_the_oldest_hole_lost_instead_of_growing() -> None:
     continuity: IdContinuity[str] = IdContinuity(max_held=3)
     continuity.receive_live(1, "x")
     for event_id in (5, 6, 7, 8):
@@ -105,7 +125,7 @@ def test_holding_too_much_declares_the_oldest_hole_lost_instead_of_growing():
     assert [e.event_id for e in out if isinstance(e, Emit)] == [1, 5, 6, 7, 8]
 
 
-def test_a_resumed_owner_drops_the_ids_kafka_already_holds():
+def test_a_resumed_owner_drops_the_ids_kafka_already_holds() -> None:
     continuity: IdContinuity[str] = IdContinuity(last_emitted_id=10)
     for event_id in (8, 10, 9):
         continuity.receive_live(event_id, "x")
@@ -116,7 +136,7 @@ def test_a_resumed_owner_drops_the_ids_kafka_already_holds():
     assert continuity.to_emit() == [Emit(11, "live-11", False)]
 
 
-def test_an_abandoned_backfill_declares_its_range_and_releases_the_held_events():
+def test_an_abandoned_backfill_declares_its_range_and_releases_the_held_events() -> None:
     seq: IdContinuity[str] = IdContinuity(last_emitted_id=10)
     seq.receive_live(14, "e14")
     seq.receive_live(15, "e15")
@@ -129,7 +149,7 @@ def test_an_abandoned_backfill_declares_its_range_and_releases_the_held_events()
     assert seq.to_emit() == [Emit(16, "e16", False)]
 
 
-def test_a_negative_id_and_one_far_behind_are_rejected_with_their_reason():
+def test_a_negative_id_and_one_far_behind_are_rejected_with_their_reason() -> None:
     seq: IdContinuity[str] = IdContinuity(last_emitted_id=50_000, max_behind=100)
     for event_id in (-1, 49_950, 40_000, 50_001):
         seq.receive_live(event_id, f"e{event_id}")
@@ -141,7 +161,7 @@ def test_a_negative_id_and_one_far_behind_are_rejected_with_their_reason():
     assert seq.to_emit() == [Emit(50_001, "e50001", False)]
 
 
-def test_an_id_far_ahead_is_quarantined_and_rejected_when_the_stream_goes_on():
+def test_an_id_far_ahead_is_quarantined_and_rejected_when_the_stream_goes_on() -> None:
     seq: IdContinuity[str] = IdContinuity(last_emitted_id=100, max_jump=1000)
     seq.receive_live(1_000_100, "bad")
     assert seq.to_emit() == [] and seq.requests_to_send() == [] and seq.to_reject() == []
@@ -150,11 +170,11 @@ def test_an_id_far_ahead_is_quarantined_and_rejected_when_the_stream_goes_on():
     [rejected] = seq.to_reject()
     assert (rejected.event_id, rejected.event) == (1_000_100, "bad")
     assert "max_id_jump 1000" in rejected.reason
-    assert [e.event_id for e in seq.to_emit()] == [101, 102]  # the state was never poisoned
+    assert [e.event_id for e in emits(seq.to_emit())] == [101, 102]  # the state was never poisoned
     assert seq.last_emitted_id == 102
 
 
-def test_a_jump_confirmed_by_contiguous_ids_becomes_an_ordinary_hole():
+def test_a_jump_confirmed_by_contiguous_ids_becomes_an_ordinary_hole() -> None:
     seq: IdContinuity[str] = IdContinuity(last_emitted_id=100, max_jump=1000, confirmations=3)
     for event_id in (50_000, 50_001):
         seq.receive_live(event_id, f"e{event_id}")

@@ -60,13 +60,13 @@ def signer_and_key(key_type: KeyType) -> tuple[Signer, bytes]:
     return Signer(key_type, private), public
 
 
-def test_hmac_matches_binances_documented_example():
+def test_hmac_matches_binances_documented_example() -> None:
     assert Signer(KeyType.HMAC, DOC_SECRET.encode()).sign(DOC_PAYLOAD) == DOC_SIGNATURE
     assert verify(KeyType.HMAC, DOC_SECRET.encode(), DOC_PAYLOAD, DOC_SIGNATURE)
 
 
 @pytest.mark.parametrize("key_type", [KeyType.RSA, KeyType.ED25519])
-def test_asymmetric_signatures_are_base64_and_verify_with_the_public_key(key_type):
+def test_asymmetric_signatures_are_base64_and_verify_with_the_public_key(key_type: KeyType) -> None:
     signer, public = signer_and_key(key_type)
     signature = signer.sign(DOC_PAYLOAD)
     raw = base64.b64decode(signature, validate=True)
@@ -76,7 +76,7 @@ def test_asymmetric_signatures_are_base64_and_verify_with_the_public_key(key_typ
     assert public_key_type(public) is key_type
 
 
-def test_ws_api_params_are_sorted_and_signed_over_everything_but_the_signature():
+def test_ws_api_params_are_sorted_and_signed_over_everything_but_the_signature() -> None:
     signer = Signer(KeyType.HMAC, b"secret")
     params = signed_params(signer, {"apiKey": "k", "symbol": "BTCUSDT"}, timestamp_ms=1_000,
                            recv_window_ms=5_000)  # fmt: skip
@@ -85,7 +85,7 @@ def test_ws_api_params_are_sorted_and_signed_over_everything_but_the_signature()
     assert params["signature"] == signer.sign(signature_payload(params))
 
 
-def test_a_wrong_or_mismatched_private_key_is_a_config_error_without_the_key():
+def test_a_wrong_or_mismatched_private_key_is_a_config_error_without_the_key() -> None:
     rsa_private, _ = keypair(KeyType.RSA)
     with pytest.raises(ConfigError, match="not an ed25519 key"):
         Signer(KeyType.ED25519, rsa_private)
@@ -107,7 +107,9 @@ param_maps = st.dictionaries(names.filter(lambda n: n not in ("signature", "time
 
 @settings(max_examples=60, deadline=None)
 @given(params=param_maps, key_type=st.sampled_from(list(KeyType)), timestamp=st.integers(0, 2**41))
-def test_the_simulator_accepts_every_ws_api_request_the_gateway_signs(params, key_type, timestamp):
+def test_the_simulator_accepts_every_ws_api_request_the_gateway_signs(
+    params: dict[str, str], key_type: KeyType, timestamp: int
+) -> None:
     signer, exchange_key = signer_and_key(key_type)
     signed = signed_params(signer, params, timestamp_ms=timestamp)
     assert signature_valid(exchange_key.decode(), signed)
@@ -117,7 +119,9 @@ def test_the_simulator_accepts_every_ws_api_request_the_gateway_signs(params, ke
 
 @settings(max_examples=60, deadline=None)
 @given(params=param_maps, key_type=st.sampled_from(list(KeyType)), timestamp=st.integers(0, 2**41))
-def test_the_simulator_accepts_every_rest_query_the_gateway_signs(params, key_type, timestamp):
+def test_the_simulator_accepts_every_rest_query_the_gateway_signs(
+    params: dict[str, str], key_type: KeyType, timestamp: int
+) -> None:
     """Values with ``&``, ``=``, spaces or non-ASCII are percent-encoded before signing."""
     signer, exchange_key = signer_and_key(key_type)
     query = signed_query(signer, params, timestamp_ms=timestamp, recv_window_ms=5_000)
@@ -131,6 +135,8 @@ def test_the_simulator_accepts_every_rest_query_the_gateway_signs(params, key_ty
 
 
 @given(params=param_maps)
-def test_payload_is_independent_of_insertion_order_and_ignores_the_signature(params):
+def test_payload_is_independent_of_insertion_order_and_ignores_the_signature(
+    params: dict[str, str],
+) -> None:
     reordered = dict(reversed(list(params.items())))
     assert signature_payload(params) == signature_payload({**reordered, "signature": "x"})

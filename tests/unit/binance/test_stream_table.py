@@ -97,7 +97,7 @@ def subscribed(market: Market, channels: list[str], wide: list[str]) -> dict[str
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.value)
-def test_the_table_lists_exactly_the_channels_the_code_accepts(market):
+def test_the_table_lists_exactly_the_channels_the_code_accepts(market: Market) -> None:
     rows = SECTIONS[market.value]
     assert [row[0] for row in rows] == [spec.template for spec in CHANNELS[market]]
     for row, spec in zip(rows, CHANNELS[market], strict=True):
@@ -106,7 +106,7 @@ def test_the_table_lists_exactly_the_channels_the_code_accepts(market):
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.value)
-def test_the_placeholders_are_the_codes(market):
+def test_the_placeholders_are_the_codes(market: Market) -> None:
     column = 1 + list(Market).index(market)
     table = {row[0]: row[column].split() for row in SECTIONS["placeholders"]}
     for placeholder, values in PLACEHOLDERS[market].items():
@@ -114,9 +114,10 @@ def test_the_placeholders_are_the_codes(market):
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.value)
-def test_every_channel_builds_the_documented_stream_name_and_route(market):
+def test_every_channel_builds_the_documented_stream_name_and_route(market: Market) -> None:
     expected: dict[str, str] = {}
-    channels, wide = [], []
+    channels: list[str] = []
+    wide: list[str] = []
     for channel, name_template, route, _kind, _source in SECTIONS[market.value]:
         for assignment in expand(channel, market):
             (wide if name_template == channel else channels).append(fill(channel, assignment))
@@ -127,13 +128,13 @@ def test_every_channel_builds_the_documented_stream_name_and_route(market):
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.value)
-def test_every_kind_has_a_topic_on_its_market(market):
+def test_every_kind_has_a_topic_on_its_market(market: Market) -> None:
     kinds = {cls.KIND for cls in RECORD_CLASSES[market.value]}
     for spec in CHANNELS[market]:
         assert spec.kind in kinds, spec.template
 
 
-def test_pair_keyed_names_are_the_ones_binance_documents():
+def test_pair_keyed_names_are_the_ones_binance_documents() -> None:
     # The two wrong names, and the forms Binance's pages and SDK give.
     usdm = subscribed(Market.USDM, ["continuousKline_1m"], [])
     assert usdm == {"btcusdt_perpetual@continuousKline_1m": "/market"}
@@ -143,7 +144,7 @@ def test_pair_keyed_names_are_the_ones_binance_documents():
     assert {spec.subject for spec in CHANNELS[Market.COINM]} == set(Subject)
 
 
-def test_default_channels_are_what_each_market_serves():
+def test_default_channels_are_what_each_market_serves() -> None:
     settings = BinanceSettings.model_validate(
         {"markets": {"spot": {}, "usdm": {}, "coinm": {"symbols": ["BTCUSD_PERP"]}}}
     )

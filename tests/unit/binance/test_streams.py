@@ -11,18 +11,18 @@ from gateway.binance.markets import LIMITS, Market
 from gateway.binance.streams import TimeUnit, chunk, combined_path, stream_name
 
 
-def test_stream_names_are_lowercase_symbol_at_channel():
+def test_stream_names_are_lowercase_symbol_at_channel() -> None:
     assert stream_name("BTCUSDT", "trade") == "btcusdt@trade"
     assert stream_name("bnbbtc", "aggTrade") == "bnbbtc@aggTrade"
 
 
 @pytest.mark.parametrize("bad", ["", "btc@usdt", "a/b"])
-def test_stream_name_rejects_what_would_corrupt_a_url(bad):
+def test_stream_name_rejects_what_would_corrupt_a_url(bad: str) -> None:
     with pytest.raises(ValueError):
         stream_name(bad, "trade")
 
 
-def test_combined_path_joins_with_slash_and_adds_time_unit_only_when_micro():
+def test_combined_path_joins_with_slash_and_adds_time_unit_only_when_micro() -> None:
     names = ["btcusdt@trade", "ethusdt@aggTrade"]
     assert combined_path(names) == "/stream?streams=btcusdt@trade/ethusdt@aggTrade"
     assert combined_path(names, TimeUnit.MICROSECOND).endswith("&timeUnit=MICROSECOND")
@@ -30,7 +30,7 @@ def test_combined_path_joins_with_slash_and_adds_time_unit_only_when_micro():
         combined_path([])
 
 
-def test_chunk_splits_at_the_per_connection_limit_keeping_order():
+def test_chunk_splits_at_the_per_connection_limit_keeping_order() -> None:
     names = [f"s{i}@trade" for i in range(2049)]
     groups = chunk(names, max_chars=10**6)
     assert [len(g) for g in groups] == [1024, 1024, 1]
@@ -38,7 +38,7 @@ def test_chunk_splits_at_the_per_connection_limit_keeping_order():
     assert chunk([], 5) == []
 
 
-def test_chunk_keeps_every_url_under_binances_request_size():
+def test_chunk_keeps_every_url_under_binances_request_size() -> None:
     names = [stream_name(f"SYM{i}USDT", "aggTrade") for i in range(2000)]
     groups = chunk(names)
     assert [n for g in groups for n in g] == names
@@ -51,7 +51,7 @@ def test_chunk_keeps_every_url_under_binances_request_size():
         chunk(names, 0)
 
 
-def test_documented_limits():
+def test_documented_limits() -> None:
     # docs/binance.md §2: 1024 streams per connection; 5 msg/s spot, 10 msg/s futures; 20 s / 3 min pings.
     assert LIMITS[Market.SPOT].max_streams_per_connection == 1024
     assert LIMITS[Market.SPOT].max_incoming_messages_per_s == 5
@@ -72,7 +72,7 @@ def test_documented_limits():
     + [(Market.COINM, c) for c in ("trade", "indexPrice@1s", "indexPriceKline_1h",
                                    "markPriceKline_1m", "continuousKline_1w")],
 )  # fmt: skip
-def test_channels_each_market_serves_pass(market, channel):
+def test_channels_each_market_serves_pass(market: Market, channel: str) -> None:
     assert validate_channels(market, [channel], wide=False) == (channel,)
 
 
@@ -84,12 +84,14 @@ def test_channels_each_market_serves_pass(market, channel):
                                   "kline_1m@+08:00", "blockTrade", "avgPrice")]
     + [(Market.COINM, c) for c in ("rpiDepth@500ms", "compositeIndex", "continuousKline_1s")],
 )  # fmt: skip
-def test_channels_a_market_does_not_serve_are_refused_at_start_up(market, channel):
+def test_channels_a_market_does_not_serve_are_refused_at_start_up(
+    market: Market, channel: str
+) -> None:
     with pytest.raises(ValueError, match=market.value):
         validate_channels(market, [channel], wide=False)
 
 
-def test_market_wide_streams_are_checked_per_market():
+def test_market_wide_streams_are_checked_per_market() -> None:
     assert validate_channels(Market.USDM, ["!markPrice@arr@1s"], wide=True)
     for market, stream in [(Market.USDM, "!ticker@arr@1s"), (Market.SPOT, "!ticker@arr"),
                            (Market.SPOT, "!bookTicker"), (Market.COINM, "!markPrice@arr"),
@@ -98,7 +100,7 @@ def test_market_wide_streams_are_checked_per_market():
             validate_channels(market, [stream], wide=True)
 
 
-def test_usdm_routes_book_streams_and_trades_to_public_and_the_rest_to_market():
+def test_usdm_routes_book_streams_and_trades_to_public_and_the_rest_to_market() -> None:
     public = [
         "btcusdt@depth@100ms",
         "btcusdt@depth5",
@@ -120,7 +122,7 @@ def test_usdm_routes_book_streams_and_trades_to_public_and_the_rest_to_market():
     assert route_of(Market.SPOT, "btcusdt@trade") == ""
 
 
-def test_route_overrides_are_data_not_code():
+def test_route_overrides_are_data_not_code() -> None:
     assert route_of(Market.COINM, "btcusd_perp@aggTrade") == ""
     moved = {"*": "/market", "depth": "/public"}
     assert route_of(Market.COINM, "btcusd_perp@aggTrade", moved) == "/market"
@@ -134,7 +136,7 @@ def test_route_overrides_are_data_not_code():
         validate_routes(Market.USDM, {"trade": "/private"})
 
 
-def test_pair_keyed_streams_are_named_by_pair_and_contract_type():
+def test_pair_keyed_streams_are_named_by_pair_and_contract_type() -> None:
     perp = Instrument("BTCUSDT", "BTCUSDT", "PERPETUAL")
     assert (
         stream_for(Market.USDM, perp, "continuousKline_1m")
@@ -153,5 +155,5 @@ def test_pair_keyed_streams_are_named_by_pair_and_contract_type():
         stream_for(Market.SPOT, Instrument("BTCUSDT"), "indexPrice")
 
 
-def test_timezone_klines_survive_the_query_string():
+def test_timezone_klines_survive_the_query_string() -> None:
     assert combined_path(["btcusdt@kline_1m@+08:00"]) == "/stream?streams=btcusdt@kline_1m@%2B08:00"

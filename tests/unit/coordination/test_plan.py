@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -39,7 +41,7 @@ SELECT_SPOT = settings(spot={"select": {}, "shards": 4, "channels": ["trade", "d
 # --- layout ---------------------------------------------------------------------------------
 
 
-def test_the_layout_is_markets_in_fixed_order_then_slots_then_wide():
+def test_the_layout_is_markets_in_fixed_order_then_slots_then_wide() -> None:
     config = settings(
         coinm={"shards": 1, "market_wide": ["!contractInfo"]},
         usdm={"shards": 2},
@@ -52,7 +54,9 @@ def test_the_layout_is_markets_in_fixed_order_then_slots_then_wide():
 
 
 @given(SYMBOL_SETS, st.sampled_from(["TRADING", "BREAK"]), st.integers(1, 30))
-def test_shard_ids_depend_on_configuration_only(symbols, status, shards):
+def test_shard_ids_depend_on_configuration_only(
+    symbols: set[str], status: str, shards: int
+) -> None:
     config = settings(spot={"select": {}, "shards": shards}, usdm={"shards": 2})
     listings = {Market.SPOT: [listed(s, status) for s in symbols]}
     plan = build_plan(config, listings)
@@ -60,7 +64,7 @@ def test_shard_ids_depend_on_configuration_only(symbols, status, shards):
     assert plan.fingerprint == build_plan(config).fingerprint
 
 
-def test_the_fingerprint_tells_layouts_apart():
+def test_the_fingerprint_tells_layouts_apart() -> None:
     assert build_plan(settings(spot={"shards": 8})).fingerprint != (
         build_plan(settings(spot={"shards": 9})).fingerprint
     )
@@ -69,7 +73,7 @@ def test_the_fingerprint_tells_layouts_apart():
     )
 
 
-def test_empty_slots_are_shards_too():
+def test_empty_slots_are_shards_too() -> None:
     plan = build_plan(settings(spot={"symbols": ["BTCUSDT"], "shards": 16}))
     assert len(plan.shards) == 16
     assert sum(1 for shard in plan.shards if shard.streams) == 1
@@ -83,7 +87,7 @@ def test_empty_slots_are_shards_too():
 # --- slots ----------------------------------------------------------------------------------
 
 
-def test_slots_are_a_stable_hash_of_the_name():
+def test_slots_are_a_stable_hash_of_the_name() -> None:
     # Pinned: a change here moves every symbol of every deployment at once.
     assert (slot_of("BTCUSDT", 8), slot_of("ETHUSDT", 512)) == (2, 10)
     assert slot_of("btcusdt", 8) == slot_of("BTCUSDT", 8)
@@ -91,7 +95,7 @@ def test_slots_are_a_stable_hash_of_the_name():
         slot_of("BTCUSDT", 0)
 
 
-def test_all_streams_of_a_symbol_share_its_slot():
+def test_all_streams_of_a_symbol_share_its_slot() -> None:
     config = settings(spot={"symbols": ["BTCUSDT"], "channels": ["trade", "aggTrade", "depth"]})
     plan = build_plan(config)
     shard = plan.shard(f"spot-{slot_of('BTCUSDT', 8):03d}")
@@ -103,7 +107,7 @@ def test_all_streams_of_a_symbol_share_its_slot():
 
 
 @given(SYMBOL_SETS, st.integers(1, 20))
-def test_every_stream_is_in_exactly_one_shard(symbols, shards):
+def test_every_stream_is_in_exactly_one_shard(symbols: set[str], shards: int) -> None:
     config = settings(
         spot={"select": {}, "shards": shards, "channels": ["trade", "aggTrade"],
               "market_wide": ["!miniTicker@arr"]},
@@ -121,7 +125,9 @@ def test_every_stream_is_in_exactly_one_shard(symbols, shards):
 
 
 @given(SYMBOL_SETS, st.randoms(use_true_random=False))
-def test_the_plan_is_deterministic_and_ignores_input_order(symbols, rng):
+def test_the_plan_is_deterministic_and_ignores_input_order(
+    symbols: set[str], rng: random.Random
+) -> None:
     entries = [listed(s) for s in symbols]
     shuffled = list(entries)
     rng.shuffle(shuffled)
@@ -132,7 +138,7 @@ def test_the_plan_is_deterministic_and_ignores_input_order(symbols, rng):
 
 
 @given(SYMBOL_SETS, SYMBOL)
-def test_a_listing_changes_exactly_one_shard(symbols, newcomer):
+def test_a_listing_changes_exactly_one_shard(symbols: set[str], newcomer: str) -> None:
     symbols.discard(newcomer)
     before = build_plan(SELECT_SPOT, {Market.SPOT: [listed(s) for s in symbols]})
     after = build_plan(SELECT_SPOT, {Market.SPOT: [listed(s) for s in (*symbols, newcomer)]})
@@ -146,7 +152,7 @@ def test_a_listing_changes_exactly_one_shard(symbols, newcomer):
 
 
 @given(SYMBOL_SETS.filter(bool), st.data())
-def test_a_delisting_changes_exactly_one_shard(symbols, data):
+def test_a_delisting_changes_exactly_one_shard(symbols: set[str], data: st.DataObject) -> None:
     gone = data.draw(st.sampled_from(sorted(symbols)))
     before = build_plan(SELECT_SPOT, {Market.SPOT: [listed(s) for s in symbols]})
     entries = [listed(s, "BREAK" if s == gone else "TRADING") for s in symbols]
@@ -158,7 +164,7 @@ def test_a_delisting_changes_exactly_one_shard(symbols, data):
 # --- symbol universes -----------------------------------------------------------------------
 
 
-def test_explicit_symbols_stream_without_listings_and_stop_when_delisted():
+def test_explicit_symbols_stream_without_listings_and_stop_when_delisted() -> None:
     config = settings(spot={"symbols": ["BTCUSDT", "ETHUSDT", "LUNAUSDT"]})
     assert build_plan(config).symbols(Market.SPOT) == ("BTCUSDT", "ETHUSDT", "LUNAUSDT")
     listings = {Market.SPOT: [listed("BTCUSDT"), listed("ETHUSDT"), listed("LUNAUSDT", "BREAK")]}
@@ -170,7 +176,7 @@ def test_explicit_symbols_stream_without_listings_and_stop_when_delisted():
     assert build_plan(config, listings).symbols(Market.SPOT) == ("BTCUSDT", "ETHUSDT")
 
 
-def test_select_filters_exchange_info():
+def test_select_filters_exchange_info() -> None:
     config = settings(
         usdm={"select": {"quote_assets": ["usdt"], "contract_types": ["PERPETUAL"],
                          "exclude": ["ETHUSDT"], "max_symbols": 2}},
@@ -192,7 +198,7 @@ def test_select_filters_exchange_info():
     assert plan.missing_listings == ()
 
 
-def test_select_without_listings_leaves_the_market_empty_and_says_so():
+def test_select_without_listings_leaves_the_market_empty_and_says_so() -> None:
     config = settings(spot={"symbols": ["BTCUSDT"]}, usdm={"select": {}})
     plan = build_plan(config, {Market.SPOT: [listed("BTCUSDT")]})
     assert plan.symbols(Market.USDM) == ()
@@ -200,7 +206,7 @@ def test_select_without_listings_leaves_the_market_empty_and_says_so():
     assert plan.symbols(Market.SPOT) == ("BTCUSDT",)
 
 
-def test_listings_of_unconfigured_markets_are_ignored():
+def test_listings_of_unconfigured_markets_are_ignored() -> None:
     plan = build_plan(settings(spot={"symbols": ["BTCUSDT"]}), {Market.COINM: [listed("X")]})
     assert {shard.market for shard in plan.shards} == {Market.SPOT}
 
@@ -208,7 +214,7 @@ def test_listings_of_unconfigured_markets_are_ignored():
 # --- sizes and weights ----------------------------------------------------------------------
 
 
-def test_a_shard_over_the_stream_limit_is_oversized():
+def test_a_shard_over_the_stream_limit_is_oversized() -> None:
     config = settings(spot={"select": {}, "shards": 1, "max_streams_per_connection": 3})
     plan = build_plan(config, {Market.SPOT: [listed(s) for s in ("AUSDT", "DUSDT")]})
     (shard,) = plan.shards
@@ -220,7 +226,7 @@ def test_a_shard_over_the_stream_limit_is_oversized():
     assert roomy_plan.oversized() == ()
 
 
-def test_usdm_routes_are_separate_connections_not_an_oversized_shard():
+def test_usdm_routes_are_separate_connections_not_an_oversized_shard() -> None:
     config = settings(
         usdm={"symbols": ["BTCUSDT", "ETHUSDT"], "shards": 1, "max_streams_per_connection": 2,
               "channels": ["aggTrade", "depth@100ms"]},
@@ -236,7 +242,7 @@ def test_usdm_routes_are_separate_connections_not_an_oversized_shard():
     assert build_plan(three).oversized() == build_plan(three).shards
 
 
-def test_a_url_too_long_is_oversized_below_the_stream_count():
+def test_a_url_too_long_is_oversized_below_the_stream_count() -> None:
     symbols = [f"SYM{i:05d}LONGNAMEUSDT" for i in range(300)]
     config = settings(spot={"symbols": symbols, "shards": 1, "channels": ["aggTrade"]})
     plan = build_plan(config)
@@ -244,7 +250,7 @@ def test_a_url_too_long_is_oversized_below_the_stream_count():
     assert plan.oversized() == plan.shards
 
 
-def test_weights_rank_busy_channels_above_quiet_ones():
+def test_weights_rank_busy_channels_above_quiet_ones() -> None:
     assert stream_weight("btcusdt@depth@100ms") > 5 * stream_weight("btcusdt@kline_1m")
     assert stream_weight("!bookTicker") > stream_weight("btcusdt@bookTicker")
     assert stream_weight("btcusdt@someFutureChannel") == 1.0
@@ -254,7 +260,7 @@ def test_weights_rank_busy_channels_above_quiet_ones():
     assert {s.weight for s in plan.shards if s is not home} == {0.0}
 
 
-def test_diff_counts_a_layout_change_as_whole_shards():
+def test_diff_counts_a_layout_change_as_whole_shards() -> None:
     old = build_plan(
         settings(spot={"symbols": ["BTCUSDT"], "shards": 1, "market_wide": ["!miniTicker@arr"]})
     )
@@ -268,7 +274,7 @@ def test_diff_counts_a_layout_change_as_whole_shards():
 # --- pair-keyed streams (docs/binance-streams.md) --------------------------------------------
 
 
-def test_pair_keyed_streams_are_shared_by_the_pairs_contracts_and_placed_by_the_pair():
+def test_pair_keyed_streams_are_shared_by_the_pairs_contracts_and_placed_by_the_pair() -> None:
     contracts = [
         ListedSymbol("BTCUSD_PERP", "TRADING", "BTC", "USD", "PERPETUAL", "BTCUSD"),
         ListedSymbol("BTCUSD_261225", "TRADING", "BTC", "USD", "CURRENT_QUARTER", "BTCUSD"),
@@ -291,7 +297,7 @@ def test_pair_keyed_streams_are_shared_by_the_pairs_contracts_and_placed_by_the_
     }
 
 
-def test_without_exchange_info_only_names_that_need_no_guess_are_built():
+def test_without_exchange_info_only_names_that_need_no_guess_are_built() -> None:
     config = settings(
         usdm={"symbols": ["BTCUSDT"], "channels": ["aggTrade", "continuousKline_1m"]},
         coinm={"symbols": ["BTCUSD_PERP", "BTCUSD_261225"],

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gateway.errors import SerializationError
-from gateway.records.avro import SchemaCatalog
+from gateway.records.avro import AvroSchema, SchemaCatalog
 from gateway.records.codec import compile_writer, write_long
 
 CATALOG = SchemaCatalog.load()
@@ -60,7 +60,9 @@ def fastavro_bytes(schema: Any, datum: Any) -> bytes:
 @pytest.mark.parametrize("schema", list(CATALOG), ids=lambda s: str(s.key))
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-def test_every_schema_writes_exactly_what_fastavro_writes(schema, data):
+def test_every_schema_writes_exactly_what_fastavro_writes(
+    schema: AvroSchema, data: st.DataObject
+) -> None:
     datum = data.draw(data_for(schema.parsed))
     out = bytearray()
     schema.writer(out, datum)
@@ -68,13 +70,13 @@ def test_every_schema_writes_exactly_what_fastavro_writes(schema, data):
 
 
 @given(LONGS)
-def test_longs_match_fastavro(value):
+def test_longs_match_fastavro(value: int) -> None:
     out = bytearray()
     write_long(out, value)
     assert bytes(out) == fastavro_bytes("long", value)
 
 
-def test_decimals_outside_the_declared_precision_or_scale_are_refused():
+def test_decimals_outside_the_declared_precision_or_scale_are_refused() -> None:
     write = compile_writer({"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2})
     out = bytearray()
     write(out, Decimal("9999.99"))
@@ -83,14 +85,14 @@ def test_decimals_outside_the_declared_precision_or_scale_are_refused():
             write(bytearray(), Decimal(bad))
 
 
-def test_unsupported_types_fail_at_compile_time():
+def test_unsupported_types_fail_at_compile_time() -> None:
     with pytest.raises(SerializationError):
         compile_writer({"type": "fixed", "size": 4, "name": "F"})
     with pytest.raises(SerializationError):
         compile_writer("some.NamedType")
 
 
-def test_general_unions_pick_the_branch_by_type():
+def test_general_unions_pick_the_branch_by_type() -> None:
     schema = fastavro.parse_schema(["null", "long", "string"])
     write = compile_writer(schema)
     for value in (None, 5, "x"):

@@ -2,6 +2,7 @@ import dataclasses
 import struct
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -18,7 +19,7 @@ from gateway.records.avro import (
     read_header,
 )
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from tests.vectors import vector_bytes
 
 CATALOG = SchemaCatalog.load()
@@ -29,7 +30,9 @@ def micros(dt: datetime) -> int:
     return int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000 + dt.microsecond
 
 
-def roundtrip(builder: RecordBuilder, event):
+def roundtrip(
+    builder: RecordBuilder, event: Trade | AggTrade
+) -> tuple[ProducerRecord, dict[str, Any]]:
     record = builder.build(event)
     header = read_header(record.value)
     writer = (
@@ -37,10 +40,11 @@ def roundtrip(builder: RecordBuilder, event):
         if header.fingerprint is not None
         else next(iter(s for s in CATALOG if s.key == SchemaKey(event.market, event.KIND)))
     )
+    assert writer is not None
     return record, decode(record.value, header, writer)
 
 
-def assert_same(event, decoded):
+def assert_same(event: Trade | AggTrade, decoded: dict[str, Any]) -> None:
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
         got = decoded[field.name]
@@ -52,13 +56,13 @@ def assert_same(event, decoded):
 
 
 @pytest.mark.parametrize("key", list(EVENT_CLASSES))
-def test_schema_fields_are_exactly_the_event_fields(key):
+def test_schema_fields_are_exactly_the_event_fields(key: SchemaKey) -> None:
     schema_fields = [f["name"] for f in CATALOG[key].parsed["fields"]]
     assert schema_fields == [f.name for f in dataclasses.fields(EVENT_CLASSES[key])]
     assert all(f.get("doc") for f in CATALOG[key].parsed["fields"]), "every field is documented"
 
 
-def test_every_schema_declares_decimals_and_no_floats():
+def test_every_schema_declares_decimals_and_no_floats() -> None:
     for schema in CATALOG:
         text = schema.text
         assert '"float"' not in text
@@ -67,11 +71,12 @@ def test_every_schema_declares_decimals_and_no_floats():
 
 @pytest.mark.parametrize("vector", ["spot/trade.json", "spot/aggTrade.json"])
 @pytest.mark.parametrize("framing", ["single-object", "confluent"])
-def test_vectors_roundtrip_exactly(vector, framing):
+def test_vectors_roundtrip_exactly(vector: str, framing: str) -> None:
     ids = {schema.key: 100 + i for i, schema in enumerate(CATALOG)}
     chosen = SingleObjectFraming() if framing == "single-object" else ConfluentFraming(ids)
     builder = RecordBuilder(CATALOG, chosen, TopicNamer("binance"), "gw-test")
     [event] = FrameParser(Market.SPOT).parse(vector_bytes(vector), 1_700_000_000_000_123)
+    assert isinstance(event, Trade | AggTrade)
     record, decoded = roundtrip(builder, event)
     assert_same(event, decoded)
     assert record.key == b"BNBBTC"
@@ -87,22 +92,24 @@ def test_vectors_roundtrip_exactly(vector, framing):
         assert record.value[:2] == b"\xc3\x01"
 
 
-def test_unregistered_schema_under_confluent_framing_is_a_serialization_error():
+def test_unregistered_schema_under_confluent_framing_is_a_serialization_error() -> None:
     builder = RecordBuilder(CATALOG, ConfluentFraming({}), TopicNamer(), "gw")
     [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 0)
+    assert isinstance(event, Trade)
     with pytest.raises(SerializationError):
         builder.build(event)
 
 
 @pytest.mark.parametrize("price", ["1e-19", "123456789012345678901", "0.0000000000000000001"])
-def test_decimals_the_schema_cannot_hold_exactly_are_refused(price):
+def test_decimals_the_schema_cannot_hold_exactly_are_refused(price: str) -> None:
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer(), "gw")
     [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 0)
+    assert isinstance(event, Trade)
     with pytest.raises(SerializationError):
         builder.build(dataclasses.replace(event, price=Decimal(price)))
 
 
-def test_dead_letter_keeps_raw_bytes_and_reason():
+def test_dead_letter_keeps_raw_bytes_and_reason() -> None:
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("x"), "gw")
     record = builder.dead_letter(
         market="spot",
@@ -113,7 +120,10 @@ def test_dead_letter_keeps_raw_bytes_and_reason():
         received_at_us=5,
     )
     header = read_header(record.value)
-    decoded = decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+    assert header.fingerprint is not None
+    writer = CATALOG.by_fingerprint(header.fingerprint)
+    assert writer is not None
+    decoded = decode(record.value, header, writer)
     assert record.topic == "x.dead_letter"
     assert (decoded["raw"], decoded["error"], decoded["stream"]) == (
         b"\xff{",
@@ -122,7 +132,7 @@ def test_dead_letter_keeps_raw_bytes_and_reason():
     )
 
 
-def test_unknown_framing_is_rejected():
+def test_unknown_framing_is_rejected() -> None:
     with pytest.raises(SerializationError):
         read_header(b"\x07garbage")
 
@@ -137,7 +147,9 @@ prices = st.decimals(min_value=0, max_value=Decimal("1e19"), places=8, allow_nan
     event_us=st.integers(0, 2**52),
     extra=st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=10), max_size=3),
 )
-def test_any_trade_roundtrips_exactly(trade_id, price, quantity, event_us, extra):
+def test_any_trade_roundtrips_exactly(
+    trade_id: int, price: Decimal, quantity: Decimal, event_us: int, extra: dict[str, str]
+) -> None:
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer(), "gw")
     event = Trade(
         "spot",
@@ -157,7 +169,7 @@ def test_any_trade_roundtrips_exactly(trade_id, price, quantity, event_us, extra
     assert_same(event, decoded)
 
 
-def test_the_smallest_record_limit_still_fits_a_dead_letter():
+def test_the_smallest_record_limit_still_fits_a_dead_letter() -> None:
     from gateway.records.builder import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS
     from gateway.settings import MIN_RECORD_BYTES
 

@@ -3,11 +3,13 @@
 import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
 
 from gateway.binance.events.books import DepthUpdate, PriceLevel
+from gateway.binance.events.catalog import RecordEvent
 from gateway.binance.events.futures_user import AccountUpdate, PositionUpdate, WalletBalance
 from gateway.binance.events.klines import Kline
 from gateway.errors import SerializationError
@@ -33,14 +35,14 @@ extras = st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=10), 
 levels = st.lists(st.builds(PriceLevel, positive, positive), max_size=20)
 
 
-def roundtrip(event):
+def roundtrip(event: RecordEvent) -> dict[str, Any]:
     schema = CATALOG[SchemaKey(event.schema_group, event.KIND)]
     value = encode(schema, SingleObjectFraming(), event_datum(event))
     assert encode(schema, SingleObjectFraming(), event) == value
     return decode(value, read_header(value), schema)
 
 
-def plain(value):
+def plain(value: object) -> object:
     """A decoded Avro value in the event's terms: datetimes as microseconds, records as tuples."""
     if isinstance(value, datetime):
         delta = value - EPOCH
@@ -52,7 +54,7 @@ def plain(value):
     return value
 
 
-def assert_roundtrips(event):
+def assert_roundtrips(event: DepthUpdate | Kline) -> None:
     decoded = roundtrip(event)
     for field in dataclasses.fields(event):
         assert plain(decoded[field.name]) == getattr(event, field.name), field.name
@@ -71,8 +73,17 @@ def assert_roundtrips(event):
     extra=extras,
 )
 def test_any_depth_update_roundtrips_exactly(
-    symbol, pair, event_us, transaction_us, first, final, previous, bids, asks, extra
-):
+    symbol: str,
+    pair: str | None,
+    event_us: int,
+    transaction_us: int | None,
+    first: int,
+    final: int,
+    previous: int | None,
+    bids: list[PriceLevel],
+    asks: list[PriceLevel],
+    extra: dict[str, str],
+) -> None:
     event = DepthUpdate(
         "usdm", symbol, pair, event_us, transaction_us, first, final, previous, bids, asks, 1, extra
     )
@@ -91,8 +102,16 @@ def test_any_depth_update_roundtrips_exactly(
     extra=extras,
 )
 def test_any_kline_roundtrips_exactly(
-    prices, volumes, times, counts, interval, timezone, closed, ignored, extra
-):
+    prices: tuple[Decimal, Decimal, Decimal, Decimal],
+    volumes: tuple[Decimal, Decimal, Decimal, Decimal],
+    times: tuple[int, int, int],
+    counts: tuple[int, int, int],
+    interval: str,
+    timezone: str | None,
+    closed: bool,
+    ignored: dict[str, str],
+    extra: dict[str, str],
+) -> None:
     event = Kline(
         "spot", "BTCUSDT", times[0], interval, timezone, times[1], times[2],
         *prices, *volumes, *counts, closed, ignored, times[0], extra,
@@ -100,7 +119,7 @@ def test_any_kline_roundtrips_exactly(
     assert_roundtrips(event)
 
 
-def test_a_nested_decimal_the_schema_cannot_hold_is_refused():
+def test_a_nested_decimal_the_schema_cannot_hold_is_refused() -> None:
     event = DepthUpdate(
         "spot", "X", None, 1, None, 1, 2, None, [PriceLevel(Decimal("1e-19"), Decimal(1))], [], 1
     )
@@ -138,7 +157,14 @@ positions = st.lists(
     positions=positions,
     extra=extras,
 )
-def test_any_account_update_roundtrips_exactly(market, times, reason, balances, positions, extra):
+def test_any_account_update_roundtrips_exactly(
+    market: str,
+    times: tuple[int, int],
+    reason: str,
+    balances: list[WalletBalance],
+    positions: list[PositionUpdate],
+    extra: dict[str, str],
+) -> None:
     event = AccountUpdate(
         market, None, times[0], times[1], reason, balances, positions, times[0], extra
     )

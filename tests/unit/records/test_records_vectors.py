@@ -8,6 +8,7 @@ element), or be kept in ``extra``. Nothing dropped, nothing invented.
 """
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,8 +18,11 @@ import fastavro
 import orjson
 import pytest
 
+from gateway.binance.events.books import DepthSnapshot
+from gateway.binance.events.catalog import RecordEvent
+from gateway.binance.events.klines import Kline
 from gateway.binance.markets import Market
-from gateway.binance.messages import FrameParser, ServerShutdown
+from gateway.binance.messages import ControlReply, FrameParser, ServerShutdown
 from gateway.records.avro import (
     SchemaCatalog,
     SchemaKey,
@@ -36,10 +40,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Marker:
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self.name
 
 
@@ -59,7 +63,7 @@ class Items:
     """An array of objects → array of records, each object mapped by ``mapping``."""
 
     field: str
-    mapping: dict
+    mapping: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -732,7 +736,7 @@ MARKETS = {"spot": Market.SPOT, "usdm": Market.USDM, "coinm": Market.COINM}
 SYMBOL_TYPES = {1: "usdm", 2: "coinm"}  # 'st', as Binance's SDK describes it: 1 = UM, 2 = CM
 
 
-def vector_files():
+def vector_files() -> list[str]:
     return sorted(
         str(path.relative_to(VECTORS_DIR))
         for path in VECTORS_DIR.glob("*/*.json")
@@ -740,19 +744,19 @@ def vector_files():
     )
 
 
-def test_every_vector_file_is_classified():
+def test_every_vector_file_is_classified() -> None:
     unclassified = [name for name in vector_files() if name not in CASES | NOT_RECORDS]
     assert unclassified == []
     assert set(CASES) | set(NOT_RECORDS) <= set(vector_files())
 
 
-def test_connection_events_are_not_records():
+def test_connection_events_are_not_records() -> None:
     for name in ["spot/serverShutdown.json", "spot/serverShutdown.combined.json"]:
         frame = orjson.dumps(vector(name))
         assert [type(e) for e in FrameParser(Market.SPOT).parse(frame, 0)] == [ServerShutdown]
 
 
-def unwrap(message):
+def unwrap(message: Any) -> tuple[list[Any], int | None]:
     """The payload objects of a frame, as the parser must see them, and the wrapper's context."""
     if isinstance(message, dict) and "data" in message and "stream" in message:
         message = message["data"]
@@ -783,7 +787,13 @@ def assert_same(field: str, wire: Any, decoded: Any, where: str = "") -> None:
         assert type(decoded) is type(wire), field
 
 
-def check_object(wire: dict, mapping: dict, target: dict, top: dict, path: str) -> set[str]:
+def check_object(
+    wire: dict[str, Any],
+    mapping: dict[str, Any],
+    target: dict[str, Any],
+    top: dict[str, Any],
+    path: str,
+) -> set[str]:
     """Check every key of ``wire``; return the record fields it accounted for."""
     used = set()
     for key, value in wire.items():
@@ -816,7 +826,7 @@ def check_object(wire: dict, mapping: dict, target: dict, top: dict, path: str) 
     return used
 
 
-def record_of(event):
+def record_of(event: RecordEvent) -> dict[str, Any]:
     """Encode as the gateway does, decode as a consumer does (fastavro)."""
     schema = CATALOG[SchemaKey(event.schema_group, event.KIND)]
     value = encode(schema, SingleObjectFraming(), event_datum(event))
@@ -827,11 +837,12 @@ def record_of(event):
     fastavro.schemaless_writer(reference, schema.parsed, event_datum(event))
     assert value.endswith(reference.getvalue())
     header = read_header(value)
+    assert header.fingerprint is not None
     assert CATALOG.by_fingerprint(header.fingerprint) is schema
     return decode(value, header, schema)
 
 
-def market_cases():
+def market_cases() -> Iterator[tuple[str, Market]]:
     for name, case in sorted(CASES.items()):
         yield name, MARKETS[name.split("/")[0].removesuffix("-user")]
         for market in case.also:
@@ -839,13 +850,14 @@ def market_cases():
 
 
 @pytest.mark.parametrize(("name", "market"), list(market_cases()), ids=str)
-def test_vector_arrives_exactly_and_completely(name, market):
+def test_vector_arrives_exactly_and_completely(name: str, market: Market) -> None:
     case = CASES[name]
     message = vector(name)
     events = FrameParser(market).parse(orjson.dumps(message), RECEIVED_AT_US, stream=case.stream)
     payloads, subscription_id = unwrap(message)
     assert [type(e).__name__ for e in events] == [case.cls] * len(payloads)
     for event, payload in zip(events, payloads, strict=True):
+        assert not isinstance(event, ControlReply | ServerShutdown)
         record = record_of(event)
         used = check_object(payload, WIRE_MAPS[case.cls], record, record, "")
         # A futures contract's record belongs to the market its 'st' names, whichever
@@ -861,15 +873,17 @@ def test_vector_arrives_exactly_and_completely(name, market):
         assert event.record_time_us > 0
 
 
-def test_spot_partial_depth_takes_its_symbol_from_the_stream():
+def test_spot_partial_depth_takes_its_symbol_from_the_stream() -> None:
     [event] = FrameParser(Market.SPOT).parse(
         orjson.dumps(vector("spot/depth_partial.json")), 0, stream="bnbbtc@depth20@100ms"
     )
+    assert isinstance(event, DepthSnapshot)
     assert (event.symbol, event.partition_key) == ("BNBBTC", "BNBBTC")
 
 
-def test_utc8_klines_say_so_and_utc_klines_do_not():
+def test_utc8_klines_say_so_and_utc_klines_do_not() -> None:
     frame = orjson.dumps(vector("spot/kline_utc8.json"))
     [utc8] = FrameParser(Market.SPOT).parse(frame, 0, stream="bnbbtc@kline_1m@+08:00")
     [utc] = FrameParser(Market.SPOT).parse(frame, 0, stream="bnbbtc@kline_1m")
+    assert isinstance(utc8, Kline) and isinstance(utc, Kline)
     assert (utc8.timezone, utc.timezone) == ("+08:00", None)

@@ -2,6 +2,9 @@
 
 import dataclasses
 import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import fastavro
 import orjson
@@ -17,7 +20,7 @@ EVENT_SCHEMAS = {
 DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 18}
 
 
-def test_every_event_class_has_a_schema_and_every_schema_an_event_class():
+def test_every_event_class_has_a_schema_and_every_schema_an_event_class() -> None:
     event_keys = set(EVENT_SCHEMAS)
     schema_keys = {schema.key for schema in CATALOG if schema.key.group != "gateway"}
     assert event_keys - schema_keys == set(), "event kinds without a schema"
@@ -25,7 +28,7 @@ def test_every_event_class_has_a_schema_and_every_schema_an_event_class():
 
 
 @pytest.mark.parametrize("path", sorted(SCHEMAS_DIR.glob("*/*.avsc")), ids=str)
-def test_every_schema_parses_and_has_no_floats(path):
+def test_every_schema_parses_and_has_no_floats(path: Path) -> None:
     raw = orjson.loads(path.read_bytes())
     fastavro.parse_schema(raw)
     text = path.read_text()
@@ -33,7 +36,7 @@ def test_every_schema_parses_and_has_no_floats(path):
     assert '"double"' not in text
 
 
-def walk_fields(schema):
+def walk_fields(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every field of a record schema and of the records nested in it."""
     for field in schema["fields"]:
         yield field
@@ -41,7 +44,7 @@ def walk_fields(schema):
             yield from walk_fields(nested)
 
 
-def nested_records(avro_type):
+def nested_records(avro_type: Any) -> Iterator[dict[str, Any]]:
     if isinstance(avro_type, list):
         for branch in avro_type:
             yield from nested_records(branch)
@@ -52,9 +55,9 @@ def nested_records(avro_type):
             yield from nested_records(avro_type["items"])
 
 
-def nested_class(hint):
+def nested_class(hint: object) -> type | None:
     """The dataclass a field's type hint holds (itself, optionally, or as list items)."""
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint
     for arg in typing.get_args(hint):
         found = nested_class(arg)
@@ -63,7 +66,7 @@ def nested_class(hint):
     return None
 
 
-def assert_fields_match(schema, cls, path):
+def assert_fields_match(schema: dict[str, Any], cls: type, path: str) -> None:
     names = [f["name"] for f in schema["fields"]]
     assert names == [f.name for f in dataclasses.fields(cls)], path
     hints = typing.get_type_hints(cls)
@@ -76,12 +79,12 @@ def assert_fields_match(schema, cls, path):
 
 
 @pytest.mark.parametrize("key", sorted(EVENT_SCHEMAS, key=str), ids=str)
-def test_schema_fields_are_the_event_fields_recursively(key):
+def test_schema_fields_are_the_event_fields_recursively(key: SchemaKey) -> None:
     assert_fields_match(CATALOG[key].parsed, EVENT_SCHEMAS[key], str(key))
 
 
 @pytest.mark.parametrize("key", sorted(EVENT_SCHEMAS, key=str), ids=str)
-def test_schema_conventions(key):
+def test_schema_conventions(key: SchemaKey) -> None:
     raw = orjson.loads(CATALOG[key].text)
     market = key.group.removesuffix("_user")
     account = key.group.endswith("_user")
@@ -106,5 +109,5 @@ def test_schema_conventions(key):
             assert DECIMAL in list(typing_branches(fields[name]["type"])), name
 
 
-def typing_branches(avro_type):
+def typing_branches(avro_type: Any) -> list[Any]:
     return avro_type if isinstance(avro_type, list) else [avro_type]

@@ -16,6 +16,7 @@ from fastavro.schema import to_parsing_canonical_form
 from gateway.errors import SerializationError
 from gateway.records.avro import (
     SINGLE_OBJECT_MAGIC,
+    AvroSchema,
     SchemaCatalog,
     SchemaKey,
     SingleObjectFraming,
@@ -46,14 +47,14 @@ def fingerprint64(text: str) -> int:
     return fp
 
 
-def test_the_reference_algorithm_matches_avros_published_value():
+def test_the_reference_algorithm_matches_avros_published_value() -> None:
     # Pinned so that an edit of the reference cannot drift with the code under test; that Apache
     # Avro agrees is shown by its own BinaryMessageDecoder (tests/integration/test_standard_readers).
     assert fingerprint64('"int"') == 0x7275D51A3F395C8F
 
 
 @pytest.mark.parametrize("schema", list(CATALOG), ids=str)
-def test_header_is_magic_then_the_fingerprint_little_endian(schema):
+def test_header_is_magic_then_the_fingerprint_little_endian(schema: AvroSchema) -> None:
     expected = struct.pack("<Q", fingerprint64(to_parsing_canonical_form(schema.parsed)))
     header = SingleObjectFraming().header(schema)
     assert header == SINGLE_OBJECT_MAGIC + expected
@@ -61,14 +62,15 @@ def test_header_is_magic_then_the_fingerprint_little_endian(schema):
     assert CATALOG.by_fingerprint(expected) is schema
 
 
-def test_values_written_with_the_old_reversed_fingerprint_are_still_read():
+def test_values_written_with_the_old_reversed_fingerprint_are_still_read() -> None:
     schema = CATALOG[SchemaKey("spot", "trade")]
     legacy = SINGLE_OBJECT_MAGIC + schema.fingerprint[::-1] + b"\x00"
     header = read_header(legacy)
+    assert header.fingerprint is not None
     assert (header.body_offset, CATALOG.by_fingerprint(header.fingerprint)) == (10, schema)
 
 
-def test_an_unknown_fingerprint_is_none_and_a_short_value_is_refused():
+def test_an_unknown_fingerprint_is_none_and_a_short_value_is_refused() -> None:
     assert CATALOG.by_fingerprint(b"\x01" * 8) is None
     with pytest.raises(SerializationError):
         read_header(SINGLE_OBJECT_MAGIC + b"\x01\x02")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.simulator.engine import default_symbol_specs
+from gateway.simulator.engine import Fill, default_symbol_specs
 from gateway.simulator.market import SimulatedMarket
 from gateway.simulator.markets import Market
 from gateway.simulator.payloads import TimeUnit
@@ -77,7 +77,7 @@ class Scenario:
         )
         self.catalog = StreamCatalog(self.symbols, market)
         self.now_us = START_US
-        self.fills = []
+        self.fills: list[Fill] = []
         self.step_us = step_us
         self.run(fills)
 

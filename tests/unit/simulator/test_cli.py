@@ -6,7 +6,7 @@ from gateway.simulator.cli import parse_args, parse_fault_kinds
 from gateway.simulator.markets import Market
 
 
-def test_market_symbols_and_fault_mix():
+def test_market_symbols_and_fault_mix() -> None:
     config, uvloop = parse_args(
         ["--market", "coinm", "--symbols", "2", "--fault-rate", "0.5", "--faults", "drop, gap"]
     )
@@ -15,6 +15,6 @@ def test_market_symbols_and_fault_mix():
     assert config.ping_interval_s == 180 and not uvloop
 
 
-def test_unknown_fault_kinds_are_refused():
+def test_unknown_fault_kinds_are_refused() -> None:
     with pytest.raises(ValueError):
         parse_fault_kinds("drop,teleport")

@@ -38,7 +38,7 @@ def stream(market: Market, name: str) -> Any:
 def agg_trade(market: Market) -> Any:
     sc = scenario(market)
     fill = sc.fills[-1]
-    return agg_trade_builder(market)(sc.market.specs[fill.agg_trade.symbol], fill.agg_trade)
+    return agg_trade_builder(market)(sc.market.specs[fill.agg_trade.symbol], fill.agg_trade, _MS)
 
 
 def block_trade() -> Any:
@@ -51,7 +51,7 @@ def block_trade() -> Any:
 
 def book_ticker(market: Market) -> Any:
     sc = scenario(market)
-    return sc.market.book_ticker(sc.symbols[0], sc.now_us)(sc.market.profile and _MS)
+    return sc.market.book_ticker(sc.symbols[0], sc.now_us)(_MS)
 
 
 def depth_snapshot(market: Market) -> Any:
@@ -166,19 +166,20 @@ RETIRED_STREAMS = {
 
 
 @pytest.mark.parametrize("relative", sorted(RETIRED_STREAMS))
-def test_retired_streams_are_not_served(relative):
+def test_retired_streams_are_not_served(relative: str) -> None:
     market, name = RETIRED_STREAMS[relative]
     assert not scenario(market).catalog.is_known(name)
     assert vector(relative)  # the example still exists, for replaying old captures
 
 
-def test_microsecond_connections_get_every_time_field_in_microseconds():
+def test_microsecond_connections_get_every_time_field_in_microseconds() -> None:
     sc = scenario(S)
     for name in ("btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@avgPrice"):
         key = sc.catalog.key(name)
         assert key is not None
         (make,) = sc.market.render(name, key, sc.now_us)[-1:]
         millis, micros = make(TimeUnit.MILLISECOND), make(TimeUnit.MICROSECOND)
+        assert isinstance(millis, dict) and isinstance(micros, dict)
         assert micros["E"] == sc.now_us and millis["E"] == sc.now_us // 1_000
 
 
@@ -291,18 +292,18 @@ PRODUCERS["usdm-user/rest_listenKey.json"] = futures_listen_keys
 PRODUCERS["spot/rest_exchangeInfo_skeleton.json"] = exchange_info_skeleton
 
 
-def test_the_retired_spot_listen_key_endpoints_are_gone():
+def test_the_retired_spot_listen_key_endpoints_are_gone() -> None:
     assert vector("spot-user/rest_listenKey_RETIRED.json")
     # Covered over HTTP in tests/integration/test_simulator_userdata.py (404).
 
 
-def test_futures_exchange_info_advertises_the_shared_budget():
+def test_futures_exchange_info_advertises_the_shared_budget() -> None:
     info = futures_exchange_info(U, [scenario(U).market.specs["BTCUSDT"]], NOW // 1_000)
     assert info["rateLimits"][0]["limit"] == 2_400
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-def test_control_requests_get_the_documented_replies(market):
+def test_control_requests_get_the_documented_replies(market: str) -> None:
     messages = vector(f"{market}/control_messages.json")
     subscriptions: list[str] = []
     combined = False
@@ -339,7 +340,7 @@ ERROR_TRIGGERS = [
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-def test_every_documented_error_frame_can_be_provoked(market):
+def test_every_documented_error_frame_can_be_provoked(market: str) -> None:
     import re
 
     table = vector(f"{market}/control_messages.json")
@@ -369,7 +370,7 @@ def test_every_documented_error_frame_can_be_provoked(market):
         assert reply is not None and set(reply) <= {"code", "msg", "id"}
 
 
-def test_wsapi_user_stream_requests_get_the_documented_replies():
+def test_wsapi_user_stream_requests_get_the_documented_replies() -> None:
     examples = vector("spot-user/wsapi_user_stream_requests.json")
     session = WsApiSession(
         {"mjcKCrJzTU6TChLsnPmgnQJJMR616J4yWvdZWDUeXkk6vL6dLyS7rcVOQlADlVjA": "s3cret"}
@@ -481,7 +482,7 @@ MERGED_PRODUCERS: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("relative", sorted(MERGED_PRODUCERS))
-def test_merged_payload_matches_binances_sdk_example(relative):
+def test_merged_payload_matches_binances_sdk_example(relative: str) -> None:
     assert_conforms(MERGED_PRODUCERS[relative](), vector(relative), ordered=False)
 
 
@@ -491,7 +492,7 @@ def test_merged_payload_matches_binances_sdk_example(relative):
      (U, "!ticker@arr"), (U, "!forceOrder@arr"), (C, "!contractInfo"), (C, "!miniTicker@arr"),
      (C, "!ticker@arr"), (C, "!forceOrder@arr")],
 )  # fmt: skip
-def test_merged_market_wide_streams_carry_both_markets_contracts(market, name):
+def test_merged_market_wide_streams_carry_both_markets_contracts(market: Market, name: str) -> None:
     seen: dict[int, set[str]] = {}
     for _ in range(5):  # liquidations and contract info come a few at a time
         for payload in merged_frames(market, name):
@@ -503,7 +504,7 @@ def test_merged_market_wide_streams_carry_both_markets_contracts(market, name):
     assert seen.get(other, set()) <= set(OTHER_MARKET_SYMBOLS[market]) and seen.get(other)
 
 
-def test_per_symbol_streams_carry_only_their_market_and_no_pre_merger_payload_has_st():
+def test_per_symbol_streams_carry_only_their_market_and_no_pre_merger_payload_has_st() -> None:
     assert {p["st"] for p in merged_frames(U, "btcusdt@miniTicker")} == {1}
     assert "st" not in scenario(U).one("!bookTicker")
     assert "ps" in scenario(U).one("!contractInfo")  # before the integration USD-M sent it
@@ -540,12 +541,12 @@ PRODUCERS |= {
 }
 
 
-def test_a_trailing_algo_order_says_whether_it_is_activated():
+def test_a_trailing_algo_order_says_whether_it_is_activated() -> None:
     assert "ia" not in algo_update(algo())["o"]
     assert algo_update(algo("TRIGGERED", 7, "TRAILING_STOP_MARKET"))["o"]["ia"] is True
 
 
-def test_every_vector_file_is_checked():
+def test_every_vector_file_is_checked() -> None:
     covered = set(PRODUCERS) | set(RETIRED_STREAMS) | set(COVERED_ELSEWHERE)
     covered |= set(MERGED_PRODUCERS)
     assert set(all_vector_files()) - covered == set()
@@ -553,5 +554,5 @@ def test_every_vector_file_is_checked():
 
 # Last, so that every producer registered above is parametrized.
 @pytest.mark.parametrize("relative", sorted(PRODUCERS))
-def test_payload_matches_the_documented_example(relative):
+def test_payload_matches_the_documented_example(relative: str) -> None:
     assert_conforms(PRODUCERS[relative](), vector(relative))

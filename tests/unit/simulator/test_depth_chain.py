@@ -75,7 +75,9 @@ def sync_futures(snapshot: BookSnapshot, events: list[DepthDiff]) -> LocalBook:
     return book
 
 
-def run(market: Market, seed: int, steps: int, cuts: set[int], snapshot_at: int, lost: set[int]):
+def run(
+    market: Market, seed: int, steps: int, cuts: set[int], snapshot_at: int, lost: set[int]
+) -> tuple[BookSnapshot, list[DepthDiff], SimulatedMarket]:
     """Trade ``steps`` steps; cut a diff event after each step in ``cuts`` (losing those in
     ``lost``); take a snapshot after step ``snapshot_at``. Returns (snapshot, events, market)."""
     symbol = SYMBOL[market]
@@ -96,7 +98,7 @@ def run(market: Market, seed: int, steps: int, cuts: set[int], snapshot_at: int,
     return snapshot, events, sim
 
 
-def chain_case():
+def chain_case() -> st.SearchStrategy[tuple[int, int, set[int], int]]:
     return st.integers(2, 120).flatmap(
         lambda steps: st.tuples(
             st.integers(0, 2**32),
@@ -113,7 +115,9 @@ SYNC = {Market.SPOT: sync_spot, Market.USDM: sync_futures, Market.COINM: sync_fu
 @pytest.mark.parametrize("market", list(Market))
 @settings(max_examples=60, deadline=None)
 @given(case=chain_case())
-def test_diff_chain_rebuilds_the_book_from_any_snapshot(market, case):
+def test_diff_chain_rebuilds_the_book_from_any_snapshot(
+    market: Market, case: tuple[int, int, set[int], int]
+) -> None:
     seed, steps, cuts, snapshot_at = case
     snapshot, events, sim = run(market, seed, steps, cuts, snapshot_at, lost=set())
     local = SYNC[market](snapshot, events)
@@ -126,7 +130,9 @@ def test_diff_chain_rebuilds_the_book_from_any_snapshot(market, case):
 @pytest.mark.parametrize("market", list(Market))
 @settings(max_examples=40, deadline=None)
 @given(case=chain_case(), data=st.data())
-def test_a_lost_event_after_the_snapshot_is_always_detected(market, case, data):
+def test_a_lost_event_after_the_snapshot_is_always_detected(
+    market: Market, case: tuple[int, int, set[int], int], data: st.DataObject
+) -> None:
     seed, steps, cuts, snapshot_at = case
     after = sorted(c for c in cuts if snapshot_at < c < steps - 1)
     if not after:
@@ -137,7 +143,7 @@ def test_a_lost_event_after_the_snapshot_is_always_detected(market, case, data):
         SYNC[market](snapshot, events)
 
 
-def test_futures_ids_jump_so_only_pu_chains_them():
+def test_futures_ids_jump_so_only_pu_chains_them() -> None:
     _, events, _ = run(Market.USDM, 1, 200, set(range(0, 200, 7)), 0, set())
     assert all(
         b.previous_final_update_id == a.final_update_id for a, b in itertools.pairwise(events)
@@ -145,6 +151,6 @@ def test_futures_ids_jump_so_only_pu_chains_them():
     assert any(b.first_update_id != a.final_update_id + 1 for a, b in itertools.pairwise(events))
 
 
-def test_spot_ids_are_contiguous_between_events():
+def test_spot_ids_are_contiguous_between_events() -> None:
     _, events, _ = run(Market.SPOT, 1, 200, set(range(0, 200, 7)), 0, set())
     assert all(b.first_update_id == a.final_update_id + 1 for a, b in itertools.pairwise(events))

@@ -27,15 +27,15 @@ def fills_of(fills: list[Fill], symbol: str) -> list[Fill]:
     return [fill for fill in fills if fill.agg_trade.symbol == symbol]
 
 
-def test_same_seed_and_clock_give_the_same_fills():
+def test_same_seed_and_clock_give_the_same_fills() -> None:
     assert run(seed=7, fills=300) == run(seed=7, fills=300)
 
 
-def test_another_seed_gives_another_market():
+def test_another_seed_gives_another_market() -> None:
     assert run(seed=7, fills=300) != run(seed=8, fills=300)
 
 
-def test_a_symbol_does_not_depend_on_how_calls_interleave():
+def test_a_symbol_does_not_depend_on_how_calls_interleave() -> None:
     specs = default_symbol_specs(SYMBOLS, 3)
     alone, mixed = MarketEngine(specs, 3), MarketEngine(specs, 3)
     solo = [alone.next_fill("ETHUSDT", 1_000 * i) for i in range(50)]
@@ -47,7 +47,9 @@ def test_a_symbol_does_not_depend_on_how_calls_interleave():
 
 
 @given(seed=st.integers(0, 2**32), fills=st.integers(1, 120), cap=st.none() | st.integers(1, 6))
-def test_ids_are_contiguous_and_aggregates_cover_consecutive_trades(seed, fills, cap):
+def test_ids_are_contiguous_and_aggregates_cover_consecutive_trades(
+    seed: int, fills: int, cap: int | None
+) -> None:
     generated = run(seed, fills, max_trades=cap)
     for symbol in SYMBOLS:
         own = fills_of(generated, symbol)
@@ -71,7 +73,7 @@ def test_ids_are_contiguous_and_aggregates_cover_consecutive_trades(seed, fills,
             assert agg.event_time_us >= agg.trade_time_us
 
 
-def test_ids_start_at_each_symbols_offset_and_never_overlap():
+def test_ids_start_at_each_symbols_offset_and_never_overlap() -> None:
     specs = default_symbol_specs(SYMBOLS, 0)
     for spec, fill in zip(specs, run(0, len(SYMBOLS)), strict=True):
         assert fill.trades[0].trade_id == spec.first_trade_id
@@ -80,7 +82,7 @@ def test_ids_start_at_each_symbols_offset_and_never_overlap():
     assert len(set(ranges)) == len(ranges)
 
 
-def test_prices_move_in_ticks_and_quantities_in_lots():
+def test_prices_move_in_ticks_and_quantities_in_lots() -> None:
     spec = default_symbol_specs(["BTCUSDT"], 0)[0]
     engine = MarketEngine([spec], 0)
     for i in range(500):
@@ -92,13 +94,13 @@ def test_prices_move_in_ticks_and_quantities_in_lots():
         )
 
 
-def test_trade_time_never_goes_backwards_even_if_the_clock_does():
+def test_trade_time_never_goes_backwards_even_if_the_clock_does() -> None:
     engine = MarketEngine(default_symbol_specs(["BTCUSDT"], 0), 0)
     times = [engine.next_fill("BTCUSDT", now).agg_trade.trade_time_us for now in (50, 40, 60, 10)]
     assert times == [50, 50, 60, 60]
 
 
-def test_a_cap_never_shifts_the_random_sequence():
+def test_a_cap_never_shifts_the_random_sequence() -> None:
     capped = MarketEngine(default_symbol_specs(["BTCUSDT"], 1), 1)
     free = MarketEngine(default_symbol_specs(["BTCUSDT"], 1), 1)
     capped.next_fill("BTCUSDT", 0, max_trades=1)
@@ -109,7 +111,7 @@ def test_a_cap_never_shifts_the_random_sequence():
     )
 
 
-def test_custom_specs_are_used_as_given():
+def test_custom_specs_are_used_as_given() -> None:
     spec = SymbolSpec(
         "ABCDEF", "ABC", "DEF", 5_000, 10, 100, first_trade_id=1, first_agg_trade_id=1
     )
@@ -117,7 +119,7 @@ def test_custom_specs_are_used_as_given():
     assert fill.trades[0].trade_id == 1 and fill.agg_trade.agg_trade_id == 1
 
 
-def test_symbols_split_into_base_and_quote():
+def test_symbols_split_into_base_and_quote() -> None:
     assert split_symbol("BTCUSDT") == ("BTC", "USDT")
     assert split_symbol("BNBBTC") == ("BNB", "BTC")
     assert split_symbol("ETHFDUSD") == ("ETH", "FDUSD")

@@ -17,7 +17,7 @@ def filled_history(fills: int, *, max_per_symbol: int = 1_000) -> tuple[History,
     return history, generated
 
 
-def test_payloads_are_exactly_what_was_built_for_the_wire():
+def test_payloads_are_exactly_what_was_built_for_the_wire() -> None:
     history, fills = filled_history(20)
     trades = [trade for fill in fills for trade in fill.trades]
     assert history.trades("BTCUSDT") == [trade_payload(trade) for trade in trades]
@@ -28,14 +28,14 @@ def test_payloads_are_exactly_what_was_built_for_the_wire():
     assert history.trades("ETHUSDT") == []
 
 
-def test_history_is_bounded_per_symbol_and_kind():
+def test_history_is_bounded_per_symbol_and_kind() -> None:
     history, fills = filled_history(50, max_per_symbol=10)
     aggs = history.agg_trade_records("BTCUSDT")
     assert aggs == [fill.agg_trade for fill in fills[-10:]]
     assert len(history.trade_records("BTCUSDT")) == 10
 
 
-def test_lookups_from_an_id():
+def test_lookups_from_an_id() -> None:
     history, fills = filled_history(30)
     first = fills[0].agg_trade.agg_trade_id
     assert [a.agg_trade_id for a in history.agg_trades_from("BTCUSDT", first + 5, 3)] == [
@@ -55,7 +55,7 @@ def test_lookups_from_an_id():
     assert history.trades_from("BTCUSDT", first_trade + 2, 1)[0].trade_id == first_trade + 2
 
 
-def test_lookups_on_an_empty_history():
+def test_lookups_on_an_empty_history() -> None:
     history, _ = filled_history(0)
     assert history.agg_trades_from("BTCUSDT", 5, 10) == []
     assert history.trades_from("BTCUSDT", None, 10) == []

@@ -25,13 +25,13 @@ def frames(sim: SimulatedMarket, name: str) -> list[Any]:
     return [make(TimeUnit.MILLISECOND) for make in sim.render(name, key, NOW_US)]
 
 
-def test_a_runtime_spec_is_the_one_its_index_would_have_had():
+def test_a_runtime_spec_is_the_one_its_index_would_have_had() -> None:
     assert (
         symbol_spec("SOLUSDT", 2, 0) == default_symbol_specs(["A1USDT", "B2USDT", "SOLUSDT"], 0)[2]
     )
 
 
-def test_delisting_removes_a_contract_from_market_wide_arrays():
+def test_delisting_removes_a_contract_from_market_wide_arrays() -> None:
     sim = market(Market.USDM, ("BTCUSDT", "ETHUSDT"))
     assert [p["s"] for p in frames(sim, "!markPrice@arr")[0]] == ["BTCUSDT", "ETHUSDT"]
     sim.delist_symbol("ETHUSDT")
@@ -43,7 +43,7 @@ def test_delisting_removes_a_contract_from_market_wide_arrays():
     assert [p["s"] for p in frames(sim, "!bookTicker")] == ["BTCUSDT"]
 
 
-def test_contract_info_reports_the_state():
+def test_contract_info_reports_the_state() -> None:
     sim = market(Market.COINM, ("BTCUSD_PERP",))
     sim.delist_symbol("BTCUSD_PERP", "CLOSE")
     assert frames(sim, "!contractInfo")[0]["cs"] == "CLOSE"
@@ -51,7 +51,7 @@ def test_contract_info_reports_the_state():
     assert frames(sim, "btcusd@markPrice") == []
 
 
-def test_listing_a_new_symbol_seeds_its_book_and_lists_it_trading():
+def test_listing_a_new_symbol_seeds_its_book_and_lists_it_trading() -> None:
     sim = market(Market.SPOT, ("BTCUSDT",))
     spec = symbol_spec("SOLUSDT", 1, 0)
     sim.list_symbol(spec)
@@ -64,7 +64,7 @@ def test_listing_a_new_symbol_seeds_its_book_and_lists_it_trading():
         sim.delist_symbol("SOLUSDT", "SETTLING")  # a futures state
 
 
-def test_the_catalogue_learns_a_listing():
+def test_the_catalogue_learns_a_listing() -> None:
     catalog = StreamCatalog(["BTCUSDT"], Market.SPOT)
     assert not catalog.is_known("solusdt@trade")
     catalog.add_symbol("SOLUSDT")

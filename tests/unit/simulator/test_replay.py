@@ -6,7 +6,7 @@ import pytest
 from gateway.simulator.replay import load_capture, schedule
 
 
-def test_every_line_form_is_understood():
+def test_every_line_form_is_understood() -> None:
     frames = load_capture(
         [
             '{"received_at_us": 1000000, "frame": "{\\"e\\":\\"trade\\",\\"E\\":1}"}',
@@ -22,13 +22,13 @@ def test_every_line_form_is_understood():
     assert orjson.loads(frames[2].data)["stream"] == "btcusdt@aggTrade"
 
 
-def test_pacing_divides_recorded_gaps_by_the_speed_and_never_goes_back():
+def test_pacing_divides_recorded_gaps_by_the_speed_and_never_goes_back() -> None:
     frames = load_capture(
         [f'{{"ts_us": {t}, "frame": "x"}}' for t in (0, 1_000_000, 500_000, 3_000_000)]
     )
     assert [offset for offset, _ in schedule(frames, 10)] == pytest.approx([0, 0.1, 0.1, 0.3])
 
 
-def test_a_line_that_is_not_an_object_is_refused():
+def test_a_line_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(ValueError):
         load_capture(["[1, 2]"])

@@ -2,10 +2,9 @@
 
 import pytest
 
-from gateway.simulator.markets import Market, Route
+from gateway.simulator.markets import MAX_STREAMS_PER_CONNECTION, Market, Route
 from gateway.simulator.payloads import TimeUnit
 from gateway.simulator.streams import (
-    MAX_STREAMS_PER_CONNECTION,
     Channel,
     Kind,
     StreamCatalog,
@@ -18,7 +17,7 @@ from gateway.simulator.streams import (
 )
 
 
-def test_stream_names_are_lowercase_symbol_at_channel():
+def test_stream_names_are_lowercase_symbol_at_channel() -> None:
     assert stream_name("BTCUSDT", Channel.TRADE) == "btcusdt@trade"
     assert stream_name("BTCUSDT", Channel.AGG_TRADE) == "btcusdt@aggTrade"
 
@@ -46,18 +45,18 @@ def test_stream_names_are_lowercase_symbol_at_channel():
         ("@trade", None),
     ],
 )
-def test_parse_stream_name(name, key):
+def test_parse_stream_name(name: str, key: StreamKey) -> None:
     assert parse_stream_name(name) == key
 
 
-def test_combined_target():
+def test_combined_target() -> None:
     request = parse_connection_target("/stream?streams=btcusdt@trade/ethusdt@aggTrade")
     assert request.streams == ("btcusdt@trade", "ethusdt@aggTrade")
     assert request.combined is True
     assert request.time_unit is TimeUnit.MILLISECOND
 
 
-def test_raw_target_with_several_streams_and_a_time_unit():
+def test_raw_target_with_several_streams_and_a_time_unit() -> None:
     request = parse_connection_target(
         "/ws/btcusdt@trade/btcusdt@trade/ethusdt@trade?timeUnit=microsecond"
     )
@@ -66,41 +65,41 @@ def test_raw_target_with_several_streams_and_a_time_unit():
     assert request.time_unit is TimeUnit.MICROSECOND
 
 
-def test_url_encoded_targets_are_accepted():
+def test_url_encoded_targets_are_accepted() -> None:
     request = parse_connection_target("/stream?streams=btcusdt%40trade%2Fethusdt%40trade")
     assert request.streams == ("btcusdt@trade", "ethusdt@trade")
 
 
 @pytest.mark.parametrize("target", ["/ws", "/ws/", "/stream", "/stream?streams="])
-def test_targets_without_streams_are_valid(target):
+def test_targets_without_streams_are_valid(target: str) -> None:
     assert parse_connection_target(target).streams == ()
 
 
 @pytest.mark.parametrize("target", ["/", "/api/v3/ping", "/wss/btcusdt@trade", "/streams"])
-def test_other_paths_are_unknown(target):
+def test_other_paths_are_unknown(target: str) -> None:
     with pytest.raises(UnknownPathError):
         parse_connection_target(target)
 
 
-def test_a_bad_time_unit_is_refused_with_a_reason():
+def test_a_bad_time_unit_is_refused_with_a_reason() -> None:
     with pytest.raises(StreamRequestError, match="timeUnit"):
         parse_connection_target("/ws/btcusdt@trade?timeUnit=NANOSECOND")
 
 
-def test_catalog_knows_every_channel_of_every_symbol():
+def test_catalog_knows_every_channel_of_every_symbol() -> None:
     catalog = StreamCatalog(["BTCUSDT"])
     assert catalog.is_known("btcusdt@trade") and catalog.is_known("btcusdt@aggTrade")
     assert not catalog.is_known("ethusdt@trade")
 
 
-def test_catalog_refuses_unknown_streams_unless_allowed():
+def test_catalog_refuses_unknown_streams_unless_allowed() -> None:
     catalog = StreamCatalog(["BTCUSDT"])
     with pytest.raises(StreamRequestError, match="Invalid stream name ethusdt@trade"):
         catalog.check(["btcusdt@trade", "ethusdt@trade"])
     catalog.check(["ethusdt@trade"], allow_unknown=True)
 
 
-def test_catalog_caps_streams_per_connection():
+def test_catalog_caps_streams_per_connection() -> None:
     catalog = StreamCatalog(["BTCUSDT"])
     catalog.check(["btcusdt@trade"], already=MAX_STREAMS_PER_CONNECTION - 1)
     with pytest.raises(StreamRequestError, match="Too many streams: 1025 > 1024"):
@@ -136,7 +135,7 @@ def test_catalog_caps_streams_per_connection():
         (Market.COINM, "btcusd_perpetual@continuousKline_1s", False),  # USDⓈ-M only
     ],
 )
-def test_each_market_serves_its_own_streams(market, name, served):
+def test_each_market_serves_its_own_streams(market: Market, name: str, served: bool) -> None:
     symbols = ["BTCUSD_PERP"] if market is Market.COINM else ["BTCUSDT"]
     assert StreamCatalog(symbols, market).is_known(name) is served
 
@@ -158,12 +157,12 @@ def test_each_market_serves_its_own_streams(market, name, served):
         ),
     ],
 )
-def test_usdm_routes(target, route, streams):
+def test_usdm_routes(target: str, route: Route, streams: tuple[str, ...]) -> None:
     request = parse_connection_target(target, routed=True)
     assert (request.route, request.streams) == (route, streams)
 
 
-def test_private_route_carries_its_events_and_routes_need_a_routed_market():
+def test_private_route_carries_its_events_and_routes_need_a_routed_market() -> None:
     request = parse_connection_target(
         "/private/stream?listenKey=a&events=X&listenKey=b&events=Y", routed=True
     )
