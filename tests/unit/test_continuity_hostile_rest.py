@@ -58,6 +58,14 @@ def rows(*ids: int, bad: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def decoded(value: bytes) -> dict[str, Any]:
+    header = read_header(value)
+    assert header.fingerprint is not None
+    writer = CATALOG.by_fingerprint(header.fingerprint)
+    assert writer is not None
+    return decode(value, header, writer)
+
+
 class Harness:
     def __init__(self, rest: Any, *, give_up_s: float = 0.3, report_held_s: float = 30.0) -> None:
         self.sink = RecordingSink()
@@ -79,14 +87,11 @@ class Harness:
                 await asyncio.gather(*self.continuity._fetches.values(), return_exceptions=True)
 
     def published(self) -> list[tuple[str, Any]]:
-        """("trade", id) or ("gap", (first, last)) in the order they reached the sink."""
+        """("trade", id), ("gap", (first, last)) or ("dead_letter", stage) in the order they
+        reached the sink."""
         out = []
         for record in self.sink.records:
-            header = read_header(record.value)
-            assert header.fingerprint is not None
-            writer = CATALOG.by_fingerprint(header.fingerprint)
-            assert writer is not None
-            value = decode(record.value, header, writer)
+            value = decoded(record.value)
             if record.topic == "p.trade_gap":
                 out.append(("gap", (value["first_missing_id"], value["last_missing_id"])))
             elif record.topic == "p.dead_letter":
@@ -124,8 +129,7 @@ async def test_malformed_rows_are_left_out_and_only_their_ids_declared() -> None
         ("gap", (102, 102)), ("trade", 103), ("trade", 104),
     ]  # fmt: skip
     first, _ = (r for r in h.sink.records if r.topic == "p.dead_letter")
-    kept = decode(first.value, read_header(first.value), CATALOG.by_fingerprint(
-        read_header(first.value).fingerprint))  # fmt: skip
+    kept = decoded(first.value)
     assert b'"id":102' in kept["raw"] and "row 1" in kept["error"]
 
 
@@ -187,7 +191,7 @@ async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_s
     assert topics[0] == "p.trade_gap"
 
 
-async def test_a_backfilled_row_the_schema_refuses_is_dead_lettered_and_its_id_declared():
+async def test_a_backfilled_row_the_schema_refuses_is_dead_lettered_and_its_id_declared() -> None:
     huge = rows(101, 102, 103)
     huge[1]["price"] = "9" * 40  # parses as a decimal, but no schema's precision holds it
     h = Harness(AnswersInTurn(huge, []), give_up_s=30.0)
