@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from gateway.simulator.markets import Market
 from tests.integration.accounts_support import (
@@ -14,6 +15,7 @@ from tests.integration.accounts_support import (
     make_stream,
     running,
 )
+from tests.integration.conftest import SimulatorFactory
 
 SECRET = "recovery-secret"
 KEY = "recovery-key"
@@ -24,8 +26,8 @@ def renewals(metrics, alias, market, action):
 
 
 async def test_listen_key_is_renewed_before_expiry_across_hours_of_compressed_time(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     # One simulated hour lasts one second: the key lives 1 s without a keep-alive, the stream
     # keeps it alive every 0.3 s (Binance: 60 min and 18 min), and runs for four "hours".
     sim = await simulator_factory(
@@ -62,8 +64,8 @@ async def test_listen_key_is_renewed_before_expiry_across_hours_of_compressed_ti
 
 
 async def test_an_expired_listen_key_is_replaced_and_the_account_reconciled(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(
         market=Market.COINM, symbols=("BTCUSD_PERP",), api_keys={KEY: SECRET}
     )
@@ -95,7 +97,9 @@ async def test_an_expired_listen_key_is_replaced_and_the_account_reconciled(
     assert renewals(metrics, "expiring", "coinm", "create") == 2
 
 
-async def test_a_vanished_listen_key_minus_1125_is_recreated(simulator_factory, tmp_path):
+async def test_a_vanished_listen_key_minus_1125_is_recreated(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(market=Market.USDM, symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(
         sim, tmp_path, alias="vanished", api_key=KEY, secret=SECRET, listen_key_keepalive_s=0.2
@@ -114,8 +118,8 @@ async def test_a_vanished_listen_key_minus_1125_is_recreated(simulator_factory, 
 
 
 async def test_a_terminated_spot_subscription_is_renewed_and_reconciled(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(sim, tmp_path, alias="terminated", api_key=KEY, secret=SECRET)
     sink = RecordingSink()
@@ -139,7 +143,9 @@ async def test_a_terminated_spot_subscription_is_renewed_and_reconciled(
     assert metrics.account_reconciliations.labels("terminated", "spot")._value.get() == 2
 
 
-async def test_a_dropped_connection_reconnects_and_reconciles(simulator_factory, tmp_path):
+async def test_a_dropped_connection_reconnects_and_reconciles(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(sim, tmp_path, alias="dropped", api_key=KEY, secret=SECRET)
     sink = RecordingSink()
@@ -152,7 +158,9 @@ async def test_a_dropped_connection_reconnects_and_reconciles(simulator_factory,
     assert stream.health()["reconnects"] == 1
 
 
-async def test_rotation_before_the_24_hour_cut_resubscribes_both_kinds(simulator_factory, tmp_path):
+async def test_rotation_before_the_24_hour_cut_resubscribes_both_kinds(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     spot = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     usdm = await simulator_factory(market=Market.USDM, symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     sinks = [RecordingSink(), RecordingSink()]

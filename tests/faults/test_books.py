@@ -31,7 +31,9 @@ async def exchange_book(rest_url: str, market: str, symbol: str) -> tuple[dict, 
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-async def test_books_rebuilt_from_kafka_equal_the_exchange(market, kafka_bootstrap, topic_prefix):
+async def test_books_rebuilt_from_kafka_equal_the_exchange(
+    market, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(
         market=market, symbols=SYMBOLS, trades_per_second_per_symbol=40, seed=9
     )

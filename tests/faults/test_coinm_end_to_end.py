@@ -19,7 +19,7 @@ from gateway.consumers.book_rebuilder import BookRebuilder
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.markets import Market
-from tests.integration.conftest import RunningGateway
+from tests.integration.conftest import RunningGateway, SimulatorFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -50,8 +50,8 @@ def by_topic_and_key(records: list[ConsumedRecord]) -> dict[tuple[str, str], lis
 
 
 async def test_coinm_streams_backfills_and_books_end_to_end(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(
         market=Market.COINM, symbols=SYMBOLS, seed=11, trades_per_second_per_symbol=250,
         max_trades_per_symbol=TRADES, start_paused=True, api_keys={KEY: "unused-secret"},

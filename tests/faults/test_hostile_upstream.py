@@ -200,7 +200,9 @@ def examples(draw: st.DrawFn, index: int) -> Example:
     return Example(symbol, valid_ids, frames, invalid, answers)
 
 
-def test_no_frame_or_rest_answer_stops_the_worker_or_loses_a_trade_silently(kafka_bootstrap):
+def test_no_frame_or_rest_answer_stops_the_worker_or_loses_a_trade_silently(
+    kafka_bootstrap: str,
+) -> None:
     prefix = f"hostile{time.time_ns() % 10**9}"
     namer = TopicNamer(prefix)
     kafka = KafkaSettings(

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-async def test_rotations_lose_nothing_and_repeat_nothing(kafka_bootstrap, topic_prefix):
+async def test_rotations_lose_nothing_and_repeat_nothing(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(
         symbols=SYMBOLS, seed=21, trades_per_second_per_symbol=150, connection_lifetime_s=5.0
     )

@@ -28,7 +28,9 @@ SHUTDOWNS = 3
 CLOSE_AFTER_S = 5.0  # between the notice and the server's close; the overlap must fit in it
 
 
-async def test_server_shutdown_switches_make_before_break(kafka_bootstrap, topic_prefix):
+async def test_server_shutdown_switches_make_before_break(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(symbols=SYMBOLS, seed=37, trades_per_second_per_symbol=150)
     async with ExchangeSimulator(config) as sim:
         settings = GatewaySettings(

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from gateway.consumers.reader import ConsumedRecord, read_all
+from gateway.infra.kafka import KafkaCluster
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
@@ -39,8 +41,8 @@ def us(value: datetime | None) -> int | None:
 
 
 async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
-    kafka_cluster_factory, topic_prefix
-):
+    kafka_cluster_factory: Callable[..., KafkaCluster], topic_prefix: str
+) -> None:
     cluster = await asyncio.to_thread(kafka_cluster_factory, nodes=1)
     config = SimulatorConfig(
         symbols=SYMBOLS, seed=41, trades_per_second_per_symbol=40, start_paused=True,

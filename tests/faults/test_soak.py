@@ -94,7 +94,9 @@ async def settle(gateway, expected: dict, timeout_s: float = 120.0) -> None:
         raise AssertionError(f"not caught up: {behind[:20]} ({len(behind)} in all)") from None
 
 
-async def test_soak_every_trade_exactly_once_and_books_right(kafka_bootstrap, topic_prefix):
+async def test_soak_every_trade_exactly_once_and_books_right(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     spot_config = sim_config("spot", SPOT_SYMBOLS, 2.0, 0.6, SPOT_FAULTS)
     usdm_config = sim_config("usdm", USDM_SYMBOLS, 5.0, 0.3, USDM_FAULTS)
     async with ExchangeSimulator(spot_config) as spot, ExchangeSimulator(usdm_config) as usdm:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,6 +14,9 @@ from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
 
+# ``await simulator_factory(**SimulatorConfig_fields)`` returns a started simulator.
+SimulatorFactory = Callable[..., Awaitable[ExchangeSimulator]]
+
 
 @pytest.fixture
 def topic_prefix() -> str:
@@ -22,7 +25,7 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-async def simulator_factory() -> AsyncIterator[Callable[..., Any]]:
+async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
     started: list[ExchangeSimulator] = []
 
     async def start(**overrides: Any) -> ExchangeSimulator:

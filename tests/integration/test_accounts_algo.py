@@ -8,6 +8,7 @@ dead-lettered and account consumers never saw their protective orders.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from gateway.records.topics import TopicNamer
 from gateway.settings import KafkaSettings
 from gateway.simulator.markets import Market
 from tests.integration.accounts_support import account_settings, eventually, make_stream, running
+from tests.integration.conftest import SimulatorFactory
 
 pytestmark = [pytest.mark.kafka]
 
@@ -25,8 +27,8 @@ SECRET = "algo-secret"
 
 
 async def test_algo_orders_trigger_rejects_and_grid_strategies_arrive_typed_in_order(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     usdm_sim = await simulator_factory(
         market=Market.USDM, symbols=("BTCUSDT", "ETHUSDT"), api_keys={"k": SECRET}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,14 +16,18 @@ from gateway.consumers.reader import read_all
 from gateway.logs import JsonFormatter
 from gateway.settings import GatewaySettings
 from tests.integration.accounts_support import account_settings, eventually, pem_keys
-from tests.integration.conftest import RunningGateway
+from tests.integration.conftest import RunningGateway, SimulatorFactory
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_a_whole_run_with_accounts_leaks_no_secret(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix, caplog
-):
+    simulator_factory: SimulatorFactory,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     spot_key, spot_secret = "GWspotKey0a9b8c7d6e", "GWspotSecret5f4e3d2c1b0a99"
     ed_key, (ed_private, ed_public) = "GWedKey77665544", pem_keys(KeyType.ED25519)

@@ -51,7 +51,7 @@ async def server():
     await runner.cleanup()
 
 
-async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server):
+async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server) -> None:
     url, calls = server
     budget = RestWeightBudget(6000)
     async with BinanceRestClient(url, Market.SPOT, budget=budget) as client:
@@ -65,7 +65,7 @@ async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server
     assert budget.delay(4, time.time()) == 0  # Binance's own weight count (8) was taken
 
 
-async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
+async def test_non_json_and_unreachable_are_clear_retriable_errors(server) -> None:
     url, _ = server
     async with BinanceRestClient(url, Market.SPOT) as client:
         with pytest.raises(RestRequestError, match="HTTP 504"):
@@ -75,7 +75,7 @@ async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
             await client.get("/api/v3/ping", weight=1)
 
 
-async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(server):
+async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(server) -> None:
     url, _ = server
     async with BinanceRestClient(url, Market.SPOT, max_body_bytes=1_000_000) as client:
         with pytest.raises(RestRequestError, match="more than 1000000 bytes"):

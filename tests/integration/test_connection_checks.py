@@ -37,11 +37,11 @@ def trade(trade_id: int, stream: str = "btcusdt@trade", pad: int = 0) -> bytes:
     return orjson.dumps({"stream": stream, "data": data})
 
 
-async def test_binary_unsubscribed_and_oversized_frames_are_dead_lettered():
+async def test_binary_unsubscribed_and_oversized_frames_are_dead_lettered() -> None:
     await binary_unsubscribed_and_oversized_frames_are_dead_lettered()
 
 
-def test_the_same_under_uvloop_which_the_gateway_runs_on():
+def test_the_same_under_uvloop_which_the_gateway_runs_on() -> None:
     # uvloop's transports are not asyncio.Transport: the checked connection must not assume it.
     uvloop.run(binary_unsubscribed_and_oversized_frames_are_dead_lettered())
 

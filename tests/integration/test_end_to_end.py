@@ -11,7 +11,7 @@ import pytest
 
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.coordination.plan import slot_of
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
@@ -50,8 +50,12 @@ def assert_common(record: ConsumedRecord, sent: dict, symbol: str) -> None:
 
 @pytest.mark.parametrize("registry", [True, False], ids=["confluent-framing", "single-object"])
 async def test_trades_and_agg_trades_reach_kafka_exactly(
-    simulator_factory, kafka_bootstrap, schema_registry_url, topic_prefix, registry
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+    registry,
+) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS,
         seed=11,
@@ -111,8 +115,8 @@ async def test_trades_and_agg_trades_reach_kafka_exactly(
 
 
 async def test_metrics_and_probes_follow_the_gateway(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     import aiohttp
 
     sim = await simulator_factory(symbols=("BTCUSDT",), trades_per_second_per_symbol=200)
@@ -144,8 +148,8 @@ async def test_metrics_and_probes_follow_the_gateway(
 
 
 async def test_stop_under_full_load_stops_reading_and_drains_promptly(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     # As fast as the gateway reads: every recv() completes at once, the case in which a
     # cancellation swallowed by asyncio.wait_for once left the reader running after SIGTERM.
     sim = await simulator_factory(symbols=SYMBOLS, seed=4, trades_per_second_per_symbol=None)

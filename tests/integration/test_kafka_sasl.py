@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -19,6 +21,7 @@ from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.consumers.reader import RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
+from gateway.infra.kafka import KafkaCluster
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
@@ -32,7 +35,7 @@ REFUSAL_WITHIN_S = 30.0
 
 
 @pytest.fixture
-async def sasl_cluster(kafka_cluster_factory):
+async def sasl_cluster(kafka_cluster_factory: Callable[..., KafkaCluster]):
     return await asyncio.to_thread(
         kafka_cluster_factory, 1, sasl_users={USER: PASSWORD, "admin": "admin-secret"}
     )
@@ -63,7 +66,9 @@ def trade_record(topic_prefix: str):
     return builder.build(event)
 
 
-async def test_records_round_trip_with_the_right_credentials(sasl_cluster, topic_prefix):
+async def test_records_round_trip_with_the_right_credentials(
+    sasl_cluster, topic_prefix: str
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,
@@ -92,8 +97,8 @@ async def test_records_round_trip_with_the_right_credentials(sasl_cluster, topic
 
 
 async def test_gateway_tail_reads_through_sasl_with_the_config_file(
-    sasl_cluster, topic_prefix, tmp_path
-):
+    sasl_cluster, topic_prefix: str, tmp_path: Path
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,
@@ -130,7 +135,9 @@ async def test_gateway_tail_reads_through_sasl_with_the_config_file(
     [sasl("not-the-password"), KafkaSecuritySettings()],
     ids=["wrong-password", "no-sasl"],
 )
-async def test_refused_credentials_fail_fast_and_clearly(sasl_cluster, topic_prefix, security):
+async def test_refused_credentials_fail_fast_and_clearly(
+    sasl_cluster, topic_prefix: str, security
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,

@@ -73,8 +73,8 @@ def contract_of(record: Any) -> str:
 
 
 async def test_a_usdm_gateway_puts_coinm_contracts_of_merged_streams_in_coinm_topics(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     async with ExchangeSimulator(simulator_config("usdm", USDM_SYMBOLS, COINM_SYMBOLS)) as usdm:
         markets = {
             "usdm": {"symbols": USDM_SYMBOLS, "channels": ["aggTrade"],
@@ -113,8 +113,8 @@ async def test_a_usdm_gateway_puts_coinm_contracts_of_merged_streams_in_coinm_to
 
 
 async def test_a_merged_stream_subscribed_on_both_markets_publishes_each_contract_once(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     # Both markets' connections read the same merged frames, as on Binance where fstream and
     # dstream both serve the merged universe: here both point at one simulator's streams.
     usdm_config = simulator_config("usdm", USDM_SYMBOLS, COINM_SYMBOLS)

@@ -22,7 +22,7 @@ from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.records.avro import SCHEMAS_DIR
 from gateway.records.topics import TopicNamer
 from tests import jvm_reader
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry, pytest.mark.slow]
 
@@ -103,7 +103,7 @@ async def wait_for_every_kind(running: RunningGateway, prefix: str, timeout_s: f
         await asyncio.sleep(0.2)
 
 
-async def simulator_run(sim_factory, kafka_bootstrap, registry_url, prefix) -> Run:
+async def simulator_run(sim_factory, kafka_bootstrap: str, registry_url, prefix) -> Run:
     sim = await sim_factory(
         symbols=SYMBOLS,
         seed=21,
@@ -218,8 +218,8 @@ def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: 
 
 
 async def test_registry_topics_read_by_confluent_kafka_and_apicurios_java_serde(
-    simulator_factory, kafka_bootstrap, schema_registry_url
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, schema_registry_url: str
+) -> None:
     prefix = f"std{uuid.uuid4().hex[:8]}"
     run = await simulator_run(simulator_factory, kafka_bootstrap, schema_registry_url, prefix)
     run.check_topics()
@@ -241,8 +241,8 @@ async def test_registry_topics_read_by_confluent_kafka_and_apicurios_java_serde(
 
 
 async def test_registry_less_topics_read_by_apache_avros_binary_message_decoder(
-    simulator_factory, kafka_bootstrap
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str
+) -> None:
     prefix = f"std{uuid.uuid4().hex[:8]}"
     run = await simulator_run(simulator_factory, kafka_bootstrap, None, prefix)
     run.check_topics()

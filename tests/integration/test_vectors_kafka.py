@@ -45,8 +45,8 @@ def with_unknown_field(message):
 
 
 async def test_every_vector_arrives_through_kafka_exactly(
-    kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str
+) -> None:
     catalog, namer = SchemaCatalog.load(), TopicNamer(topic_prefix)
     async with SchemaRegistryClient(schema_registry_url) as client:
         ids = await register_catalog(client, catalog, namer)
