@@ -3,6 +3,9 @@ version, per the real registry; the check leaves no subject behind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 import pytest
 
@@ -35,8 +38,8 @@ async def test_current_schemas_keep_the_promise_against_the_released_ones(
     assert {s.key for s in released} <= {s.key for s in current}
 
 
-def mutated(schema: AvroSchema, change) -> AvroSchema:
-    raw = orjson.loads(schema.text)
+def mutated(schema: AvroSchema, change: Callable[[dict[str, Any]], None]) -> AvroSchema:
+    raw: dict[str, Any] = orjson.loads(schema.text)
     change(raw)
     return AvroSchema.from_text(schema.key, orjson.dumps(raw).decode())
 
@@ -47,13 +50,13 @@ async def test_the_check_catches_a_breaking_change_and_accepts_a_safe_one(
     trade = next(s for s in SchemaCatalog.load() if str(s.key) == "spot/trade")
     released = SchemaCatalog({trade.key: trade})
 
-    def add_required_field(raw) -> None:
+    def add_required_field(raw: dict[str, Any]) -> None:
         raw["fields"].insert(-1, {"name": "venue", "type": "string"})
 
-    def add_optional_field(raw) -> None:
+    def add_optional_field(raw: dict[str, Any]) -> None:
         raw["fields"].insert(-1, {"name": "venue", "type": ["null", "string"], "default": None})
 
-    def remove_field_without_default(raw) -> None:
+    def remove_field_without_default(raw: dict[str, Any]) -> None:
         # BACKWARD allowed this (new readers ignore it), but old readers of new data cannot
         # fill it in: FULL refuses, as schemas/README.md does.
         raw["fields"] = [f for f in raw["fields"] if f["name"] != "buyer_is_maker"]

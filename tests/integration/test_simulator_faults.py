@@ -9,7 +9,7 @@ import time
 import aiohttp
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.simulator.markets import Market
@@ -25,7 +25,7 @@ __all__ = ["simulator"]
 ONE = {"symbols": ("BTCUSDT",)}
 
 
-async def trade_ids(ws, count):
+async def trade_ids(ws: ClientConnection, count: int) -> list[int]:
     return [frame["a"] for frame in await receive(ws, count)]
 
 
@@ -100,7 +100,7 @@ async def test_depth_gap_breaks_the_pu_chain(simulator: Start) -> None:
 
 
 @pytest.mark.parametrize("kind", ["malformed", "truncated"])
-async def test_bad_frames_are_not_json(simulator: Start, kind) -> None:
+async def test_bad_frames_are_not_json(simulator: Start, kind: str) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)

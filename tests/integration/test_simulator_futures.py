@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
@@ -62,7 +64,7 @@ async def test_futures_control_ids_must_be_unsigned_integers(simulator: Start) -
 
 @pytest.mark.parametrize("config", [USDM, COINM], ids=["usdm", "coinm"])
 async def test_diff_depth_over_sockets_continues_the_rest_snapshot(
-    simulator: Start, config
+    simulator: Start, config: dict[str, Any]
 ) -> None:
     sim = await simulator(**config, trades_per_second_per_symbol=200, start_paused=False)
     symbol = sim.specs[0].symbol
@@ -102,7 +104,7 @@ async def test_coinm_serves_pair_streams_and_its_own_rest_paths(simulator: Start
     sim = await simulator(**COINM, start_paused=False, trades_per_second_per_symbol=50)
     names = "btcusd@indexPrice@1s/btcusd@markPrice@1s/btcusd_perp@markPriceKline_1m"
     async with connect(f"{sim.ws_url}/stream?streams={names}") as ws:
-        seen = set()
+        seen: set[str] = set()
         while len(seen) < 3:
             seen.add((await receive(ws, 1))[0]["stream"])
         pair_marks = await receive_until(ws, lambda f: f["stream"] == "btcusd@markPrice@1s")

@@ -25,7 +25,7 @@ __all__ = ["simulator"]
     ],
 )
 def test_each_market_has_its_documented_keepalive_and_message_rate(
-    market, interval, timeout, messages
+    market: Market, interval: float, timeout: float, messages: int
 ) -> None:
     config = SimulatorConfig(market=market)
     assert (config.ping_interval_s, config.ping_timeout_s) == (interval, timeout)
@@ -92,7 +92,9 @@ async def test_the_24_hour_cut_is_configurable(simulator: Start) -> None:
         (Market.USDM, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1000", 5),
     ],
 )
-async def test_rest_weights_are_reported(simulator: Start, market, path, weight) -> None:
+async def test_rest_weights_are_reported(
+    simulator: Start, market: Market, path: str, weight: int
+) -> None:
     sim = await simulator(market=market, symbols=("BTCUSDT",))
     async with aiohttp.ClientSession() as http, http.get(sim.rest_url + path) as response:
         assert response.status == 200

@@ -97,7 +97,7 @@ async def test_a_relisted_symbol_continues_its_ids(simulator: Start) -> None:
     ],
 )
 async def test_futures_contracts_settle_when_delisted(
-    simulator: Start, market, symbol, prefix, field
+    simulator: Start, market: Market, symbol: str, prefix: str, field: str
 ) -> None:
     sim = await simulator(market=market)
     sim.delist_symbol(symbol)
