@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 import uvloop
@@ -19,7 +20,7 @@ from gateway.binance.messages import FrameParser
 from gateway.metrics import Metrics
 from gateway.records.avro import SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.runtime.pipeline import FramePipeline
 from gateway.runtime.shards import streams_of
 from gateway.settings import BinanceSettings
@@ -110,6 +111,9 @@ async def binary_unsubscribed_and_oversized_frames_are_dead_lettered() -> None:
     assert client.reconnects == 1
 
 
-def decoded(record):
+def decoded(record: ProducerRecord) -> dict[str, Any]:
     header = read_header(record.value)
-    return decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+    assert header.fingerprint is not None  # single-object framing, as the builder was given
+    schema = CATALOG.by_fingerprint(header.fingerprint)
+    assert schema is not None
+    return decode(record.value, header, schema)
