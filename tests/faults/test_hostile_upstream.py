@@ -145,8 +145,11 @@ class HostileRest:
         self.calls[symbol] += 1
         first = int(params["fromId"])
         ids = [i for i in valid if i >= first][: int(params["limit"])]
-        row = lambda i: {"id": i, "price": "1.25", "qty": "3", "time": now_ms(),  # noqa: E731
-                         "isBuyerMaker": False, "isBestMatch": True}  # fmt: skip
+
+        def row(i: int) -> dict[str, Any]:
+            return {"id": i, "price": "1.25", "qty": "3", "time": now_ms(),
+                    "isBuyerMaker": False, "isBestMatch": True}  # fmt: skip
+
         match answer:
             case "good":
                 return [row(i) for i in ids]

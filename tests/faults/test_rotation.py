@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(
     acked = gateway.sink.stats.acked
     records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)
     assert len(records) == acked
-    by_topic_key: dict[tuple[str, str], list] = defaultdict(list)
+    by_topic_key: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         by_topic_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record.value)
     for symbol in SYMBOLS:

@@ -35,9 +35,9 @@ STALL_S = 25.0
 PAUSE_US = 3_000_000  # longer than any of these streams' cadence (at most 2 s)
 
 
-def us(value: datetime | None) -> int | None:
-    """A decoded timestamp-micros as epoch microseconds."""
-    return None if value is None else round(value.timestamp() * 1_000_000)
+def us(value: datetime) -> int:
+    """A decoded timestamp-micros as epoch microseconds (every field read here is set)."""
+    return round(value.timestamp() * 1_000_000)
 
 
 async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(

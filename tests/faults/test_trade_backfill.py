@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.consumers.reader import read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
@@ -57,7 +57,7 @@ async def test_withheld_and_dropped_trades_are_backfilled_exactly_once(
         topics, bootstrap_servers=kafka_bootstrap, expected=expected, settle_s=1.5
     )
     assert len(records) == expected
-    by_key: dict[tuple[str, str], list] = defaultdict(list)
+    by_key: dict[tuple[str, str | None], list[ConsumedRecord]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         by_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record)
 
