@@ -75,6 +75,13 @@ class RunningGateway:
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.gateway.run(self._stop))
 
+    @property
+    def status_url(self) -> str:
+        """Base URL of the status server (``/healthz``, ``/readyz``, ``/metrics``) on loopback."""
+        server = self.gateway.status_server
+        assert server is not None, "the status server is enabled in these settings"
+        return f"http://127.0.0.1:{server.port}"
+
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
         async def connected() -> None:
             # Ready: in the group, every shard it was given held, and every connection up.

@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def by_symbol(records: list[ConsumedRecord]) -> dict[str, list[ConsumedRecord]]:
     return grouped
 
 
-def assert_common(record: ConsumedRecord, sent: dict, symbol: str) -> None:
+def assert_common(record: ConsumedRecord, sent: dict[str, Any], symbol: str) -> None:
     value = record.value
     assert record.key == symbol == value["symbol"] == sent["s"]
     assert value["market"] == "spot"
@@ -54,7 +55,7 @@ async def test_trades_and_agg_trades_reach_kafka_exactly(
     kafka_bootstrap: str,
     schema_registry_url: str,
     topic_prefix: str,
-    registry,
+    registry: bool,
 ) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS,
@@ -127,7 +128,7 @@ async def test_metrics_and_probes_follow_the_gateway(
     running = RunningGateway(settings)
     await running.wait_connected()
     await running.wait_acked(50)
-    base = f"http://127.0.0.1:{running.gateway.status_server.port}"
+    base = running.status_url
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as response:
             assert response.status == 200
