@@ -32,7 +32,8 @@ async def run_cli(
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def write_config(tmp_path: Path, text: str) -> str:
@@ -51,7 +52,9 @@ def write_config(tmp_path: Path, text: str) -> str:
         ("kafka: [unclosed\n", "invalid configuration"),
     ],
 )
-async def test_bad_config_is_one_line_and_exit_code_2(tmp_path: Path, config, names) -> None:
+async def test_bad_config_is_one_line_and_exit_code_2(
+    tmp_path: Path, config: str, names: str
+) -> None:
     code, stderr, _ = await run_cli("run", "--config", write_config(tmp_path, config))
     assert code == 2
     assert names in stderr
@@ -97,7 +100,7 @@ async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_pre
     from gateway.adapters.kafka import KafkaSink, ensure_topics
     from gateway.adapters.registry import SchemaRegistryClient, register_catalog
     from gateway.binance.markets import Market
-    from gateway.binance.messages import FrameParser
+    from gateway.binance.messages import FrameParser, Trade
     from gateway.records.avro import ConfluentFraming, SchemaCatalog
     from gateway.records.builder import RecordBuilder
     from gateway.records.topics import TopicNamer
@@ -114,6 +117,7 @@ async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_pre
     sink = KafkaSink(settings)
     await sink.start()
     [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 1)
+    assert isinstance(event, Trade)
     await sink.send(builder.build(event))
     await sink.stop()
     return topic
@@ -146,7 +150,7 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
 @pytest.mark.kafka
 async def test_tail_of_a_missing_topic_exits_at_once_with_one_line(
     kafka_bootstrap: str, topic_prefix: str
-):
+) -> None:
     missing = f"{topic_prefix}.spot.trad"
     process = await asyncio.create_subprocess_exec(
         *GATEWAY, "tail", missing, "--bootstrap", kafka_bootstrap,

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from gateway.simulator.exchange import ExchangeSimulator
 from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.integration.test_cli import closed_port, run_cli, write_config
 
 pytestmark = pytest.mark.kafka
 
 
-def config(sim, kafka: str, extra: str = "") -> str:
+def config(sim: ExchangeSimulator, kafka: str, extra: str = "") -> str:
     return (
         f"binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
         f"      rest_url: {sim.rest_url}\n      stream_url: {sim.ws_url}\n"

@@ -14,7 +14,6 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -31,6 +30,7 @@ from gateway.commands import schema_admin
 from gateway.errors import RegistryError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer
+from gateway.simulator.exchange import ExchangeSimulator
 from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.tls_files import make_tls_files
 
@@ -66,7 +66,9 @@ async def run_cli(*args: str, timeout_s: float = 120) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-def config_file(tmp_path: Path, sim, kafka_bootstrap: str, prefix: str, registry: str) -> str:
+def config_file(
+    tmp_path: Path, sim: ExchangeSimulator, kafka_bootstrap: str, prefix: str, registry: str
+) -> str:
     path = tmp_path / "gateway.yaml"
     path.write_text(
         "binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
@@ -212,7 +214,9 @@ class AuthProxy:
             return web.Response(status=reply.status, body=body, content_type="application/json")
 
 
-async def start_proxy(target: str, tls: ssl.SSLContext | None = None) -> tuple[AuthProxy, Any]:
+async def start_proxy(
+    target: str, tls: ssl.SSLContext | None = None
+) -> tuple[AuthProxy, web.AppRunner]:
     base, _, path = target.partition("/apis/")
     proxy = AuthProxy(base)
     app = web.Application()
@@ -269,8 +273,8 @@ async def test_the_registry_password_reaches_the_registry_and_never_the_logs(
     simulator_factory: SimulatorFactory,
     kafka_bootstrap: str,
     topic_prefix: str,
-    auth_proxy,
-    given_as,
+    auth_proxy: AuthProxy,
+    given_as: str,
 ) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     secret_file = tmp_path / "registry-password"
@@ -326,7 +330,11 @@ async def test_gateway_plan_shows_no_registry_password(tmp_path: Path) -> None:
 
 
 async def test_tail_reads_through_a_registry_login_from_the_config(
-    tmp_path: Path, kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str, auth_proxy
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+    auth_proxy: AuthProxy,
 ) -> None:
     from tests.integration.test_cli import _write_vector_trade
 

@@ -65,12 +65,12 @@ async def framing_and_decoder(
 
 
 @pytest.fixture(params=["single-object", pytest.param("registry", marks=pytest.mark.registry)])
-def registry_url(request) -> str | None:
+def registry_url(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("schema_registry_url") if request.param == "registry" else None
 
 
 async def test_the_reader_finds_keys_where_the_producer_put_them(
-    kafka_bootstrap: str, topic_prefix: str, registry_url
+    kafka_bootstrap: str, topic_prefix: str, registry_url: str | None
 ) -> None:
     """Through KafkaSink: every record sits in partition_for(key); the last id per key is read."""
     settings = KafkaSettings(
@@ -236,7 +236,10 @@ class ResumedGateway:
 
 
 async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole(
-    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str, registry_url
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    registry_url: str | None,
 ) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS, seed=11, trades_per_second_per_symbol=250,
