@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
+from gateway.metrics import Metrics
 from gateway.simulator.markets import Market
 from tests.integration.accounts_support import (
     RecordingSink,
@@ -14,18 +16,20 @@ from tests.integration.accounts_support import (
     make_stream,
     running,
 )
+from tests.integration.conftest import SimulatorFactory
 
 SECRET = "recovery-secret"
 KEY = "recovery-key"
 
 
-def renewals(metrics, alias, market, action):
-    return metrics.listen_key_renewals.labels(alias, market, action)._value.get()
+def renewals(metrics: Metrics, alias: str, market: str, action: str) -> float:
+    labels = {"account": alias, "market": market, "action": action}
+    return metrics.registry.get_sample_value("gateway_listen_key_renewals_total", labels) or 0.0
 
 
 async def test_listen_key_is_renewed_before_expiry_across_hours_of_compressed_time(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     # One simulated hour lasts one second: the key lives 1 s without a keep-alive, the stream
     # keeps it alive every 0.3 s (Binance: 60 min and 18 min), and runs for four "hours".
     sim = await simulator_factory(
@@ -52,18 +56,20 @@ async def test_listen_key_is_renewed_before_expiry_across_hours_of_compressed_ti
             await sim.emit_user_deposit("USDT", 10**8, api_key=KEY)
             health = stream.health()
             assert health["up"] is True and health["listen_key_state"] in ("active", "renewing")
-            assert 0 < health["listen_key_expires_in_s"] <= 1.0
+            expires_in = health["listen_key_expires_in_s"]
+            assert isinstance(expires_in, float) and 0 < expires_in <= 1.0
         await sink.wait_for(lambda kinds: kinds.count("account_update") == 4)
     assert "listen_key_expired" not in sink.kinds()
     assert sink.kinds().count("account_snapshot") == 1  # never reconnected
     assert stream.listen_key is not None and stream.listen_key.generation == 1
     assert renewals(metrics, "renewed", "usdm", "keepalive") >= 10
-    assert stream.health()["listen_key_age_s"] >= 4.0
+    age = stream.health()["listen_key_age_s"]
+    assert isinstance(age, float) and age >= 4.0
 
 
 async def test_an_expired_listen_key_is_replaced_and_the_account_reconciled(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(
         market=Market.COINM, symbols=("BTCUSD_PERP",), api_keys={KEY: SECRET}
     )
@@ -95,7 +101,9 @@ async def test_an_expired_listen_key_is_replaced_and_the_account_reconciled(
     assert renewals(metrics, "expiring", "coinm", "create") == 2
 
 
-async def test_a_vanished_listen_key_minus_1125_is_recreated(simulator_factory, tmp_path):
+async def test_a_vanished_listen_key_minus_1125_is_recreated(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(market=Market.USDM, symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(
         sim, tmp_path, alias="vanished", api_key=KEY, secret=SECRET, listen_key_keepalive_s=0.2
@@ -114,8 +122,8 @@ async def test_a_vanished_listen_key_minus_1125_is_recreated(simulator_factory, 
 
 
 async def test_a_terminated_spot_subscription_is_renewed_and_reconciled(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(sim, tmp_path, alias="terminated", api_key=KEY, secret=SECRET)
     sink = RecordingSink()
@@ -139,7 +147,9 @@ async def test_a_terminated_spot_subscription_is_renewed_and_reconciled(
     assert metrics.account_reconciliations.labels("terminated", "spot")._value.get() == 2
 
 
-async def test_a_dropped_connection_reconnects_and_reconciles(simulator_factory, tmp_path):
+async def test_a_dropped_connection_reconnects_and_reconciles(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     account = account_settings(sim, tmp_path, alias="dropped", api_key=KEY, secret=SECRET)
     sink = RecordingSink()
@@ -152,7 +162,9 @@ async def test_a_dropped_connection_reconnects_and_reconciles(simulator_factory,
     assert stream.health()["reconnects"] == 1
 
 
-async def test_rotation_before_the_24_hour_cut_resubscribes_both_kinds(simulator_factory, tmp_path):
+async def test_rotation_before_the_24_hour_cut_resubscribes_both_kinds(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     spot = await simulator_factory(symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     usdm = await simulator_factory(market=Market.USDM, symbols=("BTCUSDT",), api_keys={KEY: SECRET})
     sinks = [RecordingSink(), RecordingSink()]
@@ -177,8 +189,12 @@ async def test_rotation_before_the_24_hour_cut_resubscribes_both_kinds(simulator
         ):
             for _ in range(20):
                 await sim.emit_user_fill("BTCUSDT", "BUY", api_key=KEY)
+
+                def seen(kinds: list[str], kind: str = kind) -> bool:
+                    return kind in kinds
+
                 with contextlib.suppress(TimeoutError):
-                    await sink.wait_for(lambda kinds, kind=kind: kind in kinds, timeout_s=0.3)
+                    await sink.wait_for(seen, timeout_s=0.3)
                     break
             assert kind in sink.kinds()
     for sink in sinks:

@@ -21,17 +21,24 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEPTH_PATHS = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth"}
 
 
-async def exchange_book(rest_url: str, market: str, symbol: str) -> tuple[dict, dict]:
+async def exchange_book(
+    rest_url: str, market: str, symbol: str
+) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
     async with aiohttp.ClientSession() as http:
         url = f"{rest_url}{DEPTH_PATHS[market]}?symbol={symbol}&limit=1000"
         async with http.get(url) as response:
             body = await response.json()
-    side = lambda levels: {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}  # noqa: E731
+
+    def side(levels: list[list[str]]) -> dict[Decimal, Decimal]:
+        return {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}
+
     return side(body["bids"]), side(body["asks"])
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-async def test_books_rebuilt_from_kafka_equal_the_exchange(market, kafka_bootstrap, topic_prefix):
+async def test_books_rebuilt_from_kafka_equal_the_exchange(
+    market: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(
         market=market, symbols=SYMBOLS, trades_per_second_per_symbol=40, seed=9
     )

@@ -19,7 +19,7 @@ from gateway.consumers.book_rebuilder import BookRebuilder
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.markets import Market
-from tests.integration.conftest import RunningGateway
+from tests.integration.conftest import RunningGateway, SimulatorFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -33,25 +33,32 @@ CHANNELS = [
 ]  # fmt: skip
 
 
-async def exchange_book(rest_url: str, symbol: str) -> tuple[dict, dict]:
+async def exchange_book(
+    rest_url: str, symbol: str
+) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
     async with aiohttp.ClientSession() as http:
         url = f"{rest_url}/dapi/v1/depth?symbol={symbol}&limit=1000"
         async with http.get(url) as response:
             body = await response.json()
-    side = lambda levels: {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}  # noqa: E731
+
+    def side(levels: list[list[str]]) -> dict[Decimal, Decimal]:
+        return {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}
+
     return side(body["bids"]), side(body["asks"])
 
 
-def by_topic_and_key(records: list[ConsumedRecord]) -> dict[tuple[str, str], list]:
-    grouped: dict[tuple[str, str], list] = defaultdict(list)
+def by_topic_and_key(
+    records: list[ConsumedRecord],
+) -> dict[tuple[str, str | None], list[ConsumedRecord]]:
+    grouped: dict[tuple[str, str | None], list[ConsumedRecord]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         grouped[(record.topic.rsplit(".", 1)[-1], record.key)].append(record)
     return grouped
 
 
 async def test_coinm_streams_backfills_and_books_end_to_end(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(
         market=Market.COINM, symbols=SYMBOLS, seed=11, trades_per_second_per_symbol=250,
         max_trades_per_symbol=TRADES, start_paused=True, api_keys={KEY: "unused-secret"},

@@ -145,8 +145,11 @@ class HostileRest:
         self.calls[symbol] += 1
         first = int(params["fromId"])
         ids = [i for i in valid if i >= first][: int(params["limit"])]
-        row = lambda i: {"id": i, "price": "1.25", "qty": "3", "time": now_ms(),  # noqa: E731
-                         "isBuyerMaker": False, "isBestMatch": True}  # fmt: skip
+
+        def row(i: int) -> dict[str, Any]:
+            return {"id": i, "price": "1.25", "qty": "3", "time": now_ms(),
+                    "isBuyerMaker": False, "isBestMatch": True}  # fmt: skip
+
         match answer:
             case "good":
                 return [row(i) for i in ids]
@@ -200,7 +203,9 @@ def examples(draw: st.DrawFn, index: int) -> Example:
     return Example(symbol, valid_ids, frames, invalid, answers)
 
 
-def test_no_frame_or_rest_answer_stops_the_worker_or_loses_a_trade_silently(kafka_bootstrap):
+def test_no_frame_or_rest_answer_stops_the_worker_or_loses_a_trade_silently(
+    kafka_bootstrap: str,
+) -> None:
     prefix = f"hostile{time.time_ns() % 10**9}"
     namer = TopicNamer(prefix)
     kafka = KafkaSettings(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import psutil
 import pytest
 
 from gateway.consumers.reader import read_all
+from gateway.infra.kafka import KafkaCluster
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
@@ -22,8 +24,8 @@ QUEUE_CAP = 2_000
 
 
 async def test_a_minute_without_kafka_loses_nothing_and_stays_bounded(
-    kafka_cluster_factory, topic_prefix
-):
+    kafka_cluster_factory: Callable[..., KafkaCluster], topic_prefix: str
+) -> None:
     cluster = await asyncio.to_thread(kafka_cluster_factory, nodes=1)
     config = SimulatorConfig(
         symbols=SYMBOLS, seed=33, trades_per_second_per_symbol=40, start_paused=True

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gateway.consumers.reader import read_all
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -20,8 +20,11 @@ REPORT_S = 10.0
 
 
 async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
-    simulator_factory, kafka_bootstrap, topic_prefix, caplog
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.runtime.liveness")
     # Quiet symbols: one trade each every 5 s, klines every 4 s (Binance: 2 s).
     sim = await simulator_factory(
@@ -84,8 +87,8 @@ async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
 
 
 async def test_a_quiet_symbols_hole_is_probed_after_the_reconnect(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(
         symbols=("BTCUSDT",), seed=15, trades_per_second_per_symbol=50, start_paused=True
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-async def test_rotations_lose_nothing_and_repeat_nothing(kafka_bootstrap, topic_prefix):
+async def test_rotations_lose_nothing_and_repeat_nothing(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(
         symbols=SYMBOLS, seed=21, trades_per_second_per_symbol=150, connection_lifetime_s=5.0
     )
@@ -56,7 +59,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(kafka_bootstrap, topic_
     acked = gateway.sink.stats.acked
     records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)
     assert len(records) == acked
-    by_topic_key: dict[tuple[str, str], list] = defaultdict(list)
+    by_topic_key: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         by_topic_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record.value)
     for symbol in SYMBOLS:

@@ -93,7 +93,7 @@ async def wait_until(condition, timeout_s: float) -> float:  # type: ignore[no-u
 
 
 async def test_three_workers_share_fail_over_and_follow_listings(
-    kafka_bootstrap, topic_prefix, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     spot_config = SimulatorConfig(
         market="spot", symbols=SPOT_SYMBOLS, seed=21, trades_per_second_per_symbol=1.0,
@@ -175,7 +175,7 @@ async def test_three_workers_share_fail_over_and_follow_listings(
 
 
 async def test_sigterm_drains_a_worker_under_load_without_loss_or_duplicates(
-    kafka_bootstrap, topic_prefix, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     symbols = simulated_symbols(60)
     topics = [f"{topic_prefix}.spot.trade", f"{topic_prefix}.spot.agg_trade"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,9 @@ SHUTDOWNS = 3
 CLOSE_AFTER_S = 5.0  # between the notice and the server's close; the overlap must fit in it
 
 
-async def test_server_shutdown_switches_make_before_break(kafka_bootstrap, topic_prefix):
+async def test_server_shutdown_switches_make_before_break(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     config = SimulatorConfig(symbols=SYMBOLS, seed=37, trades_per_second_per_symbol=150)
     async with ExchangeSimulator(config) as sim:
         settings = GatewaySettings(
@@ -50,7 +53,11 @@ async def test_server_shutdown_switches_make_before_break(kafka_bootstrap, topic
         for done in range(1, SHUTDOWNS + 1):
             await asyncio.sleep(1.0)  # trades flow on the current connection first
             sim.inject("server_shutdown", close_after_s=CLOSE_AFTER_S)
-            await eventually(lambda n=done: connection.rotations >= n, timeout_s=CLOSE_AFTER_S)
+
+            def rotated(times: int = done) -> bool:
+                return connection.rotations >= times
+
+            await eventually(rotated, timeout_s=CLOSE_AFTER_S)
             # Let the server's close of the replaced connection happen while trades flow.
             await asyncio.sleep(CLOSE_AFTER_S)
         sim.pause()
@@ -69,7 +76,7 @@ async def test_server_shutdown_switches_make_before_break(kafka_bootstrap, topic
     acked = gateway.sink.stats.acked
     records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)
     assert len(records) == acked
-    by_topic_key: dict[tuple[str, str], list] = defaultdict(list)
+    by_topic_key: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         by_topic_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record.value)
     for symbol in SYMBOLS:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from gateway.consumers.reader import ConsumedRecord, read_all
+from gateway.infra.kafka import KafkaCluster
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
@@ -33,14 +35,14 @@ STALL_S = 25.0
 PAUSE_US = 3_000_000  # longer than any of these streams' cadence (at most 2 s)
 
 
-def us(value: datetime | None) -> int | None:
-    """A decoded timestamp-micros as epoch microseconds."""
-    return None if value is None else round(value.timestamp() * 1_000_000)
+def us(value: datetime) -> int:
+    """A decoded timestamp-micros as epoch microseconds (every field read here is set)."""
+    return round(value.timestamp() * 1_000_000)
 
 
 async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
-    kafka_cluster_factory, topic_prefix
-):
+    kafka_cluster_factory: Callable[..., KafkaCluster], topic_prefix: str
+) -> None:
     cluster = await asyncio.to_thread(kafka_cluster_factory, nodes=1)
     config = SimulatorConfig(
         symbols=SYMBOLS, seed=41, trades_per_second_per_symbol=40, start_paused=True,

@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,6 +18,8 @@ import pytest
 from gateway.binance.markets import Market
 from gateway.consumers.book_rebuilder import BookRebuilder
 from gateway.consumers.reader import read_all
+from gateway.runtime.sequence import TradeContinuity
+from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
@@ -30,11 +33,14 @@ USDM_SYMBOLS = simulated_symbols(12)
 SPOT_FAULTS = ("drop", "stall", "gap", "malformed", "truncated", "unknown_event", "extra_field",
                "rest_error", "slow_rest", "server_shutdown")  # fmt: skip
 USDM_FAULTS = ("drop", "gap", "depth_gap", "malformed", "rest_error")
+# (market, kind) -> symbol -> the ids the exchange made, in order
+Histories = dict[tuple[str, str], dict[str, list[int]]]
+BookSide = dict[Decimal, Decimal]
 DEAD_LETTER_FAULTS = {"malformed", "truncated", "unknown_event"}
 
 
 def sim_config(
-    market: str, symbols: tuple[str, ...], rate: float, fault_rate: float, faults
+    market: str, symbols: tuple[str, ...], rate: float, fault_rate: float, faults: tuple[str, ...]
 ) -> SimulatorConfig:
     return SimulatorConfig(
         market=market, symbols=symbols, seed=99, trades_per_second_per_symbol=rate,
@@ -44,7 +50,7 @@ def sim_config(
     )  # fmt: skip
 
 
-async def depth(rest_url: str, symbol: str) -> tuple[dict, dict]:
+async def depth(rest_url: str, symbol: str) -> tuple[BookSide, BookSide]:
     """The exchange's book now, over its REST API (waiting out its rate limit like anyone)."""
     url = f"{rest_url}/fapi/v1/depth?symbol={symbol}&limit=1000"
     async with aiohttp.ClientSession() as http:
@@ -54,16 +60,25 @@ async def depth(rest_url: str, symbol: str) -> tuple[dict, dict]:
                     body = await response.json()
                     break
             await asyncio.sleep(1)  # 429/418 from the simulator's own limits
-    side = lambda levels: {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}  # noqa: E731
+
+    def side(levels: list[list[str]]) -> BookSide:
+        return {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}
+
     return side(body["bids"]), side(body["asks"])
 
 
-async def settle(gateway, expected: dict, timeout_s: float = 120.0) -> None:
+def continuity_of(gateway: Gateway, market: str) -> TradeContinuity:
+    continuity = gateway.keepers[Market(market)].continuity
+    assert continuity is not None, f"{market} carries trades, so it keeps their continuity"
+    return continuity
+
+
+async def settle(gateway: Gateway, expected: Histories, timeout_s: float = 120.0) -> None:
     """Wait until every trade the exchanges made was published (holes filled or declared)."""
 
     def caught_up() -> bool:
         for (market, kind), per_symbol in expected.items():
-            continuity = gateway.keepers[Market(market)].continuity
+            continuity = continuity_of(gateway, market)
             for symbol, ids in per_symbol.items():
                 sequence = continuity._sequences.get((symbol, kind))
                 if ids and (sequence is None or sequence.last_emitted_id != ids[-1]):
@@ -77,7 +92,7 @@ async def settle(gateway, expected: dict, timeout_s: float = 120.0) -> None:
     except TimeoutError:
         behind = []
         for (market, kind), per_symbol in expected.items():
-            continuity = gateway.keepers[Market(market)].continuity
+            continuity = continuity_of(gateway, market)
             for symbol, ids in per_symbol.items():
                 sequence = continuity._sequences.get((symbol, kind))
                 if ids and (sequence is None or sequence.last_emitted_id != ids[-1]):
@@ -94,7 +109,9 @@ async def settle(gateway, expected: dict, timeout_s: float = 120.0) -> None:
         raise AssertionError(f"not caught up: {behind[:20]} ({len(behind)} in all)") from None
 
 
-async def test_soak_every_trade_exactly_once_and_books_right(kafka_bootstrap, topic_prefix):
+async def test_soak_every_trade_exactly_once_and_books_right(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     spot_config = sim_config("spot", SPOT_SYMBOLS, 2.0, 0.6, SPOT_FAULTS)
     usdm_config = sim_config("usdm", USDM_SYMBOLS, 5.0, 0.3, USDM_FAULTS)
     async with ExchangeSimulator(spot_config) as spot, ExchangeSimulator(usdm_config) as usdm:
@@ -132,7 +149,7 @@ async def test_soak_every_trade_exactly_once_and_books_right(kafka_bootstrap, to
         for sim in (spot, usdm):
             sim.pause()
         await asyncio.gather(spot.wait_idle(timeout_s=30), usdm.wait_idle(timeout_s=30))
-        histories = {
+        histories: Histories = {
             ("spot", "trade"): {s: [t["t"] for t in spot.history.trades(s)] for s in SPOT_SYMBOLS},
             ("spot", "agg_trade"): {
                 s: [a["a"] for a in spot.history.agg_trades(s)] for s in SPOT_SYMBOLS
@@ -153,13 +170,13 @@ async def test_soak_every_trade_exactly_once_and_books_right(kafka_bootstrap, to
         gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked, timeout_s=120
     )
     assert len(records) == acked
-    grouped: dict[tuple[str, str, str], list] = defaultdict(list)
+    grouped: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         parts = record.topic.removeprefix(topic_prefix + ".").split(".")
         market, kind = parts if len(parts) == 2 else ("", parts[0])  # binance.dead_letter
         grouped[(market, kind, record.key)].append(record.value)
 
-    lost = defaultdict(set)
+    lost: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     for record in records:
         if record.topic.endswith(".trade_gap"):
             value = record.value

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.consumers.reader import read_all
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -15,8 +15,8 @@ SYMBOLS = ("BTCUSDT",)
 
 
 async def test_a_stalled_connection_is_replaced_and_the_silence_backfilled(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS, seed=8, trades_per_second_per_symbol=200,
         max_trades_per_symbol=800, start_paused=True,

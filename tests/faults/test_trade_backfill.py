@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.consumers.reader import read_all
-from tests.integration.conftest import RunningGateway, gateway_settings
+from gateway.consumers.reader import ConsumedRecord, read_all
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -24,8 +24,8 @@ def micros(value: datetime) -> int:
 
 
 async def test_withheld_and_dropped_trades_are_backfilled_exactly_once(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS, seed=5, trades_per_second_per_symbol=400,
         max_trades_per_symbol=TRADES, start_paused=True,
@@ -57,7 +57,7 @@ async def test_withheld_and_dropped_trades_are_backfilled_exactly_once(
         topics, bootstrap_servers=kafka_bootstrap, expected=expected, settle_s=1.5
     )
     assert len(records) == expected
-    by_key: dict[tuple[str, str], list] = defaultdict(list)
+    by_key: dict[tuple[str, str | None], list[ConsumedRecord]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         by_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record)
 

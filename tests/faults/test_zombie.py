@@ -69,7 +69,7 @@ def written_after_takeover(records: list[ConsumedRecord], zombie: str) -> list[C
 
 
 async def test_a_worker_paused_past_its_session_writes_nothing_after_the_new_owner(
-    kafka_bootstrap, topic_prefix, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     topics = [f"{topic_prefix}.spot.trade", f"{topic_prefix}.spot.agg_trade"]
     spot_config = SimulatorConfig(

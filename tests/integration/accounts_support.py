@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +147,14 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> 
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+def health_count(health: Mapping[str, object], field: str) -> int:
+    """One of a stream's health counters (``events``, ``snapshots``)."""
+    count = health[field]
+    assert isinstance(count, int), (field, count)
+    return count
+
+
+def health_total(streams: Iterable[AccountStream], field: str) -> int:
+    return sum(health_count(stream.health(), field) for stream in streams)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,6 +14,9 @@ from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
 
+# ``await simulator_factory(**SimulatorConfig_fields)`` returns a started simulator.
+SimulatorFactory = Callable[..., Awaitable[ExchangeSimulator]]
+
 
 @pytest.fixture
 def topic_prefix() -> str:
@@ -22,7 +25,7 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-async def simulator_factory() -> AsyncIterator[Callable[..., Any]]:
+async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
     started: list[ExchangeSimulator] = []
 
     async def start(**overrides: Any) -> ExchangeSimulator:
@@ -71,6 +74,13 @@ class RunningGateway:
         self.gateway = Gateway(settings)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.gateway.run(self._stop))
+
+    @property
+    def status_url(self) -> str:
+        """Base URL of the status server (``/healthz``, ``/readyz``, ``/metrics``) on loopback."""
+        server = self.gateway.status_server
+        assert server is not None, "the status server is enabled in these settings"
+        return f"http://127.0.0.1:{server.port}"
 
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
         async def connected() -> None:

@@ -17,7 +17,7 @@ from gateway.accounts.settings import AccountSettings
 from gateway.accounts.topics import account_topics, ensure_account_topics
 from gateway.adapters.kafka import KafkaSink
 from gateway.binance.signing import KeyType
-from gateway.consumers.reader import read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.logs import JsonFormatter
 from gateway.metrics import Metrics
 from gateway.records.topics import TopicNamer
@@ -27,15 +27,19 @@ from tests.integration.accounts_support import (
     RecordingSink,
     account_settings,
     eventually,
+    health_total,
     make_stream,
     pem_keys,
     running,
 )
+from tests.integration.conftest import SimulatorFactory
 
 SECRET = "desk-a-hmac-secret-0123456789"
 
 
-async def test_spot_account_fills_cancels_and_balances_arrive_in_order(simulator_factory, tmp_path):
+async def test_spot_account_fills_cancels_and_balances_arrive_in_order(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={"desk-a-key": SECRET})
     account = account_settings(sim, tmp_path, alias="desk-a", api_key="desk-a-key", secret=SECRET)
     sink = RecordingSink()
@@ -66,7 +70,9 @@ async def test_spot_account_fills_cancels_and_balances_arrive_in_order(simulator
     assert snapshot["reason"] == "start" and snapshot["account"] == "desk-a"
 
 
-async def test_futures_account_fills_and_balances_arrive_in_order(simulator_factory, tmp_path):
+async def test_futures_account_fills_and_balances_arrive_in_order(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     sim = await simulator_factory(
         market=Market.USDM, symbols=("BTCUSDT",), api_keys={"desk-b-key": SECRET}
     )
@@ -94,7 +100,9 @@ async def test_futures_account_fills_and_balances_arrive_in_order(simulator_fact
 
 
 @pytest.mark.parametrize("key_type", [KeyType.RSA, KeyType.ED25519])
-async def test_rsa_and_ed25519_keys_subscribe_and_reconcile(simulator_factory, tmp_path, key_type):
+async def test_rsa_and_ed25519_keys_subscribe_and_reconcile(
+    simulator_factory: SimulatorFactory, tmp_path: Path, key_type: KeyType
+) -> None:
     private_pem, public_pem = pem_keys(key_type)
     sim = await simulator_factory(symbols=("BTCUSDT",), api_keys={"asym-key": public_pem})
     account = account_settings(
@@ -113,8 +121,11 @@ async def test_rsa_and_ed25519_keys_subscribe_and_reconcile(simulator_factory, t
 
 @pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
 async def test_a_wrong_key_is_rejected_clearly_without_a_crash_loop(
-    simulator_factory, tmp_path, caplog, market
-):
+    simulator_factory: SimulatorFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    market: Market,
+) -> None:
     sim = await simulator_factory(market=market, symbols=("BTCUSDT",), api_keys={"good": SECRET})
     account = account_settings(sim, tmp_path, alias="bad", api_key="good", secret="wrong-secret")
     if market is Market.USDM:  # listen keys need only the API key: use an unknown one
@@ -140,14 +151,14 @@ async def test_a_wrong_key_is_rejected_clearly_without_a_crash_loop(
     assert up == 0
 
 
-async def _kafka_records(bootstrap: str, topics: list[str], expected: int):
+async def _kafka_records(bootstrap: str, topics: list[str], expected: int) -> list[ConsumedRecord]:
     return await read_all(topics, bootstrap_servers=bootstrap, expected=expected, timeout_s=30)
 
 
 @pytest.mark.kafka
 async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_order(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     spot_sim = await simulator_factory(symbols=("BTCUSDT", "ETHUSDT"), api_keys={"k": SECRET})
     usdm_sim = await simulator_factory(
         market=Market.USDM, symbols=("BTCUSDT",), api_keys={"k": SECRET}
@@ -166,7 +177,7 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
     try:
         streams = [make_stream(a, sink, prefix=topic_prefix)[0] for a in accounts]
         async with running(streams[0]), running(streams[1]):
-            await eventually(lambda: sum(s.health()["snapshots"] for s in streams) >= 2)
+            await eventually(lambda: health_total(streams, "snapshots") >= 2)
             for _ in range(3):  # interleave symbols and kinds: one partition keeps them in order
                 await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
                 await spot_sim.emit_user_fill("ETHUSDT", "SELL", api_key="k")
@@ -175,9 +186,7 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
             for sim in (spot_sim, usdm_sim):
                 order_id = await sim.emit_user_order("BTCUSDT", "SELL", api_key="k")
                 await sim.emit_user_cancel(order_id, api_key="k")
-            await eventually(
-                lambda: sum(s.health()["events"] for s in streams) >= 3 * 3 * 2 + 3 * 4 + 2 + 4
-            )
+            await eventually(lambda: health_total(streams, "events") >= 3 * 3 * 2 + 3 * 4 + 2 + 4)
         await sink.flush()
     finally:
         await sink.stop()
@@ -211,8 +220,13 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
 
 @pytest.mark.kafka
 async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix, caplog, monkeypatch
-):
+    simulator_factory: SimulatorFactory,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     caplog.set_level(logging.DEBUG)
     hmac_key, hmac_secret = "SPOTkey9f8e7d6c5b4a", "SPOTsecret0a1b2c3d4e5f6a7b8c9d"
     ed_key, (ed_private, ed_public) = "EDkey1122334455", pem_keys(KeyType.ED25519)
@@ -273,12 +287,12 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
         async with contextlib.AsyncExitStack() as stack:
             for stream in streams:
                 await stack.enter_async_context(running(stream))
-            await eventually(lambda: sum(s.health()["snapshots"] for s in streams) >= 3)
+            await eventually(lambda: health_total(streams, "snapshots") >= 3)
             await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key=hmac_key)
             await spot_sim.emit_user_fill("BTCUSDT", "SELL", api_key=ed_key)
             await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key=fut_key)
             await asyncio.sleep(0.6)  # a few keep-alives
-            await eventually(lambda: sum(s.health()["events"] for s in streams) >= 3 + 3 + 4)
+            await eventually(lambda: health_total(streams, "events") >= 3 + 3 + 4)
             healths = [s.health() for s in streams]
         await sink.flush()
     finally:
@@ -313,7 +327,7 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
     assert env_account.api_key.get_secret_value() == hmac_key
 
 
-async def test_gateway_plan_loads_accounts_without_printing_their_secrets(tmp_path):
+async def test_gateway_plan_loads_accounts_without_printing_their_secrets(tmp_path: Path) -> None:
     secret_file = tmp_path / "desk-b.secret"
     secret_file.write_text("PLANsecretFromFile123\n")
     config = tmp_path / "gateway.yaml"

@@ -8,6 +8,7 @@ dead-lettered and account consumers never saw their protective orders.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,14 @@ from gateway.consumers.reader import read_all
 from gateway.records.topics import TopicNamer
 from gateway.settings import KafkaSettings
 from gateway.simulator.markets import Market
-from tests.integration.accounts_support import account_settings, eventually, make_stream, running
+from tests.integration.accounts_support import (
+    account_settings,
+    eventually,
+    health_total,
+    make_stream,
+    running,
+)
+from tests.integration.conftest import SimulatorFactory
 
 pytestmark = [pytest.mark.kafka]
 
@@ -25,8 +33,8 @@ SECRET = "algo-secret"
 
 
 async def test_algo_orders_trigger_rejects_and_grid_strategies_arrive_typed_in_order(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     usdm_sim = await simulator_factory(
         market=Market.USDM, symbols=("BTCUSDT", "ETHUSDT"), api_keys={"k": SECRET}
     )
@@ -46,7 +54,7 @@ async def test_algo_orders_trigger_rejects_and_grid_strategies_arrive_typed_in_o
     try:
         streams = [make_stream(a, sink, prefix=topic_prefix)[0] for a in accounts]
         async with running(streams[0]), running(streams[1]):
-            await eventually(lambda: sum(s.health()["snapshots"] for s in streams) >= 2)
+            await eventually(lambda: health_total(streams, "snapshots") >= 2)
             stop = await usdm_sim.emit_user_algo_order("BTCUSDT", "SELL", api_key="k")
             await usdm_sim.emit_user_algo_trigger(stop, api_key="k")
             take_profit = await usdm_sim.emit_user_algo_order(
@@ -58,7 +66,7 @@ async def test_algo_orders_trigger_rejects_and_grid_strategies_arrive_typed_in_o
             )
             await usdm_sim.emit_user_grid("ETHUSDT", api_key="k")
             await coinm_sim.emit_user_grid("BTCUSD_PERP", api_key="k")
-            await eventually(lambda: sum(s.health()["events"] for s in streams) >= 9 + 2)
+            await eventually(lambda: health_total(streams, "events") >= 9 + 2)
         await sink.flush()
     finally:
         await sink.stop()

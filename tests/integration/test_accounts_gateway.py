@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,15 +15,24 @@ from gateway.binance.signing import KeyType
 from gateway.consumers.reader import read_all
 from gateway.logs import JsonFormatter
 from gateway.settings import GatewaySettings
-from tests.integration.accounts_support import account_settings, eventually, pem_keys
-from tests.integration.conftest import RunningGateway
+from tests.integration.accounts_support import (
+    account_settings,
+    eventually,
+    health_count,
+    pem_keys,
+)
+from tests.integration.conftest import RunningGateway, SimulatorFactory
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_a_whole_run_with_accounts_leaks_no_secret(
-    simulator_factory, tmp_path, kafka_bootstrap, topic_prefix, caplog
-):
+    simulator_factory: SimulatorFactory,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     spot_key, spot_secret = "GWspotKey0a9b8c7d6e", "GWspotSecret5f4e3d2c1b0a99"
     ed_key, (ed_private, ed_public) = "GWedKey77665544", pem_keys(KeyType.ED25519)
@@ -68,7 +78,7 @@ async def test_a_whole_run_with_accounts_leaks_no_secret(
     account_units = ["account-spot-desk-a", "account-spot-desk-ed", "account-usdm-desk-f"]
     assert set(account_units) <= set(gateway.layout())
 
-    def account_health() -> list[dict]:
+    def account_health() -> list[dict[str, object]]:
         units = gateway.ownership.units if gateway.ownership else {}
         return [units[name].health() for name in account_units if name in units]
 
@@ -78,9 +88,9 @@ async def test_a_whole_run_with_accounts_leaks_no_secret(
     await spot.emit_user_fill("BTCUSDT", "BUY", api_key=spot_key)
     await spot.emit_user_fill("BTCUSDT", "SELL", api_key=ed_key)
     await usdm.emit_user_fill("BTCUSDT", "BUY", api_key=fut_key)
-    await eventually(lambda: all(h["events"] >= 2 for h in account_health()), 20)
+    await eventually(lambda: all(health_count(h, "events") >= 2 for h in account_health()), 20)
     await eventually(lambda: gateway.readiness()[0], 30)
-    base = f"http://127.0.0.1:{gateway.status_server.port}"
+    base = running.status_url
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/metrics") as response:
             metrics_text = await response.text()

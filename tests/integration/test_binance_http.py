@@ -85,12 +85,15 @@ def account(url: str, budget: RestWeightBudget) -> tuple[BinanceHttpTransport, C
     return client, call
 
 
+Caller = Callable[[str, RestWeightBudget], tuple[BinanceHttpTransport, Call]]
 CALLERS = pytest.mark.parametrize("caller", [market, account], ids=["market", "account"])
 
 
 @CALLERS
 @pytest.mark.parametrize("status", [429, 418])
-async def test_a_refusal_blocks_every_request_until_retry_after(peer, caller, status, caplog):
+async def test_a_refusal_blocks_every_request_until_retry_after(
+    peer: Peer, caller: Caller, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     peer.refusals.append((status, {"Retry-After": "0.3", "X-MBX-USED-WEIGHT-1M": "10"}))
     budget = RestWeightBudget(6000)
     client, call = caller(peer.url, budget)
@@ -112,7 +115,7 @@ async def test_a_refusal_blocks_every_request_until_retry_after(peer, caller, st
 
 
 @CALLERS
-async def test_an_unreadable_retry_after_backs_off_a_minute(peer, caller):
+async def test_an_unreadable_retry_after_backs_off_a_minute(peer: Peer, caller: Caller) -> None:
     peer.refusals.append((429, {"Retry-After": "soon"}))
     budget = RestWeightBudget(6000)
     client, call = caller(peer.url, budget)
@@ -122,7 +125,9 @@ async def test_an_unreadable_retry_after_backs_off_a_minute(peer, caller):
     assert budget.delay(1, time.time()) > 55
 
 
-async def test_an_account_refusal_carries_binances_code_and_the_request_is_signed(peer):
+async def test_an_account_refusal_carries_binances_code_and_the_request_is_signed(
+    peer: Peer,
+) -> None:
     peer.refusals.append((400, {}))
     client, call = account(peer.url, RestWeightBudget(6000))
     async with client:
@@ -138,7 +143,7 @@ async def test_an_account_refusal_carries_binances_code_and_the_request_is_signe
     assert verify(KeyType.HMAC, SECRET, payload, signature)
 
 
-async def test_the_market_caller_sends_no_key(peer):
+async def test_the_market_caller_sends_no_key(peer: Peer) -> None:
     client, call = market(peer.url, RestWeightBudget(6000))
     async with client:
         await call(client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -12,9 +13,12 @@ from gateway.binance.markets import Market
 from gateway.binance.policy import RestWeightBudget
 from gateway.errors import RestRequestError
 
+# The server's base URL and the time of each call to aggTrades.
+Server = tuple[str, list[float]]
+
 
 @pytest.fixture
-async def server():
+async def server() -> AsyncIterator[Server]:
     calls: list[float] = []
     state = {"limited": 1}
 
@@ -51,7 +55,7 @@ async def server():
     await runner.cleanup()
 
 
-async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server):
+async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server: Server) -> None:
     url, calls = server
     budget = RestWeightBudget(6000)
     async with BinanceRestClient(url, Market.SPOT, budget=budget) as client:
@@ -65,7 +69,7 @@ async def test_a_429_blocks_every_request_until_retry_after_then_succeeds(server
     assert budget.delay(4, time.time()) == 0  # Binance's own weight count (8) was taken
 
 
-async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
+async def test_non_json_and_unreachable_are_clear_retriable_errors(server: Server) -> None:
     url, _ = server
     async with BinanceRestClient(url, Market.SPOT) as client:
         with pytest.raises(RestRequestError, match="HTTP 504"):
@@ -75,7 +79,7 @@ async def test_non_json_and_unreachable_are_clear_retriable_errors(server):
             await client.get("/api/v3/ping", weight=1)
 
 
-async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(server):
+async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(server: Server) -> None:
     url, _ = server
     async with BinanceRestClient(url, Market.SPOT, max_body_bytes=1_000_000) as client:
         with pytest.raises(RestRequestError, match="more than 1000000 bytes"):

@@ -11,6 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.integration.conftest import SimulatorFactory
+
 GATEWAY = [sys.executable, "-m", "gateway"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "read_trades.py"
 
@@ -30,7 +32,8 @@ async def run_cli(
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def write_config(tmp_path: Path, text: str) -> str:
@@ -49,20 +52,22 @@ def write_config(tmp_path: Path, text: str) -> str:
         ("kafka: [unclosed\n", "invalid configuration"),
     ],
 )
-async def test_bad_config_is_one_line_and_exit_code_2(tmp_path, config, names):
+async def test_bad_config_is_one_line_and_exit_code_2(
+    tmp_path: Path, config: str, names: str
+) -> None:
     code, stderr, _ = await run_cli("run", "--config", write_config(tmp_path, config))
     assert code == 2
     assert names in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
 
 
-async def test_missing_config_file_is_exit_code_2(tmp_path):
+async def test_missing_config_file_is_exit_code_2(tmp_path: Path) -> None:
     code, stderr, _ = await run_cli("run", "--config", str(tmp_path / "nope.yaml"))
     assert (code, len(stderr.strip().splitlines())) == (2, 1)
     assert "not found" in stderr
 
 
-async def test_no_route_to_binance_fails_fast_and_points_at_the_demo(tmp_path):
+async def test_no_route_to_binance_fails_fast_and_points_at_the_demo(tmp_path: Path) -> None:
     rest = f"http://127.0.0.1:{closed_port()}"
     config = f"binance:\n  markets:\n    spot:\n      rest_url: {rest}\n"
     code, stderr, elapsed = await run_cli("run", "--config", write_config(tmp_path, config))
@@ -73,7 +78,9 @@ async def test_no_route_to_binance_fails_fast_and_points_at_the_demo(tmp_path):
     assert elapsed < 30
 
 
-async def test_unreachable_kafka_is_a_clear_error_not_a_traceback(tmp_path, simulator_factory):
+async def test_unreachable_kafka_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, simulator_factory: SimulatorFactory
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     config = (
         f"binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
@@ -93,7 +100,7 @@ async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_pre
     from gateway.adapters.kafka import KafkaSink, ensure_topics
     from gateway.adapters.registry import SchemaRegistryClient, register_catalog
     from gateway.binance.markets import Market
-    from gateway.binance.messages import FrameParser
+    from gateway.binance.messages import FrameParser, Trade
     from gateway.records.avro import ConfluentFraming, SchemaCatalog
     from gateway.records.builder import RecordBuilder
     from gateway.records.topics import TopicNamer
@@ -110,6 +117,7 @@ async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_pre
     sink = KafkaSink(settings)
     await sink.start()
     [event] = FrameParser(Market.SPOT).parse(vector_bytes("spot/trade.json"), 1)
+    assert isinstance(event, Trade)
     await sink.send(builder.build(event))
     await sink.stop()
     return topic
@@ -118,8 +126,8 @@ async def _write_vector_trade(kafka_bootstrap: str, registry_url: str, topic_pre
 @pytest.mark.kafka
 @pytest.mark.registry
 async def test_tail_prints_decoded_records_with_exact_decimals(
-    kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str
+) -> None:
     topic = await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)
 
     process = await asyncio.create_subprocess_exec(
@@ -140,7 +148,9 @@ async def test_tail_prints_decoded_records_with_exact_decimals(
 
 
 @pytest.mark.kafka
-async def test_tail_of_a_missing_topic_exits_at_once_with_one_line(kafka_bootstrap, topic_prefix):
+async def test_tail_of_a_missing_topic_exits_at_once_with_one_line(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     missing = f"{topic_prefix}.spot.trad"
     process = await asyncio.create_subprocess_exec(
         *GATEWAY, "tail", missing, "--bootstrap", kafka_bootstrap,
@@ -161,8 +171,8 @@ async def test_tail_of_a_missing_topic_exits_at_once_with_one_line(kafka_bootstr
 @pytest.mark.kafka
 @pytest.mark.registry
 async def test_documented_python_example_reads_trades(
-    kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str
+) -> None:
     await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLE), "--bootstrap", kafka_bootstrap, "--registry", schema_registry_url,

@@ -11,6 +11,7 @@ import orjson
 import yaml
 
 from gateway.simulator import Market
+from tests.integration.conftest import SimulatorFactory
 from tests.integration.test_cli import closed_port
 
 GATEWAY = [sys.executable, "-m", "gateway", "plan"]
@@ -44,7 +45,9 @@ def symbols_per_market(report: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-async def test_the_plan_follows_listings_and_delistings(simulator_factory, tmp_path):
+async def test_the_plan_follows_listings_and_delistings(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     spot = await simulator_factory(symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT"), **SIM)
     usdm = await simulator_factory(market=Market.USDM, symbols=("BTCUSDT", "ETHUSDT"), **SIM)
     spot.delist_symbol("ETHUSDT")
@@ -88,8 +91,8 @@ async def test_the_plan_follows_listings_and_delistings(simulator_factory, tmp_p
 
 
 async def test_the_table_warns_about_shards_that_do_not_fit_one_connection(
-    simulator_factory, tmp_path
-):
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     spot = await simulator_factory(symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT"), **SIM)
     config = write(
         tmp_path,
@@ -108,7 +111,7 @@ async def test_the_table_warns_about_shards_that_do_not_fit_one_connection(
     ]
 
 
-async def test_offline_plans_from_configuration_alone(tmp_path):
+async def test_offline_plans_from_configuration_alone(tmp_path: Path) -> None:
     unreachable = f"http://127.0.0.1:{closed_port()}"
     config = write(
         tmp_path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 import uvloop
@@ -19,7 +20,7 @@ from gateway.binance.messages import FrameParser
 from gateway.metrics import Metrics
 from gateway.records.avro import SingleObjectFraming, decode, read_header
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.runtime.pipeline import FramePipeline
 from gateway.runtime.shards import streams_of
 from gateway.settings import BinanceSettings
@@ -37,11 +38,11 @@ def trade(trade_id: int, stream: str = "btcusdt@trade", pad: int = 0) -> bytes:
     return orjson.dumps({"stream": stream, "data": data})
 
 
-async def test_binary_unsubscribed_and_oversized_frames_are_dead_lettered():
+async def test_binary_unsubscribed_and_oversized_frames_are_dead_lettered() -> None:
     await binary_unsubscribed_and_oversized_frames_are_dead_lettered()
 
 
-def test_the_same_under_uvloop_which_the_gateway_runs_on():
+def test_the_same_under_uvloop_which_the_gateway_runs_on() -> None:
     # uvloop's transports are not asyncio.Transport: the checked connection must not assume it.
     uvloop.run(binary_unsubscribed_and_oversized_frames_are_dead_lettered())
 
@@ -110,6 +111,9 @@ async def binary_unsubscribed_and_oversized_frames_are_dead_lettered() -> None:
     assert client.reconnects == 1
 
 
-def decoded(record):
+def decoded(record: ProducerRecord) -> dict[str, Any]:
     header = read_header(record.value)
-    return decode(record.value, header, CATALOG.by_fingerprint(header.fingerprint))
+    assert header.fingerprint is not None  # single-object framing, as the builder was given
+    schema = CATALOG.by_fingerprint(header.fingerprint)
+    assert schema is not None
+    return decode(record.value, header, schema)

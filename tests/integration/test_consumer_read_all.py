@@ -19,7 +19,9 @@ pytestmark = pytest.mark.kafka
 RECORDS = 10
 
 
-async def test_read_all_returns_the_rest_of_the_batch_after_expected(kafka_bootstrap, topic_prefix):
+async def test_read_all_returns_the_rest_of_the_batch_after_expected(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, partitions=1
     )

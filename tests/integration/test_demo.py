@@ -13,7 +13,7 @@ import pytest
 pytestmark = [pytest.mark.kafka, pytest.mark.registry, pytest.mark.slow]
 
 
-async def test_demo_flows_then_stops_cleanly_on_ctrl_c():
+async def test_demo_flows_then_stops_cleanly_on_ctrl_c() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "demo", "--symbols", "3", "--status-port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -46,7 +46,7 @@ async def test_demo_flows_then_stops_cleanly_on_ctrl_c():
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
-async def test_a_closed_terminal_stops_the_jvms_and_status_is_on_loopback():
+async def test_a_closed_terminal_stops_the_jvms_and_status_is_on_loopback() -> None:
     """SIGHUP (the terminal closed) drains like Ctrl-C: no Kafka or registry JVM survives the
     demo. Metrics and probes listen on 127.0.0.1 only, at the address the demo prints."""
     process = await asyncio.create_subprocess_exec(
@@ -83,7 +83,7 @@ async def test_a_closed_terminal_stops_the_jvms_and_status_is_on_loopback():
     assert "stopped cleanly" in output.decode(errors="replace")
 
 
-async def test_jvms_of_a_killed_demo_are_found_by_their_pid_files_and_stopped():
+async def test_jvms_of_a_killed_demo_are_found_by_their_pid_files_and_stopped() -> None:
     """kill -9 leaves the demo no chance to stop its JVMs: they are orphans with pid files under
     .cache/demo/<demo pid>/, which `make kafka-down` (stack.stop_orphaned_demos) stops."""
     from gateway.infra.stack import DEMO_DIR, stop_orphaned_demos

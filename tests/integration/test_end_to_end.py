@@ -6,12 +6,13 @@ import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.coordination.plan import slot_of
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
@@ -31,7 +32,7 @@ def by_symbol(records: list[ConsumedRecord]) -> dict[str, list[ConsumedRecord]]:
     return grouped
 
 
-def assert_common(record: ConsumedRecord, sent: dict, symbol: str) -> None:
+def assert_common(record: ConsumedRecord, sent: dict[str, Any], symbol: str) -> None:
     value = record.value
     assert record.key == symbol == value["symbol"] == sent["s"]
     assert value["market"] == "spot"
@@ -50,8 +51,12 @@ def assert_common(record: ConsumedRecord, sent: dict, symbol: str) -> None:
 
 @pytest.mark.parametrize("registry", [True, False], ids=["confluent-framing", "single-object"])
 async def test_trades_and_agg_trades_reach_kafka_exactly(
-    simulator_factory, kafka_bootstrap, schema_registry_url, topic_prefix, registry
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+    registry: bool,
+) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS,
         seed=11,
@@ -111,8 +116,8 @@ async def test_trades_and_agg_trades_reach_kafka_exactly(
 
 
 async def test_metrics_and_probes_follow_the_gateway(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     import aiohttp
 
     sim = await simulator_factory(symbols=("BTCUSDT",), trades_per_second_per_symbol=200)
@@ -123,7 +128,7 @@ async def test_metrics_and_probes_follow_the_gateway(
     running = RunningGateway(settings)
     await running.wait_connected()
     await running.wait_acked(50)
-    base = f"http://127.0.0.1:{running.gateway.status_server.port}"
+    base = running.status_url
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as response:
             assert response.status == 200
@@ -144,8 +149,8 @@ async def test_metrics_and_probes_follow_the_gateway(
 
 
 async def test_stop_under_full_load_stops_reading_and_drains_promptly(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     # As fast as the gateway reads: every recv() completes at once, the case in which a
     # cancellation swallowed by asyncio.wait_for once left the reader running after SIGTERM.
     sim = await simulator_factory(symbols=SYMBOLS, seed=4, trades_per_second_per_symbol=None)

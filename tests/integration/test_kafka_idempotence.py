@@ -50,7 +50,9 @@ async def fetch_batches(bootstrap: str, topic: str) -> list[tuple[int, int, int,
         await client.close()
 
 
-async def test_every_stored_batch_carries_the_idempotent_producer_id(kafka_bootstrap, topic_prefix):
+async def test_every_stored_batch_carries_the_idempotent_producer_id(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, partitions=1, linger_ms=20
     )

@@ -11,12 +11,13 @@ the client does not trust) fail within seconds with a clear error, no retry loop
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.kafka_security import KafkaSecuritySettings, OAuthSettings
-from gateway.consumers.reader import RecordReader, read_all
+from gateway.consumers.reader import ConsumedRecord, RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
 from gateway.infra.kafka import BrokerTls, KafkaCluster
 from gateway.settings import KafkaSettings
@@ -32,12 +33,12 @@ HANG_AFTER_S = 15.0  # where a refusal is known to hang (xfail below): long enou
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def cluster(pki):
+def cluster(pki: Pki) -> Iterator[KafkaCluster]:
     # One broker for the module: both listeners, started once (a JVM start is the slow part).
     tls = BrokerTls(keystore=pki.broker_keystore, truststore=pki.ca)
     with KafkaCluster(1, oauthbearer=True, oauthbearer_scope=SCOPE, tls=tls) as started:
@@ -45,7 +46,7 @@ def cluster(pki):
 
 
 @pytest.fixture
-async def token_endpoint():
+async def token_endpoint() -> AsyncIterator[TokenEndpoint]:
     endpoint = await TokenEndpoint(CLIENT_ID, CLIENT_SECRET).start()
     yield endpoint
     await endpoint.stop()
@@ -83,7 +84,9 @@ def tls_login(pki: Pki, *, stranger: bool = False, cert: bool = True) -> KafkaSe
     )
 
 
-async def round_trip(bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str):
+async def round_trip(
+    bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str
+) -> ConsumedRecord:
     """Create a topic, send a record and read it back, each through ``security``."""
     settings = KafkaSettings(
         bootstrap_servers=bootstrap_servers, topic_prefix=prefix, partitions=1, security=security
@@ -106,7 +109,9 @@ async def round_trip(bootstrap_servers: str, security: KafkaSecuritySettings, pr
     return consumed
 
 
-async def assert_refused(bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str):
+async def assert_refused(
+    bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str
+) -> KafkaDeliveryError:
     settings = KafkaSettings(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=prefix,
@@ -127,8 +132,8 @@ async def assert_refused(bootstrap_servers: str, security: KafkaSecuritySettings
 
 
 async def test_oauthbearer_tokens_from_the_endpoint_carry_records(
-    cluster, token_endpoint, topic_prefix
-):
+    cluster: KafkaCluster, token_endpoint: TokenEndpoint, topic_prefix: str
+) -> None:
     consumed = await round_trip(
         cluster.oauth_bootstrap_servers, oauth_login(token_endpoint), topic_prefix
     )
@@ -142,8 +147,8 @@ async def test_oauthbearer_tokens_from_the_endpoint_carry_records(
 
 
 async def test_a_refused_client_secret_fails_fast_without_showing_it(
-    cluster, token_endpoint, topic_prefix
-):
+    cluster: KafkaCluster, token_endpoint: TokenEndpoint, topic_prefix: str
+) -> None:
     error = await assert_refused(
         cluster.oauth_bootstrap_servers, oauth_login(token_endpoint, "not-it"), topic_prefix
     )
@@ -152,7 +157,9 @@ async def test_a_refused_client_secret_fails_fast_without_showing_it(
     assert token_endpoint.requests  # the endpoint was asked, and said no
 
 
-async def test_an_expired_token_fails_fast(cluster, token_endpoint, topic_prefix):
+async def test_an_expired_token_fails_fast(
+    cluster: KafkaCluster, token_endpoint: TokenEndpoint, topic_prefix: str
+) -> None:
     # The endpoint promises an hour, but the token itself expired a minute ago. The broker would
     # refuse it with an RFC 7628 error challenge that aiokafka does not read (it would retry
     # forever): the provider refuses it first, from the token's own exp.
@@ -166,7 +173,9 @@ async def test_an_expired_token_fails_fast(cluster, token_endpoint, topic_prefix
     reason="aiokafka 0.14 ignores the broker's RFC 7628 error challenge (IBM/sarama#1428 fixed "
     "the same in Sarama): a token the broker refuses looks like a login, and start-up hangs",
 )
-async def test_a_token_the_broker_refuses_fails_fast(cluster, token_endpoint, topic_prefix):
+async def test_a_token_the_broker_refuses_fails_fast(
+    cluster: KafkaCluster, token_endpoint: TokenEndpoint, topic_prefix: str
+) -> None:
     # A valid, unexpired token without the scope the broker requires: only the broker can tell.
     settings = KafkaSettings(
         bootstrap_servers=cluster.oauth_bootstrap_servers,
@@ -185,7 +194,9 @@ async def test_a_token_the_broker_refuses_fails_fast(cluster, token_endpoint, to
 # -- mutual TLS ------------------------------------------------------------------------------------
 
 
-async def test_a_client_certificate_carries_records(cluster, pki, topic_prefix):
+async def test_a_client_certificate_carries_records(
+    cluster: KafkaCluster, pki: Pki, topic_prefix: str
+) -> None:
     consumed = await round_trip(cluster.tls_bootstrap_servers, tls_login(pki), topic_prefix)
     assert (consumed.key, consumed.value["trade_id"]) == ("BTCUSDT", 4_242)
 
@@ -193,7 +204,9 @@ async def test_a_client_certificate_carries_records(cluster, pki, topic_prefix):
 @pytest.mark.parametrize(
     "case", ["no-certificate", "certificate-of-another-ca", "untrusted-broker"]
 )
-async def test_refused_tls_logins_fail_fast(cluster, pki, topic_prefix, case):
+async def test_refused_tls_logins_fail_fast(
+    cluster: KafkaCluster, pki: Pki, topic_prefix: str, case: str
+) -> None:
     if case == "no-certificate":
         security = tls_login(pki, cert=False)
     elif case == "certificate-of-another-ca":

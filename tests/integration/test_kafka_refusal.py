@@ -18,7 +18,7 @@ from gateway.adapters.decoder import ValueDecoder
 from gateway.consumers.reader import read_all
 from gateway.records.topics import TopicNamer
 from gateway.runtime.worker import Gateway
-from tests.integration.conftest import gateway_settings
+from tests.integration.conftest import SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -27,8 +27,8 @@ TRADES = 20
 
 
 async def test_a_record_kafka_refuses_is_dead_lettered_and_the_gateway_goes_on(
-    kafka_bootstrap, topic_prefix, simulator_factory
-):
+    kafka_bootstrap: str, topic_prefix: str, simulator_factory: SimulatorFactory
+) -> None:
     sim = await simulator_factory(
         symbols=("BTCUSDT",), seed=8, trades_per_second_per_symbol=50, start_paused=True,
         max_trades_per_symbol=TRADES,

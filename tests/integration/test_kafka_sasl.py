@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,12 +18,13 @@ import pytest
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.kafka_security import KafkaSecuritySettings
 from gateway.binance.markets import Market
-from gateway.binance.messages import FrameParser
+from gateway.binance.messages import FrameParser, Trade
 from gateway.consumers.reader import RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
+from gateway.infra.kafka import KafkaCluster
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.settings import KafkaSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -32,7 +35,7 @@ REFUSAL_WITHIN_S = 30.0
 
 
 @pytest.fixture
-async def sasl_cluster(kafka_cluster_factory):
+async def sasl_cluster(kafka_cluster_factory: Callable[..., KafkaCluster]) -> KafkaCluster:
     return await asyncio.to_thread(
         kafka_cluster_factory, 1, sasl_users={USER: PASSWORD, "admin": "admin-secret"}
     )
@@ -42,7 +45,7 @@ def sasl(password: str = PASSWORD) -> KafkaSecuritySettings:
     return KafkaSecuritySettings(protocol="SASL_PLAINTEXT", username=USER, password=password)
 
 
-def trade_record(topic_prefix: str):
+def trade_record(topic_prefix: str) -> ProducerRecord:
     frame = {
         "e": "trade",
         "E": 1_700_000_000_123,
@@ -57,13 +60,16 @@ def trade_record(topic_prefix: str):
     [event] = FrameParser(Market.SPOT).parse(
         orjson.dumps(frame), 1_700_000_000_200_000, stream="btcusdt@trade"
     )
+    assert isinstance(event, Trade)
     builder = RecordBuilder(
         SchemaCatalog.load(), SingleObjectFraming(), TopicNamer(topic_prefix), "sasl-test"
     )
     return builder.build(event)
 
 
-async def test_records_round_trip_with_the_right_credentials(sasl_cluster, topic_prefix):
+async def test_records_round_trip_with_the_right_credentials(
+    sasl_cluster: KafkaCluster, topic_prefix: str
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,
@@ -92,8 +98,8 @@ async def test_records_round_trip_with_the_right_credentials(sasl_cluster, topic
 
 
 async def test_gateway_tail_reads_through_sasl_with_the_config_file(
-    sasl_cluster, topic_prefix, tmp_path
-):
+    sasl_cluster: KafkaCluster, topic_prefix: str, tmp_path: Path
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,
@@ -130,7 +136,9 @@ async def test_gateway_tail_reads_through_sasl_with_the_config_file(
     [sasl("not-the-password"), KafkaSecuritySettings()],
     ids=["wrong-password", "no-sasl"],
 )
-async def test_refused_credentials_fail_fast_and_clearly(sasl_cluster, topic_prefix, security):
+async def test_refused_credentials_fail_fast_and_clearly(
+    sasl_cluster: KafkaCluster, topic_prefix: str, security: KafkaSecuritySettings
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=sasl_cluster.sasl_bootstrap_servers,
         topic_prefix=topic_prefix,

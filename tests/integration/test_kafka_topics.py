@@ -23,7 +23,9 @@ async def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
         await admin.close()
 
 
-async def test_topics_get_partitions_retention_and_compaction(kafka_bootstrap, topic_prefix):
+async def test_topics_get_partitions_retention_and_compaction(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, partitions=4, retention_ms=3_600_000
     )

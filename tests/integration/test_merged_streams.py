@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.consumers.reader import read_all
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
@@ -48,7 +48,9 @@ def settings(markets: dict[str, Any], kafka_bootstrap: str, topic_prefix: str) -
     )
 
 
-async def run_and_read(config: GatewaySettings, seconds: float) -> tuple[list[Any], Counter]:
+async def run_and_read(
+    config: GatewaySettings, seconds: float
+) -> tuple[list[ConsumedRecord], Counter[str]]:
     running = RunningGateway(config)
     await running.wait_connected()
     await asyncio.sleep(seconds)
@@ -63,18 +65,20 @@ async def run_and_read(config: GatewaySettings, seconds: float) -> tuple[list[An
     return records, Counter(r.topic.removeprefix(prefix) for r in records)
 
 
-def sent_values(record: Any) -> dict[str, Any]:
+def sent_values(record: ConsumedRecord) -> dict[str, Any]:
     """What Binance sent: the record without the gateway's receive time."""
     return {k: v for k, v in record.value.items() if k != "received_at_us"}
 
 
-def contract_of(record: Any) -> str:
-    return record.value["symbol"]
+def contract_of(record: ConsumedRecord) -> str:
+    symbol = record.value["symbol"]
+    assert isinstance(symbol, str)
+    return symbol
 
 
 async def test_a_usdm_gateway_puts_coinm_contracts_of_merged_streams_in_coinm_topics(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     async with ExchangeSimulator(simulator_config("usdm", USDM_SYMBOLS, COINM_SYMBOLS)) as usdm:
         markets = {
             "usdm": {"symbols": USDM_SYMBOLS, "channels": ["aggTrade"],
@@ -113,8 +117,8 @@ async def test_a_usdm_gateway_puts_coinm_contracts_of_merged_streams_in_coinm_to
 
 
 async def test_a_merged_stream_subscribed_on_both_markets_publishes_each_contract_once(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     # Both markets' connections read the same merged frames, as on Binance where fstream and
     # dstream both serve the merged universe: here both point at one simulator's streams.
     usdm_config = simulator_config("usdm", USDM_SYMBOLS, COINM_SYMBOLS)

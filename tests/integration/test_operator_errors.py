@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import RunningGateway, gateway_settings
+from gateway.simulator.exchange import ExchangeSimulator
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.integration.test_cli import closed_port, run_cli, write_config
 
 pytestmark = pytest.mark.kafka
 
 
-def config(sim, kafka: str, extra: str = "") -> str:
+def config(sim: ExchangeSimulator, kafka: str, extra: str = "") -> str:
     return (
         f"binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
         f"      rest_url: {sim.rest_url}\n      stream_url: {sim.ws_url}\n"
@@ -33,8 +35,8 @@ def assert_one_line(stderr: str, *needles: str) -> None:
 
 
 async def test_a_status_port_in_use_is_one_line_and_exit_code_2(
-    tmp_path, simulator_factory, kafka_bootstrap
-):
+    tmp_path: Path, simulator_factory: SimulatorFactory, kafka_bootstrap: str
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -47,8 +49,8 @@ async def test_a_status_port_in_use_is_one_line_and_exit_code_2(
 
 
 async def test_an_unreachable_registry_is_one_line_and_exit_code_1(
-    tmp_path, simulator_factory, kafka_bootstrap
-):
+    tmp_path: Path, simulator_factory: SimulatorFactory, kafka_bootstrap: str
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     registry = f"http://127.0.0.1:{closed_port()}"
     text = config(sim, kafka_bootstrap, f"registry:\n  url: {registry}\n")
@@ -58,8 +60,11 @@ async def test_an_unreachable_registry_is_one_line_and_exit_code_1(
 
 
 async def test_a_configured_symbol_binance_does_not_list_is_loud_and_in_readyz(
-    simulator_factory, kafka_bootstrap, topic_prefix, caplog
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     settings = gateway_settings(
         sim, symbols=("BTCUSDT", "NOPEUSDT"), kafka_bootstrap=kafka_bootstrap,

@@ -65,8 +65,8 @@ async def eventually(predicate, timeout_s: float = 20.0) -> None:  # type: ignor
 
 
 async def test_a_moved_shard_starts_only_after_its_owner_stopped_and_flushed(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
     topic = f"{topic_prefix}.control"
     partitions = await ensure_control_topic(kafka, topic, len(LAYOUT))
@@ -99,7 +99,9 @@ async def test_a_moved_shard_starts_only_after_its_owner_stopped_and_flushed(
         await b.stop()
 
 
-async def test_a_crashed_owners_claim_is_retired_by_the_next_owner(kafka_bootstrap, topic_prefix):
+async def test_a_crashed_owners_claim_is_retired_by_the_next_owner(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
     topic = f"{topic_prefix}.control"
     partitions = await ensure_control_topic(kafka, topic, len(LAYOUT))

@@ -65,7 +65,9 @@ async def started_sink(bootstrap: str, prefix: str, builder: RecordBuilder) -> K
     return sink
 
 
-async def test_an_oversized_frame_is_dead_lettered_before_the_send(kafka_bootstrap, topic_prefix):
+async def test_an_oversized_frame_is_dead_lettered_before_the_send(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     namer = TopicNamer(topic_prefix)
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
     sink = await started_sink(kafka_bootstrap, topic_prefix, builder)
@@ -91,8 +93,8 @@ async def test_an_oversized_frame_is_dead_lettered_before_the_send(kafka_bootstr
 
 
 async def test_the_kafka_timestamp_is_the_receive_time_not_binance_event_time(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     namer = TopicNamer(topic_prefix)
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
     sink = await started_sink(kafka_bootstrap, topic_prefix, builder)
@@ -110,8 +112,8 @@ async def test_the_kafka_timestamp_is_the_receive_time_not_binance_event_time(
 
 
 async def test_records_the_broker_refuses_for_themselves_are_dead_lettered_and_the_sink_goes_on(
-    kafka_bootstrap, topic_prefix
-):
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     namer = TopicNamer(topic_prefix)
     builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
     tiny = f"{topic_prefix}.tiny-limit"

@@ -14,7 +14,6 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -31,7 +30,8 @@ from gateway.commands import schema_admin
 from gateway.errors import RegistryError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer
-from tests.integration.conftest import RunningGateway, gateway_settings
+from gateway.simulator.exchange import ExchangeSimulator
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.tls_files import make_tls_files
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
@@ -66,7 +66,9 @@ async def run_cli(*args: str, timeout_s: float = 120) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-def config_file(tmp_path: Path, sim, kafka_bootstrap: str, prefix: str, registry: str) -> str:
+def config_file(
+    tmp_path: Path, sim: ExchangeSimulator, kafka_bootstrap: str, prefix: str, registry: str
+) -> str:
     path = tmp_path / "gateway.yaml"
     path.write_text(
         "binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
@@ -79,8 +81,11 @@ def config_file(tmp_path: Path, sim, kafka_bootstrap: str, prefix: str, registry
 
 
 async def test_a_full_transitive_rule_set_by_the_platform_survives_start_and_register(
-    simulator_factory, kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+) -> None:
     subjects = subjects_of(topic_prefix)
     await set_rules(schema_registry_url, subjects, "FULL_TRANSITIVE")
     sim = await simulator_factory(symbols=("BTCUSDT",))
@@ -104,8 +109,12 @@ async def test_a_full_transitive_rule_set_by_the_platform_survives_start_and_reg
 
 
 async def test_a_looser_rule_refuses_start_in_one_line_and_manage_compatibility_raises_it(
-    tmp_path, simulator_factory, kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    tmp_path: Path,
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+) -> None:
     trade = f"{topic_prefix}.spot.trade-value"
     await set_rules(schema_registry_url, [trade], "BACKWARD")
     sim = await simulator_factory(symbols=("BTCUSDT",))
@@ -145,8 +154,11 @@ async def test_a_looser_rule_refuses_start_in_one_line_and_manage_compatibility_
 
 
 async def test_register_check_only_verifies_what_the_platform_registered(
-    simulator_factory, kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     base = gateway_settings(
         sim,
@@ -202,7 +214,9 @@ class AuthProxy:
             return web.Response(status=reply.status, body=body, content_type="application/json")
 
 
-async def start_proxy(target: str, tls: ssl.SSLContext | None = None) -> tuple[AuthProxy, Any]:
+async def start_proxy(
+    target: str, tls: ssl.SSLContext | None = None
+) -> tuple[AuthProxy, web.AppRunner]:
     base, _, path = target.partition("/apis/")
     proxy = AuthProxy(base)
     app = web.Application()
@@ -217,15 +231,15 @@ async def start_proxy(target: str, tls: ssl.SSLContext | None = None) -> tuple[A
 
 
 @pytest.fixture
-async def auth_proxy(schema_registry_url) -> AsyncIterator[AuthProxy]:
+async def auth_proxy(schema_registry_url: str) -> AsyncIterator[AuthProxy]:
     proxy, runner = await start_proxy(schema_registry_url)
     yield proxy
     await runner.cleanup()
 
 
 async def test_tls_with_a_private_ca_and_a_client_certificate(
-    tmp_path, schema_registry_url, topic_prefix
-):
+    tmp_path: Path, schema_registry_url: str, topic_prefix: str
+) -> None:
     files = make_tls_files(tmp_path)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
     server.load_cert_chain(files.server_cert, files.server_key)
@@ -255,8 +269,13 @@ async def test_tls_with_a_private_ca_and_a_client_certificate(
 
 @pytest.mark.parametrize("given_as", ["url", "password", "password_file"])
 async def test_the_registry_password_reaches_the_registry_and_never_the_logs(
-    tmp_path, simulator_factory, kafka_bootstrap, topic_prefix, auth_proxy, given_as
-):
+    tmp_path: Path,
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    auth_proxy: AuthProxy,
+    given_as: str,
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
     secret_file = tmp_path / "registry-password"
     secret_file.write_text(SECRET + "\n")
@@ -298,7 +317,7 @@ async def test_the_registry_password_reaches_the_registry_and_never_the_logs(
     assert SECRET not in stderr + stdout
 
 
-async def test_gateway_plan_shows_no_registry_password(tmp_path):
+async def test_gateway_plan_shows_no_registry_password(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(
         "binance:\n  markets:\n    spot:\n      symbols: [BTCUSDT]\n"
@@ -311,8 +330,12 @@ async def test_gateway_plan_shows_no_registry_password(tmp_path):
 
 
 async def test_tail_reads_through_a_registry_login_from_the_config(
-    tmp_path, kafka_bootstrap, schema_registry_url, topic_prefix, auth_proxy
-):
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    topic_prefix: str,
+    auth_proxy: AuthProxy,
+) -> None:
     from tests.integration.test_cli import _write_vector_trade
 
     topic = await _write_vector_trade(kafka_bootstrap, schema_registry_url, topic_prefix)

@@ -35,7 +35,7 @@ from gateway.records.topics import TopicNamer
 from gateway.runtime.pipeline import FramePipeline
 from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import GatewaySettings, KafkaSettings
-from tests.integration.conftest import gateway_settings
+from tests.integration.conftest import SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -65,13 +65,13 @@ async def framing_and_decoder(
 
 
 @pytest.fixture(params=["single-object", pytest.param("registry", marks=pytest.mark.registry)])
-def registry_url(request) -> str | None:
+def registry_url(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("schema_registry_url") if request.param == "registry" else None
 
 
 async def test_the_reader_finds_keys_where_the_producer_put_them(
-    kafka_bootstrap, topic_prefix, registry_url
-):
+    kafka_bootstrap: str, topic_prefix: str, registry_url: str | None
+) -> None:
     """Through KafkaSink: every record sits in partition_for(key); the last id per key is read."""
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, partitions=5
@@ -115,8 +115,8 @@ async def test_the_reader_finds_keys_where_the_producer_put_them(
 
 
 async def test_a_symbol_quiet_for_longer_than_the_first_window_is_found_further_back(
-    kafka_bootstrap, topic_prefix, caplog
-):
+    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, "gateway.adapters.kafka_tail")
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, partitions=1
@@ -154,7 +154,9 @@ async def test_a_symbol_quiet_for_longer_than_the_first_window_is_found_further_
     assert "for 1 of 4 symbol streams; 3 not found" in caplog.text
 
 
-async def test_no_topics_yet_means_nothing_to_resume(kafka_bootstrap, topic_prefix):
+async def test_no_topics_yet_means_nothing_to_resume(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
     async with LastIdReader(settings, TopicNamer(topic_prefix), ValueDecoder(CATALOG)) as reader:
         assert await reader.last_ids(Market.SPOT, SYMBOLS) == {}
@@ -234,8 +236,11 @@ class ResumedGateway:
 
 
 async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole(
-    simulator_factory, kafka_bootstrap, topic_prefix, registry_url
-):
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    registry_url: str | None,
+) -> None:
     sim = await simulator_factory(
         symbols=SYMBOLS, seed=11, trades_per_second_per_symbol=250,
         max_trades_per_symbol=1500, start_paused=True,

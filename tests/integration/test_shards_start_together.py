@@ -15,7 +15,7 @@ import pytest
 
 from gateway.runtime.shards import ShardRunner
 from gateway.simulator.config import simulated_symbols
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -40,8 +40,8 @@ async def shard_start_times(running: RunningGateway, timeout_s: float = 60.0) ->
 
 
 async def test_eight_shards_on_one_worker_start_together_from_one_read_of_kafka(
-    simulator_factory, kafka_bootstrap, topic_prefix
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, topic_prefix: str
+) -> None:
     sim = await simulator_factory(symbols=SYMBOLS, seed=5, trades_per_second_per_symbol=50)
     settings = gateway_settings(
         sim, symbols=SYMBOLS, kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,

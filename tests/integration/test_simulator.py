@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -34,7 +34,7 @@ QUIET = {
 }
 TIMEOUT_S = 5.0
 
-Start = Callable[..., Any]
+Start = Callable[..., Awaitable[ExchangeSimulator]]
 
 
 @pytest.fixture
@@ -94,7 +94,9 @@ def frames_sent(sim: ExchangeSimulator) -> int:
 # --- streams ---------------------------------------------------------------------------------
 
 
-async def test_combined_stream_carries_exactly_n_trades_per_symbol_as_recorded(simulator):
+async def test_combined_stream_carries_exactly_n_trades_per_symbol_as_recorded(
+    simulator: Start,
+) -> None:
     sim = await simulator(seed=5)
     names = sim.stream_names()
     async with connect(sim.combined_url(names)) as ws:
@@ -117,7 +119,7 @@ async def test_combined_stream_carries_exactly_n_trades_per_symbol_as_recorded(s
         assert ids == list(range(ids[0], ids[0] + 300))
 
 
-async def test_raw_stream_sends_bare_payloads_in_microseconds_on_request(simulator):
+async def test_raw_stream_sends_bare_payloads_in_microseconds_on_request(simulator: Start) -> None:
     sim = await simulator()
     async with connect(sim.raw_url(["ethusdt@trade"], TimeUnit.MICROSECOND)) as ws:
         await sim.wait_for_subscribers(["ethusdt@trade"], timeout_s=TIMEOUT_S)
@@ -129,7 +131,7 @@ async def test_raw_stream_sends_bare_payloads_in_microseconds_on_request(simulat
     assert frames[0]["T"] // 1_000 == sim.history.trades("ETHUSDT")[0]["T"]
 
 
-async def test_connections_with_different_settings_get_the_same_events(simulator):
+async def test_connections_with_different_settings_get_the_same_events(simulator: Start) -> None:
     sim = await simulator(symbols=("BTCUSDT",))
     async with (
         connect(sim.raw_url(["btcusdt@aggTrade"])) as raw,
@@ -146,7 +148,7 @@ async def test_connections_with_different_settings_get_the_same_events(simulator
     )
 
 
-async def test_same_seed_and_clock_give_the_same_market(simulator):
+async def test_same_seed_and_clock_give_the_same_market(simulator: Start) -> None:
     histories = []
     for _ in range(2):
         sim = await simulator(seed=42, clock_us=fake_clock())
@@ -156,7 +158,7 @@ async def test_same_seed_and_clock_give_the_same_market(simulator):
     assert histories[0] == histories[1]
 
 
-async def test_a_paced_simulator_trades_at_its_rate(simulator):
+async def test_a_paced_simulator_trades_at_its_rate(simulator: Start) -> None:
     sim = await simulator(
         symbols=("BTCUSDT",), trades_per_second_per_symbol=200.0, max_trades_per_symbol=60
     )
@@ -168,7 +170,7 @@ async def test_a_paced_simulator_trades_at_its_rate(simulator):
     assert sim.trades_generated("BTCUSDT") == 60
 
 
-async def test_an_endless_unpaced_market_waits_for_a_reader(simulator):
+async def test_an_endless_unpaced_market_waits_for_a_reader(simulator: Start) -> None:
     sim = await simulator(start_paused=False)
     await sim.wait_idle(timeout_s=TIMEOUT_S)
     assert sim.trades_generated("BTCUSDT") == 0
@@ -178,7 +180,9 @@ async def test_an_endless_unpaced_market_waits_for_a_reader(simulator):
         sim.pause()
 
 
-async def test_a_reader_that_stops_reading_stalls_generation_without_losing_anything(simulator):
+async def test_a_reader_that_stops_reading_stalls_generation_without_losing_anything(
+    simulator: Start,
+) -> None:
     sim = await simulator(symbols=("BTCUSDT",), history_max_per_symbol=1_000_000)
     async with connect(sim.raw_url(["btcusdt@trade"]), max_queue=4) as ws:
         await sim.wait_for_subscribers(1, timeout_s=TIMEOUT_S)
@@ -202,7 +206,7 @@ async def test_a_reader_that_stops_reading_stalls_generation_without_losing_anyt
 # --- control messages -----------------------------------------------------------------------
 
 
-async def test_subscribe_list_and_set_property_on_a_live_connection(simulator):
+async def test_subscribe_list_and_set_property_on_a_live_connection(simulator: Start) -> None:
     sim = await simulator(symbols=("BTCUSDT",), max_incoming_messages_per_s=None)
     async with connect(f"{sim.ws_url}/ws") as ws:
         assert await request(
@@ -240,7 +244,7 @@ async def test_subscribe_list_and_set_property_on_a_live_connection(simulator):
         ]
 
 
-async def test_more_than_five_messages_a_second_closes_the_connection(simulator):
+async def test_more_than_five_messages_a_second_closes_the_connection(simulator: Start) -> None:
     sim = await simulator()
     async with connect(f"{sim.ws_url}/ws") as ws:
         for request_id in range(6):
@@ -252,7 +256,7 @@ async def test_more_than_five_messages_a_second_closes_the_connection(simulator)
     assert close_of(closed.value) == (1008, "Too many requests")
 
 
-async def test_an_oversized_message_closes_the_connection(simulator):
+async def test_an_oversized_message_closes_the_connection(simulator: Start) -> None:
     sim = await simulator()
     async with connect(f"{sim.ws_url}/ws") as ws:
         await ws.send("x" * 5_000)
@@ -264,7 +268,9 @@ async def test_an_oversized_message_closes_the_connection(simulator):
 # --- limits and refusals --------------------------------------------------------------------
 
 
-async def test_1024_streams_are_accepted_and_the_1025th_closes_the_connection(simulator):
+async def test_1024_streams_are_accepted_and_the_1025th_closes_the_connection(
+    simulator: Start,
+) -> None:
     sim = await simulator(symbols=simulated_symbols(513), max_incoming_messages_per_s=None)
     names = sim.stream_names()
     async with connect(f"{sim.ws_url}/ws") as ws:
@@ -284,7 +290,7 @@ async def test_1024_streams_are_accepted_and_the_1025th_closes_the_connection(si
     assert close_of(closed.value) == (1008, "Too many streams: 1025 > 1024")
 
 
-async def test_a_url_with_1025_streams_is_too_long(simulator):
+async def test_a_url_with_1025_streams_is_too_long(simulator: Start) -> None:
     sim = await simulator()
     names = [f"s{i:04d}usdt@trade" for i in range(1025)]
     with pytest.raises(InvalidStatus) as refused:
@@ -293,7 +299,7 @@ async def test_a_url_with_1025_streams_is_too_long(simulator):
     assert refused.value.response.status_code == 414
 
 
-async def test_an_unknown_stream_closes_the_connection(simulator):
+async def test_an_unknown_stream_closes_the_connection(simulator: Start) -> None:
     sim = await simulator()
     async with connect(sim.combined_url(["btcusdt@trade", "xyzusdt@trade"])) as ws:
         with pytest.raises(ConnectionClosedError) as closed:
@@ -304,14 +310,16 @@ async def test_an_unknown_stream_closes_the_connection(simulator):
     )
 
 
-async def test_unknown_streams_can_be_accepted_silently_like_binance_reportedly_does(simulator):
+async def test_unknown_streams_can_be_accepted_silently_like_binance_reportedly_does(
+    simulator: Start,
+) -> None:
     sim = await simulator(reject_unknown_streams=False)
     async with connect(sim.combined_url(["xyzusdt@trade", "btcusdt@trade"])) as ws:
         listed = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})
         assert listed["result"] == ["xyzusdt@trade", "btcusdt@trade"]
 
 
-async def test_an_unknown_path_is_not_found(simulator):
+async def test_an_unknown_path_is_not_found(simulator: Start) -> None:
     sim = await simulator()
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"{sim.ws_url}/streams?streams=btcusdt@trade"):
@@ -319,7 +327,7 @@ async def test_an_unknown_path_is_not_found(simulator):
     assert refused.value.response.status_code == 404
 
 
-async def test_connections_are_cut_after_their_lifetime(simulator):
+async def test_connections_are_cut_after_their_lifetime(simulator: Start) -> None:
     sim = await simulator(connection_lifetime_s=0.3)
     async with connect(sim.raw_url(["btcusdt@trade"])) as ws:
         with pytest.raises(ConnectionClosed) as closed:
@@ -328,7 +336,7 @@ async def test_connections_are_cut_after_their_lifetime(simulator):
     assert sim.connections()[0].is_open is False
 
 
-async def test_waiting_for_subscribers_times_out(simulator):
+async def test_waiting_for_subscribers_times_out(simulator: Start) -> None:
     sim = await simulator()
     with pytest.raises(TimeoutError):
         await sim.wait_for_subscribers(["btcusdt@trade"], timeout_s=0.1)
@@ -346,7 +354,7 @@ class RawClient:
 
     def __init__(
         self, protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ):
+    ) -> None:
         self.protocol, self._reader, self._writer = protocol, reader, writer
 
     @classmethod
@@ -382,7 +390,7 @@ class RawClient:
         return frames
 
 
-async def test_a_client_that_answers_pings_stays_connected(simulator):
+async def test_a_client_that_answers_pings_stays_connected(simulator: Start) -> None:
     sim = await simulator(ping_interval_s=0.1, ping_timeout_s=0.3)
     async with RawClient.connect(sim.raw_url(["btcusdt@trade"])) as client:
         frames = await client.listen(0.7, answer_pings=True)  # over twice the pong timeout
@@ -391,7 +399,7 @@ async def test_a_client_that_answers_pings_stays_connected(simulator):
     assert client.protocol.close_rcvd is None
 
 
-async def test_a_client_that_does_not_pong_is_disconnected(simulator):
+async def test_a_client_that_does_not_pong_is_disconnected(simulator: Start) -> None:
     sim = await simulator(ping_interval_s=0.1, ping_timeout_s=0.3)
     async with RawClient.connect(sim.raw_url(["btcusdt@trade"])) as client:
         started = time.monotonic()
@@ -416,7 +424,9 @@ async def get(http: aiohttp.ClientSession, url: str, **params: Any) -> tuple[int
         return response.status, await response.json(), int(response.headers["X-MBX-USED-WEIGHT-1M"])
 
 
-async def test_rest_agg_trades_from_an_id_return_the_recorded_range(simulator, http):
+async def test_rest_agg_trades_from_an_id_return_the_recorded_range(
+    simulator: Start, http: aiohttp.ClientSession
+) -> None:
     sim = await simulator(clock_us=fake_clock())
     sim.run_for(trades_per_symbol=400)
     await sim.wait_idle(timeout_s=TIMEOUT_S)
@@ -451,7 +461,9 @@ async def test_rest_agg_trades_from_an_id_return_the_recorded_range(simulator, h
     assert micro["T"] == sim.history.agg_trade_payloads("ETHUSDT", TimeUnit.MICROSECOND)[10]["T"]
 
 
-async def test_rest_trades_and_historical_trades(simulator, http):
+async def test_rest_trades_and_historical_trades(
+    simulator: Start, http: aiohttp.ClientSession
+) -> None:
     sim = await simulator(clock_us=fake_clock())
     sim.run_for(trades_per_symbol=30)
     await sim.wait_idle(timeout_s=TIMEOUT_S)
@@ -474,7 +486,9 @@ async def test_rest_trades_and_historical_trades(simulator, http):
     assert [t["id"] for t in historical] == [recorded[3]["t"], recorded[4]["t"]]
 
 
-async def test_rest_exchange_info_ping_and_time(simulator, http):
+async def test_rest_exchange_info_ping_and_time(
+    simulator: Start, http: aiohttp.ClientSession
+) -> None:
     clock = fake_clock()
     sim = await simulator(clock_us=clock)
     status, info, weight = await get(http, f"{sim.rest_url}/api/v3/exchangeInfo")
@@ -493,7 +507,9 @@ async def test_rest_exchange_info_ping_and_time(simulator, http):
     assert server_time["serverTime"] // 1_000 == 1_700_000_000  # milliseconds of the fake clock
 
 
-async def test_rest_refusals_look_like_binances(simulator, http):
+async def test_rest_refusals_look_like_binances(
+    simulator: Start, http: aiohttp.ClientSession
+) -> None:
     sim = await simulator()
     status, body, weight = await get(http, f"{sim.rest_url}/api/v3/aggTrades", symbol="NOPEUSDT")
     assert (status, body["code"], weight) == (400, -1121, 4)

@@ -9,7 +9,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 
-async def test_the_module_serves_a_futures_market_and_prints_its_urls():
+async def test_the_module_serves_a_futures_market_and_prints_its_urls() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.simulator", "--market", "usdm", "--symbols", "2",
         "--rate", "50", "--fault-rate", "1", "--faults", "extra_field",

@@ -9,21 +9,27 @@ import time
 import aiohttp
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.simulator.markets import Market
-from tests.integration.test_simulator_support import receive, receive_until, silent_for, simulator
+from tests.integration.test_simulator_support import (
+    Start,
+    receive,
+    receive_until,
+    silent_for,
+    simulator,
+)
 
 __all__ = ["simulator"]
 ONE = {"symbols": ("BTCUSDT",)}
 
 
-async def trade_ids(ws, count):
+async def trade_ids(ws: ClientConnection, count: int) -> list[int]:
     return [frame["a"] for frame in await receive(ws, count)]
 
 
-async def test_drop_aborts_without_a_close_frame(simulator):
+async def test_drop_aborts_without_a_close_frame(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -33,7 +39,7 @@ async def test_drop_aborts_without_a_close_frame(simulator):
         assert closed.value.rcvd is None
 
 
-async def test_stall_keeps_the_connection_open_and_silent(simulator):
+async def test_stall_keeps_the_connection_open_and_silent(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -46,7 +52,7 @@ async def test_stall_keeps_the_connection_open_and_silent(simulator):
         await asyncio.wait_for(pong, 1)  # still answering pings
 
 
-async def test_stall_without_pings_stops_answering_them(simulator):
+async def test_stall_without_pings_stops_answering_them(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(
         f"{sim.ws_url}/ws/btcusdt@aggTrade", ping_interval=None, close_timeout=0.2
@@ -58,7 +64,7 @@ async def test_stall_without_pings_stops_answering_them(simulator):
             await asyncio.wait_for(pong, 0.5)
 
 
-async def test_gap_skips_ids_on_the_stream_but_rest_has_them(simulator):
+async def test_gap_skips_ids_on_the_stream_but_rest_has_them(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -82,7 +88,7 @@ async def test_gap_skips_ids_on_the_stream_but_rest_has_them(simulator):
     assert [agg.agg_trade_id for agg in truth] == [before + 1, before + 2, before + 3]
 
 
-async def test_depth_gap_breaks_the_pu_chain(simulator):
+async def test_depth_gap_breaks_the_pu_chain(simulator: Start) -> None:
     sim = await simulator(
         market=Market.USDM, **ONE, start_paused=False, trades_per_second_per_symbol=300
     )
@@ -94,7 +100,7 @@ async def test_depth_gap_breaks_the_pu_chain(simulator):
 
 
 @pytest.mark.parametrize("kind", ["malformed", "truncated"])
-async def test_bad_frames_are_not_json(simulator, kind):
+async def test_bad_frames_are_not_json(simulator: Start, kind: str) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -103,7 +109,7 @@ async def test_bad_frames_are_not_json(simulator, kind):
             orjson.loads(await asyncio.wait_for(ws.recv(), 2))
 
 
-async def test_an_oversized_frame_breaks_a_default_client(simulator):
+async def test_an_oversized_frame_breaks_a_default_client(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -113,7 +119,7 @@ async def test_an_oversized_frame_breaks_a_default_client(simulator):
         assert closed.value.sent is not None and closed.value.sent.code == 1009
 
 
-async def test_unknown_events_and_new_fields(simulator):
+async def test_unknown_events_and_new_fields(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/stream?streams=btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -127,7 +133,7 @@ async def test_unknown_events_and_new_fields(simulator):
     assert set(extended) - set(plain) == {"zz"}
 
 
-async def test_server_shutdown_is_announced_then_the_connection_closes(simulator):
+async def test_server_shutdown_is_announced_then_the_connection_closes(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with connect(f"{sim.ws_url}/stream?streams=btcusdt@aggTrade") as ws:
         await sim.wait_for_subscribers(1)
@@ -139,7 +145,7 @@ async def test_server_shutdown_is_announced_then_the_connection_closes(simulator
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
 
 
-async def test_rest_faults_over_http(simulator):
+async def test_rest_faults_over_http(simulator: Start) -> None:
     sim = await simulator(**ONE)
     async with aiohttp.ClientSession() as http:
         control = f"{sim.rest_url}/_simulator/faults"
@@ -158,7 +164,7 @@ async def test_rest_faults_over_http(simulator):
             assert response.status == 400
 
 
-async def test_a_random_mix_injects_faults_at_its_rate(simulator):
+async def test_a_random_mix_injects_faults_at_its_rate(simulator: Start) -> None:
     sim = await simulator(
         **ONE,
         fault_rate=50,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
 from gateway.simulator.markets import Market
 from tests.integration.test_simulator_support import (
+    Start,
     receive,
     receive_until,
     request,
@@ -21,8 +24,8 @@ COINM = {"market": Market.COINM, "symbols": ("BTCUSD_PERP", "ETHUSD_PERP")}
 
 
 async def test_usdm_routes_deliver_their_streams_and_unrouted_connections_only_public_ones(
-    simulator,
-):
+    simulator: Start,
+) -> None:
     sim = await simulator(**USDM)
     public = connect(f"{sim.ws_url}/public/ws/btcusdt@bookTicker")
     market = connect(f"{sim.ws_url}/market/stream?streams=btcusdt@aggTrade/btcusdt@bookTicker")
@@ -43,7 +46,7 @@ async def test_usdm_routes_deliver_their_streams_and_unrouted_connections_only_p
         assert reply == {"result": ["btcusdt@aggTrade", "btcusdt@bookTicker"], "id": 7}
 
 
-async def test_futures_control_ids_must_be_unsigned_integers(simulator):
+async def test_futures_control_ids_must_be_unsigned_integers(simulator: Start) -> None:
     sim = await simulator(**USDM)
     async with connect(f"{sim.ws_url}/market/ws") as ws:
         assert await request(
@@ -60,7 +63,9 @@ async def test_futures_control_ids_must_be_unsigned_integers(simulator):
 
 
 @pytest.mark.parametrize("config", [USDM, COINM], ids=["usdm", "coinm"])
-async def test_diff_depth_over_sockets_continues_the_rest_snapshot(simulator, config):
+async def test_diff_depth_over_sockets_continues_the_rest_snapshot(
+    simulator: Start, config: dict[str, Any]
+) -> None:
     sim = await simulator(**config, trades_per_second_per_symbol=200, start_paused=False)
     symbol = sim.specs[0].symbol
     route = "/public" if config is USDM else ""
@@ -95,11 +100,11 @@ async def test_diff_depth_over_sockets_continues_the_rest_snapshot(simulator, co
         sim.pause()
 
 
-async def test_coinm_serves_pair_streams_and_its_own_rest_paths(simulator):
+async def test_coinm_serves_pair_streams_and_its_own_rest_paths(simulator: Start) -> None:
     sim = await simulator(**COINM, start_paused=False, trades_per_second_per_symbol=50)
     names = "btcusd@indexPrice@1s/btcusd@markPrice@1s/btcusd_perp@markPriceKline_1m"
     async with connect(f"{sim.ws_url}/stream?streams={names}") as ws:
-        seen = set()
+        seen: set[str] = set()
         while len(seen) < 3:
             seen.add((await receive(ws, 1))[0]["stream"])
         pair_marks = await receive_until(ws, lambda f: f["stream"] == "btcusd@markPrice@1s")
@@ -112,7 +117,7 @@ async def test_coinm_serves_pair_streams_and_its_own_rest_paths(simulator):
             assert response.status == 404
 
 
-async def test_klines_close_when_their_window_rolls_over(simulator):
+async def test_klines_close_when_their_window_rolls_over(simulator: Start) -> None:
     clock = iter(range(1_700_000_000_000_000, 10**18, 400_000)).__next__  # 0.4 s per reading
     sim = await simulator(
         market=Market.USDM,
@@ -127,7 +132,9 @@ async def test_klines_close_when_their_window_rolls_over(simulator):
         assert following["k"]["t"] == closed["k"]["T"] + 1 and not following["k"]["x"]
 
 
-async def test_usdm_trades_stream_on_public_only_and_rest_serves_them_by_id_with_a_key(simulator):
+async def test_usdm_trades_stream_on_public_only_and_rest_serves_them_by_id_with_a_key(
+    simulator: Start,
+) -> None:
     sim = await simulator(**USDM)
     public = connect(f"{sim.ws_url}/public/stream?streams=btcusdt@trade")
     market = connect(f"{sim.ws_url}/market/stream?streams=btcusdt@trade/btcusdt@aggTrade")
@@ -154,7 +161,7 @@ async def test_usdm_trades_stream_on_public_only_and_rest_serves_them_by_id_with
     assert latest == [t["t"] for t in sim.history.trades("BTCUSDT")[-2:]]
 
 
-async def test_coinm_serves_trades_and_pair_keyed_names_only(simulator):
+async def test_coinm_serves_trades_and_pair_keyed_names_only(simulator: Start) -> None:
     sim = await simulator(**COINM)
     names = "btcusd_perp@trade/btcusd@indexPrice/btcusd_perpetual@continuousKline_1m"
     async with connect(f"{sim.ws_url}/stream?streams={names}") as ws:

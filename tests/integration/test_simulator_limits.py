@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.simulator import SimulatorConfig
 from gateway.simulator.markets import Market
-from tests.integration.test_simulator_support import request, simulator
+from tests.integration.test_simulator_support import Start, request, simulator
 
 __all__ = ["simulator"]
 
@@ -25,15 +25,17 @@ __all__ = ["simulator"]
     ],
 )
 def test_each_market_has_its_documented_keepalive_and_message_rate(
-    market, interval, timeout, messages
-):
+    market: Market, interval: float, timeout: float, messages: int
+) -> None:
     config = SimulatorConfig(market=market)
     assert (config.ping_interval_s, config.ping_timeout_s) == (interval, timeout)
     assert config.max_incoming_messages_per_s == messages
     assert config.connection_lifetime_s == 86_400
 
 
-async def test_a_client_that_stops_reading_is_cut_after_interval_plus_timeout(simulator):
+async def test_a_client_that_stops_reading_is_cut_after_interval_plus_timeout(
+    simulator: Start,
+) -> None:
     sim = await simulator(
         market=Market.USDM, symbols=("BTCUSDT",), ping_interval_s=0.2, ping_timeout_s=0.2
     )
@@ -46,7 +48,7 @@ async def test_a_client_that_stops_reading_is_cut_after_interval_plus_timeout(si
     assert not any(c.is_open for c in sim.connections())
 
 
-async def test_futures_allow_ten_messages_a_second_and_cut_the_eleventh(simulator):
+async def test_futures_allow_ten_messages_a_second_and_cut_the_eleventh(simulator: Start) -> None:
     sim = await simulator(market=Market.USDM, symbols=("BTCUSDT",))
     async with connect(f"{sim.ws_url}/market/ws") as ws:
         for i in range(10):
@@ -57,7 +59,7 @@ async def test_futures_allow_ten_messages_a_second_and_cut_the_eleventh(simulato
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-async def test_connection_attempts_per_ip_are_capped(simulator):
+async def test_connection_attempts_per_ip_are_capped(simulator: Start) -> None:
     sim = await simulator(
         symbols=("BTCUSDT",), max_connection_attempts=3, connection_attempt_window_s=60
     )
@@ -70,7 +72,7 @@ async def test_connection_attempts_per_ip_are_capped(simulator):
     assert refused.value.response.status_code == 429
 
 
-async def test_the_24_hour_cut_is_configurable(simulator):
+async def test_the_24_hour_cut_is_configurable(simulator: Start) -> None:
     sim = await simulator(market=Market.COINM, symbols=("BTCUSD_PERP",), connection_lifetime_s=0.3)
     async with connect(f"{sim.ws_url}/ws/btcusd_perp@aggTrade") as ws:
         with pytest.raises(ConnectionClosed) as closed:
@@ -90,14 +92,16 @@ async def test_the_24_hour_cut_is_configurable(simulator):
         (Market.USDM, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1000", 5),
     ],
 )
-async def test_rest_weights_are_reported(simulator, market, path, weight):
+async def test_rest_weights_are_reported(
+    simulator: Start, market: Market, path: str, weight: int
+) -> None:
     sim = await simulator(market=market, symbols=("BTCUSDT",))
     async with aiohttp.ClientSession() as http, http.get(sim.rest_url + path) as response:
         assert response.status == 200
         assert response.headers["X-MBX-USED-WEIGHT-1M"] == str(weight)
 
 
-async def test_over_the_weight_budget_429_then_418_both_with_retry_after(simulator):
+async def test_over_the_weight_budget_429_then_418_both_with_retry_after(simulator: Start) -> None:
     sim = await simulator(
         symbols=("BTCUSDT",), rest_weight_limit=50, rest_weight_window_s=30, rest_ban_s=5
     )

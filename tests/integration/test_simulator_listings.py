@@ -15,7 +15,7 @@ from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market as GatewayMarket
 from gateway.simulator import FaultKind, Market
 from gateway.simulator.cli import parse_fault_kinds
-from tests.integration.test_simulator_support import receive, simulator
+from tests.integration.test_simulator_support import Start, receive, simulator
 
 __all__ = ["simulator"]
 
@@ -37,7 +37,7 @@ async def exchange_info(sim: Any, prefix: str = "/api/v3") -> dict[str, dict[str
         return {entry["symbol"]: entry for entry in (await r.json())["symbols"]}
 
 
-async def test_a_listed_symbol_trades_and_exchange_info_shows_it(simulator):
+async def test_a_listed_symbol_trades_and_exchange_info_shows_it(simulator: Start) -> None:
     sim = await simulator(**SPOT)
     # Before the listing the stream does not exist: the simulator refuses it, as configured.
     with pytest.raises(ConnectionClosedError):
@@ -57,7 +57,7 @@ async def test_a_listed_symbol_trades_and_exchange_info_shows_it(simulator):
     assert sim.trades_generated("BTCUSDT") == 5  # the others traded on as before
 
 
-async def test_a_delisted_symbol_goes_silent_and_exchange_info_says_break(simulator):
+async def test_a_delisted_symbol_goes_silent_and_exchange_info_says_break(simulator: Start) -> None:
     sim = await simulator(**SPOT)
     names = ["btcusdt@aggTrade", "ethusdt@aggTrade", "ethusdt@depth@100ms", "ethusdt@kline_1s"]
     async with connect(sim.combined_url(names)) as ws:
@@ -75,7 +75,7 @@ async def test_a_delisted_symbol_goes_silent_and_exchange_info_says_break(simula
     assert (listed["ETHUSDT"]["status"], listed["BTCUSDT"]["status"]) == ("BREAK", "TRADING")
 
 
-async def test_a_relisted_symbol_continues_its_ids(simulator):
+async def test_a_relisted_symbol_continues_its_ids(simulator: Start) -> None:
     sim = await simulator(**SPOT)
     sim.run_for(trades_per_symbol=3)
     await sim.wait_idle(timeout_s=5)
@@ -96,7 +96,9 @@ async def test_a_relisted_symbol_continues_its_ids(simulator):
         (Market.COINM, "BTCUSD_PERP", "/dapi/v1", "contractStatus"),
     ],
 )
-async def test_futures_contracts_settle_when_delisted(simulator, market, symbol, prefix, field):
+async def test_futures_contracts_settle_when_delisted(
+    simulator: Start, market: Market, symbol: str, prefix: str, field: str
+) -> None:
     sim = await simulator(market=market)
     sim.delist_symbol(symbol)
     assert (await exchange_info(sim, prefix))[symbol][field] == "SETTLING"
@@ -108,7 +110,7 @@ async def test_futures_contracts_settle_when_delisted(simulator, market, symbol,
         sim.delist_symbol("NOPEUSDT")
 
 
-async def test_listings_over_http_and_through_the_gateways_client(simulator):
+async def test_listings_over_http_and_through_the_gateways_client(simulator: Start) -> None:
     sim = await simulator(**SPOT)
     control = f"{sim.rest_url}/_simulator/faults"
     async with aiohttp.ClientSession() as http:
@@ -129,7 +131,7 @@ async def test_listings_over_http_and_through_the_gateways_client(simulator):
     )
 
 
-async def test_the_random_mix_lists_and_delists_only_when_asked(simulator):
+async def test_the_random_mix_lists_and_delists_only_when_asked(simulator: Start) -> None:
     assert parse_fault_kinds("list_symbol,delist_symbol") == ("list_symbol", "delist_symbol")
     sim = await simulator(
         **SPOT, fault_rate=200.0, fault_kinds=("list_symbol", "delist_symbol"), seed=3

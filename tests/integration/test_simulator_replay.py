@@ -22,7 +22,7 @@ def capture(count: int, gap_ms: int) -> list[str]:
     return lines
 
 
-async def test_a_capture_is_replayed_in_order_at_n_times_speed():
+async def test_a_capture_is_replayed_in_order_at_n_times_speed() -> None:
     frames = load_capture(capture(6, gap_ms=200))  # 1 s of recording
     async with ReplayServer(frames, speed=5) as server:
         started = time.monotonic()

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.test_simulator_support import receive, simulator
+from tests.integration.test_simulator_support import Start, receive, simulator
 
 __all__ = ["simulator"]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -33,7 +33,7 @@ def tiny_socket(url: str) -> socket.socket:
     return sock
 
 
-async def test_a_client_that_stops_reading_is_cut_and_the_market_runs_on(simulator):
+async def test_a_client_that_stops_reading_is_cut_and_the_market_runs_on(simulator: Start) -> None:
     sim = await simulator(
         symbols=SYMBOLS,
         trades_per_second_per_symbol=500,
@@ -66,7 +66,7 @@ async def test_a_client_that_stops_reading_is_cut_and_the_market_runs_on(simulat
     assert sim.slow_reader_drops == 1
 
 
-async def test_a_client_that_answers_no_ping_is_closed_at_the_deadline(simulator):
+async def test_a_client_that_answers_no_ping_is_closed_at_the_deadline(simulator: Start) -> None:
     sim = await simulator(
         symbols=SYMBOLS[:1],
         trades_per_second_per_symbol=5,
@@ -90,7 +90,7 @@ async def test_a_client_that_answers_no_ping_is_closed_at_the_deadline(simulator
     assert sim.slow_reader_drops == 0  # the ping deadline closed it, not the buffer
 
 
-async def test_unpaced_market_waits_for_its_readers(simulator):
+async def test_unpaced_market_waits_for_its_readers(simulator: Start) -> None:
     sim = await simulator(symbols=SYMBOLS[:1], start_paused=False)
     async with connect(
         sim.combined_url(STREAMS[:1]), sock=tiny_socket(sim.ws_url), max_queue=1

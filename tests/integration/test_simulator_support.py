@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ FAST = {
     "update_interval_scale": 0.05,
 }
 
-Start = Callable[..., Any]
+Start = Callable[..., Awaitable[ExchangeSimulator]]
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import aiohttp
 from websockets.asyncio.client import connect
 
 from gateway.simulator.config import simulated_symbols
-from tests.integration.test_simulator_support import receive, simulator
+from tests.integration.test_simulator_support import Start, receive, simulator
 
 __all__ = ["simulator"]
 
 
-async def test_two_thousand_symbols(simulator):
+async def test_two_thousand_symbols(simulator: Start) -> None:
     sim = await simulator(symbols=simulated_symbols(2_000))
     last = sim.specs[-1].symbol
     url = f"{sim.rest_url}/api/v3/exchangeInfo"

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.simulator.markets import Market
 from gateway.simulator.userdata import sign
-from tests.integration.test_simulator_support import receive, request, simulator
+from tests.integration.test_simulator_support import Start, receive, request, simulator
 
 __all__ = ["simulator"]
 KEY = {"X-MBX-APIKEY": "simulator-key"}
@@ -25,7 +25,7 @@ async def listen_key(http: aiohttp.ClientSession, rest_url: str, prefix: str = "
         return str((await response.json())["listenKey"])
 
 
-async def test_listen_keys_are_created_extended_and_closed(simulator):
+async def test_listen_keys_are_created_extended_and_closed(simulator: Start) -> None:
     sim = await simulator(market=Market.USDM, symbols=("BTCUSDT",))
     async with aiohttp.ClientSession() as http:
         key = await listen_key(http, sim.rest_url)
@@ -42,7 +42,9 @@ async def test_listen_keys_are_created_extended_and_closed(simulator):
             assert response.status == 401
 
 
-async def test_private_route_delivers_the_accounts_events_filtered_by_type(simulator):
+async def test_private_route_delivers_the_accounts_events_filtered_by_type(
+    simulator: Start,
+) -> None:
     sim = await simulator(market=Market.USDM, symbols=("BTCUSDT",))
     async with aiohttp.ClientSession() as http:
         key = await listen_key(http, sim.rest_url)
@@ -62,7 +64,7 @@ async def test_private_route_delivers_the_accounts_events_filtered_by_type(simul
         assert only["stream"] == key and only["data"]["e"] == "TRADE_LITE"
 
 
-async def test_an_expired_listen_key_says_so_and_closes(simulator):
+async def test_an_expired_listen_key_says_so_and_closes(simulator: Start) -> None:
     sim = await simulator(market=Market.COINM, symbols=("BTCUSD_PERP",), listen_key_validity_s=0.3)
     async with aiohttp.ClientSession() as http:
         key = await listen_key(http, sim.rest_url, "/dapi/v1")
@@ -74,7 +76,7 @@ async def test_an_expired_listen_key_says_so_and_closes(simulator):
             await asyncio.wait_for(ws.recv(), 2)
 
 
-async def test_private_route_refuses_unknown_listen_keys(simulator):
+async def test_private_route_refuses_unknown_listen_keys(simulator: Start) -> None:
     sim = await simulator(market=Market.USDM, symbols=("BTCUSDT",))
     async with connect(f"{sim.ws_url}/private/ws?listenKey=nope") as ws:
         with pytest.raises(ConnectionClosed) as closed:
@@ -90,7 +92,7 @@ def signed(api_key: str, secret: str, timestamp: int, request_id: str = "s1") ->
     ).decode()
 
 
-async def test_spot_user_data_over_the_ws_api_with_a_checked_signature(simulator):
+async def test_spot_user_data_over_the_ws_api_with_a_checked_signature(simulator: Start) -> None:
     sim = await simulator(symbols=("BTCUSDT",))
     async with connect(f"{sim.ws_url}/ws-api/v3") as ws:
         now_ms = int(time.time() * 1_000)
@@ -118,7 +120,7 @@ async def test_spot_user_data_over_the_ws_api_with_a_checked_signature(simulator
         )
 
 
-async def test_spot_listen_key_endpoints_are_retired(simulator):
+async def test_spot_listen_key_endpoints_are_retired(simulator: Start) -> None:
     sim = await simulator(symbols=("BTCUSDT",))
     async with aiohttp.ClientSession() as http:
         for method in ("POST", "PUT", "DELETE"):

@@ -21,13 +21,16 @@ import pytest
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.records.avro import SCHEMAS_DIR
 from gateway.records.topics import TopicNamer
+from gateway.simulator.exchange import ExchangeSimulator
 from tests import jvm_reader
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry, pytest.mark.slow]
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 TRADES_PER_SYMBOL = 150
+# (topic, partition, offset) -> the decoded value, as one reader saw it
+Readings = dict[tuple[str, int, int], dict[str, Any]]
 CHANNELS = ("trade", "aggTrade", "bookTicker", "depth@100ms", "kline_1m", "miniTicker")
 KINDS = {
     "trade",
@@ -48,7 +51,7 @@ def micros(value: datetime) -> int:
 class Run:
     """What one simulator run wrote, as the gateway itself reads it back, and the ground truth."""
 
-    def __init__(self, records: list[ConsumedRecord], sim: Any, prefix: str) -> None:
+    def __init__(self, records: list[ConsumedRecord], sim: ExchangeSimulator, prefix: str) -> None:
         self.records = {(r.topic, r.partition, r.offset): r for r in records}
         self.prefix = prefix
         self.trades = {s: sim.history.trades(s) for s in SYMBOLS}
@@ -63,7 +66,7 @@ class Run:
         # The stop declares the open windows of the periodic streams on stream_status: read too.
         assert kinds - {"stream_status"} == KINDS, kinds
 
-    def check_ground_truth(self, got: dict[tuple[str, int, int], dict], as_text: bool) -> None:
+    def check_ground_truth(self, got: Readings, as_text: bool) -> None:
         """Trades and aggregate trades as a third-party reader decoded them = what was sent."""
         for kind, sent_by_symbol, id_field, id_key in (
             ("trade", self.trades, "trade_id", "t"),
@@ -103,7 +106,9 @@ async def wait_for_every_kind(running: RunningGateway, prefix: str, timeout_s: f
         await asyncio.sleep(0.2)
 
 
-async def simulator_run(sim_factory, kafka_bootstrap, registry_url, prefix) -> Run:
+async def simulator_run(
+    sim_factory: SimulatorFactory, kafka_bootstrap: str, registry_url: str | None, prefix: str
+) -> Run:
     sim = await sim_factory(
         symbols=SYMBOLS,
         seed=21,
@@ -164,7 +169,7 @@ def same(ours: Any, theirs: Any, where: str) -> None:
         assert theirs == ours and type(theirs) is type(ours), where
 
 
-def compare_jvm(run: Run, lines: list[dict]) -> dict[tuple[str, int, int], dict]:
+def compare_jvm(run: Run, lines: list[dict[str, Any]]) -> Readings:
     got = {(line["topic"], line["partition"], line["offset"]): line["value"] for line in lines}
     assert set(got) == set(run.records)
     for key, value in got.items():
@@ -181,7 +186,7 @@ def compare_jvm(run: Run, lines: list[dict]) -> dict[tuple[str, int, int], dict]
     return got
 
 
-def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: int) -> dict:
+def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: int) -> Readings:
     """Confluent's own client and Avro deserializer; blocking, so run in a thread."""
     from confluent_kafka import Consumer
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -198,7 +203,7 @@ def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: 
             "enable.auto.commit": False,
         }
     )
-    got: dict[tuple[str, int, int], dict] = {}
+    got: Readings = {}
     try:
         consumer.subscribe(topics)
         for _ in range(600):  # polls of 0.2 s: two minutes at most
@@ -208,9 +213,11 @@ def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: 
                     break
                 continue
             assert message.error() is None, message.error()
-            context = SerializationContext(message.topic(), MessageField.VALUE)
-            value = deserialize(message.value(), context)
-            got[(message.topic(), message.partition(), message.offset())] = value
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            # Set on every message a subscription delivers (None only on produce-side errors).
+            assert topic is not None and partition is not None and offset is not None
+            value = deserialize(message.value(), SerializationContext(topic, MessageField.VALUE))
+            got[(topic, partition, offset)] = value
     finally:
         consumer.close()
         registry.close()
@@ -218,8 +225,8 @@ def confluent_read(bootstrap: str, registry_url: str, topics: list[str], count: 
 
 
 async def test_registry_topics_read_by_confluent_kafka_and_apicurios_java_serde(
-    simulator_factory, kafka_bootstrap, schema_registry_url
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str, schema_registry_url: str
+) -> None:
     prefix = f"std{uuid.uuid4().hex[:8]}"
     run = await simulator_run(simulator_factory, kafka_bootstrap, schema_registry_url, prefix)
     run.check_topics()
@@ -241,8 +248,8 @@ async def test_registry_topics_read_by_confluent_kafka_and_apicurios_java_serde(
 
 
 async def test_registry_less_topics_read_by_apache_avros_binary_message_decoder(
-    simulator_factory, kafka_bootstrap
-):
+    simulator_factory: SimulatorFactory, kafka_bootstrap: str
+) -> None:
     prefix = f"std{uuid.uuid4().hex[:8]}"
     run = await simulator_run(simulator_factory, kafka_bootstrap, None, prefix)
     run.check_topics()

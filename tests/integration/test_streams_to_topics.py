@@ -28,7 +28,9 @@ SPOT_CHANNELS = (
 USDM_CHANNELS = ("aggTrade", "depth@100ms", "bookTicker", "markPrice@1s", "kline_1m")
 
 
-async def test_spot_and_usdm_streams_reach_their_topics(kafka_bootstrap, topic_prefix):
+async def test_spot_and_usdm_streams_reach_their_topics(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     spot_config = SimulatorConfig(
         symbols=("BTCUSDT", "ETHUSDT"), trades_per_second_per_symbol=50, seed=3
     )

@@ -19,7 +19,7 @@ from gateway.adapters.kafka_group import ensure_control_topic
 from gateway.errors import ConfigError
 from gateway.settings import GatewaySettings, KafkaSettings
 from gateway.topic_catalogue import control_spec
-from tests.integration.conftest import RunningGateway, gateway_settings
+from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.integration.test_kafka_topics import topic_configs
 
 pytestmark = [pytest.mark.kafka]
@@ -37,8 +37,8 @@ async def _topics(bootstrap: str) -> set[str]:
 
 
 async def test_a_consumer_of_the_data_prefix_reads_only_avro(
-    kafka_bootstrap, topic_prefix, simulator_factory
-):
+    kafka_bootstrap: str, topic_prefix: str, simulator_factory: SimulatorFactory
+) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",), trades_per_second_per_symbol=50)
     settings = gateway_settings(
         sim,
@@ -82,7 +82,9 @@ async def test_a_consumer_of_the_data_prefix_reads_only_avro(
     assert f"{topic_prefix}.spot.trade" in seen
 
 
-async def test_platform_owned_control_topic_is_checked_not_created(kafka_bootstrap, topic_prefix):
+async def test_platform_owned_control_topic_is_checked_not_created(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     settings = GatewaySettings(
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix},
         status={"enabled": False},
@@ -99,7 +101,7 @@ async def test_platform_owned_control_topic_is_checked_not_created(kafka_bootstr
     assert await ensure_control_topic(settings.kafka, control_spec(settings, 2), create=False) == 2
 
 
-async def test_topic_settings_reach_the_broker(kafka_bootstrap, topic_prefix):
+async def test_topic_settings_reach_the_broker(kafka_bootstrap: str, topic_prefix: str) -> None:
     settings = KafkaSettings(
         bootstrap_servers=kafka_bootstrap,
         topic_prefix=topic_prefix,

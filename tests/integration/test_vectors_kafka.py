@@ -9,17 +9,19 @@ unknown fields preserved.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import orjson
 import pytest
 
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
-from gateway.binance.messages import FrameParser
-from gateway.consumers.reader import read_all
+from gateway.binance.markets import Market
+from gateway.binance.messages import ControlReply, FrameParser, RecordEvent, ServerShutdown
+from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.settings import KafkaSettings
 from tests.unit.records.test_records_vectors import (
     CASES,
@@ -27,6 +29,7 @@ from tests.unit.records.test_records_vectors import (
     RECEIVED_AT_US,
     SYMBOL_TYPES,
     WIRE_MAPS,
+    Case,
     check_object,
     market_cases,
     unwrap,
@@ -36,7 +39,7 @@ from tests.vectors import vector
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
 
-def with_unknown_field(message):
+def with_unknown_field(message: Any) -> Any:
     """The same frame with a field Binance might add tomorrow in every payload."""
     payloads, _ = unwrap(message)
     for payload in payloads:
@@ -45,15 +48,16 @@ def with_unknown_field(message):
 
 
 async def test_every_vector_arrives_through_kafka_exactly(
-    kafka_bootstrap, schema_registry_url, topic_prefix
-):
+    kafka_bootstrap: str, schema_registry_url: str, topic_prefix: str
+) -> None:
     catalog, namer = SchemaCatalog.load(), TopicNamer(topic_prefix)
     async with SchemaRegistryClient(schema_registry_url) as client:
         ids = await register_catalog(client, catalog, namer)
     builder = RecordBuilder(catalog, ConfluentFraming(ids), namer, "vectors-test")
 
-    sent = defaultdict(list)  # topic -> [(case, payload), ...] in send order
-    records = []
+    # topic -> [(case, payload, market, event), ...] in send order
+    sent: defaultdict[str, list[tuple[Case, Any, Market, RecordEvent]]] = defaultdict(list)
+    records: list[ProducerRecord] = []
     for name, market in market_cases():
         case = CASES[name]
         for message in (vector(name), with_unknown_field(vector(name))):
@@ -62,6 +66,8 @@ async def test_every_vector_arrives_through_kafka_exactly(
             )
             payloads, _ = unwrap(message)
             for event, payload in zip(events, payloads, strict=True):
+                # Every vector is data: no control reply or shutdown notice among them.
+                assert not isinstance(event, ControlReply | ServerShutdown), name
                 record = builder.build(event)
                 records.append(record)
                 sent[record.topic].append((case, payload, market, event))
@@ -82,11 +88,11 @@ async def test_every_vector_arrives_through_kafka_exactly(
         expected=len(records), settle_s=1.0,
     )  # fmt: skip
     assert len(consumed) == len(records)
-    by_topic = defaultdict(list)
-    for record in sorted(consumed, key=lambda r: (r.topic, r.offset)):
-        by_topic[record.topic].append(record)
+    by_topic: defaultdict[str, list[ConsumedRecord]] = defaultdict(list)
+    for got in sorted(consumed, key=lambda r: (r.topic, r.offset)):
+        by_topic[got.topic].append(got)
 
-    kinds = set()
+    kinds: set[tuple[str, str]] = set()
     for topic, expected in sent.items():
         assert len(by_topic[topic]) == len(expected), topic
         for got, (case, payload, market, event) in zip(by_topic[topic], expected, strict=True):
