@@ -25,7 +25,7 @@ from typing import Any
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.binance.policy import RetryDeadline
+from gateway.binance.policy import RestPriority, RetryDeadline
 from gateway.binance.rest_payloads import (
     NEEDS_API_KEY,
     RestCall,
@@ -140,15 +140,26 @@ class TradeContinuity:
         again (delisted) has no next trade, so its tail is fetched once, before it is forgotten.
         """
         wanted = set(symbols)
-        for key, sequence in list(self._sequences.items()):
-            last = sequence.last_emitted_id
-            if key[0] not in wanted or last is None:
+        await self.probe([key for key in self._sequences if key[0] in wanted])
+
+    async def probe(self, keys: Collection[Key]) -> None:
+        """Publish what Binance holds after the last published id of each ``(symbol, kind)``
+        (a quiet stream after a reconnect or hand-over: its hole is otherwise found only at its
+        next trade). Only keys a probe can teach something are asked
+        (:meth:`~gateway.binance.sequence.IdContinuity.probe_from`), at the lowest REST priority.
+        """
+        for key in keys:
+            sequence = self._sequences.get(key)
+            first = None if sequence is None else sequence.probe_from()
+            if sequence is None or first is None:
                 continue
             try:
-                events = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
+                events = await self._fetch_rows(*key, FetchRange(first, first), RestPriority.PROBE)
             except (RestRequestError, RestAnswerError) as exc:
                 logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
                 continue
+            if self._sequences.get(key) is not sequence:
+                continue  # forgotten meanwhile (the symbol moved away)
             records = self._backfill_records(events)
             for event_id, (record, _) in records:
                 record.headers.append(BACKFILLED_HEADER)
@@ -156,7 +167,7 @@ class TradeContinuity:
             self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
             await self._publish(key, sequence, time.monotonic_ns())
             if records:
-                logger.info("%s %s: %d trades after id %d caught up", *key, len(records), last)
+                logger.info("%s %s: %d trades after id %d caught up", *key, len(records), first - 1)
 
     def forget(self, symbols: Collection[str]) -> None:
         """Drop the state of symbols this process no longer owns, and cancel their fetches.
@@ -333,7 +344,13 @@ class TradeContinuity:
                 self._metrics.dead_letters.labels(self._market.value, "encode").inc()
         return records
 
-    async def _fetch_rows(self, symbol: str, kind: str, request: FetchRange) -> list[TradeEvent]:
+    async def _fetch_rows(
+        self,
+        symbol: str,
+        kind: str,
+        request: FetchRange,
+        priority: RestPriority = RestPriority.BACKFILL,
+    ) -> list[TradeEvent]:
         """The rows REST has from ``request.first_id``; rows that do not parse are left out
         (their ids stay missing: fetched again, or declared), logged once per answer."""
         received_at_us = time.time_ns() // 1000
@@ -341,13 +358,17 @@ class TradeContinuity:
         events: list[TradeEvent]
         if kind == AggTrade.KIND:
             call = agg_trades_call(self._market, symbol, request.first_id)
-            rows = await self._rest.get(call.path, call.params, weight=call.weight)
+            rows = await self._rest.get(
+                call.path, call.params, weight=call.weight, priority=priority
+            )
             events = [
                 *parse_agg_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
             ]
         else:
             call, headers = self._trades_call(symbol, request.first_id)
-            rows = await self._rest.get(call.path, call.params, weight=call.weight, headers=headers)
+            rows = await self._rest.get(
+                call.path, call.params, weight=call.weight, headers=headers, priority=priority
+            )
             events = [
                 *parse_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
             ]
