@@ -115,9 +115,12 @@ def streams_of(url: str) -> set[str]:
 class ShardRunner:
     """Streams one shard until cancelled."""
 
-    def __init__(self, shard: Shard, context: ShardContext) -> None:
+    def __init__(self, shard: Shard, context: ShardContext, *, inherited: bool = False) -> None:
+        """``inherited``: taken from a worker that left the group without releasing the shard
+        (its lost windows are declared here: :meth:`LivenessMonitor.subscribed`)."""
         self.shard = shard
         self._context = context
+        self._inherited = inherited
         self.clients: dict[str, BinanceStreamClient] = {}
         self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
         self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
@@ -239,7 +242,12 @@ class ShardRunner:
         assert liveness is not None
         reconnect = name in self._opened
         self._opened.add(name)
-        liveness.subscribed(self.shard.market, self._streams.get(name, ()), reconnect=reconnect)
+        liveness.subscribed(
+            self.shard.market,
+            self._streams.get(name, ()),
+            reconnect=reconnect,
+            inherited=self._inherited,
+        )
         if self._context.keepers[self.shard.market].continuity is not None:
             # After a reconnect or a hand-over (the shard's first connection resumes from Kafka).
             # One probe per connection: a reconnect before it ran replaces it.

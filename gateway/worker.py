@@ -269,7 +269,8 @@ class Gateway:
             channels = set(settings.binance.markets[shard.market].channels)
             if continuity is not None and shard.symbols and channels & TRADE_CHANNELS:
                 continuity.resume(await tail.last_ids(shard.market, shard.symbols))
-            return ShardRunner(shard, context)
+            inherited = self.ownership is not None and self.ownership.inherits(shard_id)
+            return ShardRunner(shard, context, inherited=inherited)
 
         def close_unit(shard_id: str) -> None:
             if shard_id in self._accounts:

@@ -71,6 +71,7 @@ def assert_pauses_declared(
     windows: Sequence[tuple[int, int | None]],
     pause_us: int,
     *,
+    late_us: int | None = None,
     min_records: int = 5,
 ) -> int:
     """Each pause of ``stream`` longer than ``pause_us`` lies inside a declared window, and no
@@ -78,8 +79,10 @@ def assert_pauses_declared(
 
     Times are Binance's event time where the kind has one. Kinds Binance sends without one
     (spot book tickers, partial books) are dated on receipt, and frames that waited behind a
-    stalled sink carry late receive times: their window starts after those late frames, so it
-    only has to start within the pause (or one pause after it).
+    stalled sink carry late receive times: a pause in receive time is then the wait, the frames
+    after it were sent before the hole, and the hole's window starts after them; so it has to
+    start within the pause or within ``late_us`` (default: one pause) after it, the time the
+    reader took to catch up with what waited.
     """
     dated = values[0].get("event_time_us") is not None if values else True
     field = "event_time_us" if dated else "received_at_us"
@@ -100,6 +103,7 @@ def assert_pauses_declared(
         if dated:
             covered = any(s <= before and (e is None or e >= after) for s, e in windows)
         else:
-            covered = any(before <= s <= after + pause_us for s, _ in windows)
+            late = pause_us if late_us is None else late_us
+            covered = any(before <= s <= after + late for s, _ in windows)
         assert covered, f"{stream}: silence {before}..{after} not declared in {windows}"
     return pauses

@@ -111,3 +111,21 @@ async def test_a_released_stream_declares_its_window_open_at_the_end():
     assert (gap["stream"], gap["reason"], gap["window_end_us"]) == (KLINE, "released", None)
     assert gap["window_start_us"] == at(3_000_000)
     assert live.silent() == {}
+
+
+async def test_a_shard_taken_from_a_crashed_worker_declares_each_window_up_to_its_first_event():
+    live, sink, _ = monitor()
+    live.watch(Market.SPOT, [KLINE, TRADE])
+    live.subscribed(Market.SPOT, [KLINE, TRADE], reconnect=False, inherited=True)
+    live.delivered(Market.SPOT, TRADE, 4_000_000)  # trades resume from Kafka's last id
+    live.delivered(Market.SPOT, KLINE, 5_000_000)
+    live.delivered(Market.SPOT, KLINE, 6_000_000)
+    await live.check()
+    [gap] = [decoded(r) for r in sink.records]
+    assert (gap["stream"], gap["status"], gap["reason"]) == (KLINE, "gap", "taken_over")
+    # From the previous owner's last record, which this worker never saw, to its first event.
+    assert (gap["window_start_us"], gap["window_end_us"]) == (None, at(5_000_000))
+    live.subscribed(Market.SPOT, [KLINE, TRADE], reconnect=False)  # an ordinary first connection
+    live.delivered(Market.SPOT, KLINE, 7_000_000)
+    await live.check()
+    assert len(sink.records) == 1
