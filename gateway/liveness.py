@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.binance.liveness import LivenessPolicy, Silence, StreamLiveness, symbol_of
 from gateway.binance.markets import Market
@@ -91,6 +91,14 @@ class LivenessMonitor:
             metrics.silent_streams.labels(market.value).set_function(
                 functools.partial(_count_silent, live)
             )
+
+    def set_activity(self, market: Market, rates: Mapping[str, float]) -> None:
+        """Each symbol's trades per second (the 24 h ticker's count): the rate its trade-driven
+        streams are judged by until they showed their own (``min_trades_for_rate`` trades)."""
+        live = self._markets.get(market)
+        if live is not None:
+            for symbol, rate in rates.items():
+                live.set_activity(symbol, rate)
 
     def watch(self, market: Market, streams: Sequence[str]) -> None:
         self._markets[market].watch(tuple(streams), time.monotonic())

@@ -54,13 +54,17 @@ def assert_resynced(book_snapshots: Sequence[Value], symbols: Iterable[str]) -> 
         assert "gap" in reasons, (symbol, reasons)
 
 
-def gap_windows(status: Sequence[Value], market: str) -> dict[str, list[tuple[int, int | None]]]:
-    """The ``gap`` windows declared per stream of ``market`` (start, end; end None = open)."""
-    windows: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+Window = tuple[int | None, int | None]
+
+
+def gap_windows(status: Sequence[Value], market: str) -> dict[str, list[Window]]:
+    """The ``gap`` windows declared per stream of ``market`` (start, end; start None: the
+    previous owner's last record, end None: open)."""
+    windows: dict[str, list[Window]] = defaultdict(list)
     for value in status:
         if value["status"] == "gap" and value["market"] == market:
             start = us(value["window_start_us"])
-            assert start is not None, value
+            assert start is not None or value["reason"] == "taken_over", value
             windows[value["stream"]].append((start, us(value["window_end_us"])))
     return windows
 
@@ -68,7 +72,7 @@ def gap_windows(status: Sequence[Value], market: str) -> dict[str, list[tuple[in
 def assert_pauses_declared(
     stream: str,
     values: Sequence[Value],
-    windows: Sequence[tuple[int, int | None]],
+    windows: Sequence[Window],
     pause_us: int,
     *,
     late_us: int | None = None,
@@ -101,9 +105,14 @@ def assert_pauses_declared(
             continue
         pauses += 1
         if dated:
-            covered = any(s <= before and (e is None or e >= after) for s, e in windows)
+            # A window with no start (``taken_over``) runs from the previous owner's last record,
+            # the one before its end.
+            covered = any(
+                e == after if s is None else s <= before and (e is None or e >= after)
+                for s, e in windows
+            )
         else:
             late = pause_us if late_us is None else late_us
-            covered = any(before <= s <= after + late for s, _ in windows)
+            covered = any(s is not None and before <= s <= after + late for s, _ in windows)
         assert covered, f"{stream}: silence {before}..{after} not declared in {windows}"
     return pauses
