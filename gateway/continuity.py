@@ -137,10 +137,14 @@ class TradeContinuity:
         """Publish what Binance holds after each symbol's last published id.
 
         A hole is normally found by the next live trade; a symbol that will never trade here
-        again (delisted) has no next trade, so its tail is fetched once, before it is forgotten.
+        again (delisted) has no next trade, so its tail is fetched once, before it is forgotten
+        (even while a fetch of a hole is under way: forgetting cancels that fetch).
         """
         wanted = set(symbols)
-        await self.probe([key for key in self._sequences if key[0] in wanted])
+        for key, sequence in list(self._sequences.items()):
+            last = sequence.last_emitted_id
+            if key[0] in wanted and last is not None:
+                await self._fetch_tail(key, sequence, last + 1, RestPriority.BACKFILL)
 
     async def probe(self, keys: Collection[Key]) -> None:
         """Publish what Binance holds after the last published id of each ``(symbol, kind)``
@@ -151,23 +155,28 @@ class TradeContinuity:
         for key in keys:
             sequence = self._sequences.get(key)
             first = None if sequence is None else sequence.probe_from()
-            if sequence is None or first is None:
-                continue
-            try:
-                events = await self._fetch_rows(*key, FetchRange(first, first), RestPriority.PROBE)
-            except (RestRequestError, RestAnswerError) as exc:
-                logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
-                continue
-            if self._sequences.get(key) is not sequence:
-                continue  # forgotten meanwhile (the symbol moved away)
-            records = self._backfill_records(events)
-            for event_id, (record, _) in records:
-                record.headers.append(BACKFILLED_HEADER)
-                sequence.receive_live(event_id, (record, None))
-            self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
-            await self._publish(key, sequence, time.monotonic_ns())
-            if records:
-                logger.info("%s %s: %d trades after id %d caught up", *key, len(records), first - 1)
+            if sequence is not None and first is not None:
+                await self._fetch_tail(key, sequence, first, RestPriority.PROBE)
+
+    async def _fetch_tail(
+        self, key: Key, sequence: IdContinuity[Pending], first: int, priority: RestPriority
+    ) -> None:
+        """One page of what REST holds from ``first`` on, published through the sequence."""
+        try:
+            events = await self._fetch_rows(*key, FetchRange(first, first), priority)
+        except (RestRequestError, RestAnswerError) as exc:
+            logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
+            return
+        if self._sequences.get(key) is not sequence:
+            return  # forgotten meanwhile (the symbol moved away)
+        records = self._backfill_records(events)
+        for event_id, (record, _) in records:
+            record.headers.append(BACKFILLED_HEADER)
+            sequence.receive_live(event_id, (record, None))
+        self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
+        await self._publish(key, sequence, time.monotonic_ns())
+        if records:
+            logger.info("%s %s: %d trades after id %d caught up", *key, len(records), first - 1)
 
     def forget(self, symbols: Collection[str]) -> None:
         """Drop the state of symbols this process no longer owns, and cancel their fetches.
