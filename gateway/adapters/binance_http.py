@@ -13,6 +13,7 @@ headers or the third-party exception text, which may quote the URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -25,7 +26,7 @@ from yarl import URL
 
 from gateway.adapters.http_session import HttpSessionClient
 from gateway.binance.markets import Market
-from gateway.binance.policy import RestWeightBudget
+from gateway.binance.policy import RestPriority, RestTurns, RestWeightBudget
 from gateway.binance.signing import Signer, query_string, signed_query
 from gateway.errors import ConfigError, RestRequestError
 
@@ -66,7 +67,10 @@ class BinanceHttpTransport(HttpSessionClient):
         self._api_key = api_key
         self._signer = signer
         self._recv_window_ms = recv_window_ms
-        self._lock = asyncio.Lock()
+        # One request in flight per market, and the next to go is the highest priority waiting.
+        self._turn = asyncio.Condition()
+        self._turns = RestTurns()
+        self._busy = False
 
     async def request(
         self,
@@ -77,21 +81,47 @@ class BinanceHttpTransport(HttpSessionClient):
         weight: int,
         signed: bool = False,
         headers: dict[str, str] | None = None,
+        priority: RestPriority = RestPriority.CONTROL,
     ) -> Any:
         """The decoded JSON answer; :meth:`refusal`'s error for an answer other than 200.
+        ``priority``: who goes first when weight is short (:class:`RestPriority`).
 
         Raises:
             RestRequestError: Binance could not be reached, refused, or answered no JSON
                 (retriable).
         """
         # One request in flight per market: an answer (429, 418, the used weight) must be seen
-        # before the next request goes out, or a burst already on the wire earns a ban.
-        async with self._lock:
-            while (wait := self.budget.delay(weight, time.time())) > 0:
-                logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
-                await asyncio.sleep(wait)
+        # before the next request goes out, or a burst already on the wire earns a ban. Waiting
+        # requests go by priority, so exchangeInfo never queues behind a fail-over's backfill.
+        await self._take_turn(weight, priority, path)
+        try:
             self.budget.spend(weight, time.time())
             return await self._send(method, path, self._query(params or {}, signed), headers)
+        finally:
+            async with self._turn:
+                self._busy = False
+                self._turn.notify_all()
+
+    async def _take_turn(self, weight: int, priority: RestPriority, path: str) -> None:
+        """Wait until nothing is in flight, no higher priority waits and the budget allows."""
+        async with self._turn:
+            ticket = self._turns.join(priority)
+            try:
+                while True:
+                    wait: float | None = None
+                    if not self._busy and self._turns.first() == ticket:
+                        wait = self.budget.delay(weight, time.time(), priority)
+                        if wait <= 0:
+                            break
+                        logger.info("REST weight budget: waiting %.1fs before %s", wait, path)
+                    # Woken when a request ends or a waiter leaves; the budget's wait is a timer.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._turn.wait()
+                self._busy = True
+            finally:
+                self._turns.leave(ticket)
+                self._turn.notify_all()
 
     def refusal(self, where: str, status: int, body: bytes) -> RestRequestError:
         """The error for an answer other than 200; account clients read Binance's error code."""

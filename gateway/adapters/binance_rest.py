@@ -12,6 +12,7 @@ from typing import Any
 from gateway.adapters.binance_http import USED_WEIGHT_HEADER, WEIGHT_LIMITS, BinanceHttpTransport
 from gateway.binance.exchange_info import ListedSymbol, parse_exchange_info
 from gateway.binance.markets import PING_PATHS, Market
+from gateway.binance.policy import RestPriority
 from gateway.binance.rest_payloads import exchange_info_call
 
 __all__ = ["USED_WEIGHT_HEADER", "WEIGHT_LIMITS", "BinanceRestClient", "ping"]
@@ -33,9 +34,12 @@ class BinanceRestClient(BinanceHttpTransport):
         *,
         weight: int,
         headers: dict[str, str] | None = None,
+        priority: RestPriority = RestPriority.CONTROL,
     ) -> Any:
         """The decoded JSON answer; RestRequestError (retriable) for anything else."""
-        return await self.request("GET", path, params, weight=weight, headers=headers)
+        return await self.request(
+            "GET", path, params, weight=weight, headers=headers, priority=priority
+        )
 
     async def exchange_info(self) -> tuple[ListedSymbol, ...]:
         """The market's listed symbols and their states, paced like every other call.

@@ -334,4 +334,6 @@ class StreamLiveness:
             best = rate if best is None else max(best, rate)
         if best is not None:
             return best
-        return self._prior_rate.get(symbol)
+        prior = self._prior_rate.get(symbol)
+        # No trade in 24 h says as little about its pace as no prior: judged after max_quiet_s.
+        return prior if prior is not None and prior > 0 else None

@@ -62,6 +62,13 @@ _EXCHANGE_INFO = {
     Market.USDM: ("/fapi/v1/exchangeInfo", 1),
     Market.COINM: ("/dapi/v1/exchangeInfo", 1),
 }
+# GET ticker/24hr of every symbol (no ``symbol``): spot weighs 80, futures 40 (docs/binance.md §7).
+_TICKER_24H = {
+    Market.SPOT: ("/api/v3/ticker/24hr", 80),
+    Market.USDM: ("/fapi/v1/ticker/24hr", 40),
+    Market.COINM: ("/dapi/v1/ticker/24hr", 40),
+}
+DAY_S = 86_400.0
 _DEPTH_KEYS = frozenset({"lastUpdateId", "bids", "asks", "E", "T"})
 # historicalTrades names its fields; the stream uses letters.
 _TRADE_ROW_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker": "m",
@@ -116,6 +123,32 @@ def exchange_info_call(market: Market) -> RestCall:
     """Every symbol of ``market`` and its state: what the shard plan follows."""
     path, weight = _EXCHANGE_INFO[market]
     return RestCall(path, {}, weight)
+
+
+def ticker_24h_call(market: Market) -> RestCall:
+    """The 24 h statistics of every symbol of the market, in one call."""
+    path, weight = _TICKER_24H[market]
+    return RestCall(path, {}, weight)
+
+
+def parse_trade_rates(body: Any) -> dict[str, float]:
+    """Each symbol's trades per second over the last 24 h (``count`` / 86400) from a
+    ``ticker/24hr`` answer: the activity prior of its trade streams' liveness. Rows without a
+    symbol or a count are left out (a prior is a hint, never a reason to fail).
+
+    Raises:
+        RestAnswerError: the answer is not a list of objects.
+    """
+    if not isinstance(body, list):
+        raise RestAnswerError(f"ticker/24hr answered {type(body).__name__}, not a list")
+    rates = {}
+    for row in body:
+        if not isinstance(row, dict):
+            continue
+        symbol, count = row.get("symbol"), row.get("count")
+        if isinstance(symbol, str) and isinstance(count, int) and count >= 0:
+            rates[symbol] = count / DAY_S
+    return rates
 
 
 def parse_depth_body(

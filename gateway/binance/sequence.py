@@ -187,6 +187,15 @@ class IdContinuity(Generic[T]):
         """Whether live events wait behind a hole."""
         return bool(self._held)
 
+    def probe_from(self) -> int | None:
+        """After a reconnect or a hand-over the stream stayed quiet through: the first id to ask
+        REST for, since its next trade may be hours away. None when a probe would learn nothing:
+        no id is known to continue from, or a hole is already held or being fetched (that fetch
+        reaches up to the live ids)."""
+        if self.last_emitted_id is None or self._held or self._fetching is not None:
+            return None
+        return self.last_emitted_id + 1
+
     def backfill_failed(self) -> None:
         """The fetch failed for a transient reason: ask again (the caller paces retries)."""
         self._fetching = None

@@ -28,7 +28,7 @@ from gateway.binance.book import (
 )
 from gateway.binance.events.books import BookSnapshot, DepthUpdate, PriceLevel
 from gateway.binance.markets import Market
-from gateway.binance.policy import backoff
+from gateway.binance.policy import RestPriority, backoff
 from gateway.binance.rest_payloads import depth_call, parse_depth_body
 from gateway.errors import RestAnswerError, RestRequestError
 from gateway.metrics import Metrics
@@ -140,7 +140,9 @@ class BookKeeper:
         delays = self._retry_delays()
         while True:
             try:
-                body = await self._rest.get(call.path, call.params, weight=call.weight)
+                body = await self._rest.get(
+                    call.path, call.params, weight=call.weight, priority=RestPriority.SNAPSHOT
+                )
                 snapshot = parse_depth_body(
                     body, self._market, book.symbol, time.time_ns() // 1000, reason="initial"
                 )

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.binance.liveness import LivenessPolicy, Silence, StreamLiveness, symbol_of
 from gateway.binance.markets import Market
@@ -84,12 +84,21 @@ class LivenessMonitor:
         self._last_us: dict[tuple[Market, str], int] = {}
         self._resumed: list[tuple[Market, Silence, int]] = []
         self._gaps: list[ProducerRecord] = []  # declared lost windows, sent by the next check
-        # Holes whose end is not known yet: (market, stream) → (start_us, reason).
-        self._open_gaps: dict[tuple[Market, str], tuple[int, str]] = {}
+        # Holes whose end is not known yet: (market, stream) → (start_us, reason); start None:
+        # the previous owner's last record (it crashed without declaring).
+        self._open_gaps: dict[tuple[Market, str], tuple[int | None, str]] = {}
         for market, live in self._markets.items():
             metrics.silent_streams.labels(market.value).set_function(
                 functools.partial(_count_silent, live)
             )
+
+    def set_activity(self, market: Market, rates: Mapping[str, float]) -> None:
+        """Each symbol's trades per second (the 24 h ticker's count): the rate its trade-driven
+        streams are judged by until they showed their own (``min_trades_for_rate`` trades)."""
+        live = self._markets.get(market)
+        if live is not None:
+            for symbol, rate in rates.items():
+                live.set_activity(symbol, rate)
 
     def watch(self, market: Market, streams: Sequence[str]) -> None:
         self._markets[market].watch(tuple(streams), time.monotonic())
@@ -121,7 +130,14 @@ class LivenessMonitor:
             if opened is not None:
                 self.declare_gap(market, stream, opened[0], None, opened[1])
 
-    def subscribed(self, market: Market, streams: Sequence[str], *, reconnect: bool) -> None:
+    def subscribed(
+        self,
+        market: Market,
+        streams: Sequence[str],
+        *,
+        reconnect: bool,
+        inherited: bool = False,
+    ) -> None:
         """A new connection carries these streams: their silence counts from now.
 
         After a reconnect, what Binance sent between each stream's last event and its first
@@ -129,17 +145,26 @@ class LivenessMonitor:
         by id, books by resync) are left to that; every other stream that had delivered gets a
         ``gap`` record for that window once its first event arrives (or, if it never does, an
         open-ended one when it is no longer watched).
+
+        ``inherited``: the shard's first connection here, taken from a worker that left the group
+        without releasing it (``kill -9``, a pause past its session): that worker declared
+        nothing, so every stream not recovered elsewhere gets a ``gap`` (reason ``taken_over``)
+        from the previous owner's last record (``window_start_us`` null: this worker never saw
+        it) to its first event here.
         """
         self._markets[market].restart(tuple(streams), time.monotonic())
-        if not reconnect:
+        if not (reconnect or inherited):
             return
         for stream in streams:
             key = (market, stream)
             last_us = self._last_us.get(key)
-            if last_us is None or self._recovered(market, stream) or key in self._open_gaps:
+            if self._recovered(market, stream) or key in self._open_gaps:
                 continue
-            # Declared when the stream's first event after the hole bounds it (delivered()).
-            self._open_gaps[key] = (last_us, "reconnect")
+            if reconnect and last_us is not None:
+                # Declared when the stream's first event after the hole bounds it (delivered()).
+                self._open_gaps[key] = (last_us, "reconnect")
+            elif inherited and not reconnect:
+                self._open_gaps[key] = (None, "taken_over")
 
     def declare_gap(
         self, market: Market, stream: str, start_us: int | None, end_us: int | None, reason: str

@@ -104,6 +104,16 @@ class Ownership:
         """The shards streaming now (claimed and held)."""
         self.settled = asyncio.Event()
         """Set once every wanted shard is held and streaming has started, cleared on change."""
+        self.inherited: set[str] = set()
+        """Shards being taken from a worker that left the group holding them (crashed, or
+        paused past its session): it declared none of their lost windows."""
+
+    def inherits(self, shard: str) -> bool:
+        """Whether ``shard``, now opening, was taken from such a worker (asked once)."""
+        if shard in self.inherited:
+            self.inherited.discard(shard)
+            return True
+        return False
 
     def want(self, shard_ids: Collection[str]) -> None:
         """The shards this worker should stream from now on."""
@@ -185,6 +195,7 @@ class Ownership:
                     "shard %s: retiring the claim of %s, gone from the group", shard, worker
                 )
                 await control.release(partition, shard, worker)
+                self.inherited.add(shard)  # it released nothing: its windows are ours to declare
         offset = await control.claim(partition, shard)
         started = time.monotonic()
         warned_at = started

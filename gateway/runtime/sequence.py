@@ -27,7 +27,7 @@ import orjson
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
-from gateway.binance.policy import RetryDeadline
+from gateway.binance.policy import RestPriority, RetryDeadline
 from gateway.binance.rest_payloads import (
     NEEDS_API_KEY,
     RestCall,
@@ -139,28 +139,48 @@ class TradeContinuity:
         """Publish what Binance holds after each symbol's last published id.
 
         A hole is normally found by the next live trade; a symbol that will never trade here
-        again (delisted) has no next trade, so its tail is fetched once, before it is forgotten.
+        again (delisted) has no next trade, so its tail is fetched once, before it is forgotten
+        (even while a fetch of a hole is under way: forgetting cancels that fetch).
         """
         wanted = set(symbols)
         for key, sequence in list(self._sequences.items()):
             last = sequence.last_emitted_id
-            if key[0] not in wanted or last is None:
-                continue
-            try:
-                events, answer = await self._fetch_rows(*key, FetchRange(last + 1, last + 1))
-            except (RestRequestError, RestAnswerError) as exc:
-                logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
-                continue
-            records, refused = self._backfill_records(events)
-            if refused:
-                await self._dead_letter_answer(key, "encode", refused, answer)
-            for event_id, (record, _) in records:
-                record.headers.append(BACKFILLED_HEADER)
-                sequence.receive_live(event_id, (record, None))
-            self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
-            await self._publish(key, sequence, time.monotonic_ns())
-            if records:
-                logger.info("%s %s: %d trades after id %d caught up", *key, len(records), last)
+            if key[0] in wanted and last is not None:
+                await self._fetch_tail(key, sequence, last + 1, RestPriority.BACKFILL)
+
+    async def probe(self, keys: Collection[Key]) -> None:
+        """Publish what Binance holds after the last published id of each ``(symbol, kind)``
+        (a quiet stream after a reconnect or hand-over: its hole is otherwise found only at its
+        next trade). Only keys a probe can teach something are asked
+        (:meth:`~gateway.binance.sequence.IdContinuity.probe_from`), at the lowest REST priority.
+        """
+        for key in keys:
+            sequence = self._sequences.get(key)
+            first = None if sequence is None else sequence.probe_from()
+            if sequence is not None and first is not None:
+                await self._fetch_tail(key, sequence, first, RestPriority.PROBE)
+
+    async def _fetch_tail(
+        self, key: Key, sequence: IdContinuity[Pending], first: int, priority: RestPriority
+    ) -> None:
+        """One page of what REST holds from ``first`` on, published through the sequence."""
+        try:
+            events, answer = await self._fetch_rows(*key, FetchRange(first, first), priority)
+        except (RestRequestError, RestAnswerError) as exc:
+            logger.warning("%s %s: the last trades could not be fetched (%s)", *key, exc)
+            return
+        if self._sequences.get(key) is not sequence:
+            return  # forgotten meanwhile (the symbol moved away)
+        records, refused = self._backfill_records(events)
+        if refused:
+            await self._dead_letter_answer(key, "encode", refused, answer)
+        for event_id, (record, _) in records:
+            record.headers.append(BACKFILLED_HEADER)
+            sequence.receive_live(event_id, (record, None))
+        self._metrics.backfilled.labels(self._market.value, key[1]).inc(len(records))
+        await self._publish(key, sequence, time.monotonic_ns())
+        if records:
+            logger.info("%s %s: %d trades after id %d caught up", *key, len(records), first - 1)
 
     def forget(self, symbols: Collection[str]) -> None:
         """Drop the state of symbols this process no longer owns, and cancel their fetches.
@@ -374,7 +394,11 @@ class TradeContinuity:
         await self._sink.send(record)
 
     async def _fetch_rows(
-        self, symbol: str, kind: str, request: FetchRange
+        self,
+        symbol: str,
+        kind: str,
+        request: FetchRange,
+        priority: RestPriority = RestPriority.BACKFILL,
     ) -> tuple[list[TradeEvent], bytes]:
         """The rows REST has from ``request.first_id``, and the answer as it came; rows that do
         not parse are left out (their ids stay missing: fetched again, or declared) and the
@@ -384,13 +408,17 @@ class TradeContinuity:
         events: list[TradeEvent]
         if kind == AggTrade.KIND:
             call = agg_trades_call(self._market, symbol, request.first_id)
-            rows = await self._rest.get(call.path, call.params, weight=call.weight)
+            rows = await self._rest.get(
+                call.path, call.params, weight=call.weight, priority=priority
+            )
             events = [
                 *parse_agg_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
             ]
         else:
             call, headers = self._trades_call(symbol, request.first_id)
-            rows = await self._rest.get(call.path, call.params, weight=call.weight, headers=headers)
+            rows = await self._rest.get(
+                call.path, call.params, weight=call.weight, headers=headers, priority=priority
+            )
             events = [
                 *parse_trade_rows(rows, self._market, symbol, received_at_us, rejected=rejected)
             ]

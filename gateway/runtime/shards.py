@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 PROBE_AFTER_S = 5.0
 """After a connection opens, symbols whose trade streams said nothing for this long are probed
 over REST: a quiet symbol's hole is otherwise found only at its next trade."""
-_TRADE_CHANNELS = ("trade", "aggTrade")
+_TRADE_CHANNELS = {"trade": "trade", "aggTrade": "agg_trade"}  # channel -> record kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +115,12 @@ def streams_of(url: str) -> set[str]:
 class ShardRunner:
     """Streams one shard until cancelled."""
 
-    def __init__(self, shard: Shard, context: ShardContext) -> None:
+    def __init__(self, shard: Shard, context: ShardContext, *, inherited: bool = False) -> None:
+        """``inherited``: taken from a worker that left the group without releasing the shard
+        (its lost windows are declared here: :meth:`LivenessMonitor.subscribed`)."""
         self.shard = shard
         self._context = context
+        self._inherited = inherited
         self.clients: dict[str, BinanceStreamClient] = {}
         self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
         self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
@@ -239,7 +242,12 @@ class ShardRunner:
         assert liveness is not None
         reconnect = name in self._opened
         self._opened.add(name)
-        liveness.subscribed(self.shard.market, self._streams.get(name, ()), reconnect=reconnect)
+        liveness.subscribed(
+            self.shard.market,
+            self._streams.get(name, ()),
+            reconnect=reconnect,
+            inherited=self._inherited,
+        )
         if self._context.keepers[self.shard.market].continuity is not None:
             # After a reconnect or a hand-over (the shard's first connection resumes from Kafka).
             # One probe per connection: a reconnect before it ran replaces it.
@@ -253,18 +261,22 @@ class ShardRunner:
             probe.add_done_callback(self._retiring.discard)
 
     async def _probe_quiet(self, name: str) -> None:
-        """Fetch what Binance holds after the last published id of the connection's symbols
-        whose trade streams stayed quiet since it opened (paced by the REST weight budget)."""
+        """Fetch what Binance holds after the last published id of the connection's trade
+        streams that stayed quiet since it opened: per stream, not per symbol (a symbol whose
+        ``trade`` delivers needs no ``aggTrades`` call for it), paced by the REST weight budget
+        at its lowest priority."""
         await asyncio.sleep(PROBE_AFTER_S)
         liveness, market = self._context.liveness, self.shard.market
         continuity = self._context.keepers[market].continuity
         assert liveness is not None and continuity is not None
         streams = [s for s in self._streams.get(name, ()) if channel_of(s) in _TRADE_CHANNELS]
         quiet = liveness.quiet_since_subscription(market, streams)
-        symbols = sorted({s.partition("@")[0].upper() for s in quiet})
-        if symbols:
-            logger.info("%s: probing %d quiet symbols for trades missed", name, len(symbols))
-            await continuity.catch_up(symbols)
+        keys = sorted(
+            {(s.partition("@")[0].upper(), _TRADE_CHANNELS[channel_of(s)]) for s in quiet}
+        )
+        if keys:
+            logger.info("%s: probing %d quiet trade streams for trades missed", name, len(keys))
+            await continuity.probe(keys)
 
     async def _supervise(self, name: str, client: BinanceStreamClient) -> None:
         policy = self._policies[name]

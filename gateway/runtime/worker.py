@@ -41,7 +41,8 @@ from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
 from gateway.binance.account_state import AccountState
 from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
-from gateway.binance.policy import SlidingWindowLimit
+from gateway.binance.policy import RestPriority, SlidingWindowLimit
+from gateway.binance.rest_payloads import parse_trade_rates, ticker_24h_call
 from gateway.binance.sequence import IdBounds
 from gateway.coordination.fencing import Lease
 from gateway.coordination.plan import build_plan, diff
@@ -67,6 +68,8 @@ logger = logging.getLogger(__name__)
 TRADE_CHANNELS = {"trade", "aggTrade"}
 CANCELLED_DRAIN_S = 5.0
 ACCOUNT_WEIGHT = 1.0
+ACTIVITY_POLL_S = 3_600.0
+"""How often each market's 24 h trade counts are fetched as the liveness activity prior."""
 """An account's expected events per second, for balancing: a busy trading account's rate."""
 
 
@@ -270,7 +273,8 @@ class Gateway:
             channels = set(settings.binance.markets[shard.market].channels)
             if continuity is not None and shard.symbols and channels & TRADE_CHANNELS:
                 continuity.resume(await tail.last_ids(shard.market, shard.symbols))
-            return ShardRunner(shard, context)
+            inherited = self.ownership is not None and self.ownership.inherits(shard_id)
+            return ShardRunner(shard, context, inherited=inherited)
 
         def close_unit(shard_id: str) -> None:
             if shard_id in self._accounts:
@@ -315,6 +319,7 @@ class Gateway:
             asyncio.create_task(ownership.run(), name="ownership"),
             asyncio.create_task(self._follow_listings(), name="plan-follower"),
             asyncio.create_task(liveness.run(), name="liveness"),
+            asyncio.create_task(self._feed_activity(liveness), name="activity-prior"),
             asyncio.create_task(stop.wait(), name="stop-signal"),
         ]
         try:
@@ -411,6 +416,25 @@ class Gateway:
                     "%s exchangeInfo unavailable (%s); retrying later", market.value, exc
                 )
         return listings
+
+    async def _feed_activity(self, liveness: LivenessMonitor) -> None:
+        """Each market's 24 h trade counts as the prior of its trade streams' liveness, so a
+        quiet symbol's stream is judged by its own pace from the start (not only after
+        ``max_quiet_s``) and a busy one's silence is caught before it showed 50 trades. At the
+        lowest REST priority: a hint, never worth delaying a backfill."""
+        while True:
+            for market, rest in self.rest.items():
+                call = ticker_24h_call(market)
+                try:
+                    body = await rest.get(
+                        call.path, call.params, weight=call.weight, priority=RestPriority.PROBE
+                    )
+                    rates = parse_trade_rates(body)
+                except GatewayError as exc:
+                    logger.warning("%s 24 h ticker unavailable (%s)", market.value, exc)
+                    continue
+                liveness.set_activity(market, rates)
+            await asyncio.sleep(ACTIVITY_POLL_S)
 
     async def _follow_listings(self) -> None:
         """Re-plan every ``exchange_info_poll_s``: new listings start, delistings stop."""

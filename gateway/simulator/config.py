@@ -64,6 +64,9 @@ class SimulatorConfig(BaseModel):
     ``max_trades_per_symbol``, only while someone subscribes)."""
     max_trades_per_symbol: int | None = Field(default=None, ge=0)
     """Stop (go idle) after this many trades per symbol; ``None`` = never."""
+    liquidation_probability: float = Field(default=0.2, ge=0, le=1)
+    """Chance that a futures symbol had a liquidation in a given second (``forceOrder`` pushes
+    at most one a second); tests that check every liquidation's window raise it."""
     start_paused: bool = False
     """Start without trading, until ``resume()`` or ``run_for()``."""
     max_trades_per_fill: int = Field(default=DEFAULT_MAX_TRADES_PER_FILL, ge=1)

@@ -88,6 +88,7 @@ class ExchangeSimulator:
             config.seed,
             max_trades_per_fill=config.max_trades_per_fill,
             merged=config.futures_merger,
+            liquidation_probability=config.liquidation_probability,
             other_market_specs=default_symbol_specs(config.other_market_symbols, config.seed, other)
             if other is not None
             else (),

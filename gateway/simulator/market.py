@@ -63,7 +63,7 @@ _ARRAY_KINDS = frozenset({_K.ALL_MINI_TICKER, _K.ALL_TICKER, _K.ALL_MARK_PRICE})
 BLOCK_TRADE_EVERY = 500
 """One spot block trade per this many aggregate trades of a symbol."""
 LIQUIDATION_PROBABILITY = 0.2
-"""Chance that a futures symbol had a liquidation in a given second."""
+"""Chance that a futures symbol had a liquidation in a given second (the default)."""
 _STABLE_ASSETS = frozenset({"USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD"})
 
 TRADING = "TRADING"
@@ -101,8 +101,10 @@ class SimulatedMarket:
         max_trades_per_fill: int,
         merged: bool = True,
         other_market_specs: Sequence[SymbolSpec] = (),
+        liquidation_probability: float = LIQUIDATION_PROBABILITY,
     ) -> None:
         self.market = market
+        self.liquidation_probability = liquidation_probability
         self.merged = merged
         """Serve futures payloads as Binance does since the 2026-06-30 integration (st, ps, ap)."""
         self.other_market: SimulatedMarket | None = None
@@ -461,7 +463,7 @@ class SimulatedMarket:
 
     def _liquidation(self, symbol: str, now_us: int) -> Maker | None:
         rng = self._liquidations[symbol]
-        if rng.random() >= LIQUIDATION_PROBABILITY:
+        if rng.random() >= self.liquidation_probability:
             return None
         spec, book = self.specs[symbol], self.book(symbol)
         sells = rng.random() < 0.5  # a long position liquidated sells into the bids

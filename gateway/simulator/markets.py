@@ -69,6 +69,7 @@ _SPOT_WEIGHTS = MappingProxyType(
         "historicalTrades": 25,
         "klines": 2,
         "depth": 5,  # by limit, see depth_weight()
+        "24hr": 80,  # ticker/24hr of every symbol; one symbol: 2
     }
 )
 _FUTURES_WEIGHTS = MappingProxyType(
@@ -82,6 +83,7 @@ _FUTURES_WEIGHTS = MappingProxyType(
         "klines": 5,  # by limit, see klines_weight()
         "depth": 10,  # by limit, see depth_weight()
         "listenKey": 1,
+        "24hr": 40,  # ticker/24hr of every symbol; one symbol: 1
     }
 )
 

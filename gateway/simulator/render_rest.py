@@ -43,6 +43,25 @@ def rest_kline(spec: SymbolSpec, candle: Candle) -> list[object]:
     ]
 
 
+def rest_ticker_24hr(spec: SymbolSpec, candle: Candle, last_price: int) -> Payload:
+    """One ``GET ticker/24hr`` object: the rolling day's statistics, ``count`` its trades."""
+    return {
+        "symbol": spec.symbol,
+        "priceChange": price_text(spec, last_price - candle.open),
+        "lastPrice": price_text(spec, last_price),
+        "openPrice": price_text(spec, candle.open),
+        "highPrice": price_text(spec, candle.high),
+        "lowPrice": price_text(spec, candle.low),
+        "volume": qty_text(spec, candle.volume),
+        "quoteVolume": format_decimal(candle.quote_volume, spec.price_decimals),
+        "openTime": candle.open_time_ms,
+        "closeTime": candle.close_time_ms,
+        "firstId": candle.first_trade_id,
+        "lastId": candle.last_trade_id,
+        "count": candle.trades,
+    }
+
+
 def rate_limits(market: Market) -> list[Payload]:
     """The ``rateLimits`` of exchangeInfo.
 

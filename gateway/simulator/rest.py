@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.simulator.candles import SPOT_INTERVALS, parse_offset
+from gateway.simulator.candles import DAY_MS, SPOT_INTERVALS, parse_offset
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.engine import Clock, SymbolSpec
 from gateway.simulator.faults import RestFaults
@@ -55,6 +55,7 @@ from gateway.simulator.render_rest import (
     rate_limits,
     rest_depth,
     rest_kline,
+    rest_ticker_24hr,
     spot_symbol_info,
 )
 from gateway.simulator.userdata import Account, ListenKeyError, ListenKeys, query_signature_valid
@@ -152,6 +153,7 @@ class RestServer:
             "trades": self._trades,
             "historicalTrades": self._historical_trades,
             "klines": self._klines,
+            "ticker/24hr": self._ticker_24hr,
         }
         for name, handler in routes.items():
             app.router.add_get(f"{self._prefix}/{name}", handler)
@@ -187,6 +189,8 @@ class RestServer:
         name = request.path.rsplit("/", 1)[-1]
         if name == "depth":
             return depth_weight(self._kind, self._depth_limit(request, check=False))
+        if name == "24hr" and "symbol" in request.query:
+            return 1 if self._kind.is_futures else 2
         if name == "klines" and self._kind.is_futures:
             return klines_weight(self._kind, _int_param(request, "limit", check=False) or 500)
         return self._weights.get(name, 1)
@@ -326,6 +330,17 @@ class RestServer:
         rows = rows[:limit] if "startTime" in request.query else rows[-limit:]
         spec = self._specs[symbol]
         return _json([rest_kline(spec, row) for row in rows])
+
+    async def _ticker_24hr(self, request: web.Request) -> web.Response:
+        now_ms = self._clock_us() // 1_000
+        one = "symbol" in request.query
+        symbols = [self._symbol(request)] if one else sorted(self._specs)
+        rows = []
+        for symbol in symbols:
+            candles = self._market.candles[symbol]
+            day = candles.rolling(DAY_MS, now_ms)
+            rows.append(rest_ticker_24hr(self._specs[symbol], day, candles.last_price))
+        return _json(rows[0] if one else rows)
 
     # --- listen keys --------------------------------------------------------------------------
 

@@ -137,6 +137,7 @@ class HostileRest:
         *,
         weight: int,
         headers: dict[str, str] | None = None,
+        priority: object = None,  # the RestPriority: a double has no budget
     ) -> Any:
         assert params is not None
         symbol = params["symbol"]

@@ -5,18 +5,22 @@ every record kind is delivered exactly once, recovered, or declared with its win
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
 
 import pytest
 
-from gateway.consumers.reader import ConsumedRecord, read_all
+from gateway.consumers.reader import read_all
 from gateway.infra.kafka import KafkaCluster
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
+from tests.faults.windows import (
+    assert_ids_exactly_once,
+    assert_pauses_declared,
+    assert_resynced,
+    by_group_and_kind,
+    gap_windows,
+)
 from tests.integration.conftest import RunningGateway
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -33,11 +37,6 @@ DECLARED = {
 }  # fmt: skip
 STALL_S = 25.0
 PAUSE_US = 3_000_000  # longer than any of these streams' cadence (at most 2 s)
-
-
-def us(value: datetime) -> int:
-    """A decoded timestamp-micros as epoch microseconds (every field read here is set)."""
-    return round(value.timestamp() * 1_000_000)
 
 
 async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
@@ -99,49 +98,21 @@ async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
     records += await read_all(
         others, bootstrap_servers=cluster.bootstrap_servers, expected=int(acked), settle_s=2
     )
-    by_topic: dict[str, list[ConsumedRecord]] = defaultdict(list)
-    for record in records:
-        by_topic[record.topic.rsplit(".", 1)[1]].append(record)
+    grouped = by_group_and_kind(records)
 
     # Trades and aggregate trades: every id exactly once (backfilled over the hole).
-    for symbol in SYMBOLS:
-        got = sorted(r.value["trade_id"] for r in by_topic["trade"] if r.key == symbol)
-        assert got == [t["t"] for t in trades[symbol]]
-        got = sorted(r.value["agg_trade_id"] for r in by_topic["agg_trade"] if r.key == symbol)
-        assert got == [a["a"] for a in aggs[symbol]]
+    assert_ids_exactly_once(grouped["spot", "trade"], "trade_id", {
+        s: [t["t"] for t in trades[s]] for s in SYMBOLS})  # fmt: skip
+    assert_ids_exactly_once(grouped["spot", "agg_trade"], "agg_trade_id", {
+        s: [a["a"] for a in aggs[s]] for s in SYMBOLS})  # fmt: skip
     # Depth diffs: the book was resynced after the hole.
-    for symbol in SYMBOLS:
-        reasons = [r.value["reason"] for r in by_topic["book_snapshot"] if r.key == symbol]
-        assert "gap" in reasons, {k: len(v) for k, v in by_topic.items()}
-    # Every other kind: each pause longer than its cadence lies inside a declared window, in
-    # the stream's own time (Binance's event time). Kinds Binance sends without one (spot book
-    # tickers, partial books) are dated on receipt, and frames that waited behind the stalled
-    # sink carry late receive times: their window starts after those late frames.
-    gaps = [r.value for r in by_topic["stream_status"] if r.value["status"] == "gap"]
-    assert gaps, "the reconnect declared nothing"
+    assert_resynced(grouped["spot", "book_snapshot"], SYMBOLS)
+    # Every other kind: each pause longer than its cadence lies inside a declared window.
+    windows = gap_windows(grouped["", "stream_status"], "spot")
+    assert windows, "the reconnect declared nothing"
     for kind, channel in DECLARED.items():
         for symbol in SYMBOLS:
             stream = f"{symbol.lower()}@{channel}"
-            values = [r.value for r in by_topic[kind] if r.key == symbol]
-            dated = values[0].get("event_time_us") is not None  # as the record's own time
-            field = "event_time_us" if dated else "received_at_us"
-            times = sorted(us(v[field]) for v in values)
-            assert len(times) > 5, stream
-            # A record twice would be the same event (a kline's close and the next candle's
-            # first update share an event time, not an open time).
-            keys = [
-                (v[field], v.get("open_time_us"), v.get("update_id", v.get("last_update_id")))
-                for v in values
-            ]
-            assert len(set(keys)) == len(keys), f"{stream}: a record twice"
-            windows = [(us(g["window_start_us"]), us(g["window_end_us"])) for g in gaps
-                       if g["stream"] == stream]  # fmt: skip
-            assert windows, f"{stream}: no declared window"
-            for before, after in itertools.pairwise(times):
-                if after - before <= PAUSE_US:
-                    continue
-                if field == "event_time_us":
-                    covered = any(s <= before and e >= after for s, e in windows)
-                else:
-                    covered = any(before <= s <= after + PAUSE_US for s, _ in windows)
-                assert covered, f"{stream}: silence {before}..{after} not declared in {windows}"
+            assert windows[stream], f"{stream}: no declared window"
+            values = [v for v in grouped["spot", kind] if v["_key"] == symbol]
+            assert_pauses_declared(stream, values, windows[stream], PAUSE_US)

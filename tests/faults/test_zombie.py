@@ -28,6 +28,7 @@ from gateway.runtime.processes import (
 )
 from gateway.simulator.config import SimulatorConfig, simulated_symbols
 from gateway.simulator.exchange import ExchangeSimulator
+from tests.faults.windows import assert_pauses_declared, by_group_and_kind, gap_windows
 from tests.faults.workers import ID_FIELD
 from tests.timing import scaled
 
@@ -35,12 +36,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 SESSION_TIMEOUT_S = 6.0
 SYMBOLS = simulated_symbols(24)
+KLINE_PAUSE_US = 5_000_000  # spot klines come every 2 s; the take-over's hole is the session's
 
 
 def config(prefix: str, bootstrap: str, spot: ExchangeSimulator) -> dict[str, Any]:
     return {
         "binance": {"markets": {"spot": {
-            "select": {"quote_assets": ["USDT"]}, "channels": ["trade", "aggTrade"],
+            "select": {"quote_assets": ["USDT"]}, "channels": ["trade", "aggTrade", "kline_1m"],
             "stream_url": spot.ws_url, "rest_url": spot.rest_url, "shards": 4,
         }}},
         "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": 3},
@@ -121,6 +123,11 @@ async def test_a_worker_paused_past_its_session_writes_nothing_after_the_new_own
                 topics, bootstrap_servers=kafka_bootstrap, expected=expected,
                 timeout_s=scaled(90), settle_s=3.0,
             )  # fmt: skip
+            # What else was written by now: klines and the heir's declarations.
+            others = await read_all(
+                [f"{topic_prefix}.spot.kline", f"{topic_prefix}.stream_status"],
+                bootstrap_servers=kafka_bootstrap, expected=1, settle_s=5.0,
+            )  # fmt: skip
             heir.signal(signal.SIGTERM)
             assert await heir.wait_exit(scaled(60)) == 0, heir.log()[-3000:]
         finally:
@@ -140,3 +147,18 @@ async def test_a_worker_paused_past_its_session_writes_nothing_after_the_new_own
         ids = got.get(key, [])
         assert ids == sent, (key, len(ids), len(sent), sorted(set(sent) - set(ids))[:5])
     assert set(got) == set(truth)  # nothing invented
+
+    # Klines are not recovered: the zombie declared nothing of the hole it left, so the heir
+    # did, per stream, from the zombie's last record to its own first (reason taken_over).
+    late = written_after_takeover(others, zombie.worker_id)
+    assert not late, [(r.topic, r.partition, r.offset, r.key) for r in late[:5]]
+    grouped = by_group_and_kind(others)
+    windows = gap_windows(grouped["", "stream_status"], "spot")
+    orphans = {r.key for r in others if r.topic.endswith(".kline") and r.key is not None
+               and r.headers.get(HEADER_GATEWAY_ID) == zombie.worker_id}  # fmt: skip
+    assert orphans
+    for symbol in sorted(orphans):
+        stream = f"{symbol.lower()}@kline_1m"
+        assert any(s is None for s, _ in windows[stream]), (stream, windows[stream])
+        values = [v for v in grouped["spot", "kline"] if v["_key"] == symbol]
+        assert assert_pauses_declared(stream, values, windows[stream], KLINE_PAUSE_US), stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from gateway.adapters.binance_rest import BinanceRestClient
 from gateway.binance.markets import Market
-from gateway.binance.policy import RestWeightBudget
+from gateway.binance.policy import RestPriority, RestWeightBudget
 from gateway.errors import RestRequestError
 
 # The server's base URL and the time of each call to aggTrades.
@@ -86,3 +87,38 @@ async def test_huge_and_truncated_answers_are_retriable_errors_not_crashes(serve
             await client.get("/api/v3/huge", weight=1)
         with pytest.raises(RestRequestError, match="not JSON"):
             await client.get("/api/v3/truncated", weight=1)
+
+
+class SpentOnBackfill(RestWeightBudget):
+    """A minute whose share for backfill and probes is spent; the reserve is not."""
+
+    def delay(
+        self, weight: int, now: float, priority: RestPriority = RestPriority.CONTROL
+    ) -> float:
+        return 30.0 if priority >= RestPriority.BACKFILL else 0.0
+
+
+async def test_exchange_info_goes_ahead_of_a_backfill_waiting_for_the_budget(
+    server: Server,
+) -> None:
+    url, calls = server
+    async with BinanceRestClient(url, Market.SPOT, budget=SpentOnBackfill(6000)) as client:
+        backfill = asyncio.create_task(
+            client.get("/api/v3/aggTrades", {"fromId": "1"}, weight=4,
+                       priority=RestPriority.BACKFILL)
+        )  # fmt: skip
+        await asyncio.sleep(0.1)  # it waits for the next minute, first in line
+        started = time.monotonic()
+        with pytest.raises(RestRequestError):  # the fixture's one 429: answered, not queued
+            await client.get("/api/v3/aggTrades", {"fromId": "2"}, weight=4)
+        rows = await client.get("/api/v3/aggTrades", {"fromId": "3"}, weight=4)
+        assert rows == [{"a": 3}]
+        assert time.monotonic() - started < 5  # not behind the backfill's 30 s
+        assert not backfill.done()
+        backfill.cancel()  # a cancelled waiter leaves the line; the next goes at once
+        with pytest.raises(asyncio.CancelledError):
+            await backfill
+        rows = await client.get("/api/v3/aggTrades", {"fromId": "4"}, weight=4,
+                                priority=RestPriority.SNAPSHOT)  # fmt: skip
+    assert rows == [{"a": 4}]
+    assert len(calls) == 3  # the backfill never went out

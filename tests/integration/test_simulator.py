@@ -424,6 +424,22 @@ async def get(http: aiohttp.ClientSession, url: str, **params: Any) -> tuple[int
         return response.status, await response.json(), int(response.headers["X-MBX-USED-WEIGHT-1M"])
 
 
+async def test_rest_24h_tickers_count_each_symbols_trades(
+    simulator: Start, http: aiohttp.ClientSession
+) -> None:
+    sim = await simulator(clock_us=fake_clock())
+    sim.run_for(trades_per_symbol=40)
+    await sim.wait_idle(timeout_s=TIMEOUT_S)
+    status, body, weight = await get(http, f"{sim.rest_url}/api/v3/ticker/24hr")
+    assert status == 200 and weight == 80  # every symbol: docs/binance.md §7
+    counts = {row["symbol"]: row["count"] for row in body}
+    assert counts == {s: len(sim.history.trades(s)) for s in sim.history.symbols}
+    _, one, weight = await get(http, f"{sim.rest_url}/api/v3/ticker/24hr", symbol="ETHUSDT")
+    assert weight == 80 + 2
+    assert one["count"] == counts["ETHUSDT"]
+    assert one["lastId"] == sim.history.trades("ETHUSDT")[-1]["t"]
+
+
 async def test_rest_agg_trades_from_an_id_return_the_recorded_range(
     simulator: Start, http: aiohttp.ClientSession
 ) -> None:

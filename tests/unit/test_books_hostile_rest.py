@@ -25,7 +25,14 @@ class AnswersInTurn:
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
 
-    async def get(self, path: str, params: dict[str, str] | None = None, *, weight: int) -> Any:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        weight: int,
+        priority: object = None,
+    ) -> Any:
         answer = self.answers.pop(0)
         if isinstance(answer, BaseException):
             raise answer

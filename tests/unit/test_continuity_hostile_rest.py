@@ -40,6 +40,7 @@ class AnswersInTurn:
         *,
         weight: int,
         headers: dict[str, str] | None = None,
+        priority: object = None,  # the RestPriority: a double has no budget
     ) -> Any:
         self.requests += 1
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]

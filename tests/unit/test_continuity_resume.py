@@ -48,6 +48,7 @@ class ScriptedRest:
         *,
         weight: int,
         headers: dict[str, str] | None = None,
+        priority: object = None,  # the RestPriority: a double has no budget
     ) -> list[dict[str, Any]]:
         assert params is not None
         self.requests.append((path, params))
@@ -229,3 +230,22 @@ async def test_a_delisted_symbols_last_trades_are_caught_up_before_it_is_forgott
     assert [params["fromId"] for _, params in h.rest.requests] == ["101"]
     await h.continuity.catch_up(["BTCUSDT"])  # nothing newer: nothing twice
     assert len(h.ids("trade")) == 4
+
+
+async def test_a_probe_asks_only_for_the_quiet_kinds_whose_hole_is_not_fetched_already() -> None:
+    h = Harness(ScriptedRest(last_id=103))
+    h.continuity.resume({("BTCUSDT", Trade.KIND): 100, ("BTCUSDT", AggTrade.KIND): 50})
+    await h.continuity.probe([("BTCUSDT", Trade.KIND), ("ETHUSDT", Trade.KIND)])
+    assert h.ids("trade") == [(101, True), (102, True), (103, True)]
+    # aggTrade was not quiet (not asked for) and ETHUSDT has no id to continue from.
+    assert [(path, params["fromId"]) for path, params in h.rest.requests] == [
+        ("/api/v3/historicalTrades", "101")
+    ]
+    h.rest.gate = asyncio.Event()  # the next fetch hangs: a hole is being filled
+    await h.live(trade(106))
+    await asyncio.sleep(0)
+    asked = len(h.rest.requests)
+    await h.continuity.probe([("BTCUSDT", Trade.KIND)])
+    assert len(h.rest.requests) == asked  # its fetch reaches the live ids: no probe
+    h.rest.gate.set()
+    await h.continuity.stop()

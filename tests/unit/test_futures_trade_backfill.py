@@ -34,6 +34,7 @@ class FuturesRest:
         *,
         weight: int,
         headers: dict[str, str] | None = None,
+        priority: object = None,  # the RestPriority: a double has no budget
     ) -> list[dict[str, object]]:
         assert params is not None
         self.calls.append((path, params, weight, headers))

@@ -113,3 +113,38 @@ async def test_a_released_stream_declares_its_window_open_at_the_end() -> None:
     assert (gap["stream"], gap["reason"], gap["window_end_us"]) == (KLINE, "released", None)
     assert gap["window_start_us"] == at(3_000_000)
     assert live.silent() == {}
+
+
+async def test_a_shard_taken_from_a_crashed_worker_declares_each_window_up_to_its_first_event() -> (
+    None
+):
+    live, sink, _ = monitor()
+    live.watch(Market.SPOT, [KLINE, TRADE])
+    live.subscribed(Market.SPOT, [KLINE, TRADE], reconnect=False, inherited=True)
+    live.delivered(Market.SPOT, TRADE, 4_000_000)  # trades resume from Kafka's last id
+    live.delivered(Market.SPOT, KLINE, 5_000_000)
+    live.delivered(Market.SPOT, KLINE, 6_000_000)
+    await live.check()
+    [gap] = [decoded(r) for r in sink.records]
+    assert (gap["stream"], gap["status"], gap["reason"]) == (KLINE, "gap", "taken_over")
+    # From the previous owner's last record, which this worker never saw, to its first event.
+    assert (gap["window_start_us"], gap["window_end_us"]) == (None, at(5_000_000))
+    live.subscribed(Market.SPOT, [KLINE, TRADE], reconnect=False)  # an ordinary first connection
+    live.delivered(Market.SPOT, KLINE, 7_000_000)
+    await live.check()
+    assert len(sink.records) == 1
+
+
+def test_the_24h_activity_prior_sets_a_trade_streams_allowance_before_it_traded() -> None:
+    live, _, _ = monitor()
+    live.watch(Market.SPOT, [TRADE])
+    core = live._markets[Market.SPOT]
+    now = core._streams[TRADE].watched_s
+    # Nothing known of the symbol: only max_quiet_s (1 h) of silence is reported.
+    assert core.allowance_s(TRADE, now) == SETTINGS.max_quiet_s
+    live.set_activity(Market.SPOT, {"BTCUSDT": 1.0, "ETHUSDT": 5.0})
+    live.set_activity(Market.COINM, {"BTCUSD_PERP": 1.0})  # a market not streamed: ignored
+    # 20 mean intervals of one trade a second, at least stale_after_s and first_report_s.
+    expected = max(SETTINGS.activity_tolerance, SETTINGS.stale_after_s,
+                   SETTINGS.silent_stream_report_s)  # fmt: skip
+    assert core.allowance_s(TRADE, now) == expected

@@ -125,6 +125,16 @@ def test_a_symbol_too_quiet_to_judge_is_not_judged() -> None:
     assert live.check(10_000.0) == []
 
 
+def test_a_symbol_that_did_not_trade_in_24h_is_judged_like_an_unknown_one() -> None:
+    live = StreamLiveness(POLICY, futures=False)
+    streams = ["newusdt@trade", "newusdt@aggTrade"]
+    live.watch(streams, 0.0)
+    live.set_activity("NEWUSDT", 0.0)  # the 24 h ticker counted no trade (a new listing)
+    assert live.allowance_s("newusdt@trade", 0.0) == POLICY.max_quiet_s
+    assert live.connection_allowance_s(streams, 0.0) == POLICY.max_quiet_s
+    assert live.check(100.0) == []
+
+
 def test_unjudged_streams_are_never_reported() -> None:
     live = StreamLiveness(POLICY, futures=True)
     live.watch(["btcusdt@forceOrder"], 0.0)

@@ -5,6 +5,8 @@ import pytest
 
 from gateway.binance.policy import (
     MAX_DELAY_S,
+    RestPriority,
+    RestTurns,
     RestWeightBudget,
     SlidingWindowLimit,
     backoff,
@@ -70,6 +72,56 @@ def test_rest_weight_budget_waits_for_the_next_minute_and_obeys_retry_after() ->
     assert budget.delay(1, now=80.0) == pytest.approx(20.0)  # nothing at all until Retry-After
     budget.observe(418, used_weight=None, retry_after_s=120, now=100.0)
     assert budget.delay(1, now=121.0) == pytest.approx(99.0)
+
+
+def test_backfill_and_probes_leave_a_reserve_for_exchange_info_and_snapshots() -> None:
+    budget = RestWeightBudget(6000, headroom=1.0)
+    budget.spend(3590, now=10.0)  # just under the probes' 60 %
+    assert budget.delay(4, now=11.0, priority=RestPriority.PROBE) == 0
+    assert budget.delay(25, now=11.0, priority=RestPriority.PROBE) == pytest.approx(49.0)
+    assert budget.delay(25, now=11.0, priority=RestPriority.BACKFILL) == 0
+    budget.observe(200, used_weight=5399, retry_after_s=None, now=12.0)  # other workers, same IP
+    assert budget.delay(4, now=12.0, priority=RestPriority.BACKFILL) == pytest.approx(48.0)
+    assert budget.delay(50, now=12.0, priority=RestPriority.SNAPSHOT) == 0
+    budget.observe(200, used_weight=5700, retry_after_s=None, now=13.0)
+    assert budget.delay(50, now=13.0, priority=RestPriority.SNAPSHOT) == pytest.approx(47.0)
+    assert budget.delay(20, now=13.0, priority=RestPriority.CONTROL) == 0  # exchangeInfo
+    assert budget.delay(20, now=13.0) == 0  # unnamed calls (accounts) are control
+    # However much backfill and probes are given, 10 % of the minute stays exchangeInfo's.
+    fresh = RestWeightBudget(2400, headroom=0.9)
+    spent = 0
+    while fresh.delay(20, now=5.0, priority=RestPriority.BACKFILL) == 0:
+        fresh.spend(20, now=5.0)
+        spent += 20
+    assert spent <= 0.9 * fresh.limit
+    assert fresh.limit - spent >= 0.1 * fresh.limit
+
+
+def test_a_request_heavier_than_its_share_goes_alone_at_the_start_of_a_minute() -> None:
+    budget = RestWeightBudget(100, headroom=1.0)
+    assert budget.delay(80, now=0.0, priority=RestPriority.PROBE) == 0  # 80 > its share of 60
+    budget.spend(1, now=0.5)
+    assert budget.delay(80, now=1.0, priority=RestPriority.PROBE) == pytest.approx(59.0)
+    assert budget.delay(101, now=61.0, priority=RestPriority.CONTROL) == pytest.approx(59.0)
+
+
+def test_rest_turns_go_by_priority_then_arrival() -> None:
+    turns = RestTurns()
+    assert turns.first() is None
+    probe = turns.join(RestPriority.PROBE)
+    backfill = turns.join(RestPriority.BACKFILL)
+    backfill_2 = turns.join(RestPriority.BACKFILL)
+    assert turns.first() == backfill
+    control = turns.join(RestPriority.CONTROL)  # exchangeInfo overtakes everything waiting
+    assert turns.first() == control
+    turns.leave(control)
+    assert turns.first() == backfill
+    turns.leave(backfill_2)  # cancelled while waiting
+    turns.leave(backfill)
+    assert turns.first() == probe
+    turns.leave(probe)
+    turns.leave(probe)  # leaving twice is harmless
+    assert turns.first() is None and len(turns) == 0
 
 
 def test_a_retry_deadline_backs_off_then_gives_up() -> None:

@@ -112,3 +112,25 @@ def test_bad_rows_are_left_out_with_their_reason() -> None:
     events = parse_agg_trade_rows(body, Market.SPOT, "BNBBTC", 1, rejected=rejected)
     assert [e.agg_trade_id for e in events] == [good["a"]]
     assert [r.split(":")[0] for r in rejected] == [f"aggTrades row {i}" for i in (1, 2, 3, 4)]
+
+
+def test_the_24h_tickers_give_each_symbols_trade_rate_and_skip_what_is_unusable() -> None:
+    from gateway.binance.rest_payloads import parse_trade_rates, ticker_24h_call
+    from gateway.errors import RestAnswerError
+
+    spot = ticker_24h_call(Market.SPOT)  # every symbol at once (docs/binance.md §7)
+    assert (spot.path, spot.weight, spot.params) == ("/api/v3/ticker/24hr", 80, {})
+    assert (ticker_24h_call(Market.USDM).path, ticker_24h_call(Market.USDM).weight) == (
+        "/fapi/v1/ticker/24hr", 40,
+    )  # fmt: skip
+    assert ticker_24h_call(Market.COINM).path == "/dapi/v1/ticker/24hr"
+    body = [
+        {"symbol": "BTCUSDT", "lastPrice": "1.0", "count": 864_000},
+        {"symbol": "QUIETUSDT", "count": 0},
+        {"symbol": "ODDUSDT", "count": "12"},  # not a number: no prior
+        {"count": 5},
+        "garbage",
+    ]
+    assert parse_trade_rates(body) == {"BTCUSDT": 10.0, "QUIETUSDT": 0.0}
+    with pytest.raises(RestAnswerError):
+        parse_trade_rates({"code": -1003, "msg": "Too many requests"})

@@ -189,3 +189,17 @@ def test_a_jump_confirmed_by_contiguous_ids_becomes_an_ordinary_hole() -> None:
         Emit(50_002, "e50002", False),
     ]
     assert seq.to_reject() == []
+
+
+def test_a_quiet_stream_is_probed_from_its_last_id_unless_a_fetch_reaches_the_live_ids() -> None:
+    unknown: IdContinuity[str] = IdContinuity()
+    assert unknown.probe_from() is None  # nothing to continue from
+    quiet: IdContinuity[str] = IdContinuity(last_emitted_id=100)  # resumed from Kafka
+    assert quiet.probe_from() == 101
+    quiet.receive_live(101, "live-101")
+    assert quiet.probe_from() == 102
+    quiet.receive_live(105, "live-105")  # a hole: held, and its fetch is requested
+    assert quiet.requests_to_send() == [FetchRange(102, 104)]
+    assert quiet.probe_from() is None  # the fetch covers it up to the live ids
+    quiet.receive_backfill((i, f"rest-{i}") for i in (102, 103, 104))
+    assert quiet.probe_from() == 106
