@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import Counter, Histogram
 
@@ -66,11 +66,12 @@ class WorkerObserver:
         self.metrics.kafka_queue_depth.set_function(queue_depth)
         self.metrics.symbols_held_back.set_function(held_back)
 
-    def rest(self, market: Market, rest: BinanceRestClient) -> None:
-        """Read ``market``'s REST weight used at each scrape."""
-        self.metrics.rest_weight_used.labels(market.value).set_function(
-            functools.partial(_used_weight, rest)
-        )
+    def markets(self, rest: Mapping[Market, BinanceRestClient]) -> None:
+        """Read each market's REST weight used at each scrape."""
+        for market, client in rest.items():
+            self.metrics.rest_weight_used.labels(market.value).set_function(
+                functools.partial(_used_weight, client)
+            )
 
     def plan(self, plan: ShardPlan) -> None:
         """A plan is in force: count its symbols, say once what it leaves out and what does

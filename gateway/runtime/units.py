@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.stream import AccountStream
 from gateway.adapters.binance_rest import BinanceRestClient
+from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.sequence import IdBounds
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink, TopicNamer
@@ -71,6 +73,19 @@ class Markets:
             if keepers.continuity is not None
             for name, seconds in keepers.continuity.held_back().items()
         }
+
+    async def listings(self) -> dict[Market, tuple[ListedSymbol, ...]]:
+        """Each market's exchangeInfo; a market that cannot be asked now is left out (its
+        explicit symbols stream as configured; a ``select`` waits for the next poll)."""
+        listings = {}
+        for market, rest in self.rest.items():
+            try:
+                listings[market] = await rest.exchange_info()
+            except GatewayError as exc:
+                logger.warning(
+                    "%s exchangeInfo unavailable (%s); retrying later", market.value, exc
+                )
+        return listings
 
     async def stop(self) -> None:
         for keeper in self.keepers.values():

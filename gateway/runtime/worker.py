@@ -8,6 +8,12 @@ joins the control topic's consumer group and streams the shards the leader assig
 Stopping (SIGTERM or the ``stop`` event) is a drain: stop reading, wait until Kafka acknowledged
 everything read, let go of the shards' claims, leave the group, close the producer. The workers
 that take the shards over then resume exactly where Kafka ends.
+
+The pieces, each in its module: :class:`~gateway.runtime.topology.Topology` (the layout, as a
+value), :class:`~gateway.runtime.units.UnitFactory` (what taking a shard opens),
+:class:`~gateway.runtime.membership.Membership` (claims and group),
+:class:`~gateway.runtime.observer.WorkerObserver` (metrics), and the Kafka and REST clients
+behind the Protocols of :mod:`gateway.runtime.edges`. :class:`Gateway` composes them.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.http_status import StatusServer
 from gateway.adapters.kafka import AckListener
 from gateway.adapters.registry import SchemaRegistryClient, prepare_catalog
-from gateway.binance.exchange_info import ListedSymbol
 from gateway.binance.markets import Market
 from gateway.binance.policy import SlidingWindowLimit
 from gateway.coordination.fencing import Lease
@@ -35,7 +40,7 @@ from gateway.metrics import Metrics
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
-from gateway.runtime.edges import Group, Kafka, KafkaClients, LastIds, RestClients, Sink
+from gateway.runtime.edges import Control, Group, Kafka, KafkaClients, LastIds, RestClients, Sink
 from gateway.runtime.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.runtime.membership import Membership
 from gateway.runtime.observer import WorkerObserver
@@ -174,31 +179,34 @@ class Gateway:
     async def _compose(
         self, builder: RecordBuilder, decoder: ValueDecoder, resources: contextlib.AsyncExitStack
     ) -> Ownership:
-        """Markets, resume reads, the plan, liveness, units, claims, ownership, status: in order."""
-        binance, coordination = self.settings.binance, self.settings.coordination
-        markets = self.markets = await open_markets(
+        """Markets, resume reads, the plan, units, claims, ownership, status: in that order."""
+        binance = self.settings.binance
+        self.markets = await open_markets(
             binance, builder, self.sink, self.metrics, self._rest_clients, resources
         )
-        for market, rest in markets.rest.items():
-            self.observer.rest(market, rest)
-        tail = self.tail = await resources.enter_async_context(
-            self._kafka.last_ids(self.namer, decoder)
-        )
-        self._replan(build_plan(binance, await self._listings()))
+        self.observer.markets(self.markets.rest)
+        self.tail = await resources.enter_async_context(self._kafka.last_ids(self.namer, decoder))
+        self._replan(build_plan(binance, await self.markets.listings()))
         context = self._shard_context(builder)
-        units = UnitFactory(lambda: self.topology, context, tail, self.namer, markets.rest)
-        membership = self.membership
-        ownership = self.ownership = Ownership(
+        units = UnitFactory(
+            lambda: self.topology, context, self.tail, self.namer, self.markets.rest
+        )
+        control = await self.membership.open(resources) if self.membership else None
+        self.ownership = self._ownership(units, control)
+        await self._serve_status(resources)
+        return self.ownership
+
+    def _ownership(self, units: UnitFactory, control: Control | None) -> Ownership:
+        ownership = Ownership(
             lambda: self.topology.layout,
             units.open,
             units.close,
             self.sink.flush,
-            control=await membership.open(resources) if membership else None,
-            live_workers=membership.live_workers if membership else frozenset,
-            warn_after_s=coordination.handover_warning_s,
+            control=control,
+            live_workers=self.membership.live_workers if self.membership else frozenset,
+            warn_after_s=self.settings.coordination.handover_warning_s,
         )
         self.observer.ownership(ownership)
-        await self._serve_status(resources)
         return ownership
 
     def _shard_context(self, builder: RecordBuilder) -> ShardContext:
@@ -278,24 +286,11 @@ class Gateway:
                 await self.membership.leave()  # after the releases: the others may start at once
             await self.markets.stop()
 
-    async def _listings(self) -> dict[Market, tuple[ListedSymbol, ...]]:
-        """Each market's exchangeInfo; a market that cannot be asked now is left out (its
-        explicit symbols stream as configured; a ``select`` waits for the next poll)."""
-        listings = {}
-        for market, rest in self.markets.rest.items():
-            try:
-                listings[market] = await rest.exchange_info()
-            except GatewayError as exc:
-                logger.warning(
-                    "%s exchangeInfo unavailable (%s); retrying later", market.value, exc
-                )
-        return listings
-
     async def _follow_listings(self) -> None:
         """Re-plan every ``exchange_info_poll_s``: new listings start, delistings stop."""
         while True:
             await asyncio.sleep(self.settings.binance.exchange_info_poll_s)
-            listings = await self._listings()
+            listings = await self.markets.listings()
             if not listings:
                 continue
             new = build_plan(self.settings.binance, listings)
