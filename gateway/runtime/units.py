@@ -157,49 +157,55 @@ async def open_markets(
     """Each configured market's REST client (closed with ``resources``) and keepers."""
     rest: dict[Market, BinanceRestClient] = {}
     keepers: dict[Market, MarketKeepers] = {}
-    for market, market_settings in binance.markets.items():
+    for market in binance.markets:
         client = rest[market] = await resources.enter_async_context(
             rest_clients(binance.rest_url(market), market)
         )
-        continuity = (
-            TradeContinuity(
-                market,
-                client,
-                builder,
-                sink,
-                metrics,
-                api_key=(
-                    market_settings.api_key.get_secret_value() if market_settings.api_key else None
-                ),
-                give_up_s=binance.backfill_give_up_s,
-                report_held_s=binance.held_back_report_s,
-                plausibility=IdBounds(
-                    binance.max_id_jump, binance.max_id_behind, binance.id_jump_confirmations
-                ),
-            )
-            if market_settings.backfill
-            else None
+        keepers[market] = _keepers(market, binance, client, builder, sink, metrics)
+    return Markets(rest, keepers)
+
+
+def _keepers(
+    market: Market,
+    binance: BinanceSettings,
+    rest: BinanceRestClient,
+    builder: RecordBuilder,
+    sink: RecordSink,
+    metrics: Metrics,
+) -> MarketKeepers:
+    """The market's trade continuity and books, as its settings ask for them."""
+    settings = binance.markets[market]
+    continuity = None
+    if settings.backfill:
+        continuity = TradeContinuity(
+            market,
+            rest,
+            builder,
+            sink,
+            metrics,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            give_up_s=binance.backfill_give_up_s,
+            report_held_s=binance.held_back_report_s,
+            plausibility=IdBounds(
+                binance.max_id_jump, binance.max_id_behind, binance.id_jump_confirmations
+            ),
         )
-        books = (
-            BookKeeper(
-                market,
-                client,
-                builder,
-                sink,
-                metrics,
-                depth_limit=market_settings.book_depth_limit,
-                snapshot_interval_s=market_settings.book_snapshot_interval_s,
-            )
-            if market_settings.sync_books
-            else None
-        )
-        keyless = market is not Market.SPOT and not market_settings.api_key
-        if continuity is not None and keyless and "trade" in market_settings.channels:
+        if market is not Market.SPOT and not settings.api_key and "trade" in settings.channels:
             logger.warning(
                 "%s trade holes can be filled only from the latest 500 trades: set "
                 "binance.markets.%s.api_key to fetch them by id (historicalTrades)",
                 market.value,
                 market.value,
             )
-        keepers[market] = MarketKeepers(continuity, books)
-    return Markets(rest, keepers)
+    books = None
+    if settings.sync_books:
+        books = BookKeeper(
+            market,
+            rest,
+            builder,
+            sink,
+            metrics,
+            depth_limit=settings.book_depth_limit,
+            snapshot_interval_s=settings.book_snapshot_interval_s,
+        )
+    return MarketKeepers(continuity, books)
