@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.binance.book import SyncState
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import depth_call
@@ -114,7 +115,7 @@ async def measure_rotation(bootstrap: str, seconds: float = 10.0) -> RotationRes
         await sim.wait_for_subscribers(2 * len(symbols), timeout_s=10)
         sim.resume()
         await asyncio.sleep(seconds)
-        connections = list(gateway.connections)  # the shards' connections (gone after stop)
+        connections = [c for c in gateway.connections if isinstance(c, BinanceStreamClient)]
         sim.pause()
         await sim.wait_idle(timeout_s=10)
         await asyncio.sleep(0.5)

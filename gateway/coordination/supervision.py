@@ -12,7 +12,7 @@ budget), so restarts back off; and a shard that failed ``max_failures`` times wi
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from gateway.binance.policy import backoff, is_retriable
 from gateway.errors import ProtocolError
@@ -33,12 +33,20 @@ def restarts(exc: BaseException) -> bool:
 class RestartPolicy:
     """The restart schedule of one supervised task, with a clock passed in."""
 
-    def __init__(self, max_failures: int, window_s: float, failing_retry_s: float) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        window_s: float,
+        failing_retry_s: float,
+        delays: Callable[[], Iterator[float]] = backoff,
+    ) -> None:
         self._max_failures = max_failures
         self._window_s = window_s
         self._failing_retry_s = failing_retry_s
         self._failures: deque[float] = deque()
-        self._delays: Iterator[float] = backoff()
+        self._backoff = delays
+        """A fresh schedule of restart delays (a test passes a short one)."""
+        self._delays: Iterator[float] = delays()
 
     def failed(self, now: float) -> float:
         """Record a failure at ``now``; returns how long to wait before the restart."""
@@ -52,7 +60,7 @@ class RestartPolicy:
         """The task has been running fine; old failures age out of the window."""
         self._forget_before(now)
         if not self._failures:
-            self._delays = backoff()
+            self._delays = self._backoff()
 
     @property
     def failing(self) -> bool:

@@ -22,12 +22,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
-from gateway.adapters.kafka_group import ControlLog
-
 logger = logging.getLogger(__name__)
+
+
+class ClaimLog(Protocol):
+    """The claims on every shard and this worker's own (``ControlLog`` in production, over the
+    control topic; an in-memory log in tests)."""
+
+    @property
+    def worker(self) -> str: ...
+
+    def claimants(self, partition: int) -> list[str]: ...
+
+    async def caught_up(self, partitions: Iterable[int]) -> None: ...
+
+    async def claim(self, partition: int, shard: str) -> int: ...
+
+    async def release(self, partition: int, shard: str, worker: str | None = None) -> None: ...
+
+    async def wait_until_holder(
+        self, partition: int, after_offset: int, on_wait: Callable[[list[str]], None]
+    ) -> None: ...
 
 
 class Unit(Protocol):
@@ -84,7 +102,7 @@ class Ownership:
         close_unit: CloseUnit,
         flush: Callable[[], Awaitable[None]],
         *,
-        control: ControlLog | None = None,
+        control: ClaimLog | None = None,
         live_workers: Callable[[], frozenset[str]] = frozenset,
         warn_after_s: float = 30.0,
         open_together_s: float = 2.0,
@@ -185,7 +203,7 @@ class Ownership:
             self.settled.set()
         await unit.run()
 
-    async def _take_over(self, control: ControlLog, shard: str) -> None:
+    async def _take_over(self, control: ClaimLog, shard: str) -> None:
         partition = self._layout().index(shard)
         await control.caught_up([partition])
         live = self._live_workers()

@@ -15,14 +15,15 @@ import contextlib
 import logging
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from gateway.adapters.binance_ws import BinanceStreamClient
+from gateway.adapters.binance_ws import BinanceStreamClient, RefusedHandler, SilenceAllowance
 from gateway.binance.markets import Market
 from gateway.binance.merger import left_to_other_market
 from gateway.binance.messages import FrameParser, channel_of
-from gateway.binance.policy import SlidingWindowLimit
+from gateway.binance.policy import SlidingWindowLimit, backoff
 from gateway.binance.streams import chunk, combined_path
 from gateway.coordination.plan import Shard, streams_by_route
 from gateway.coordination.supervision import RestartPolicy, restarts
@@ -41,6 +42,38 @@ PROBE_AFTER_S = 5.0
 """After a connection opens, symbols whose trade streams said nothing for this long are probed
 over REST: a quiet symbol's hole is otherwise found only at its next trade."""
 _TRADE_CHANNELS = {"trade": "trade", "aggTrade": "agg_trade"}  # channel -> record kind
+
+
+class StreamClient(Protocol):
+    """One WebSocket connection as a shard drives it: run (reconnecting on its own), move to
+    another URL without a gap, say whether it is connected."""
+
+    name: str
+    url: str
+    connected: asyncio.Event
+    reconnects: int
+
+    async def run(self) -> None: ...
+
+    def retarget(self, url: str) -> None: ...
+
+
+class StreamClientFactory(Protocol):
+    """Opens a shard's connection; :class:`BinanceStreamClient` in production."""
+
+    def __call__(
+        self,
+        url: str,
+        handler: FramePipeline,
+        settings: BinanceSettings,
+        *,
+        name: str,
+        on_reconnect: Callable[[], None] | None = None,
+        attempts: SlidingWindowLimit | None = None,
+        on_refused: RefusedHandler | None = None,
+        silence_allowance: SilenceAllowance | None = None,
+        on_connected: Callable[[], None] | None = None,
+    ) -> StreamClient: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +116,10 @@ class ShardContext:
     limits: FrameLimits = field(default_factory=FrameLimits)
     liveness: LivenessMonitor | None = None
     """Per-stream liveness of the whole process; ``None``: one fixed timer per connection."""
+    connect: StreamClientFactory = BinanceStreamClient
+    """Opens each connection (tests pass a scripted client)."""
+    restart_delays: Callable[[], Iterator[float]] = backoff
+    """A failed connection's restart schedule, fresh per connection (tests pass a short one)."""
 
 
 def connection_urls(shard: Shard, binance: BinanceSettings) -> dict[str, str]:
@@ -121,7 +158,7 @@ class ShardRunner:
         self.shard = shard
         self._context = context
         self._inherited = inherited
-        self.clients: dict[str, BinanceStreamClient] = {}
+        self.clients: dict[str, StreamClient] = {}
         self._streams: dict[str, tuple[str, ...]] = {}  # connection name → its streams
         self._opened: set[str] = set()  # connections that were open once (the next is a reconnect)
         self._probes: dict[str, asyncio.Task[None]] = {}  # per connection, see _probe_quiet
@@ -217,7 +254,7 @@ class ShardRunner:
             liveness=ctx.liveness,
         )
         liveness = ctx.liveness
-        client = BinanceStreamClient(
+        client = ctx.connect(
             url,
             pipeline,
             ctx.binance,
@@ -232,7 +269,10 @@ class ShardRunner:
         )
         c = ctx.coordination
         self._policies[name] = RestartPolicy(
-            c.shard_failures_before_failing, c.shard_failure_window_s, c.failing_shard_retry_s
+            c.shard_failures_before_failing,
+            c.shard_failure_window_s,
+            c.failing_shard_retry_s,
+            ctx.restart_delays,
         )
         self.clients[name] = client
         self._tasks[name] = asyncio.create_task(self._supervise(name, client), name=name)
@@ -278,7 +318,7 @@ class ShardRunner:
             logger.info("%s: probing %d quiet trade streams for trades missed", name, len(keys))
             await continuity.probe(keys)
 
-    async def _supervise(self, name: str, client: BinanceStreamClient) -> None:
+    async def _supervise(self, name: str, client: StreamClient) -> None:
         policy = self._policies[name]
         while True:
             started = time.monotonic()

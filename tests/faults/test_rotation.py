@@ -42,7 +42,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(
         )  # fmt: skip
         running = RunningGateway(settings)
         await running.wait_connected()
-        [connection] = running.gateway.connections
+        [connection] = running.clients
         await asyncio.sleep(5.5)
         sim.pause()
         await sim.wait_idle(timeout_s=10)

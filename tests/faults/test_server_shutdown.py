@@ -49,7 +49,7 @@ async def test_server_shutdown_switches_make_before_break(
         )  # fmt: skip
         running = RunningGateway(settings)
         await running.wait_connected()
-        [connection] = running.gateway.connections
+        [connection] = running.clients
         for done in range(1, SHUTDOWNS + 1):
             await asyncio.sleep(1.0)  # trades flow on the current connection first
             sim.inject("server_shutdown", close_after_s=CLOSE_AFTER_S)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.adapters.binance_ws import BinanceStreamClient
 from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
@@ -81,6 +82,14 @@ class RunningGateway:
         server = self.gateway.status_server
         assert server is not None, "the status server is enabled in these settings"
         return f"http://127.0.0.1:{server.port}"
+
+    @property
+    def clients(self) -> list[BinanceStreamClient]:
+        """The worker's connections as the real WebSocket clients they are here (their
+        counters: rotations, hand-over duplicates, frames)."""
+        clients = [c for c in self.gateway.connections if isinstance(c, BinanceStreamClient)]
+        assert len(clients) == len(self.gateway.connections)
+        return clients
 
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
         async def connected() -> None:

@@ -161,7 +161,7 @@ async def test_stop_under_full_load_stops_reading_and_drains_promptly(
     running = RunningGateway(settings)
     await running.wait_connected()
     await running.wait_acked(2_000)
-    connection = running.gateway.connections[0]
+    connection = running.clients[0]
     started = asyncio.get_running_loop().time()
     await running.stop()
     assert asyncio.get_running_loop().time() - started < 10

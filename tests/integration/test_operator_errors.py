@@ -70,7 +70,7 @@ async def test_a_configured_symbol_binance_does_not_list_is_loud_and_in_readyz(
         sim, symbols=("BTCUSDT", "NOPEUSDT"), kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topic_prefix, registry_url=None,
     )  # fmt: skip
-    with caplog.at_level(logging.ERROR, logger="gateway.runtime.worker"):
+    with caplog.at_level(logging.ERROR, logger="gateway.runtime.observer"):
         running = RunningGateway(settings)
         try:
             await running.wait_connected()

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from gateway.adapters.kafka_tail import LastIdReader
 from gateway.runtime.shards import ShardRunner
 from gateway.simulator.config import simulated_symbols
 from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
@@ -68,6 +69,6 @@ async def test_eight_shards_on_one_worker_start_together_from_one_read_of_kafka(
     assert spread < SPREAD_BOUND_S, starts
     # Every shard resumed from Kafka, all from one scan of each trade topic's partitions,
     # which found every symbol's last trade and aggregate trade.
-    assert tail is not None
+    assert isinstance(tail, LastIdReader)
     assert tail.scans == 1
     assert sum(len(scan.found) for scan in tail.last_scans.values()) == 2 * len(SYMBOLS)

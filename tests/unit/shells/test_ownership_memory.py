@@ -1,9 +1,9 @@
 """Ownership against an in-memory control log: hand-overs without a broker (issue 12 item 7).
 
-``Ownership`` takes its control log as a constructor argument typed as the Kafka-backed
-``ControlLog``; :class:`MemoryControl` offers the same calls over one shared in-memory log and
-keeps the claims with the core's own :class:`ShardClaims`, so who holds a shard is decided by the
-same code as in production. The Kafka-backed run of the same rules is
+``Ownership`` takes its control log through the ``ClaimLog`` protocol; :class:`MemoryControl`
+(``tests/unit/shells/fakes.py``) offers the same calls over one shared in-memory log and keeps the
+claims with the core's own ``ShardClaims``, so who holds a shard is decided by the same code as in
+production. The Kafka-backed run of the same rules is
 ``tests/integration/test_ownership.py``.
 """
 
@@ -11,70 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from typing import cast
+from collections.abc import Callable
 
 import pytest
 
-from gateway.adapters.kafka_group import ControlLog
-from gateway.coordination.control import ShardClaims
 from gateway.runtime.ownership import Ownership, Unit
+from tests.unit.shells.fakes import MemoryControl, SharedLog
 
 LAYOUT = ("s0", "s1", "s2")
-
-
-class SharedLog:
-    """One control topic: per partition, the claims read so far and the next offset."""
-
-    def __init__(self, partitions: int) -> None:
-        self.claims = {p: ShardClaims() for p in range(partitions)}
-        self.ends = dict.fromkeys(range(partitions), 0)
-        self.changed = asyncio.Condition()
-        self.writes: list[tuple[int, str, str, bool]] = []
-
-    async def write(self, partition: int, shard: str, worker: str, claimed: bool) -> int:
-        async with self.changed:
-            offset = self.ends[partition]
-            self.ends[partition] += 1
-            self.claims[partition].apply(worker, offset, claimed)
-            self.writes.append((partition, shard, worker, claimed))
-            self.changed.notify_all()
-        return offset
-
-
-class MemoryControl:
-    """What ``Ownership`` calls of a ``ControlLog``, for one worker, over a :class:`SharedLog`."""
-
-    def __init__(self, log: SharedLog, worker: str) -> None:
-        self.log = log
-        self.worker = worker
-        self.caught_up_calls: list[list[int]] = []
-
-    def claimants(self, partition: int) -> list[str]:
-        return self.log.claims[partition].claimants()
-
-    def holder(self, partition: int) -> str | None:
-        return self.log.claims[partition].holder
-
-    async def caught_up(self, partitions: Iterable[int]) -> None:
-        self.caught_up_calls.append(list(partitions))  # in memory, every write is read at once
-
-    async def claim(self, partition: int, shard: str) -> int:
-        return await self.log.write(partition, shard, self.worker, True)
-
-    async def release(self, partition: int, shard: str, worker: str | None = None) -> None:
-        await self.log.write(partition, shard, worker or self.worker, False)
-
-    async def wait_until_holder(
-        self, partition: int, after_offset: int, on_wait: Callable[[list[str]], None]
-    ) -> None:
-        async with self.log.changed:
-            while True:
-                if self.log.ends[partition] > after_offset:
-                    if self.log.claims[partition].holder == self.worker:
-                        return
-                    on_wait(self.log.claims[partition].claimants())
-                await self.log.changed.wait()
 
 
 class FakeUnit:
@@ -124,7 +68,7 @@ class Worker:
             self.open,
             self.close,
             self.flush,
-            control=cast(ControlLog | None, self.control),
+            control=self.control,
             live_workers=live or (lambda: frozenset({name})),
             open_together_s=open_together_s,
             warn_after_s=warn_after_s,

@@ -1,10 +1,15 @@
 """A shard's connections under supervision: restarted with backoff, reported when they keep
-failing, and never retried for a sink failure or a bug (those end the worker)."""
+failing, and never retried for a sink failure or a bug (those end the worker).
+
+The connections are :class:`FailingClient` s, passed in through ``ShardContext.connect``; the
+restart schedule through ``ShardContext.restart_delays``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,7 +25,6 @@ from gateway.runtime.shards import (
     MarketKeepers,
     ShardContext,
     ShardRunner,
-    connection_streams,
     connection_urls,
 )
 from gateway.settings import BinanceSettings, CoordinationSettings
@@ -34,9 +38,11 @@ class FailingClient:
     instances: ClassVar[list[FailingClient]] = []
     error: ClassVar[type[Exception]] = StreamDisconnectedError
 
-    def __init__(self, url: str, handler: object, settings: object, **kwargs: object) -> None:
+    def __init__(self, url: str, handler: object, settings: object, **kwargs: Any) -> None:
         self.url = url
+        self.name = str(kwargs["name"])
         self.runs = 0
+        self.reconnects = 0
         self.connected = asyncio.Event()
         FailingClient.instances.append(self)
 
@@ -61,17 +67,14 @@ def context(metrics: Metrics, failures: int = 3) -> ShardContext:
     return ShardContext(
         BinanceSettings(), coordination, builder, sink=None, metrics=metrics,  # type: ignore[arg-type]
         keepers={Market.SPOT: MarketKeepers(None, None)}, attempts=SlidingWindowLimit(300, 300),
+        connect=FailingClient, restart_delays=lambda: iter(lambda: 0.01, None),
     )  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
-def fake_client(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_client() -> None:
     FailingClient.instances = []
     FailingClient.error = StreamDisconnectedError  # what the supervisor restarts
-    monkeypatch.setattr("gateway.runtime.shards.BinanceStreamClient", FailingClient)
-    monkeypatch.setattr(
-        "gateway.coordination.supervision.backoff", lambda: iter(lambda: 0.01, None)
-    )
 
 
 async def test_a_connection_that_keeps_failing_is_restarted_then_reported() -> None:
@@ -109,19 +112,36 @@ async def test_a_bug_is_not_restarted_but_ends_the_shard() -> None:
     assert FailingClient.instances[0].runs == 1
 
 
+class IdleClient(FailingClient):
+    """Connects and stays connected until cancelled."""
+
+    async def run(self) -> None:
+        self.runs += 1
+        self.connected.set()
+        await asyncio.Event().wait()
+
+
 async def test_a_plan_change_retargets_the_connection_make_before_break() -> None:
-    FailingClient.error = KafkaDeliveryError  # keeps the client from looping
-    runner = ShardRunner(SHARD, context(Metrics()))
-    runner._apply(connection_streams(SHARD, BinanceSettings()))
+    runner = ShardRunner(SHARD, replace(context(Metrics()), connect=IdleClient))
+    task = asyncio.create_task(runner.run())
+    async with asyncio.timeout(5):
+        while not runner.streaming or not runner.clients:  # noqa: ASYNC110 - polling plain state
+            await asyncio.sleep(0.01)
     grown = Shard("spot-003", Market.SPOT, ("BTCUSDT", "NEWUSDT"),
                   (*SHARD.streams, "newusdt@trade"), 3.0)  # fmt: skip
     runner.update(grown)
     (client,) = FailingClient.instances
     assert "newusdt@trade" in client.url and runner.shard is grown
+    assert runner.health()["connections"] == {client.name: True}
+    runner.update(grown)  # the same streams: nothing to do
+    assert FailingClient.instances == [client]
     emptied = Shard("spot-003", Market.SPOT, (), (), 0.0)
     runner.update(emptied)
-    assert runner.clients == {}
-    await runner._stop_all()
+    assert runner.clients == {} and runner.streaming  # nothing left to stream is not down
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.runs == 1  # never restarted
 
 
 def test_urls_split_usdm_routes_into_connections() -> None:
