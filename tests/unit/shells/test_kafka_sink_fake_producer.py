@@ -4,7 +4,9 @@
 (``_new_producer``), so these tests replace that name in ``gateway.adapters.kafka`` with
 :class:`FakeProducer`, as ``tests/unit/adapters/test_kafka_producer.py`` replaces its network
 calls. The fake models what the sink relies on, from aiokafka's documented behaviour: ``send``
-returns a future resolved when the batch is acknowledged (here: on ``flush``); after the broker
+``send_batch`` returns a future resolved when the batch is acknowledged (here: on the next turn
+of the event loop, or on ``release()`` while the broker is held); a refused record refuses its
+whole batch, and after the broker
 refuses a batch, the idempotent producer's later batches on that producer fail with
 ``OutOfOrderSequenceNumber`` (no epoch bump, KIP-360). The real broker runs the same cases in
 ``tests/integration/test_refused_records.py`` and ``test_kafka_refusal.py``.
@@ -46,23 +48,57 @@ class Broker:
     """What every fake producer of one test talks to."""
 
     send_errors: deque[KafkaError] = field(default_factory=deque)
-    """Raised by ``send`` itself, one per call, before the record joins a batch."""
+    """Raised by ``send_batch`` itself, one per call, before the batch joins the queue."""
     refuses: Callable[[bytes], KafkaError | None] = lambda value: None
-    """The broker's answer to a record's batch (None: acknowledged)."""
+    """The broker's answer to a record (None: acceptable); one refused record refuses its batch."""
     start_errors: deque[KafkaError] = field(default_factory=deque)
     written: list[tuple[int, str, bytes]] = field(default_factory=list)
+    batches: list[tuple[str, int, list[bytes]]] = field(default_factory=list)
+    """Every batch handed to a producer: topic, partition, values."""
     producers: list[FakeProducer] = field(default_factory=list)
     cancel_next: bool = False
+    partitions: int = 3
+    batch_records: int = 1000
+    """How many records a batch takes before it is full."""
+    holding: bool = False
+    """While set, batches wait unacknowledged (the broker away); ``release()`` delivers them."""
+
+    def release(self) -> None:
+        self.holding = False
+        for producer in self.producers:
+            producer.deliver()
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder as the sink uses it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.values: list[bytes] = []
+        self.closed = False
+
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes, headers: object
+    ) -> object | None:
+        if self.closed or len(self.values) >= self.capacity:
+            return None
+        self.values.append(value)
+        return object()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeProducer:
+    """Delivers each batch soon after it is handed over (``linger_ms`` 0), in order."""
+
     broker: Broker
 
     def __init__(self, **options: object) -> None:
         self.options = options
         self.id = len(self.broker.producers)
         self.broker.producers.append(self)
-        self.pending: list[tuple[asyncio.Future[object], str, bytes]] = []
+        self.pending: list[tuple[asyncio.Future[object], str, list[bytes]]] = []
         self.broken = False  # a refused batch left the sequence numbers off
         self.started = self.stopped = False
 
@@ -74,35 +110,46 @@ class FakeProducer:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def send(
-        self,
-        topic: str,
-        *,
-        value: bytes,
-        key: bytes | None,
-        headers: list[tuple[str, bytes]],
-        timestamp_ms: int | None,
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.broker.partitions))
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.broker.batch_records)
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[object]:
         if self.broker.send_errors:
             raise self.broker.send_errors.popleft()
+        assert batch.closed, "a batch handed over must take no more records"
+        assert 0 <= partition < self.broker.partitions
+        self.broker.batches.append((topic, partition, list(batch.values)))
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self.pending.append((future, topic, value))
+        self.pending.append((future, topic, batch.values))
+        asyncio.get_running_loop().call_soon(self.deliver)
         return future
 
-    async def flush(self) -> None:
+    def deliver(self) -> None:
+        if self.broker.holding:
+            return
         pending, self.pending = self.pending, []
-        for future, topic, value in pending:
+        for future, topic, values in pending:
             if self.broker.cancel_next:
                 self.broker.cancel_next = False
                 future.cancel()
             elif self.broken:
                 future.set_exception(OutOfOrderSequenceNumber())
-            elif (error := self.broker.refuses(value)) is not None:
+            elif (error := next(filter(None, map(self.broker.refuses, values)), None)) is not None:
                 self.broken = True
                 future.set_exception(error)
             else:
-                self.broker.written.append((self.id, topic, value))
+                self.broker.written.extend((self.id, topic, value) for value in values)
                 future.set_result(SimpleNamespace(offset=len(self.broker.written)))
+
+    async def flush(self) -> None:
+        while self.pending and not self.broker.holding:
+            self.deliver()
+            await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -201,7 +248,8 @@ async def test_a_final_error_fails_the_sink_and_every_later_call(broker: Broker)
 async def test_a_record_refused_before_the_send_takes_its_place_as_a_dead_letter(
     broker: Broker,
 ) -> None:
-    broker.send_errors.append(MessageSizeTooLargeError())
+    # Refused as a batch with b, then alone: only a becomes a dead letter, in its place.
+    broker.send_errors.extend([MessageSizeTooLargeError(), MessageSizeTooLargeError()])
     sink = KafkaSink(SETTINGS)
     sink.route_refusals(dead_letter)
     await sink.start()

@@ -29,6 +29,17 @@ from gateway.worker import Gateway
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
+class AppendOnly(list[bytes]):
+    """aiokafka's BatchBuilder as the sink uses it: it takes every record."""
+
+    def append(self, *, value: bytes, **_: object) -> bool:  # type: ignore[override]
+        super().append(value)
+        return True
+
+    def close(self) -> None:
+        return None
+
+
 class AckingProducer:
     """Acknowledges every record at once, as a healthy broker would by the next flush."""
 
@@ -44,8 +55,16 @@ class AckingProducer:
     async def stop(self) -> None:
         self.stopped.append(True)
 
-    async def send(self, topic: str, *, value: bytes, **_: object) -> asyncio.Future[object]:
-        self.sent.append((topic, value))
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> AppendOnly:
+        return AppendOnly()
+
+    async def send_batch(
+        self, batch: AppendOnly, topic: str, *, partition: int
+    ) -> asyncio.Future[object]:
+        self.sent.extend((topic, value) for value in batch)
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         future.set_result(SimpleNamespace(offset=len(self.sent)))
         return future
