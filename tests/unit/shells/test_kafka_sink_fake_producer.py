@@ -35,6 +35,7 @@ from aiokafka.errors import (
 
 import gateway.adapters.kafka as kafka
 from gateway.adapters.kafka import KafkaSink, ensure_topics, map_kafka_errors, topic_config
+from gateway.adapters.kafka_batches import partition_for
 from gateway.errors import KafkaDeliveryError
 from gateway.records.topics import DEAD_LETTER_KIND, HEADER_EVENT_KIND, ProducerRecord
 from gateway.settings import KafkaSettings
@@ -406,3 +407,122 @@ def test_aiokafka_errors_are_translated_and_topic_config_follows_the_kind() -> N
     with pytest.raises(KafkaDeliveryError, match=expected), map_kafka_errors("doing it", "b:1"):
         raise KafkaConnectionError()
     assert topic_config(SETTINGS, "p.spot.trade") == catalogue_topic_config(SETTINGS, "trade")
+
+
+def keyed(value: bytes, key: bytes | None, topic: str = "p.spot.trade") -> ProducerRecord:
+    return ProducerRecord(topic, key, value, [(HEADER_EVENT_KIND, b"trade")])
+
+
+async def test_records_go_to_their_keys_partition_in_one_batch_each_acked_per_record(
+    broker: Broker,
+) -> None:
+    acks: list[tuple[bytes, int]] = []
+    sink = KafkaSink(SETTINGS, on_ack=lambda r, ns: acks.append((r.value, ns)))
+    await sink.start()
+    keys = [f"SYM{i}USDT".encode() for i in range(10)]
+    sent = [keyed(b"%d" % i, keys[i % 10], f"p.spot.{'trade' if i % 3 else 'agg'}") for i in range(100)]  # fmt: skip
+    for rec in sent:
+        await sink.send(rec)  # never waits: the pump gets them all in one chunk
+    await sink.flush()
+    partition_of = {r.value: partition_for(r.key, [0, 1, 2]) for r in sent}
+    lanes = {(r.topic, partition_of[r.value]) for r in sent}
+    assert len(broker.batches) == len(lanes)  # one batch per topic partition, not per record
+    for topic, partition, batch in broker.batches:
+        assert all(partition_of[value] == partition for value in batch)
+        assert batch == [r.value for r in sent if (r.topic, partition_of[r.value]) == (topic, partition)]  # fmt: skip
+    assert sorted(v for v, _ in acks) == sorted(r.value for r in sent)
+    assert all(ns > 0 for _, ns in acks)
+    assert sink.stats.acked == sink.stats.enqueued == 100 and sink.queue_depth == 0
+    await sink.stop()
+
+
+async def test_keyless_records_are_sent_too(broker: Broker) -> None:
+    sink = KafkaSink(SETTINGS)
+    await sink.start()
+    for i in range(20):
+        await sink.send(keyed(b"%d" % i, None))
+    await sink.stop()
+    assert sorted(values(broker)) == sorted(b"%d" % i for i in range(20))
+    assert {partition for _, partition, _ in broker.batches} <= {0, 1, 2}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_partition_has_one_batch_with_the_producer_the_next_ones_wait_in_order(
+    broker: Broker,
+) -> None:
+    broker.batch_records = 2
+    broker.holding = True  # the first batch stays unacknowledged
+    sink = KafkaSink(SETTINGS)
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()
+    for i in range(1, 6):
+        await sink.send(record(b"%d" % i))
+    await settle()
+    assert [batch for _, _, batch in broker.batches] == [[b"0"]]
+    assert sink.queue_depth == 5  # full batches of 2 wait behind the one with the producer
+    broker.release()
+    await asyncio.wait_for(sink.flush(), 10)
+    assert [batch for _, _, batch in broker.batches] == [[b"0"], [b"1", b"2"], [b"3", b"4"], [b"5"]]  # fmt: skip
+    assert values(broker) == [b"%d" % i for i in range(6)]
+    assert sink.stats.acked == 6
+    await sink.stop()
+
+
+async def test_records_not_yet_with_the_producer_are_bounded_and_make_readers_wait(
+    broker: Broker,
+) -> None:
+    broker.holding = True
+    sink = KafkaSink(KafkaSettings(max_buffered_records=3))
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()  # handed over, unacknowledged
+    for i in range(1, 4):
+        await sink.send(record(b"%d" % i))
+    blocked = asyncio.create_task(sink.send(record(b"4")))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and sink.queue_depth == 3
+    broker.release()
+    await asyncio.wait_for(blocked, 10)
+    await asyncio.wait_for(sink.flush(), 10)
+    assert values(broker) == [b"%d" % i for i in range(5)]
+    await sink.stop()
+
+
+async def test_a_refused_batch_goes_first_on_the_new_producer_then_what_waited_behind_it(
+    broker: Broker,
+) -> None:
+    broker.refuses = lambda v: RecordTooLargeError() if v == b"bad" else None
+    broker.holding = True
+    acks: list[bytes] = []
+    sink = KafkaSink(SETTINGS, on_ack=lambda r, ns: acks.append(r.value))
+    sink.route_refusals(dead_letter)
+    await sink.start()
+    for value in (b"1", b"bad", b"3"):
+        await sink.send(record(value))
+    await settle()
+    for value in (b"4", b"5"):  # wait behind the batch about to be refused
+        await sink.send(record(value))
+    broker.release()
+    await asyncio.wait_for(sink.flush(), 10)
+    assert broker.batches[0][2] == [b"1", b"bad", b"3"]
+    assert values(broker) == [b"1", b"DL:bad:kafka", b"3", b"4", b"5"]
+    assert sorted(acks) == sorted(values(broker))  # each acknowledged once, the refusal as itself
+    assert sink.stats.acked == 5 and sink.stats.refused == 1 and sink.stats.failed == 0
+    await sink.stop()
+
+
+async def test_a_final_error_fails_every_record_of_the_batch_once(broker: Broker) -> None:
+    errors: list[str] = []
+    broker.refuses = lambda v: NotEnoughReplicasError()
+    sink = KafkaSink(SETTINGS, on_error=errors.append)
+    await sink.start()
+    for i in range(4):
+        await sink.send(record(b"%d" % i))
+    with pytest.raises(KafkaDeliveryError, match="NotEnoughReplicas"):
+        await sink.flush()
+    assert sink.stats.failed == 4 and errors == ["NotEnoughReplicasError"]  # one batch
