@@ -179,6 +179,9 @@ class KafkaSink:
         self._waiting: dict[Lane, None] = {}  # lanes with batches to hand over, in order
         self._partitions_learned_s = 0.0
         self._in_flight = 0  # batches with the producer, unacknowledged
+        # aiokafka sends a closed batch at once, without lingering: the lanes linger instead.
+        self._linger_s = settings.linger_ms / 1000
+        self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Future[None] | None = None  # the pump waiting for work
         self._woken = False  # work arrived while the pump was busy
         self._room: asyncio.Future[None] | None = None  # senders waiting for room
@@ -277,6 +280,7 @@ class KafkaSink:
         while not self._settled() and not pump.done():
             waiter = asyncio.get_running_loop().create_future()
             self._settle_waiters.append(waiter)
+            self._notify_pump()  # what lingers goes now
             await asyncio.wait([waiter, pump], return_when=asyncio.FIRST_COMPLETED)
         if self._failure is not None:
             raise self._failure
@@ -287,6 +291,9 @@ class KafkaSink:
             if self._pump is not None and not self._pump.done():
                 await self.flush()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._pump is not None:
                 self._pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -333,7 +340,7 @@ class KafkaSink:
                     self._abandon_queue()
                     return
             if self._waiting:
-                await self._hand_over_ready()
+                await self._hand_over_ready(loop)
             self._make_room()
             if self._buffer or self._woken:
                 self._woken = False
@@ -348,6 +355,7 @@ class KafkaSink:
         producer = self._producer
         assert producer is not None
         new_builder = producer.create_batch
+        due_s = asyncio.get_running_loop().time() + self._linger_s
         if time.monotonic() - self._partitions_learned_s > PARTITIONS_REFRESH_S:
             await self._learn_partitions(self._lanes.topics())
         lanes, waiting = self._lanes, self._waiting
@@ -359,7 +367,7 @@ class KafkaSink:
             lane = by_key.get(record.key) if record.key is not None else None
             if lane is None:
                 lane = lanes.lane(record.topic, record.key)
-            lane.append(record, received_ns, new_builder)
+            lane.append(record, received_ns, new_builder, due_s)
             waiting[lane] = None
 
     async def _learn_partitions(self, topics: list[str]) -> dict[bytes, Lane]:
@@ -376,19 +384,33 @@ class KafkaSink:
         self._partitions_learned_s = time.monotonic()
         return by_key
 
-    async def _hand_over_ready(self) -> None:
-        """Hand each partition's oldest batch to the producer, unless one is already there."""
-        waiting = self._waiting
+    async def _hand_over_ready(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand each partition's oldest batch to the producer, unless one is already there or
+        it may still grow (neither full nor ``linger_ms`` old: the pump wakes when it is)."""
+        waiting, now_s, next_due_s = self._waiting, loop.time(), None
         for lane in list(waiting):
             if lane.busy:
                 continue
-            batch = lane.batches.popleft()
+            batches = lane.batches
+            lingering = len(batches) == 1 and not self._settle_waiters  # a flush sends now
+            if lingering and (due_s := batches[0].due_s) > now_s:
+                next_due_s = due_s if next_due_s is None else min(next_due_s, due_s)
+                continue
+            batch = batches.popleft()
             if not lane.batches:
                 del waiting[lane]
             await self._hand_over(batch, lane)
             self._held -= len(batch.records)  # with the producer, or settled: no longer held
             if self._reopen:
                 return  # a refusal: the batches still here go to the next producer
+        if next_due_s is not None and (self._timer is None or next_due_s < self._timer.when()):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(next_due_s, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._timer = None
+        self._notify_pump()
 
     async def _hand_over(self, batch: Batch, lane: Lane | None) -> None:
         assert self._producer is not None

@@ -12,6 +12,8 @@ record goes to a random partition, as with ``send()``.
 A partition's batches wait here, in order, while the previous one is with the producer: the
 idempotent producer sends one batch per partition at a time anyway, and a builder handed over
 cannot safely take more records (the sender numbers a batch when it takes it, before it closes it).
+They also linger here (``kafka.linger_ms`` from their first record, unless full): aiokafka sends
+a closed batch at once.
 """
 
 from __future__ import annotations
@@ -39,10 +41,19 @@ def partition_for(key: bytes | None, partitions: list[int]) -> int:
 class Batch:
     """One record batch and what it carries, for the delivery accounting."""
 
-    __slots__ = ("alone", "builder", "partition", "records", "times", "topic")
+    __slots__ = ("alone", "builder", "due_s", "partition", "records", "times", "topic")
 
-    def __init__(self, builder: BatchBuilder, topic: str, partition: int, alone: bool = False):
+    def __init__(
+        self,
+        builder: BatchBuilder,
+        topic: str,
+        partition: int,
+        alone: bool = False,
+        due_s: float = 0.0,
+    ) -> None:
         self.builder = builder
+        self.due_s = due_s
+        """When it has lingered enough to go even if not full (event-loop time)."""
         self.topic = topic
         self.partition = partition
         self.alone = alone
@@ -80,11 +91,16 @@ class Lane:
         """A batch of this partition is with the producer, unacknowledged."""
 
     def append(
-        self, record: ProducerRecord, received_ns: int, new_builder: Callable[[], BatchBuilder]
+        self,
+        record: ProducerRecord,
+        received_ns: int,
+        new_builder: Callable[[], BatchBuilder],
+        due_s: float,
     ) -> None:
+        """Add the record to the last batch, or to a new one due at ``due_s`` when it is full."""
         batches = self.batches
         if not batches or not batches[-1].append(record, received_ns):
-            batch = Batch(new_builder(), self.topic, self.partition)
+            batch = Batch(new_builder(), self.topic, self.partition, due_s=due_s)
             batch.append(record, received_ns)
             batches.append(batch)
 

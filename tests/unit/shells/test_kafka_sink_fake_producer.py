@@ -42,6 +42,7 @@ from gateway.settings import KafkaSettings
 from gateway.topic_catalogue import TopicRole, TopicSpec, topic_config as catalogue_topic_config
 
 SETTINGS = KafkaSettings(bootstrap_servers="fake:9092")
+NO_LINGER = KafkaSettings(bootstrap_servers="fake:9092", linger_ms=0)
 
 
 @dataclass
@@ -456,7 +457,7 @@ async def test_a_partition_has_one_batch_with_the_producer_the_next_ones_wait_in
 ) -> None:
     broker.batch_records = 2
     broker.holding = True  # the first batch stays unacknowledged
-    sink = KafkaSink(SETTINGS)
+    sink = KafkaSink(NO_LINGER)
     await sink.start()
     await sink.send(record(b"0"))
     await settle()
@@ -477,7 +478,7 @@ async def test_records_not_yet_with_the_producer_are_bounded_and_make_readers_wa
     broker: Broker,
 ) -> None:
     broker.holding = True
-    sink = KafkaSink(KafkaSettings(max_buffered_records=3))
+    sink = KafkaSink(KafkaSettings(max_buffered_records=3, linger_ms=0))
     await sink.start()
     await sink.send(record(b"0"))
     await settle()  # handed over, unacknowledged
@@ -499,7 +500,7 @@ async def test_a_refused_batch_goes_first_on_the_new_producer_then_what_waited_b
     broker.refuses = lambda v: RecordTooLargeError() if v == b"bad" else None
     broker.holding = True
     acks: list[bytes] = []
-    sink = KafkaSink(SETTINGS, on_ack=lambda r, ns: acks.append(r.value))
+    sink = KafkaSink(NO_LINGER, on_ack=lambda r, ns: acks.append(r.value))
     sink.route_refusals(dead_letter)
     await sink.start()
     for value in (b"1", b"bad", b"3"):
@@ -526,3 +527,22 @@ async def test_a_final_error_fails_every_record_of_the_batch_once(broker: Broker
     with pytest.raises(KafkaDeliveryError, match="NotEnoughReplicas"):
         await sink.flush()
     assert sink.stats.failed == 4 and errors == ["NotEnoughReplicasError"]  # one batch
+
+
+async def test_a_batch_lingers_for_more_records_unless_full_or_flushed(broker: Broker) -> None:
+    broker.batch_records = 2
+    sink = KafkaSink(KafkaSettings(linger_ms=200))
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()  # the pump ran: the batch waits for a second record
+    assert broker.batches == []
+    await sink.send(record(b"1"))
+    await sink.send(record(b"2"))  # the first batch is full: it goes without lingering
+    await settle()
+    assert [batch for _, _, batch in broker.batches] == [[b"0", b"1"]]
+    await asyncio.sleep(0.3)  # the second one went when its linger was over
+    assert [batch for _, _, batch in broker.batches] == [[b"0", b"1"], [b"2"]]
+    await sink.send(record(b"3"))
+    await asyncio.wait_for(sink.flush(), 0.1)  # a flush does not wait for the linger
+    assert values(broker) == [b"0", b"1", b"2", b"3"]
+    await sink.stop()
