@@ -41,7 +41,7 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.produce import ProduceRequest
 
-from gateway.adapters.kafka_batches import Batch, Lane, Lanes
+from gateway.adapters.kafka_batches import Batch, Buffer, Lane, Lanes
 from gateway.adapters.kafka_security import client_options
 from gateway.binance.policy import backoff
 from gateway.coordination.fencing import Verdict
@@ -170,13 +170,12 @@ class KafkaSink:
         self._on_error = on_error or (lambda error: None)
         """Told the error type of every failed or retried send (for metrics)."""
         # Records accepted and not yet with the producer: the buffer, then the lanes' batches.
-        self._buffer: deque[tuple[ProducerRecord, int]] = deque()
+        self._buffer: Buffer = deque()
         self._held = 0
         self._max_held = settings.max_buffered_records
         # A record this much under the limit cannot exceed it with the gateway's few headers.
         self._check_size_above = settings.max_record_bytes - _HEADER_ALLOWANCE_BYTES
         self._lanes = Lanes()
-        self._waiting: dict[Lane, None] = {}  # lanes with batches to hand over, in order
         self._partitions_learned_s = 0.0
         self._in_flight = 0  # batches with the producer, unacknowledged
         # aiokafka sends a closed batch at once, without lingering: the lanes linger instead.
@@ -339,7 +338,7 @@ class KafkaSink:
                 except KafkaDeliveryError:  # a topic's partitions unreadable for good
                     self._abandon_queue()
                     return
-            if self._waiting:
+            if self._lanes.waiting:
                 await self._hand_over_ready(loop)
             self._make_room()
             if self._buffer or self._woken:
@@ -350,59 +349,42 @@ class KafkaSink:
             self._wake = loop.create_future()
             await self._wake
 
-    async def _gather(self, buffer: deque[tuple[ProducerRecord, int]]) -> None:
+    async def _gather(self, buffer: Buffer) -> None:
         """Append a chunk of the buffer to its partitions' batches."""
-        producer = self._producer
-        assert producer is not None
-        new_builder = producer.create_batch
+        assert self._producer is not None
         due_s = asyncio.get_running_loop().time() + self._linger_s
         if time.monotonic() - self._partitions_learned_s > PARTITIONS_REFRESH_S:
             await self._learn_partitions(self._lanes.topics())
-        lanes, waiting = self._lanes, self._waiting
-        for _ in range(min(len(buffer), CHUNK_RECORDS)):
-            record, received_ns = buffer.popleft()
-            by_key = lanes.keyed(record.topic)
-            if by_key is None:
-                by_key = await self._learn_partitions([record.topic])
-            lane = by_key.get(record.key) if record.key is not None else None
-            if lane is None:
-                lane = lanes.lane(record.topic, record.key)
-            lane.append(record, received_ns, new_builder, due_s)
-            waiting[lane] = None
+        new_builder = self._producer.create_batch
+        while (
+            unknown := self._lanes.gather(buffer, CHUNK_RECORDS, new_builder, due_s)
+        ) is not None:
+            await self._learn_partitions([unknown])
 
-    async def _learn_partitions(self, topics: list[str]) -> dict[bytes, Lane]:
-        """Read the topics' partitions from the producer's metadata; returns the last one's keys."""
+    async def _learn_partitions(self, topics: list[str]) -> None:
+        """Read the topics' partitions from the producer's metadata."""
         assert self._producer is not None
-        by_key: dict[bytes, Lane] = {}
         for topic in topics:
             partitions = await self._retrying(
                 functools.partial(self._producer.partitions_for, topic)
             )
             if partitions is None:
                 raise self._failure or KafkaDeliveryError(f"no partitions for {topic}")
-            by_key = self._lanes.learn(topic, list(partitions))
+            self._lanes.learn(topic, list(partitions))
         self._partitions_learned_s = time.monotonic()
-        return by_key
 
     async def _hand_over_ready(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand each partition's oldest batch to the producer, unless one is already there or
-        it may still grow (neither full nor ``linger_ms`` old: the pump wakes when it is)."""
-        waiting, now_s, next_due_s = self._waiting, loop.time(), None
-        for lane in list(waiting):
-            if lane.busy:
-                continue
-            batches = lane.batches
-            lingering = len(batches) == 1 and not self._settle_waiters  # a flush sends now
-            if lingering and (due_s := batches[0].due_s) > now_s:
-                next_due_s = due_s if next_due_s is None else min(next_due_s, due_s)
-                continue
-            batch = batches.popleft()
-            if not lane.batches:
-                del waiting[lane]
+        it may still grow (neither full nor ``linger_ms`` old: the pump wakes when it is). A
+        flush waiting sends what lingers at once."""
+        ready, next_due_s = self._lanes.ready(loop.time(), linger=not self._settle_waiters)
+        for i, (lane, batch) in enumerate(ready):
+            if self._reopen:  # a refusal: the batches not handed over go to the next producer
+                for later in ready[i:]:
+                    self._lanes.put_back(*later)
+                return
             await self._hand_over(batch, lane)
             self._held -= len(batch.records)  # with the producer, or settled: no longer held
-            if self._reopen:
-                return  # a refusal: the batches still here go to the next producer
         if next_due_s is not None and (self._timer is None or next_due_s < self._timer.when()):
             if self._timer is not None:
                 self._timer.cancel()
@@ -472,9 +454,7 @@ class KafkaSink:
         self._held = 0
         self._resend.clear()
         self._buffer.clear()
-        for lane in self._waiting:
-            lane.batches.clear()
-        self._waiting.clear()
+        self._lanes.drop()
         self._make_room()
         self._tell_settled()
 
@@ -503,8 +483,7 @@ class KafkaSink:
     async def _resend_one(self, record: ProducerRecord, received_ns: int, alone: bool) -> None:
         """One record in a batch of its own; one sent alone is settled before the next."""
         assert self._producer is not None
-        by_key = self._lanes.keyed(record.topic)
-        if by_key is None:
+        if not self._lanes.knows(record.topic):
             await self._learn_partitions([record.topic])
         lane = self._lanes.lane(record.topic, record.key)
         batch = Batch(self._producer.create_batch(), lane.topic, lane.partition, alone)

@@ -78,6 +78,9 @@ class Batch:
         return True
 
 
+NewBuilder = Callable[[], BatchBuilder]
+
+
 class Lane:
     """One topic partition: its batches not yet handed to the producer, oldest first."""
 
@@ -94,7 +97,7 @@ class Lane:
         self,
         record: ProducerRecord,
         received_ns: int,
-        new_builder: Callable[[], BatchBuilder],
+        new_builder: NewBuilder,
         due_s: float,
     ) -> None:
         """Add the record to the last batch, or to a new one due at ``due_s`` when it is full."""
@@ -105,31 +108,55 @@ class Lane:
             batches.append(batch)
 
 
+Buffer = deque[tuple[ProducerRecord, int]]
+"""Records accepted by the sink, with the monotonic ns each was received."""
+
+
 class Lanes:
-    """The lane of every record: per topic, its key's partition computed once."""
+    """Every partition's lane, and which of them have batches to hand over.
+
+    The lane of a record is found from its key through a per-topic cache, so the partitioner
+    runs once per key; a topic's partitions come from the producer's metadata (:meth:`learn`).
+    """
 
     def __init__(self) -> None:
         self._partitions: dict[str, list[int]] = {}
         self._by_key: dict[str, dict[bytes, Lane]] = {}
         self._lanes: dict[tuple[str, int], Lane] = {}
+        self._waiting: dict[Lane, None] = {}  # lanes with batches not handed over, in order
 
     def topics(self) -> list[str]:
         return list(self._partitions)
 
-    def keyed(self, topic: str) -> dict[bytes, Lane] | None:
-        """The key → lane cache of a topic whose partitions are known (None: learn them first)."""
-        return self._by_key.get(topic)
-
-    def learn(self, topic: str, partitions: list[int]) -> dict[bytes, Lane]:
+    def learn(self, topic: str, partitions: list[int]) -> None:
         """Take the topic's partitions from the producer's metadata; a changed count moves keys,
         as it does for ``send()``."""
         if self._partitions.get(topic) != partitions:
             self._partitions[topic] = partitions
             self._by_key[topic] = {}
-        return self._by_key[topic]
+
+    def gather(
+        self, buffer: Buffer, limit: int, new_builder: NewBuilder, due_s: float
+    ) -> str | None:
+        """Move up to ``limit`` records from ``buffer`` to their lanes' batches (a new batch is
+        due at ``due_s``). Stops at a record whose topic's partitions are unknown and returns
+        that topic: the record stays first in the buffer until they are learnt."""
+        by_topic, waiting = self._by_key, self._waiting
+        for _ in range(min(len(buffer), limit)):
+            record, received_ns = item = buffer.popleft()
+            by_key = by_topic.get(record.topic)
+            if by_key is None:
+                buffer.appendleft(item)
+                return record.topic
+            lane = by_key.get(record.key) if record.key is not None else None
+            if lane is None:
+                lane = self.lane(record.topic, record.key)
+            lane.append(record, received_ns, new_builder, due_s)
+            waiting[lane] = None
+        return None
 
     def lane(self, topic: str, key: bytes | None) -> Lane:
-        """The lane of a record of a learned topic (a cache miss, or a keyless record)."""
+        """The lane of a record of a learnt topic (a cache miss, or a keyless record)."""
         partition = partition_for(key, self._partitions[topic])
         lane = self._lanes.get((topic, partition))
         if lane is None:
@@ -140,6 +167,41 @@ class Lanes:
                 by_key.clear()
             by_key[key] = lane
         return lane
+
+    def knows(self, topic: str) -> bool:
+        return topic in self._partitions
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
+    def ready(self, now_s: float, linger: bool) -> tuple[list[tuple[Lane, Batch]], float | None]:
+        """Take the oldest batch of every lane that has none with the producer, unless it is
+        the lane's last and, with ``linger``, not yet due; also returns when the first of those
+        left lingering is due (None: none is)."""
+        ready, next_due_s = [], None
+        for lane in list(self._waiting):
+            if lane.busy:
+                continue
+            batches = lane.batches
+            if linger and len(batches) == 1 and (due_s := batches[0].due_s) > now_s:
+                next_due_s = due_s if next_due_s is None else min(next_due_s, due_s)
+                continue
+            ready.append((lane, batches.popleft()))
+            if not batches:
+                del self._waiting[lane]
+        return ready, next_due_s
+
+    def put_back(self, lane: Lane, batch: Batch) -> None:
+        """A batch taken by :meth:`ready` but not handed over: first again in its lane."""
+        lane.batches.appendleft(batch)
+        self._waiting[lane] = None
+
+    def drop(self) -> None:
+        """Empty every lane: the sink failed for good."""
+        for lane in self._waiting:
+            lane.batches.clear()
+        self._waiting.clear()
 
     def all(self) -> list[Lane]:
         return list(self._lanes.values())

@@ -9,11 +9,13 @@ the same in ``tests/integration/test_kafka_batches.py``.
 from __future__ import annotations
 
 import random
+from collections import deque
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from gateway.adapters.kafka_batches import Lanes, partition_for
+from gateway.adapters.kafka_batches import Buffer, Lanes, partition_for
+from gateway.records.topics import ProducerRecord
 
 JAVA_MURMUR2 = {  # Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java
     b"21": -973932308,
@@ -51,12 +53,58 @@ def test_a_keyless_record_goes_to_any_of_the_partitions() -> None:
 
 def test_lanes_keep_one_lane_per_partition_and_forget_keys_when_partitions_change() -> None:
     lanes = Lanes()
-    assert lanes.keyed("t") is None  # partitions unknown: learn them first
-    by_key = lanes.learn("t", [0, 1, 2])
+    assert not lanes.knows("t")
+    lanes.learn("t", [0, 1, 2])
     first = lanes.lane("t", b"BTCUSDT")
-    assert by_key[b"BTCUSDT"] is first and first.partition == partition_for(b"BTCUSDT", [0, 1, 2])
-    assert lanes.learn("t", [0, 1, 2]) is by_key  # unchanged: the cache stays
-    assert lanes.learn("t", list(range(7))) == {}  # more partitions: keys move, as with send()
+    assert first.partition == partition_for(b"BTCUSDT", [0, 1, 2])
+    assert lanes.lane("t", b"BTCUSDT") is first
+    lanes.learn("t", list(range(7)))  # more partitions: keys move, as with send()
     moved = lanes.lane("t", b"BTCUSDT")
     assert moved.partition == partition_for(b"BTCUSDT", list(range(7)))
-    assert len({id(lane) for lane in lanes.all()}) == len({first.partition, moved.partition})
+    assert len(lanes.all()) == len({first.partition, moved.partition})
+
+
+class Builder:
+    """aiokafka's BatchBuilder as far as lanes use it: full at ``capacity`` records."""
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.values: list[bytes] = []
+        self.capacity = capacity
+
+    def append(self, *, value: bytes, **_: object) -> object | None:
+        if len(self.values) >= self.capacity:
+            return None
+        self.values.append(value)
+        return object()
+
+
+def rec(topic: str, key: bytes, value: bytes) -> ProducerRecord:
+    return ProducerRecord(topic, key, value, [])
+
+
+def test_gather_stops_at_a_topic_whose_partitions_are_unknown() -> None:
+    lanes = Lanes()
+    lanes.learn("a", [0])
+    buffer: Buffer = deque([(rec("a", b"K", b"1"), 1), (rec("b", b"K", b"2"), 2)])
+    assert lanes.gather(buffer, 100, Builder, due_s=5.0) == "b"
+    assert [r.value for r, _ in buffer] == [b"2"]  # still first, until "b" is learnt
+    lanes.learn("b", [0, 1])
+    assert lanes.gather(buffer, 100, Builder, due_s=5.0) is None and not buffer
+
+
+def test_ready_takes_one_batch_per_idle_lane_full_ones_first_and_lingers_the_last() -> None:
+    lanes = Lanes()
+    lanes.learn("a", [0])
+    buffer: Buffer = deque((rec("a", b"K", b"%d" % i), i) for i in range(3))
+    lanes.gather(buffer, 100, Builder, due_s=5.0)  # batches [0, 1] (full) and [2]
+    ready, due = lanes.ready(now_s=1.0, linger=True)
+    assert [b.records[0].value for _, b in ready] == [b"0"] and due is None
+    lane, batch = ready[0]
+    lane.busy = True  # with the producer: the next one waits
+    assert lanes.ready(now_s=9.0, linger=False) == ([], None)
+    lane.busy = False
+    assert lanes.ready(now_s=1.0, linger=True) == ([], 5.0)  # the last batch may still grow
+    assert [b.times for _, b in lanes.ready(now_s=5.5, linger=True)[0]] == [[2]]
+    lanes.put_back(lane, batch)  # not handed over after all: first again
+    assert lanes.ready(now_s=5.5, linger=True)[0] == [(lane, batch)]
+    assert not lanes.waiting
