@@ -1,9 +1,11 @@
 """The Kafka side: ``KafkaSink`` around one idempotent AIOKafkaProducer, and topic creation.
 
-Every record passes through one bounded queue and one pump task: connections never call the
+Every record passes through one bounded buffer and one pump task: connections never call the
 producer concurrently (aiokafka slows down when many tasks do, aiokafka#528), memory stays bounded
-(a full queue makes the socket readers wait), and sends are never awaited one by one
-(aiokafka#1065): the pump only enqueues into aiokafka's batches and counts acks from callbacks.
+(a full buffer makes the socket readers wait), and sends are never awaited one by one
+(aiokafka#1065). The pump takes what is buffered in chunks, appends each record to its partition's
+record batch and hands whole batches to the producer (:mod:`gateway.adapters.kafka_batches`);
+acknowledgements are counted per batch, from one callback each.
 
 Nothing the broker would refuse for one record is sent, and nothing it refuses for one record stops
 the worker: a record over ``kafka.max_record_bytes`` becomes a dead letter before the send, and one
@@ -19,8 +21,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -37,6 +41,7 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.produce import ProduceRequest
 
+from gateway.adapters.kafka_batches import Batch, Buffer, Lane, Lanes
 from gateway.adapters.kafka_security import client_options
 from gateway.binance.policy import backoff
 from gateway.coordination.fencing import Verdict
@@ -78,6 +83,19 @@ PER_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
 is dead-lettered with the error and the stream goes on. Every other final error fails the sink."""
 
 _DEAD_LETTER_HEADER = (HEADER_EVENT_KIND, DEAD_LETTER_KIND.encode())
+
+CHUNK_RECORDS = 4096
+"""Records the pump appends to batches before it lets the readers and the sender run again."""
+
+PARTITIONS_REFRESH_S = 30.0
+"""How often the pump reads the topics' partition counts again from the producer's metadata
+(added partitions move keys, as they do for ``send()``)."""
+
+_HEADER_ALLOWANCE_BYTES = 64 * 1024
+"""The size check adds up a record's headers only when its value comes this close to
+``kafka.max_record_bytes``: the gateway's headers take a few dozen bytes."""
+
+_T = TypeVar("_T")
 
 Fence = Callable[[], Verdict]
 """Asked right before each produce request leaves: may this worker still publish (docs/fencing.md)."""
@@ -151,10 +169,22 @@ class KafkaSink:
         self._on_ack = on_ack
         self._on_error = on_error or (lambda error: None)
         """Told the error type of every failed or retried send (for metrics)."""
-        # None wakes the pump without a record (a flush waiting on a reopen).
-        self._queue: asyncio.Queue[tuple[ProducerRecord | None, int]] = asyncio.Queue(
-            maxsize=settings.max_buffered_records
-        )
+        # Records accepted and not yet with the producer: the buffer, then the lanes' batches.
+        self._buffer: Buffer = deque()
+        self._held = 0
+        self._max_held = settings.max_buffered_records
+        # A record this much under the limit cannot exceed it with the gateway's few headers.
+        self._check_size_above = settings.max_record_bytes - _HEADER_ALLOWANCE_BYTES
+        self._lanes = Lanes()
+        self._partitions_learned_s = 0.0
+        self._in_flight = 0  # batches with the producer, unacknowledged
+        # aiokafka sends a closed batch at once, without lingering: the lanes linger instead.
+        self._linger_s = settings.linger_ms / 1000
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake: asyncio.Future[None] | None = None  # the pump waiting for work
+        self._woken = False  # work arrived while the pump was busy
+        self._room: asyncio.Future[None] | None = None  # senders waiting for room
+        self._settle_waiters: list[asyncio.Future[None]] = []
         self._producer: AIOKafkaProducer | None = None
         self._pump: asyncio.Task[None] | None = None
         self._failure: KafkaDeliveryError | None = None
@@ -208,40 +238,49 @@ class KafkaSink:
         return producer
 
     async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
-        """Queue one record; waits while the queue is full (backpressure on the reader)."""
+        """Queue one record; waits while the buffer is full (backpressure on the reader)."""
         if self._failure is not None:
             raise self._failure
-        limit = self._settings.max_record_bytes
-        if (size := record_size(record)) > limit and self._dead_letters is not None:
-            error = (
-                f"record of {size} bytes for {record.topic} exceeds kafka.max_record_bytes {limit}"
-            )
-            record = self._refused(record, "size", error)
+        if len(record.value) > self._check_size_above and self._dead_letters is not None:
+            limit = self._settings.max_record_bytes
+            if (size := record_size(record)) > limit:
+                error = f"record of {size} bytes for {record.topic} exceeds kafka.max_record_bytes {limit}"  # fmt: skip
+                record = self._refused(record, "size", error)
+        while self._held >= self._max_held:
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
+            if self._failure is not None:
+                raise self._failure
         self.stats.enqueued += 1
-        await self._queue.put((record, received_ns or time.monotonic_ns()))
+        self._held += 1
+        self._buffer.append((record, received_ns or time.monotonic_ns()))
+        if (wake := self._wake) is not None:
+            self._wake = None
+            wake.set_result(None)
 
-    async def _wake_pump(self) -> None:
-        await self._queue.put((None, 0))
+    def _notify_pump(self) -> None:
+        if (wake := self._wake) is not None:
+            self._wake = None
+            wake.set_result(None)
+        else:
+            self._woken = True
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged (or the sink has failed)."""
-        if self._pump is None or self._pump.done():
+        pump = self._pump
+        if pump is None or pump.done():
             if self._failure is not None:
                 raise self._failure
-            if self._queue.qsize():
+            if self._held:
                 # Cancelled from outside (the event loop shutting down): nothing sends them.
-                raise KafkaDeliveryError(f"{self._queue.qsize()} records unsent: sink stopped")
+                raise KafkaDeliveryError(f"{self._held} records unsent: sink stopped")
             return
-        while True:
-            await self._queue.join()
-            if self._producer is not None:
-                await self._producer.flush()
-            # Delivery callbacks are scheduled with call_soon when the batch futures resolve.
-            await asyncio.sleep(0)
-            if not self._reopen or self._failure is not None:
-                break
-            # A refusal left records to send again on a new producer: the pump does that first.
-            await self._wake_pump()
+        while not self._settled() and not pump.done():
+            waiter = asyncio.get_running_loop().create_future()
+            self._settle_waiters.append(waiter)
+            self._notify_pump()  # what lingers goes now
+            await asyncio.wait([waiter, pump], return_when=asyncio.FIRST_COMPLETED)
         if self._failure is not None:
             raise self._failure
 
@@ -251,6 +290,9 @@ class KafkaSink:
             if self._pump is not None and not self._pump.done():
                 await self.flush()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._pump is not None:
                 self._pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -261,51 +303,165 @@ class KafkaSink:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        """Records accepted and not yet handed to the producer (at most max_buffered_records)."""
+        return self._held
+
+    def _settled(self) -> bool:
+        return self._held == 0 and self._in_flight == 0 and not self._reopen
+
+    def _tell_settled(self) -> None:
+        if self._settle_waiters and self._settled():
+            waiters, self._settle_waiters = self._settle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _make_room(self) -> None:
+        if (room := self._room) is not None and self._held < self._max_held:
+            self._room = None
+            room.set_result(None)
 
     async def _run_pump(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            record, received_ns = await self._queue.get()
             if self._reopen:
                 try:
                     await self._reopen_producer()
                 except KafkaDeliveryError as exc:  # the new producer could not connect
                     self._failure = self._failure or exc
-                    self._queue.task_done()
                     self._abandon_queue()
                     return
-            if record is not None:
-                await self._hand_over(record, received_ns)
-            self._queue.task_done()
+                continue
+            if self._buffer:
+                try:
+                    await self._gather(self._buffer)
+                except KafkaDeliveryError:  # a topic's partitions unreadable for good
+                    self._abandon_queue()
+                    return
+            if self._lanes.waiting:
+                await self._hand_over_ready(loop)
+            self._make_room()
+            if self._buffer or self._woken:
+                self._woken = False
+                await asyncio.sleep(0)  # let the readers and the sender run between chunks
+                continue
+            self._tell_settled()
+            self._wake = loop.create_future()
+            await self._wake
 
-    def _abandon_queue(self) -> None:
-        """The pump is ending on a failure: what is still queued will not be sent. Count it as
-        failed and release it, so that flush() raises the failure instead of waiting forever
-        (send() refuses new records from now on)."""
+    async def _gather(self, buffer: Buffer) -> None:
+        """Append a chunk of the buffer to its partitions' batches."""
+        assert self._producer is not None
+        due_s = asyncio.get_running_loop().time() + self._linger_s
+        if time.monotonic() - self._partitions_learned_s > PARTITIONS_REFRESH_S:
+            await self._learn_partitions(self._lanes.topics())
+        new_builder = self._producer.create_batch
+        while (
+            unknown := self._lanes.gather(buffer, CHUNK_RECORDS, new_builder, due_s)
+        ) is not None:
+            await self._learn_partitions([unknown])
+
+    async def _learn_partitions(self, topics: list[str]) -> None:
+        """Read the topics' partitions from the producer's metadata."""
+        assert self._producer is not None
+        for topic in topics:
+            partitions = await self._retrying(
+                functools.partial(self._producer.partitions_for, topic)
+            )
+            if partitions is None:
+                raise self._failure or KafkaDeliveryError(f"no partitions for {topic}")
+            self._lanes.learn(topic, list(partitions))
+        self._partitions_learned_s = time.monotonic()
+
+    async def _hand_over_ready(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand each partition's oldest batch to the producer, unless one is already there or
+        it may still grow (neither full nor ``linger_ms`` old: the pump wakes when it is). A
+        flush waiting sends what lingers at once."""
+        ready, next_due_s = self._lanes.ready(loop.time(), linger=not self._settle_waiters)
+        for i, (lane, batch) in enumerate(ready):
+            if self._reopen:  # a refusal: the batches not handed over go to the next producer
+                for later in ready[i:]:
+                    self._lanes.put_back(*later)
+                return
+            await self._hand_over(batch, lane)
+            self._held -= len(batch.records)  # with the producer, or settled: no longer held
+        if next_due_s is not None and (self._timer is None or next_due_s < self._timer.when()):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(next_due_s, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._timer = None
+        self._notify_pump()
+
+    async def _hand_over(self, batch: Batch, lane: Lane | None) -> None:
+        assert self._producer is not None
+        batch.builder.close()  # no record joins a batch the sender may already have numbered
+        send = functools.partial(
+            self._producer.send_batch, batch.builder, batch.topic, partition=batch.partition
+        )
+        future: asyncio.Future[object] | None = await self._retrying(send, batch)
+        if future is None:
+            return
+        self._in_flight += 1
+        if lane is not None:
+            lane.busy = True
+        future.add_done_callback(functools.partial(self._delivered, batch=batch, lane=lane))
+
+    async def _retrying(
+        self, call: Callable[[], Awaitable[_T]], batch: Batch | None = None
+    ) -> _T | None:
+        """Call the producer; while Kafka is unreachable, wait and call again (None: failed).
+
+        aiokafka waits for the partition's metadata and for room in its queue, and times out
+        when no broker answers: an outage, not a bad record. Retrying here, in order, keeps the
+        batch and everything behind it; the bounded buffer meanwhile makes the readers wait.
+        """
+        delays = backoff(initial_s=0.5, max_s=5.0)
         while True:
             try:
-                record, _ = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if record is not None:
-                self.stats.failed += 1
-            self._queue.task_done()
+                result = await call()
+            except KafkaError as exc:
+                # KafkaTimeoutError is not flagged retriable, but here it only means no broker
+                # answered in time: the outage case.
+                self._on_error(type(exc).__name__)
+                if batch is not None and isinstance(exc, PER_RECORD_ERRORS):
+                    self._settle_refused(batch, exc)
+                    return None
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    if batch is not None:
+                        self._fail(batch.records, exc)
+                    else:
+                        self._failure = self._failure or KafkaDeliveryError(
+                            f"{type(exc).__name__}: {exc}"
+                        )
+                    return None
+                if not self.kafka_unavailable:
+                    self.kafka_unavailable = True
+                    logger.warning("Kafka unavailable (%s); holding records until it is back", exc)
+                await asyncio.sleep(next(delays))
+            else:
+                if self.kafka_unavailable:
+                    self.kafka_unavailable = False
+                    logger.warning("Kafka accepts records again")
+                return result
 
-    async def _hand_over(
-        self, record: ProducerRecord, received_ns: int, alone: bool = False
-    ) -> None:
-        assert self._producer is not None
-        future = await self._enqueue(self._producer, record)
-        if future is not None:
-            future.add_done_callback(
-                functools.partial(self._delivered, record=record, t=received_ns, alone=alone)
-            )
-            if alone:
-                await self._producer.flush()
+    def _abandon_queue(self) -> None:
+        """The pump is ending on a failure: what is still held will not be sent. Count it as
+        failed and release it, so that flush() raises the failure instead of waiting forever
+        (send() refuses new records from now on)."""
+        self.stats.failed += self._held + len(self._resend)
+        self._held = 0
+        self._resend.clear()
+        self._buffer.clear()
+        self._lanes.drop()
+        self._make_room()
+        self._tell_settled()
 
     async def _reopen_producer(self) -> None:
         """Settle the producer whose sequence a refusal broke, then send what it could not on a
-        new one, in the order the callbacks reported it (per partition, the send order)."""
+        new one, in the order the callbacks reported it (per partition, the send order), before
+        the batches that wait in the lanes."""
         old = self._producer
         assert old is not None
         await old.flush()
@@ -316,87 +472,74 @@ class KafkaSink:
         logger.warning("reopened the Kafka producer after a refusal; resending %d records",
                        len(self._resend))  # fmt: skip
         resend, self._resend = self._resend, []
-        for record, received_ns, alone in resend:
-            await self._hand_over(record, received_ns, alone)
+        for i, (record, received_ns, alone) in enumerate(resend):
+            if self._reopen:  # refused again: the rest follows what this producer refused
+                self._resend.extend(resend[i:])
+                return
+            await self._resend_one(record, received_ns, alone)
+        await self._producer.flush()
+        await asyncio.sleep(0)
 
-    async def _enqueue(
-        self, producer: AIOKafkaProducer, record: ProducerRecord
-    ) -> asyncio.Future[object] | None:
-        """Hand one record to the producer; while Kafka is unreachable, wait and retry it.
-
-        aiokafka's send() waits for room in the partition's batch and times out when the broker
-        does not drain it: an outage, not a bad record. Retrying here, in order, keeps the record
-        and everything behind it; the bounded queue meanwhile makes the socket readers wait.
-        """
-        delays = backoff(initial_s=0.5, max_s=5.0)
-        while True:
-            try:
-                future: asyncio.Future[object] = await producer.send(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=record.headers,
-                    timestamp_ms=record.timestamp_ms,
-                )
-                if self.kafka_unavailable:
-                    self.kafka_unavailable = False
-                    logger.warning("Kafka accepts records again")
-                return future
-            except KafkaError as exc:
-                # KafkaTimeoutError is not flagged retriable, but from send() it only means no
-                # broker drained the batch in time: the outage case.
-                self._on_error(type(exc).__name__)
-                if self._reroutable(record, exc):
-                    # Refused before the send (aiokafka's own size check): the dead letter
-                    # takes the record's place in the order.
-                    record = self._refused(record, "kafka", f"{type(exc).__name__}: {exc}")
-                    continue
-                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
-                    self._fail(record, exc)
-                    return None
-                if not self.kafka_unavailable:
-                    self.kafka_unavailable = True
-                    logger.warning("Kafka unavailable (%s); holding records until it is back", exc)
-                await asyncio.sleep(next(delays))
+    async def _resend_one(self, record: ProducerRecord, received_ns: int, alone: bool) -> None:
+        """One record in a batch of its own; one sent alone is settled before the next."""
+        assert self._producer is not None
+        if not self._lanes.knows(record.topic):
+            await self._learn_partitions([record.topic])
+        lane = self._lanes.lane(record.topic, record.key)
+        batch = Batch(self._producer.create_batch(), lane.topic, lane.partition, alone)
+        batch.append(record, received_ns)
+        await self._hand_over(batch, None)
+        if alone:
+            await self._producer.flush()
+            await asyncio.sleep(0)  # its delivery callback
 
     def _delivered(
-        self,
-        future: asyncio.Future[object],
-        *,
-        record: ProducerRecord,
-        t: int,
-        alone: bool,
+        self, future: asyncio.Future[object], *, batch: Batch, lane: Lane | None
     ) -> None:
+        self._in_flight -= 1
+        if lane is not None:
+            lane.busy = False
+            if lane.batches:
+                self._notify_pump()
         exc = None if future.cancelled() else future.exception()
         if future.cancelled() or exc is not None:
             self._on_error(type(exc).__name__ if exc is not None else "Cancelled")
+            self._settle_refused(batch, exc)
+        else:
+            records = batch.records
+            self.stats.acked += len(records)
+            if (on_ack := self._on_ack) is not None:
+                now = time.monotonic_ns()
+                for record, received_ns in zip(records, batch.times, strict=True):
+                    on_ack(record, now - received_ns)
+        self._tell_settled()
+
+    def _settle_refused(self, batch: Batch, exc: BaseException | None) -> None:
+        """Account for a batch the producer did not deliver, record by record."""
+        failed = []
+        for record, received_ns in zip(batch.records, batch.times, strict=True):
             if exc is not None and self._reroutable(record, exc):
                 # The broker refuses whole batches: a record sent with others is tried again in
                 # a batch of its own, and dead-lettered only if refused there too.
-                if alone:
+                if batch.alone:
                     record = self._refused(record, "kafka", f"{type(exc).__name__}: {exc}")
-                self._resend.append((record, t, not alone))
+                self._resend.append((record, received_ns, not batch.alone))
                 self._request_reopen()
-                return
-            if isinstance(exc, OutOfOrderSequenceNumber) and self._reopen:
+            elif isinstance(exc, OutOfOrderSequenceNumber) and self._reopen:
                 # Behind a refused batch on the same producer: not written, sent again.
-                self._resend.append((record, t, alone))
-                return
-            self._fail(record, exc)
-        else:
-            self.stats.acked += 1
-            if self._on_ack is not None:
-                self._on_ack(record, time.monotonic_ns() - t)
+                self._resend.append((record, received_ns, batch.alone))
+            else:
+                failed.append(record)
+        if failed:
+            self._fail(failed, exc)
 
     def _request_reopen(self) -> None:
-        """The pump reopens the producer before its next record; wake it now, or a refusal with
-        nothing queued behind it would hold its resends (and their dead letters) until the
-        next record arrives, which for a quiet topic may be never."""
-        if self._reopen:
-            return
-        self._reopen = True
-        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the pump anyway
-            self._queue.put_nowait((None, 0))
+        """The pump reopens the producer before it hands over anything else; wake it now, or a
+        refusal with nothing queued behind it would hold its resends (and their dead letters)
+        until the next record arrives, which for a quiet topic may be never."""
+        if not self._reopen:
+            self._reopen = True
+            self._notify_pump()
 
     def _reroutable(self, record: ProducerRecord, exc: BaseException) -> bool:
         """Whether ``exc`` refuses this record only, and it can go to the dead-letter topic
@@ -419,20 +562,22 @@ class KafkaSink:
         )
         return self._dead_letters(record, stage, error)
 
-    def _fail(self, record: ProducerRecord, exc: BaseException | None) -> None:
+    def _fail(self, records: list[ProducerRecord], exc: BaseException | None) -> None:
         # aiokafka already retried retriable errors within the delivery timeout; what reaches
         # here is final, so the data is not in Kafka and the worker must not carry on as if.
-        self.stats.failed += 1
+        self.stats.failed += len(records)
         if isinstance(exc, MembershipFenced) and self._failure is not None:
             return  # every held batch fails at once: the first one's line says it
+        topic = records[0].topic
         logger.error(
-            "Kafka refused a record for %s: %s",
-            record.topic,
+            "Kafka refused %d records for %s: %s",
+            len(records),
+            topic,
             exc,
-            extra={"event_data": {"topic": record.topic}},
+            extra={"event_data": {"topic": topic}},
         )
         if self._failure is None:
-            self._failure = KafkaDeliveryError(f"record for {record.topic} not delivered: {exc}")
+            self._failure = KafkaDeliveryError(f"records for {topic} not delivered: {exc}")
 
 
 def topic_config(settings: KafkaSettings, topic: str) -> dict[str, str]:

@@ -4,7 +4,9 @@
 (``_new_producer``), so these tests replace that name in ``gateway.adapters.kafka`` with
 :class:`FakeProducer`, as ``tests/unit/adapters/test_kafka_producer.py`` replaces its network
 calls. The fake models what the sink relies on, from aiokafka's documented behaviour: ``send``
-returns a future resolved when the batch is acknowledged (here: on ``flush``); after the broker
+``send_batch`` returns a future resolved when the batch is acknowledged (here: on the next turn
+of the event loop, or on ``release()`` while the broker is held); a refused record refuses its
+whole batch, and after the broker
 refuses a batch, the idempotent producer's later batches on that producer fail with
 ``OutOfOrderSequenceNumber`` (no epoch bump, KIP-360). The real broker runs the same cases in
 ``tests/integration/test_refused_records.py`` and ``test_kafka_refusal.py``.
@@ -33,12 +35,14 @@ from aiokafka.errors import (
 
 import gateway.adapters.kafka as kafka
 from gateway.adapters.kafka import KafkaSink, ensure_topics, map_kafka_errors, topic_config
+from gateway.adapters.kafka_batches import partition_for
 from gateway.errors import KafkaDeliveryError
 from gateway.records.topics import DEAD_LETTER_KIND, HEADER_EVENT_KIND, ProducerRecord
 from gateway.settings import KafkaSettings
 from gateway.topic_catalogue import TopicRole, TopicSpec, topic_config as catalogue_topic_config
 
 SETTINGS = KafkaSettings(bootstrap_servers="fake:9092")
+NO_LINGER = KafkaSettings(bootstrap_servers="fake:9092", linger_ms=0)
 
 
 @dataclass
@@ -46,23 +50,57 @@ class Broker:
     """What every fake producer of one test talks to."""
 
     send_errors: deque[KafkaError] = field(default_factory=deque)
-    """Raised by ``send`` itself, one per call, before the record joins a batch."""
+    """Raised by ``send_batch`` itself, one per call, before the batch joins the queue."""
     refuses: Callable[[bytes], KafkaError | None] = lambda value: None
-    """The broker's answer to a record's batch (None: acknowledged)."""
+    """The broker's answer to a record (None: acceptable); one refused record refuses its batch."""
     start_errors: deque[KafkaError] = field(default_factory=deque)
     written: list[tuple[int, str, bytes]] = field(default_factory=list)
+    batches: list[tuple[str, int, list[bytes]]] = field(default_factory=list)
+    """Every batch handed to a producer: topic, partition, values."""
     producers: list[FakeProducer] = field(default_factory=list)
     cancel_next: bool = False
+    partitions: int = 3
+    batch_records: int = 1000
+    """How many records a batch takes before it is full."""
+    holding: bool = False
+    """While set, batches wait unacknowledged (the broker away); ``release()`` delivers them."""
+
+    def release(self) -> None:
+        self.holding = False
+        for producer in self.producers:
+            producer.deliver()
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder as the sink uses it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.values: list[bytes] = []
+        self.closed = False
+
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes, headers: object
+    ) -> object | None:
+        if self.closed or len(self.values) >= self.capacity:
+            return None
+        self.values.append(value)
+        return object()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeProducer:
+    """Delivers each batch soon after it is handed over (``linger_ms`` 0), in order."""
+
     broker: Broker
 
     def __init__(self, **options: object) -> None:
         self.options = options
         self.id = len(self.broker.producers)
         self.broker.producers.append(self)
-        self.pending: list[tuple[asyncio.Future[object], str, bytes]] = []
+        self.pending: list[tuple[asyncio.Future[object], str, list[bytes]]] = []
         self.broken = False  # a refused batch left the sequence numbers off
         self.started = self.stopped = False
 
@@ -74,35 +112,46 @@ class FakeProducer:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def send(
-        self,
-        topic: str,
-        *,
-        value: bytes,
-        key: bytes | None,
-        headers: list[tuple[str, bytes]],
-        timestamp_ms: int | None,
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.broker.partitions))
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.broker.batch_records)
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[object]:
         if self.broker.send_errors:
             raise self.broker.send_errors.popleft()
+        assert batch.closed, "a batch handed over must take no more records"
+        assert 0 <= partition < self.broker.partitions
+        self.broker.batches.append((topic, partition, list(batch.values)))
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self.pending.append((future, topic, value))
+        self.pending.append((future, topic, batch.values))
+        asyncio.get_running_loop().call_soon(self.deliver)
         return future
 
-    async def flush(self) -> None:
+    def deliver(self) -> None:
+        if self.broker.holding:
+            return
         pending, self.pending = self.pending, []
-        for future, topic, value in pending:
+        for future, topic, values in pending:
             if self.broker.cancel_next:
                 self.broker.cancel_next = False
                 future.cancel()
             elif self.broken:
                 future.set_exception(OutOfOrderSequenceNumber())
-            elif (error := self.broker.refuses(value)) is not None:
+            elif (error := next(filter(None, map(self.broker.refuses, values)), None)) is not None:
                 self.broken = True
                 future.set_exception(error)
             else:
-                self.broker.written.append((self.id, topic, value))
+                self.broker.written.extend((self.id, topic, value) for value in values)
                 future.set_result(SimpleNamespace(offset=len(self.broker.written)))
+
+    async def flush(self) -> None:
+        while self.pending and not self.broker.holding:
+            self.deliver()
+            await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -201,7 +250,8 @@ async def test_a_final_error_fails_the_sink_and_every_later_call(broker: Broker)
 async def test_a_record_refused_before_the_send_takes_its_place_as_a_dead_letter(
     broker: Broker,
 ) -> None:
-    broker.send_errors.append(MessageSizeTooLargeError())
+    # Refused as a batch with b, then alone: only a becomes a dead letter, in its place.
+    broker.send_errors.extend([MessageSizeTooLargeError(), MessageSizeTooLargeError()])
     sink = KafkaSink(SETTINGS)
     sink.route_refusals(dead_letter)
     await sink.start()
@@ -358,3 +408,141 @@ def test_aiokafka_errors_are_translated_and_topic_config_follows_the_kind() -> N
     with pytest.raises(KafkaDeliveryError, match=expected), map_kafka_errors("doing it", "b:1"):
         raise KafkaConnectionError()
     assert topic_config(SETTINGS, "p.spot.trade") == catalogue_topic_config(SETTINGS, "trade")
+
+
+def keyed(value: bytes, key: bytes | None, topic: str = "p.spot.trade") -> ProducerRecord:
+    return ProducerRecord(topic, key, value, [(HEADER_EVENT_KIND, b"trade")])
+
+
+async def test_records_go_to_their_keys_partition_in_one_batch_each_acked_per_record(
+    broker: Broker,
+) -> None:
+    acks: list[tuple[bytes, int]] = []
+    sink = KafkaSink(SETTINGS, on_ack=lambda r, ns: acks.append((r.value, ns)))
+    await sink.start()
+    keys = [f"SYM{i}USDT".encode() for i in range(10)]
+    sent = [keyed(b"%d" % i, keys[i % 10], f"p.spot.{'trade' if i % 3 else 'agg'}") for i in range(100)]  # fmt: skip
+    for rec in sent:
+        await sink.send(rec)  # never waits: the pump gets them all in one chunk
+    await sink.flush()
+    partition_of = {r.value: partition_for(r.key, [0, 1, 2]) for r in sent}
+    lanes = {(r.topic, partition_of[r.value]) for r in sent}
+    assert len(broker.batches) == len(lanes)  # one batch per topic partition, not per record
+    for topic, partition, batch in broker.batches:
+        assert all(partition_of[value] == partition for value in batch)
+        assert batch == [r.value for r in sent if (r.topic, partition_of[r.value]) == (topic, partition)]  # fmt: skip
+    assert sorted(v for v, _ in acks) == sorted(r.value for r in sent)
+    assert all(ns > 0 for _, ns in acks)
+    assert sink.stats.acked == sink.stats.enqueued == 100 and sink.queue_depth == 0
+    await sink.stop()
+
+
+async def test_keyless_records_are_sent_too(broker: Broker) -> None:
+    sink = KafkaSink(SETTINGS)
+    await sink.start()
+    for i in range(20):
+        await sink.send(keyed(b"%d" % i, None))
+    await sink.stop()
+    assert sorted(values(broker)) == sorted(b"%d" % i for i in range(20))
+    assert {partition for _, partition, _ in broker.batches} <= {0, 1, 2}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_partition_has_one_batch_with_the_producer_the_next_ones_wait_in_order(
+    broker: Broker,
+) -> None:
+    broker.batch_records = 2
+    broker.holding = True  # the first batch stays unacknowledged
+    sink = KafkaSink(NO_LINGER)
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()
+    for i in range(1, 6):
+        await sink.send(record(b"%d" % i))
+    await settle()
+    assert [batch for _, _, batch in broker.batches] == [[b"0"]]
+    assert sink.queue_depth == 5  # full batches of 2 wait behind the one with the producer
+    broker.release()
+    await asyncio.wait_for(sink.flush(), 10)
+    assert [batch for _, _, batch in broker.batches] == [[b"0"], [b"1", b"2"], [b"3", b"4"], [b"5"]]  # fmt: skip
+    assert values(broker) == [b"%d" % i for i in range(6)]
+    assert sink.stats.acked == 6
+    await sink.stop()
+
+
+async def test_records_not_yet_with_the_producer_are_bounded_and_make_readers_wait(
+    broker: Broker,
+) -> None:
+    broker.holding = True
+    sink = KafkaSink(KafkaSettings(max_buffered_records=3, linger_ms=0))
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()  # handed over, unacknowledged
+    for i in range(1, 4):
+        await sink.send(record(b"%d" % i))
+    blocked = asyncio.create_task(sink.send(record(b"4")))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and sink.queue_depth == 3
+    broker.release()
+    await asyncio.wait_for(blocked, 10)
+    await asyncio.wait_for(sink.flush(), 10)
+    assert values(broker) == [b"%d" % i for i in range(5)]
+    await sink.stop()
+
+
+async def test_a_refused_batch_goes_first_on_the_new_producer_then_what_waited_behind_it(
+    broker: Broker,
+) -> None:
+    broker.refuses = lambda v: RecordTooLargeError() if v == b"bad" else None
+    broker.holding = True
+    acks: list[bytes] = []
+    sink = KafkaSink(NO_LINGER, on_ack=lambda r, ns: acks.append(r.value))
+    sink.route_refusals(dead_letter)
+    await sink.start()
+    for value in (b"1", b"bad", b"3"):
+        await sink.send(record(value))
+    await settle()
+    for value in (b"4", b"5"):  # wait behind the batch about to be refused
+        await sink.send(record(value))
+    broker.release()
+    await asyncio.wait_for(sink.flush(), 10)
+    assert broker.batches[0][2] == [b"1", b"bad", b"3"]
+    assert values(broker) == [b"1", b"DL:bad:kafka", b"3", b"4", b"5"]
+    assert sorted(acks) == sorted(values(broker))  # each acknowledged once, the refusal as itself
+    assert sink.stats.acked == 5 and sink.stats.refused == 1 and sink.stats.failed == 0
+    await sink.stop()
+
+
+async def test_a_final_error_fails_every_record_of_the_batch_once(broker: Broker) -> None:
+    errors: list[str] = []
+    broker.refuses = lambda v: NotEnoughReplicasError()
+    sink = KafkaSink(SETTINGS, on_error=errors.append)
+    await sink.start()
+    for i in range(4):
+        await sink.send(record(b"%d" % i))
+    with pytest.raises(KafkaDeliveryError, match="NotEnoughReplicas"):
+        await sink.flush()
+    assert sink.stats.failed == 4 and errors == ["NotEnoughReplicasError"]  # one batch
+
+
+async def test_a_batch_lingers_for_more_records_unless_full_or_flushed(broker: Broker) -> None:
+    broker.batch_records = 2
+    sink = KafkaSink(KafkaSettings(linger_ms=200))
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()  # the pump ran: the batch waits for a second record
+    assert broker.batches == []
+    await sink.send(record(b"1"))
+    await sink.send(record(b"2"))  # the first batch is full: it goes without lingering
+    await settle()
+    assert [batch for _, _, batch in broker.batches] == [[b"0", b"1"]]
+    await asyncio.sleep(0.3)  # the second one went when its linger was over
+    assert [batch for _, _, batch in broker.batches] == [[b"0", b"1"], [b"2"]]
+    await sink.send(record(b"3"))
+    await asyncio.wait_for(sink.flush(), 0.1)  # a flush does not wait for the linger
+    assert values(broker) == [b"0", b"1", b"2", b"3"]
+    await sink.stop()
