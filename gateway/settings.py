@@ -87,7 +87,7 @@ class KafkaSettings(_Section):
         description="aiokafka also expires unsent batches after this: the longest Kafka outage "
         "survived without losing a record (longer ones stop the gateway loudly)",
     )
-    max_buffered_records: int = Field(100_000, ge=1)
+    max_buffered_records: int = Field(20_000, ge=1)
     max_record_bytes: int = Field(
         1_000_000,
         # A dead letter keeps up to 256 KiB of its frame (records/builder.py): it must always fit.
