@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -24,19 +25,36 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
+@contextlib.asynccontextmanager
+async def started_simulators(defaults: Mapping[str, Any]) -> AsyncIterator[SimulatorFactory]:
+    """``await start(clock_us=None, **overrides)`` starts a simulator (``defaults`` plus
+    ``overrides``, on ``clock_us`` if given); every one started is stopped on leaving."""
     started: list[ExchangeSimulator] = []
 
-    async def start(**overrides: Any) -> ExchangeSimulator:
-        sim = ExchangeSimulator(SimulatorConfig(**overrides))
+    async def start(
+        clock_us: Callable[[], int] | None = None, **overrides: Any
+    ) -> ExchangeSimulator:
+        config = SimulatorConfig(**{**defaults, **overrides})
+        sim = (
+            ExchangeSimulator(config)
+            if clock_us is None
+            else ExchangeSimulator(config, clock_us=clock_us)
+        )
         await sim.start()
         started.append(sim)
         return sim
 
-    yield start
-    for sim in started:
-        await sim.stop()
+    try:
+        yield start
+    finally:
+        for sim in started:
+            await sim.stop()
+
+
+@pytest.fixture
+async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
+    async with started_simulators({}) as start:
+        yield start
 
 
 def gateway_settings(
