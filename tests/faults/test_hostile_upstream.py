@@ -39,6 +39,7 @@ from gateway.records.topics import TopicNamer
 from gateway.runtime.pipeline import FrameLimits, FramePipeline
 from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import MIN_RECORD_BYTES, KafkaSettings
+from tests.continuity_support import RestDouble
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -123,22 +124,16 @@ def mutate(kind: str, symbol: str, trade_id: int, last_id: int, noise: bytes, n:
 REST_ANSWERS = ["good", "good", "object", "html", "bad_rows", "wrong_ids", "empty", "truncated"]
 
 
-class HostileRest:
+class HostileRest(RestDouble):
     """Binance's REST as a hostile one: each call answers the symbol's next scripted behaviour."""
 
     def __init__(self) -> None:
         self.by_symbol: dict[str, tuple[list[int], list[str]]] = {}
         self.calls: Counter[str] = Counter()
 
-    async def get(
-        self,
-        path: str,
-        params: dict[str, str] | None = None,
-        *,
-        weight: int,
-        headers: dict[str, str] | None = None,
+    async def answer(
+        self, path: str, params: dict[str, str], weight: int, headers: dict[str, str] | None
     ) -> Any:
-        assert params is not None
         symbol = params["symbol"]
         valid, answers = self.by_symbol[symbol]
         answer = answers[self.calls[symbol] % len(answers)]
