@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
-import aiohttp
 import pytest
 
 from gateway.consumers.book_rebuilder import BookRebuilder
@@ -13,26 +11,12 @@ from gateway.consumers.reader import read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
+from tests.faults.books_support import exchange_book
 from tests.integration.conftest import RunningGateway
 
 pytestmark = [pytest.mark.kafka]
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-DEPTH_PATHS = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth"}
-
-
-async def exchange_book(
-    rest_url: str, market: str, symbol: str
-) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
-    async with aiohttp.ClientSession() as http:
-        url = f"{rest_url}{DEPTH_PATHS[market]}?symbol={symbol}&limit=1000"
-        async with http.get(url) as response:
-            body = await response.json()
-
-    def side(levels: list[list[str]]) -> dict[Decimal, Decimal]:
-        return {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}
-
-    return side(body["bids"]), side(body["asks"])
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])

@@ -12,13 +12,13 @@ import asyncio
 from collections import defaultdict
 from decimal import Decimal
 
-import aiohttp
 import pytest
 
 from gateway.consumers.book_rebuilder import BookRebuilder
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.settings import GatewaySettings
 from gateway.simulator.markets import Market
+from tests.faults.books_support import exchange_book
 from tests.integration.conftest import RunningGateway, SimulatorFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -31,20 +31,6 @@ CHANNELS = [
     "trade", "aggTrade", "depth@100ms", "kline_1m", "markPrice@1s", "markPriceKline_1m",
     "indexPrice@1s", "indexPriceKline_1m", "continuousKline_1m",
 ]  # fmt: skip
-
-
-async def exchange_book(
-    rest_url: str, symbol: str
-) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
-    async with aiohttp.ClientSession() as http:
-        url = f"{rest_url}/dapi/v1/depth?symbol={symbol}&limit=1000"
-        async with http.get(url) as response:
-            body = await response.json()
-
-    def side(levels: list[list[str]]) -> dict[Decimal, Decimal]:
-        return {Decimal(p): Decimal(q) for p, q in levels if Decimal(q)}
-
-    return side(body["bids"]), side(body["asks"])
 
 
 def by_topic_and_key(
@@ -85,7 +71,7 @@ async def test_coinm_streams_backfills_and_books_end_to_end(
     sim.inject("drop")  # the socket dies; trades keep happening while the gateway reconnects
     await sim.wait_idle(timeout_s=60)
     await asyncio.sleep(2.5)  # a last index price, kline and book snapshot at their 1 s pace
-    books = {s: await exchange_book(sim.rest_url, s) for s in SYMBOLS}
+    books = {s: await exchange_book(sim.rest_url, "coinm", s) for s in SYMBOLS}
 
     trades = {s: sim.history.trades(s) for s in SYMBOLS}
     aggs = {s: sim.history.agg_trades(s) for s in SYMBOLS}

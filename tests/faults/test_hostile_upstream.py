@@ -8,7 +8,7 @@ far off, oversized), while REST answers each backfill with rows, an object, HTML
 nobody asked for, or nothing. Per example: nothing raises and the sink never fails (the worker
 never exits). Then, read back from Kafka for every example: each valid trade arrived once, in
 order, or its id was declared on ``trade_gap`` (never both); every mutated frame is in the
-dead-letter topic.
+dead-letter topic, and so is every REST answer with unusable rows.
 
 ``make test`` runs ``HOSTILE_EXAMPLES`` examples (default 20, about 30 s on a busy 2-core machine); more on demand:
 ``HOSTILE_EXAMPLES=500 .venv/bin/pytest tests/faults/test_hostile_upstream.py``.
@@ -39,6 +39,7 @@ from gateway.records.topics import TopicNamer
 from gateway.runtime.pipeline import FrameLimits, FramePipeline
 from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import MIN_RECORD_BYTES, KafkaSettings
+from tests.continuity_support import RestDouble
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -123,23 +124,16 @@ def mutate(kind: str, symbol: str, trade_id: int, last_id: int, noise: bytes, n:
 REST_ANSWERS = ["good", "good", "object", "html", "bad_rows", "wrong_ids", "empty", "truncated"]
 
 
-class HostileRest:
+class HostileRest(RestDouble):
     """Binance's REST as a hostile one: each call answers the symbol's next scripted behaviour."""
 
     def __init__(self) -> None:
         self.by_symbol: dict[str, tuple[list[int], list[str]]] = {}
         self.calls: Counter[str] = Counter()
 
-    async def get(
-        self,
-        path: str,
-        params: dict[str, str] | None = None,
-        *,
-        weight: int,
-        headers: dict[str, str] | None = None,
-        priority: object = None,  # the RestPriority: a double has no budget
+    async def answer(
+        self, path: str, params: dict[str, str], weight: int, headers: dict[str, str] | None
     ) -> Any:
-        assert params is not None
         symbol = params["symbol"]
         valid, answers = self.by_symbol[symbol]
         answer = answers[self.calls[symbol] % len(answers)]
@@ -276,7 +270,13 @@ def test_no_frame_or_rest_answer_stops_the_worker_or_loses_a_trade_silently(
     for record in got_gaps:
         first, last = record.value["first_missing_id"], record.value["last_missing_id"]
         declared[record.value["symbol"]].extend(range(first, last + 1))
-    dead = Counter(record.value["raw"] for record in got_letters)
+    # A backfill answer with unusable rows is dead-lettered too (stage rest): the answer, a JSON
+    # list, with every row's reason. The rest stand for frames.
+    answers = [record for record in got_letters if record.value["stage"] == "rest"]
+    for record in answers:
+        assert isinstance(orjson.loads(record.value["raw"]), list), record.value["error"]
+        assert "backfill" in record.value["error"] and " row " in record.value["error"]
+    dead = Counter(record.value["raw"] for record in got_letters if record not in answers)
 
     for example in run.examples:
         ids = published[example.symbol]

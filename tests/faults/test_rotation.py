@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import defaultdict
-from typing import Any
 
 import pytest
 
-from gateway.consumers.reader import read_all
-from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
+from tests.faults.rotation_support import published, switching_settings
 from tests.integration.conftest import RunningGateway
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -27,18 +24,11 @@ async def test_rotations_lose_nothing_and_repeat_nothing(
         symbols=SYMBOLS, seed=21, trades_per_second_per_symbol=150, connection_lifetime_s=5.0
     )
     async with ExchangeSimulator(config) as sim:
-        settings = GatewaySettings(
-            gateway_id="rotation-test",
-            binance={
-                "rotate_after_s": 1.0,  # Binance cuts at 24 h; the simulator here at 5 s
-                "handover_timeout_s": 1.0,
-                "markets": {"spot": {
-                    "symbols": SYMBOLS, "channels": ["trade", "aggTrade", "depth@100ms", "bookTicker"],
-                    "stream_url": sim.ws_url, "rest_url": sim.rest_url, "book_snapshot_interval_s": None,
-                }},
-            },
-            kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 2},
-            status={"enabled": False},
+        settings = switching_settings(
+            sim, gateway_id="rotation-test", symbols=SYMBOLS,
+            channels=["trade", "aggTrade", "depth@100ms", "bookTicker"],
+            rotate_after_s=1.0,  # Binance cuts at 24 h; the simulator here at 5 s
+            handover_timeout_s=1.0, kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
         )  # fmt: skip
         running = RunningGateway(settings)
         await running.wait_connected()
@@ -56,12 +46,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(
     assert connection.handover_duplicates > 0  # the connections overlapped, and it was filtered
     assert gateway.metrics.backfilled.labels("spot", "trade")._value.get() == 0  # no hole to fill
 
-    acked = gateway.sink.stats.acked
-    records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)
-    assert len(records) == acked
-    by_topic_key: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        by_topic_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record.value)
+    by_topic_key = await published(gateway, kafka_bootstrap)
     for symbol in SYMBOLS:
         got = [t["trade_id"] for t in by_topic_key[("trade", symbol)]]
         first = got[0]

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import defaultdict
-from typing import Any
 
 import pytest
 
-from gateway.consumers.reader import read_all
-from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
+from tests.faults.rotation_support import published, switching_settings
 from tests.integration.accounts_support import eventually
 from tests.integration.conftest import RunningGateway
 
@@ -34,18 +31,11 @@ async def test_server_shutdown_switches_make_before_break(
 ) -> None:
     config = SimulatorConfig(symbols=SYMBOLS, seed=37, trades_per_second_per_symbol=150)
     async with ExchangeSimulator(config) as sim:
-        settings = GatewaySettings(
-            gateway_id="shutdown-test",
-            binance={
-                "rotate_after_s": 3600.0,  # no scheduled rotation: only serverShutdown switches
-                "handover_timeout_s": 2.0,
-                "markets": {"spot": {
-                    "symbols": SYMBOLS, "channels": ["trade", "aggTrade", "depth@100ms"],
-                    "stream_url": sim.ws_url, "rest_url": sim.rest_url, "book_snapshot_interval_s": None,
-                }},
-            },
-            kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix, "partitions": 2},
-            status={"enabled": False},
+        settings = switching_settings(
+            sim, gateway_id="shutdown-test", symbols=SYMBOLS,
+            channels=["trade", "aggTrade", "depth@100ms"],
+            rotate_after_s=3600.0,  # no scheduled rotation: only serverShutdown switches
+            handover_timeout_s=2.0, kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
         )  # fmt: skip
         running = RunningGateway(settings)
         await running.wait_connected()
@@ -73,12 +63,7 @@ async def test_server_shutdown_switches_make_before_break(
     assert opened == 1 + SHUTDOWNS
     assert gateway.metrics.backfilled.labels("spot", "trade")._value.get() == 0  # no hole
 
-    acked = gateway.sink.stats.acked
-    records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)
-    assert len(records) == acked
-    by_topic_key: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        by_topic_key[(record.topic.rsplit(".", 1)[-1], record.key)].append(record.value)
+    by_topic_key = await published(gateway, kafka_bootstrap)
     for symbol in SYMBOLS:
         got = [t["trade_id"] for t in by_topic_key[("trade", symbol)]]
         sent = [t["t"] for t in trades[symbol] if t["t"] >= got[0]]

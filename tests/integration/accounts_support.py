@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.stream import AccountStream
+from gateway.accounts.topics import account_topics, ensure_account_topics
+from gateway.adapters.kafka import KafkaSink
 from gateway.binance.signing import KeyType
 from gateway.metrics import Metrics
 from gateway.records.avro import SchemaCatalog, SingleObjectFraming, read_header
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, TopicNamer
-from gateway.settings import BinanceSettings
+from gateway.settings import BinanceSettings, KafkaSettings
 from gateway.simulator.exchange import ExchangeSimulator
 
 CATALOG = SchemaCatalog.load()
@@ -158,3 +161,39 @@ def health_count(health: Mapping[str, object], field: str) -> int:
 
 def health_total(streams: Iterable[AccountStream], field: str) -> int:
     return sum(health_count(stream.health(), field) for stream in streams)
+
+
+@dataclass(frozen=True)
+class AccountsInKafka:
+    topics: list[str]  # one per account, in the accounts' order
+    created: list[str]  # what ensure_account_topics reported it created
+    streams: list[AccountStream]
+
+
+@contextlib.asynccontextmanager
+async def streaming_to_kafka(
+    accounts: list[AccountSettings],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    *,
+    snapshots: int,
+    **stream_options: Any,
+) -> AsyncIterator[AccountsInKafka]:
+    """Every account streaming into its topic through one real ``KafkaSink``, entered once
+    ``snapshots`` snapshots are in; on leaving, the streams stop, then the sink flushes."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+    namer = TopicNamer(topic_prefix)
+    topics = account_topics(namer, accounts)
+    created = await ensure_account_topics(kafka, namer, accounts)
+    sink = KafkaSink(kafka)
+    await sink.start()
+    try:
+        streams = [make_stream(a, sink, prefix=topic_prefix, **stream_options)[0] for a in accounts]
+        async with contextlib.AsyncExitStack() as stack:
+            for stream in streams:
+                await stack.enter_async_context(running(stream))
+            await eventually(lambda: health_total(streams, "snapshots") >= snapshots)
+            yield AccountsInKafka(topics, created, streams)
+        await sink.flush()
+    finally:
+        await sink.stop()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -25,19 +26,36 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
+@contextlib.asynccontextmanager
+async def started_simulators(defaults: Mapping[str, Any]) -> AsyncIterator[SimulatorFactory]:
+    """``await start(clock_us=None, **overrides)`` starts a simulator (``defaults`` plus
+    ``overrides``, on ``clock_us`` if given); every one started is stopped on leaving."""
     started: list[ExchangeSimulator] = []
 
-    async def start(**overrides: Any) -> ExchangeSimulator:
-        sim = ExchangeSimulator(SimulatorConfig(**overrides))
+    async def start(
+        clock_us: Callable[[], int] | None = None, **overrides: Any
+    ) -> ExchangeSimulator:
+        config = SimulatorConfig(**{**defaults, **overrides})
+        sim = (
+            ExchangeSimulator(config)
+            if clock_us is None
+            else ExchangeSimulator(config, clock_us=clock_us)
+        )
         await sim.start()
         started.append(sim)
         return sim
 
-    yield start
-    for sim in started:
-        await sim.stop()
+    try:
+        yield start
+    finally:
+        for sim in started:
+            await sim.stop()
+
+
+@pytest.fixture
+async def simulator_factory() -> AsyncIterator[SimulatorFactory]:
+    async with started_simulators({}) as start:
+        yield start
 
 
 def gateway_settings(
@@ -68,12 +86,35 @@ def gateway_settings(
     )
 
 
-class RunningGateway:
+class TaskUnderTest:
+    """Something under test running as a task until ``stop()`` (subclasses start ``_task``, which
+    ends once ``_stop`` is set); a wait on it re-raises the task's failure at once."""
+
+    _task: asyncio.Task[None]
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> None:
+        async def reached() -> None:
+            while not condition():
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(reached(), timeout_s)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(self._task, 30)
+
+
+class RunningGateway(TaskUnderTest):
     """A gateway running as a task, stopped (drained) by ``stop()``."""
 
     def __init__(self, settings: GatewaySettings) -> None:
+        super().__init__()
         self.gateway = Gateway(settings)
-        self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.gateway.run(self._stop))
 
     @property
@@ -92,24 +133,10 @@ class RunningGateway:
         return clients
 
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
-        async def connected() -> None:
-            # Ready: in the group, every shard it was given held, and every connection up.
-            while not self.gateway.readiness()[0] or not self.gateway.connections:
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(connected(), timeout_s)
+        # Ready: in the group, every shard it was given held, and every connection up.
+        await self.wait_until(
+            lambda: bool(self.gateway.readiness()[0] and self.gateway.connections), timeout_s
+        )
 
     async def wait_acked(self, count: int, timeout_s: float = 60.0) -> None:
-        async def acked() -> None:
-            while self.gateway.sink.stats.acked < count:
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(acked(), timeout_s)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.wait_for(self._task, 30)
+        await self.wait_until(lambda: self.gateway.sink.stats.acked >= count, timeout_s)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -14,14 +13,11 @@ import pytest
 from prometheus_client import generate_latest
 
 from gateway.accounts.settings import AccountSettings
-from gateway.accounts.topics import account_topics, ensure_account_topics
-from gateway.adapters.kafka import KafkaSink
 from gateway.binance.signing import KeyType
 from gateway.consumers.reader import ConsumedRecord, read_all
 from gateway.logs import JsonFormatter
 from gateway.metrics import Metrics
-from gateway.records.topics import TopicNamer
-from gateway.settings import GatewaySettings, KafkaSettings
+from gateway.settings import GatewaySettings
 from gateway.simulator.markets import Market
 from tests.integration.accounts_support import (
     RecordingSink,
@@ -31,6 +27,7 @@ from tests.integration.accounts_support import (
     make_stream,
     pem_keys,
     running,
+    streaming_to_kafka,
 )
 from tests.integration.conftest import SimulatorFactory
 
@@ -167,29 +164,22 @@ async def test_spot_and_futures_accounts_reach_their_single_partition_topics_in_
         account_settings(spot_sim, tmp_path, alias="team-a", api_key="k", secret=SECRET),
         account_settings(usdm_sim, tmp_path, alias="team-a", api_key="k", secret=SECRET),
     ]
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
-    namer = TopicNamer(topic_prefix)
-    topics = account_topics(namer, accounts)
-    assert topics == [f"{topic_prefix}.spot.account.team-a", f"{topic_prefix}.usdm.account.team-a"]
-    assert sorted(await ensure_account_topics(kafka, namer, accounts)) == topics
-    sink = KafkaSink(kafka)
-    await sink.start()
-    try:
-        streams = [make_stream(a, sink, prefix=topic_prefix)[0] for a in accounts]
-        async with running(streams[0]), running(streams[1]):
-            await eventually(lambda: health_total(streams, "snapshots") >= 2)
-            for _ in range(3):  # interleave symbols and kinds: one partition keeps them in order
-                await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
-                await spot_sim.emit_user_fill("ETHUSDT", "SELL", api_key="k")
-                await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
-            await spot_sim.emit_user_deposit("BNB", 10**8, api_key="k")
-            for sim in (spot_sim, usdm_sim):
-                order_id = await sim.emit_user_order("BTCUSDT", "SELL", api_key="k")
-                await sim.emit_user_cancel(order_id, api_key="k")
-            await eventually(lambda: health_total(streams, "events") >= 3 * 3 * 2 + 3 * 4 + 2 + 4)
-        await sink.flush()
-    finally:
-        await sink.stop()
+    async with streaming_to_kafka(accounts, kafka_bootstrap, topic_prefix, snapshots=2) as run:
+        topics, streams = run.topics, run.streams
+        assert topics == [
+            f"{topic_prefix}.spot.account.team-a",
+            f"{topic_prefix}.usdm.account.team-a",
+        ]
+        assert sorted(run.created) == topics
+        for _ in range(3):  # interleave symbols and kinds: one partition keeps them in order
+            await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
+            await spot_sim.emit_user_fill("ETHUSDT", "SELL", api_key="k")
+            await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key="k")
+        await spot_sim.emit_user_deposit("BNB", 10**8, api_key="k")
+        for sim in (spot_sim, usdm_sim):
+            order_id = await sim.emit_user_order("BTCUSDT", "SELL", api_key="k")
+            await sim.emit_user_cancel(order_id, api_key="k")
+        await eventually(lambda: health_total(streams, "events") >= 3 * 3 * 2 + 3 * 4 + 2 + 4)
     records = await _kafka_records(kafka_bootstrap, topics, expected=2 + 18 + 12 + 2 + 4)
     spot = [r for r in records if r.topic == topics[0]]
     usdm = [r for r in records if r.topic == topics[1]]
@@ -272,31 +262,17 @@ async def test_no_secret_in_logs_metrics_headers_records_or_settings_output(
     secrets += [line for line in ed_private.splitlines() if "PRIVATE KEY" not in line]
     assert {secret for a in accounts for secret in a.secrets()} <= set(secrets)
 
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
-    namer = TopicNamer(topic_prefix)
-    topics = account_topics(namer, accounts)
-    await ensure_account_topics(kafka, namer, accounts)
     metrics = Metrics()
-    sink = KafkaSink(kafka)
-    await sink.start()
-    try:
-        streams = [
-            make_stream(a, sink, prefix=topic_prefix, metrics=metrics, auth_retry_s=60.0)[0]
-            for a in accounts
-        ]
-        async with contextlib.AsyncExitStack() as stack:
-            for stream in streams:
-                await stack.enter_async_context(running(stream))
-            await eventually(lambda: health_total(streams, "snapshots") >= 3)
-            await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key=hmac_key)
-            await spot_sim.emit_user_fill("BTCUSDT", "SELL", api_key=ed_key)
-            await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key=fut_key)
-            await asyncio.sleep(0.6)  # a few keep-alives
-            await eventually(lambda: health_total(streams, "events") >= 3 + 3 + 4)
-            healths = [s.health() for s in streams]
-        await sink.flush()
-    finally:
-        await sink.stop()
+    async with streaming_to_kafka(
+        accounts, kafka_bootstrap, topic_prefix, snapshots=3, metrics=metrics, auth_retry_s=60.0
+    ) as run:
+        topics, streams = run.topics, run.streams
+        await spot_sim.emit_user_fill("BTCUSDT", "BUY", api_key=hmac_key)
+        await spot_sim.emit_user_fill("BTCUSDT", "SELL", api_key=ed_key)
+        await usdm_sim.emit_user_fill("BTCUSDT", "BUY", api_key=fut_key)
+        await asyncio.sleep(0.6)  # a few keep-alives
+        await eventually(lambda: health_total(streams, "events") >= 3 + 3 + 4)
+        healths = [s.health() for s in streams]
     assert [h["state"] for h in healths] == ["up", "up", "up", "rejected"]
     records = await _kafka_records(kafka_bootstrap, topics, expected=3 + 10)
     assert len(records) == 13

@@ -12,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.accounts.topics import account_topics, ensure_account_topics
-from gateway.adapters.kafka import KafkaSink
 from gateway.consumers.reader import read_all
-from gateway.records.topics import TopicNamer
-from gateway.settings import KafkaSettings
 from gateway.simulator.markets import Market
 from tests.integration.accounts_support import (
     account_settings,
     eventually,
     health_total,
-    make_stream,
-    running,
+    streaming_to_kafka,
 )
 from tests.integration.conftest import SimulatorFactory
 
@@ -45,31 +40,20 @@ async def test_algo_orders_trigger_rejects_and_grid_strategies_arrive_typed_in_o
         account_settings(usdm_sim, tmp_path, alias="desk-algo", api_key="k", secret=SECRET),
         account_settings(coinm_sim, tmp_path, alias="desk-algo", api_key="k", secret=SECRET),
     ]
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
-    namer = TopicNamer(topic_prefix)
-    topics = account_topics(namer, accounts)
-    await ensure_account_topics(kafka, namer, accounts)
-    sink = KafkaSink(kafka)
-    await sink.start()
-    try:
-        streams = [make_stream(a, sink, prefix=topic_prefix)[0] for a in accounts]
-        async with running(streams[0]), running(streams[1]):
-            await eventually(lambda: health_total(streams, "snapshots") >= 2)
-            stop = await usdm_sim.emit_user_algo_order("BTCUSDT", "SELL", api_key="k")
-            await usdm_sim.emit_user_algo_trigger(stop, api_key="k")
-            take_profit = await usdm_sim.emit_user_algo_order(
-                "ETHUSDT", "BUY", "TAKE_PROFIT_MARKET", api_key="k"
-            )
-            await usdm_sim.emit_user_algo_trigger(take_profit, rejected=True, api_key="k")
-            trailing = await usdm_sim.emit_user_algo_order(
-                "BTCUSDT", "SELL", "TRAILING_STOP_MARKET", api_key="k"
-            )
-            await usdm_sim.emit_user_grid("ETHUSDT", api_key="k")
-            await coinm_sim.emit_user_grid("BTCUSD_PERP", api_key="k")
-            await eventually(lambda: health_total(streams, "events") >= 9 + 2)
-        await sink.flush()
-    finally:
-        await sink.stop()
+    async with streaming_to_kafka(accounts, kafka_bootstrap, topic_prefix, snapshots=2) as run:
+        topics, streams = run.topics, run.streams
+        stop = await usdm_sim.emit_user_algo_order("BTCUSDT", "SELL", api_key="k")
+        await usdm_sim.emit_user_algo_trigger(stop, api_key="k")
+        take_profit = await usdm_sim.emit_user_algo_order(
+            "ETHUSDT", "BUY", "TAKE_PROFIT_MARKET", api_key="k"
+        )
+        await usdm_sim.emit_user_algo_trigger(take_profit, rejected=True, api_key="k")
+        trailing = await usdm_sim.emit_user_algo_order(
+            "BTCUSDT", "SELL", "TRAILING_STOP_MARKET", api_key="k"
+        )
+        await usdm_sim.emit_user_grid("ETHUSDT", api_key="k")
+        await coinm_sim.emit_user_grid("BTCUSD_PERP", api_key="k")
+        await eventually(lambda: health_total(streams, "events") >= 9 + 2)
     records = await read_all(
         topics, bootstrap_servers=kafka_bootstrap, expected=2 + 9 + 2, timeout_s=30
     )

@@ -24,7 +24,7 @@ from gateway.records.topics import ProducerRecord, TopicNamer
 from gateway.runtime.pipeline import FramePipeline
 from gateway.runtime.shards import streams_of
 from gateway.settings import BinanceSettings
-from tests.unit.test_continuity_resume import CATALOG, RecordingSink
+from tests.continuity_support import CATALOG, RecordingSink
 
 LIMIT = 64 * 1024
 

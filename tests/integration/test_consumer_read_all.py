@@ -12,7 +12,7 @@ import pytest
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.consumers.reader import read_all
 from gateway.settings import KafkaSettings
-from tests.integration.test_kafka_sasl import trade_record
+from tests.integration.kafka_login_support import trade_record
 
 pytestmark = pytest.mark.kafka
 

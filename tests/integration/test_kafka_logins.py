@@ -15,20 +15,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway.adapters.kafka import KafkaSink, ensure_topics
+from gateway.adapters.kafka import KafkaSink
 from gateway.adapters.kafka_security import KafkaSecuritySettings, OAuthSettings
-from gateway.consumers.reader import ConsumedRecord, RecordReader, read_all
 from gateway.errors import KafkaDeliveryError
 from gateway.infra.kafka import BrokerTls, KafkaCluster
 from gateway.settings import KafkaSettings
-from tests.integration.test_kafka_sasl import trade_record
+from tests.integration.kafka_login_support import assert_refused, round_trip
 from tests.logins import Pki, TokenEndpoint, make_pki
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 CLIENT_ID, CLIENT_SECRET = "binance-gateway", "oidc-s3cret"
 SCOPE = "kafka"  # the broker's validator requires it in every token
-REFUSAL_WITHIN_S = 30.0
 HANG_AFTER_S = 15.0  # where a refusal is known to hang (xfail below): long enough to be sure
 
 
@@ -82,50 +80,6 @@ def tls_login(pki: Pki, *, stranger: bool = False, cert: bool = True) -> KafkaSe
         ssl_certfile=certfile if cert else None,
         ssl_keyfile=keyfile if cert else None,
     )
-
-
-async def round_trip(
-    bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str
-) -> ConsumedRecord:
-    """Create a topic, send a record and read it back, each through ``security``."""
-    settings = KafkaSettings(
-        bootstrap_servers=bootstrap_servers, topic_prefix=prefix, partitions=1, security=security
-    )
-    record = trade_record(prefix)
-    assert await ensure_topics(settings, [record.topic]) == [record.topic]
-    sink = KafkaSink(settings)
-    await sink.start()
-    await sink.send(record)
-    await sink.stop()
-    assert (sink.stats.acked, sink.stats.failed) == (1, 0)
-    [consumed] = await read_all(
-        [record.topic],
-        bootstrap_servers=bootstrap_servers,
-        expected=1,
-        timeout_s=30,
-        settle_s=0.5,
-        security=security,
-    )
-    return consumed
-
-
-async def assert_refused(
-    bootstrap_servers: str, security: KafkaSecuritySettings, prefix: str
-) -> KafkaDeliveryError:
-    settings = KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=prefix,
-        request_timeout_ms=10_000,
-        security=security,
-    )
-    sink = KafkaSink(settings)
-    with pytest.raises(KafkaDeliveryError, match="connecting the producer") as caught:
-        await asyncio.wait_for(sink.start(), REFUSAL_WITHIN_S)
-    await sink.stop()
-    reader = RecordReader([f"{prefix}.x"], bootstrap_servers=bootstrap_servers, security=security)
-    with pytest.raises(KafkaDeliveryError, match="starting the consumer"):
-        await asyncio.wait_for(reader.__aenter__(), REFUSAL_WITHIN_S)
-    return caught.value
 
 
 # -- OAUTHBEARER -----------------------------------------------------------------------------------

@@ -65,13 +65,19 @@ async def started_sink(bootstrap: str, prefix: str, builder: RecordBuilder) -> K
     return sink
 
 
+async def spot_pipeline(bootstrap: str, prefix: str) -> tuple[TopicNamer, KafkaSink, FramePipeline]:
+    """Spot frames through the real pipeline into a started sink (stop it to flush)."""
+    namer = TopicNamer(prefix)
+    builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
+    sink = await started_sink(bootstrap, prefix, builder)
+    pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
+    return namer, sink, pipeline
+
+
 async def test_an_oversized_frame_is_dead_lettered_before_the_send(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    namer = TopicNamer(topic_prefix)
-    builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
-    sink = await started_sink(kafka_bootstrap, topic_prefix, builder)
-    pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
+    namer, sink, pipeline = await spot_pipeline(kafka_bootstrap, topic_prefix)
     now_ms = int(time.time() * 1000)
     huge = trade_frame(1, now_ms, zz_padding="x" * 1_500_000)  # under 4 MiB, over Kafka's 1 MiB
     await pipeline(huge, now_ms * 1000, time.monotonic_ns())
@@ -95,10 +101,7 @@ async def test_an_oversized_frame_is_dead_lettered_before_the_send(
 async def test_the_kafka_timestamp_is_the_receive_time_not_binance_event_time(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    namer = TopicNamer(topic_prefix)
-    builder = RecordBuilder(CATALOG, SingleObjectFraming(), namer, "it")
-    sink = await started_sink(kafka_bootstrap, topic_prefix, builder)
-    pipeline = FramePipeline(FrameParser(Market.SPOT), builder, sink, Metrics(), connection="c")
+    namer, sink, pipeline = await spot_pipeline(kafka_bootstrap, topic_prefix)
     received_us = time.time_ns() // 1000
     event_ms = received_us // 1000 - 30 * 60 * 1000  # a replayed or late event: E half an hour old
     await pipeline(trade_frame(7, event_ms), received_us, time.monotonic_ns())

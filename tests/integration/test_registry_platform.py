@@ -14,6 +14,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -30,6 +31,7 @@ from gateway.commands import schema_admin
 from gateway.errors import RegistryError
 from gateway.records.avro import SchemaCatalog
 from gateway.records.topics import TopicNamer
+from gateway.settings import GatewaySettings
 from gateway.simulator.exchange import ExchangeSimulator
 from tests.integration.conftest import RunningGateway, SimulatorFactory, gateway_settings
 from tests.tls_files import make_tls_files
@@ -80,6 +82,39 @@ def config_file(
     return str(path)
 
 
+def btc_settings(
+    sim: ExchangeSimulator,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    registry_url: str,
+    **registry: Any,
+) -> GatewaySettings:
+    """A gateway for BTCUSDT on ``sim``, its registry settings overridden by ``registry``."""
+    settings = gateway_settings(
+        sim,
+        symbols=("BTCUSDT",),
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        registry_url=registry_url,
+    )
+    return settings.model_copy(update={"registry": settings.registry.model_copy(update=registry)})
+
+
+async def start_and_stop(settings: GatewaySettings) -> None:
+    """Run a gateway until it is connected (its start-up's registry steps done), then stop it."""
+    running = RunningGateway(settings)
+    await running.wait_connected()
+    await running.stop()
+
+
+async def register(registry_url: str, topic_prefix: str) -> tuple[int, str]:
+    """``gateway schemas register``: its exit code and stderr."""
+    code, _, stderr = await run_cli(
+        "schemas", "register", "--registry", registry_url, "--prefix", topic_prefix
+    )
+    return code, stderr
+
+
 async def test_a_full_transitive_rule_set_by_the_platform_survives_start_and_register(
     simulator_factory: SimulatorFactory,
     kafka_bootstrap: str,
@@ -89,21 +124,10 @@ async def test_a_full_transitive_rule_set_by_the_platform_survives_start_and_reg
     subjects = subjects_of(topic_prefix)
     await set_rules(schema_registry_url, subjects, "FULL_TRANSITIVE")
     sim = await simulator_factory(symbols=("BTCUSDT",))
-    settings = gateway_settings(
-        sim,
-        symbols=("BTCUSDT",),
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        registry_url=schema_registry_url,
-    )
-    running = RunningGateway(settings)
-    await running.wait_connected()
-    await running.stop()
+    await start_and_stop(btc_settings(sim, kafka_bootstrap, topic_prefix, schema_registry_url))
     assert await rules(schema_registry_url, subjects) == {"FULL_TRANSITIVE"}
 
-    code, _, stderr = await run_cli(
-        "schemas", "register", "--registry", schema_registry_url, "--prefix", topic_prefix
-    )
+    code, stderr = await register(schema_registry_url, topic_prefix)
     assert code == 0, stderr
     assert await rules(schema_registry_url, subjects) == {"FULL_TRANSITIVE"}
 
@@ -132,24 +156,14 @@ async def test_a_looser_rule_refuses_start_in_one_line_and_manage_compatibility_
     async with SchemaRegistryClient(schema_registry_url) as client:
         assert trade not in await client.subjects()
     # `gateway schemas register` keeps the rule too, and says so the same way.
-    code, _, stderr = await run_cli(
-        "schemas", "register", "--registry", schema_registry_url, "--prefix", topic_prefix
-    )
+    code, stderr = await register(schema_registry_url, topic_prefix)
     assert code == 1 and "looser" in stderr, stderr
 
-    settings = gateway_settings(
-        sim,
-        symbols=("BTCUSDT",),
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        registry_url=schema_registry_url,
+    await start_and_stop(
+        btc_settings(
+            sim, kafka_bootstrap, topic_prefix, schema_registry_url, manage_compatibility=True
+        )
     )
-    managed = settings.model_copy(
-        update={"registry": settings.registry.model_copy(update={"manage_compatibility": True})}
-    )
-    running = RunningGateway(managed)
-    await running.wait_connected()
-    await running.stop()
     assert await rules(schema_registry_url, [trade]) == {"FULL_TRANSITIVE"}
 
 
@@ -160,15 +174,8 @@ async def test_register_check_only_verifies_what_the_platform_registered(
     topic_prefix: str,
 ) -> None:
     sim = await simulator_factory(symbols=("BTCUSDT",))
-    base = gateway_settings(
-        sim,
-        symbols=("BTCUSDT",),
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        registry_url=schema_registry_url,
-    )
-    settings = base.model_copy(
-        update={"registry": base.registry.model_copy(update={"registration": "check"})}
+    settings = btc_settings(
+        sim, kafka_bootstrap, topic_prefix, schema_registry_url, registration="check"
     )
     refused = RunningGateway(settings)
     with pytest.raises(Exception, match=r"not registered .*gateway schemas register"):
@@ -176,13 +183,9 @@ async def test_register_check_only_verifies_what_the_platform_registered(
     async with SchemaRegistryClient(schema_registry_url) as client:
         assert not set(subjects_of(topic_prefix)) & set(await client.subjects())
 
-    code, _, stderr = await run_cli(
-        "schemas", "register", "--registry", schema_registry_url, "--prefix", topic_prefix
-    )
+    code, stderr = await register(schema_registry_url, topic_prefix)
     assert code == 0, stderr
-    running = RunningGateway(settings)
-    await running.wait_connected()
-    await running.stop()
+    await start_and_stop(settings)
 
 
 class AuthProxy:

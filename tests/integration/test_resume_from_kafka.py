@@ -35,7 +35,7 @@ from gateway.records.topics import TopicNamer
 from gateway.runtime.pipeline import FramePipeline
 from gateway.runtime.sequence import TradeContinuity
 from gateway.settings import GatewaySettings, KafkaSettings
-from tests.integration.conftest import SimulatorFactory, gateway_settings
+from tests.integration.conftest import SimulatorFactory, TaskUnderTest, gateway_settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -162,7 +162,7 @@ async def test_no_topics_yet_means_nothing_to_resume(
         assert await reader.last_ids(Market.SPOT, SYMBOLS) == {}
 
 
-class ResumedGateway:
+class ResumedGateway(TaskUnderTest):
     """The pieces of a worker for one market's trades, seeded from Kafka before connecting.
 
     What the worker does when it acquires a shard: read the last ids, ``resume``, then open the
@@ -171,13 +171,13 @@ class ResumedGateway:
     """
 
     def __init__(self, settings: GatewaySettings, name: str) -> None:
+        super().__init__()
         self.settings = settings
         self.name = name
         self.sink = KafkaSink(settings.kafka)
         self.metrics = Metrics()
         self.last_ids: dict[tuple[str, str], int] | None = None
         self.client: BinanceStreamClient | None = None
-        self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -213,26 +213,12 @@ class ResumedGateway:
                 await self.sink.stop()
 
     async def wait_connected(self, timeout_s: float = 20.0) -> None:
-        async def connected() -> None:
-            while self.client is None or not self.client.connected.is_set():
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(connected(), timeout_s)
+        await self.wait_until(
+            lambda: self.client is not None and self.client.connected.is_set(), timeout_s
+        )
 
     async def wait_acked(self, count: int, timeout_s: float = 60.0) -> None:
-        async def acked() -> None:
-            while self.sink.stats.acked < count:
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(acked(), timeout_s)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.wait_for(self._task, 30)
+        await self.wait_until(lambda: self.sink.stats.acked >= count, timeout_s)
 
 
 async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole(

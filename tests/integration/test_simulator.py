@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -20,8 +20,9 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from gateway.simulator import ExchangeSimulator, SimulatorConfig, TimeUnit
+from gateway.simulator import ExchangeSimulator, TimeUnit
 from gateway.simulator.config import simulated_symbols
+from tests.integration.conftest import SimulatorFactory, started_simulators
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 # Paused, as fast as the reader allows once resumed, no pings unless a test wants them.
@@ -34,30 +35,14 @@ QUIET = {
 }
 TIMEOUT_S = 5.0
 
-Start = Callable[..., Awaitable[ExchangeSimulator]]
+Start = SimulatorFactory
 
 
 @pytest.fixture
 async def simulator() -> AsyncIterator[Start]:
     """Start simulators (``QUIET`` plus overrides); all are stopped after the test."""
-    started: list[ExchangeSimulator] = []
-
-    async def start(
-        clock_us: Callable[[], int] | None = None, **overrides: Any
-    ) -> ExchangeSimulator:
-        config = SimulatorConfig(**{**QUIET, **overrides})
-        sim = (
-            ExchangeSimulator(config)
-            if clock_us is None
-            else ExchangeSimulator(config, clock_us=clock_us)
-        )
-        await sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        await sim.stop()
+    async with started_simulators(QUIET) as start:
+        yield start
 
 
 def fake_clock(start_us: int = 1_700_000_000_000_000, step_us: int = 250) -> Callable[[], int]:

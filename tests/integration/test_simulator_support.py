@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from gateway.simulator import ExchangeSimulator, SimulatorConfig
+from tests.integration.conftest import SimulatorFactory, started_simulators
 
 TIMEOUT_S = 5.0
 FAST = {
@@ -21,30 +21,14 @@ FAST = {
     "update_interval_scale": 0.05,
 }
 
-Start = Callable[..., Awaitable[ExchangeSimulator]]
+Start = SimulatorFactory
 
 
 @pytest.fixture
 async def simulator() -> AsyncIterator[Start]:
     """Start simulators (``FAST`` plus overrides); all are stopped after the test."""
-    started: list[ExchangeSimulator] = []
-
-    async def start(
-        clock_us: Callable[[], int] | None = None, **overrides: Any
-    ) -> ExchangeSimulator:
-        config = SimulatorConfig(**{**FAST, **overrides})
-        sim = (
-            ExchangeSimulator(config)
-            if clock_us is None
-            else ExchangeSimulator(config, clock_us=clock_us)
-        )
-        await sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        await sim.stop()
+    async with started_simulators(FAST) as start:
+        yield start
 
 
 async def receive(ws: ClientConnection, count: int, timeout_s: float = TIMEOUT_S) -> list[Any]:

@@ -16,7 +16,7 @@ from gateway.records.avro import SchemaCatalog, SingleObjectFraming
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
 from gateway.runtime.book import BookKeeper
-from tests.unit.test_continuity_resume import RecordingSink
+from tests.continuity_support import RecordingSink
 
 GOOD = {"lastUpdateId": 158, "bids": [["1.0", "2"]], "asks": [["1.1", "3"]]}
 

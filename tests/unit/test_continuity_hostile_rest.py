@@ -13,19 +13,21 @@ from typing import Any
 import pytest
 
 from gateway.binance.events.trades import Trade
-from gateway.binance.markets import Market
 from gateway.errors import RestRequestError
-from gateway.metrics import Metrics
-from gateway.records.avro import SingleObjectFraming, decode, read_header
-from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
-from gateway.runtime.sequence import TradeContinuity
-from tests.unit.test_continuity_resume import CATALOG, T0_MS, RecordingSink, ScriptedRest, trade
+from tests.continuity_support import (
+    T0_MS,
+    ContinuityHarness,
+    RestDouble,
+    ScriptedRest,
+    agg_trade,
+    decoded,
+    trade,
+)
 
 GOOD = ScriptedRest()
 
 
-class AnswersInTurn:
+class AnswersInTurn(RestDouble):
     """Answers each request with the next scripted body (the last one repeats); an exception
     instance is raised instead, as the REST client would."""
 
@@ -33,14 +35,8 @@ class AnswersInTurn:
         self.answers = list(answers)
         self.requests = 0
 
-    async def get(
-        self,
-        path: str,
-        params: dict[str, str] | None = None,
-        *,
-        weight: int,
-        headers: dict[str, str] | None = None,
-        priority: object = None,  # the RestPriority: a double has no budget
+    async def answer(
+        self, path: str, params: dict[str, str], weight: int, headers: dict[str, str] | None
     ) -> Any:
         self.requests += 1
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -59,33 +55,20 @@ def rows(*ids: int, bad: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def decoded(value: bytes) -> dict[str, Any]:
-    header = read_header(value)
-    assert header.fingerprint is not None
-    writer = CATALOG.by_fingerprint(header.fingerprint)
-    assert writer is not None
-    return decode(value, header, writer)
+class Harness(ContinuityHarness[RestDouble]):
+    """BTCUSDT's trades resumed after Kafka's id 100, on scripted answers."""
 
-
-class Harness:
-    def __init__(self, rest: Any, *, give_up_s: float = 0.3, report_held_s: float = 30.0) -> None:
-        self.sink = RecordingSink()
-        self.builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
-        self.continuity = TradeContinuity(
-            Market.SPOT, rest, self.builder, self.sink, Metrics(),
-            give_up_s=give_up_s, report_held_s=report_held_s,
-        )  # fmt: skip
+    def __init__(
+        self, rest: RestDouble, *, give_up_s: float = 0.3, report_held_s: float = 30.0
+    ) -> None:
+        super().__init__(rest, give_up_s=give_up_s, report_held_s=report_held_s)
         self.continuity.resume({("BTCUSDT", Trade.KIND): 100})
 
     async def live(self, *ids: int) -> None:
-        for i in ids:
-            event = trade(i)
-            await self.continuity.receive(event, self.builder.build(event), 0)
+        await self.receive(*map(trade, ids))
 
-    async def settle(self, timeout_s: float = 10.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while self.continuity._fetches:
-                await asyncio.gather(*self.continuity._fetches.values(), return_exceptions=True)
+    async def settle(self, timeout_s: float = 10.0, *, return_exceptions: bool = True) -> None:
+        await super().settle(timeout_s, return_exceptions=return_exceptions)
 
     def published(self) -> list[tuple[str, Any]]:
         """("trade", id), ("gap", (first, last)) or ("dead_letter", stage) in the order they
@@ -146,8 +129,8 @@ async def test_a_symbol_held_back_too_long_is_reported_once(
 ) -> None:
     gate = asyncio.Event()
 
-    class Stalled:
-        async def get(self, *args: Any, **kwargs: Any) -> Any:
+    class Stalled(RestDouble):
+        async def answer(self, *args: Any) -> Any:
             await gate.wait()
             return rows(101)
 
@@ -171,23 +154,12 @@ async def test_the_issues_case_an_agg_trades_object_answer_no_longer_holds_the_s
     None
 ):
     from gateway.binance.events.trades import AggTrade
-    from tests.unit.test_continuity_resume import agg_trade
 
-    sink = RecordingSink()
-    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
-    rest = AnswersInTurn({"code": -1003, "msg": "busy"})
-    continuity = TradeContinuity(
-        Market.SPOT, rest, builder, sink, Metrics(),  # type: ignore[arg-type]
-        give_up_s=0.3,
-    )  # fmt: skip
-    continuity.resume({("BTCUSDT", AggTrade.KIND): 10})
-    for agg_id in range(14, 111):  # 97 live aggregate trades behind a hole of 3
-        event = agg_trade(agg_id)
-        await continuity.receive(event, builder.build(event), 0)
-    async with asyncio.timeout(10):
-        while continuity._fetches:
-            await asyncio.gather(*continuity._fetches.values())
-    topics = [r.topic for r in sink.records]
+    h = ContinuityHarness(AnswersInTurn({"code": -1003, "msg": "busy"}), give_up_s=0.3)
+    h.continuity.resume({("BTCUSDT", AggTrade.KIND): 10})
+    await h.receive(*map(agg_trade, range(14, 111)))  # 97 live aggregate trades behind a hole of 3
+    await h.settle()
+    topics = [r.topic for r in h.sink.records]
     assert topics.count("p.spot.agg_trade") == 97  # before: 94 of 97 never published
     assert topics[0] == "p.trade_gap"
 

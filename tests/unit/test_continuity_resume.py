@@ -7,121 +7,33 @@ back to check which ids reached the sink, in which order, and which came from RE
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from gateway.binance.events.trades import AggTrade, Trade
-from gateway.binance.markets import Market
-from gateway.metrics import Metrics
-from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
-from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, TopicNamer
-from gateway.runtime.sequence import TradeContinuity
-
-CATALOG = SchemaCatalog.load()
-T0_MS = 1_700_000_000_000
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.records: list[ProducerRecord] = []
-
-    async def send(self, record: ProducerRecord, received_ns: int | None = None) -> None:
-        self.records.append(record)
+from tests.continuity_support import (
+    CATALOG as CATALOG,  # re-exported: tests/unit/test_pipeline_plausibility.py imports it here
+    ContinuityHarness,
+    RecordingSink as RecordingSink,  # re-exported, as CATALOG
+    ScriptedRest as ScriptedRest,  # re-exported, as CATALOG
+    agg_trade,
+    decoded,
+    trade,
+)
 
 
-class ScriptedRest:
-    """Serves trades and aggregate trades by id from ``first_id`` on, as Binance's REST does."""
-
-    def __init__(self, first_id: int = 1, last_id: int | None = None) -> None:
-        self.first_id = first_id
-        self.last_id = last_id  # the exchange's newest id (None: always more)
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.gate: asyncio.Event | None = None  # set: answer; None: answer at once
-
-    async def get(
-        self,
-        path: str,
-        params: dict[str, str] | None = None,
-        *,
-        weight: int,
-        headers: dict[str, str] | None = None,
-        priority: object = None,  # the RestPriority: a double has no budget
-    ) -> list[dict[str, Any]]:
-        assert params is not None
-        self.requests.append((path, params))
-        if self.gate is not None:
-            await self.gate.wait()
-        start = max(int(params["fromId"]), self.first_id)
-        end = start + int(params["limit"])
-        ids = range(start, end if self.last_id is None else min(end, self.last_id + 1))
-        if "aggTrades" in path:
-            return [
-                {"a": i, "p": "1.5", "q": "2", "f": i, "l": i, "T": T0_MS + i, "m": False}
-                for i in ids
-            ]
-        return [
-            {"id": i, "price": "1.5", "qty": "2", "time": T0_MS + i, "isBuyerMaker": False}
-            for i in ids
-        ]
-
-
-def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
-    return Trade(
-        market="spot", symbol=symbol, event_time_us=(T0_MS + trade_id) * 1000, trade_id=trade_id,
-        price=Decimal("1.5"), quantity=Decimal("2"), trade_time_us=(T0_MS + trade_id) * 1000,
-        buyer_is_maker=False, best_match=None, trade_type=None,
-        received_at_us=(T0_MS + trade_id) * 1000,
-    )  # fmt: skip
-
-
-def agg_trade(agg_id: int, symbol: str = "BTCUSDT") -> AggTrade:
-    return AggTrade(
-        market="spot", symbol=symbol, event_time_us=(T0_MS + agg_id) * 1000, agg_trade_id=agg_id,
-        price=Decimal("1.5"), quantity=Decimal("2"), normal_quantity=None, first_trade_id=agg_id,
-        last_trade_id=agg_id, trade_time_us=(T0_MS + agg_id) * 1000, buyer_is_maker=False,
-        best_match=None, received_at_us=(T0_MS + agg_id) * 1000,
-    )  # fmt: skip
-
-
-class Harness:
+class Harness(ContinuityHarness[ScriptedRest]):
     def __init__(self, rest: ScriptedRest | None = None) -> None:
-        self.sink = RecordingSink()
-        self.rest = rest or ScriptedRest()
-        self.metrics = Metrics()
-        self.builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
-        self.continuity = TradeContinuity(
-            Market.SPOT,
-            self.rest,  # type: ignore[arg-type]  # the REST double has BinanceRestClient.get
-            self.builder,
-            self.sink,
-            self.metrics,
-        )
-
-    async def live(self, event: Trade | AggTrade) -> None:
-        await self.continuity.receive(event, self.builder.build(event), 0)
-
-    async def settle(self) -> None:
-        """Let the backfill tasks run to completion."""
-        while self.continuity._fetches:
-            await asyncio.gather(*self.continuity._fetches.values())
+        super().__init__(rest or ScriptedRest())
 
     def ids(self, kind: str = "trade", symbol: str = "BTCUSDT") -> list[tuple[int, bool]]:
         """(id, came from REST) of every record sent for one symbol and kind, in order."""
         field = "trade_id" if kind == "trade" else "agg_trade_id"
-        out = []
-        for record in self.sink.records:
-            if record.topic != f"p.spot.{kind}" or record.key != symbol.encode():
-                continue
-            header = read_header(record.value)
-            assert header.fingerprint is not None
-            writer = CATALOG.by_fingerprint(header.fingerprint)
-            assert writer is not None
-            value = decode(record.value, header, writer)
-            out.append((value[field], ("backfilled", b"1") in record.headers))
-        return out
+        return [
+            (decoded(record.value)[field], ("backfilled", b"1") in record.headers)
+            for record in self.sink.records
+            if record.topic == f"p.spot.{kind}" and record.key == symbol.encode()
+        ]
 
     @property
     def duplicates(self) -> float:
@@ -131,8 +43,8 @@ class Harness:
 async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_one() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100, ("BTCUSDT", AggTrade.KIND): 40})
-    await h.live(trade(105))
-    await h.live(agg_trade(41))  # right after Kafka's last: nothing to fetch
+    await h.receive(trade(105))
+    await h.receive(agg_trade(41))  # right after Kafka's last: nothing to fetch
     await h.settle()
     assert h.ids("trade") == [(101, True), (102, True), (103, True), (104, True), (105, False)]
     assert h.ids("agg_trade") == [(41, False)]
@@ -145,7 +57,7 @@ async def test_live_ids_kafka_already_holds_are_dropped_and_counted() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100})
     for trade_id in (99, 100, 101, 100, 102):
-        await h.live(trade(trade_id))
+        await h.receive(trade(trade_id))
     assert h.ids() == [(101, False), (102, False)]
     assert h.duplicates == 3
     assert h.rest.requests == []
@@ -154,8 +66,8 @@ async def test_live_ids_kafka_already_holds_are_dropped_and_counted() -> None:
 async def test_symbols_not_in_the_answer_start_at_their_first_live_id() -> None:
     h = Harness()
     h.continuity.resume({("BTCUSDT", Trade.KIND): 100})
-    await h.live(trade(7, "ETHUSDT"))
-    await h.live(trade(8, "ETHUSDT"))
+    await h.receive(trade(7, "ETHUSDT"))
+    await h.receive(trade(8, "ETHUSDT"))
     assert h.ids(symbol="ETHUSDT") == [(7, False), (8, False)]
 
 
@@ -163,24 +75,24 @@ async def test_resume_leaves_a_sequence_this_process_already_keeps(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     h = Harness()
-    await h.live(trade(50))
+    await h.receive(trade(50))
     h.continuity.resume({("BTCUSDT", Trade.KIND): 45})  # Kafka behind: records in flight
-    await h.live(trade(51))
+    await h.receive(trade(51))
     assert h.ids() == [(50, False), (51, False)]
     assert "another worker" not in caplog.text
     h.continuity.resume({("BTCUSDT", Trade.KIND): 60})  # Kafka ahead: someone else wrote
     assert "another worker wrote it" in caplog.text
-    await h.live(trade(52))
+    await h.receive(trade(52))
     assert h.ids()[-1] == (52, False)
 
 
 async def test_forget_then_resume_seeds_again_from_kafka() -> None:
     h = Harness()
-    await h.live(trade(1))
-    await h.live(trade(2))
+    await h.receive(trade(1))
+    await h.receive(trade(2))
     h.continuity.forget(["BTCUSDT"])
     h.continuity.resume({("BTCUSDT", Trade.KIND): 10})  # another worker went on meanwhile
-    await h.live(trade(12))
+    await h.receive(trade(12))
     await h.settle()
     assert h.ids() == [(1, False), (2, False), (11, True), (12, False)]
 
@@ -191,8 +103,8 @@ async def test_forget_cancels_the_symbols_fetches_and_keeps_the_others() -> None
     rest.gate = gate
     h = Harness(rest)
     h.continuity.resume({("BTCUSDT", Trade.KIND): 10, ("ETHUSDT", Trade.KIND): 20})
-    await h.live(trade(15))
-    await h.live(trade(25, "ETHUSDT"))
+    await h.receive(trade(15))
+    await h.receive(trade(25, "ETHUSDT"))
     btc, eth = (h.continuity._fetches[(s, Trade.KIND)] for s in ("BTCUSDT", "ETHUSDT"))
     h.continuity.forget({"BTCUSDT"})
     gate.set()
@@ -202,14 +114,14 @@ async def test_forget_cancels_the_symbols_fetches_and_keeps_the_others() -> None
     assert eth.done() and not eth.cancelled()
     assert h.ids() == []  # nothing of the moved symbol, not even its held live trade
     assert [i for i, _ in h.ids(symbol="ETHUSDT")] == [21, 22, 23, 24, 25]
-    await h.live(trade(16))  # a stray frame after forget: starts afresh, as a new symbol
+    await h.receive(trade(16))  # a stray frame after forget: starts afresh, as a new symbol
     assert h.ids() == [(16, False)]
 
 
 async def test_forget_of_an_unknown_symbol_is_harmless() -> None:
     h = Harness()
     h.continuity.forget(["NOPE"])
-    await h.live(trade(3))
+    await h.receive(trade(3))
     assert h.ids() == [(3, False)]
 
 
@@ -242,7 +154,7 @@ async def test_a_probe_asks_only_for_the_quiet_kinds_whose_hole_is_not_fetched_a
         ("/api/v3/historicalTrades", "101")
     ]
     h.rest.gate = asyncio.Event()  # the next fetch hangs: a hole is being filled
-    await h.live(trade(106))
+    await h.receive(trade(106))
     await asyncio.sleep(0)
     asked = len(h.rest.requests)
     await h.continuity.probe([("BTCUSDT", Trade.KIND)])

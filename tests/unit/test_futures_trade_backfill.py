@@ -3,40 +3,27 @@ what neither can give is declared on trade_gap (docs/binance-streams.md, "Trades
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
 from gateway.errors import RestRequestError
-from gateway.metrics import Metrics
-from gateway.records.avro import SchemaCatalog, SingleObjectFraming, decode, read_header
-from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
-from gateway.runtime.sequence import API_KEY_HEADER, TradeContinuity
-from tests.unit.test_continuity_resume import T0_MS, RecordingSink
+from gateway.runtime.sequence import API_KEY_HEADER
+from tests.continuity_support import T0_MS, ContinuityHarness, RecordingSink, RestDouble, decoded
 
-CATALOG = SchemaCatalog.load()
 NEWEST = 1_000  # the exchange's last trade id
 
 
-class FuturesRest:
+class FuturesRest(RestDouble):
     """USDⓈ-M trade endpoints as Binance documents them: historicalTrades by id wants a key,
     trades gives the latest rows; both rows carry no ``X`` (order-book trades only)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, str], int, dict[str, str] | None]] = []
 
-    async def get(
-        self,
-        path: str,
-        params: dict[str, str] | None = None,
-        *,
-        weight: int,
-        headers: dict[str, str] | None = None,
-        priority: object = None,  # the RestPriority: a double has no budget
+    async def answer(
+        self, path: str, params: dict[str, str], weight: int, headers: dict[str, str] | None
     ) -> list[dict[str, object]]:
-        assert params is not None
         self.calls.append((path, params, weight, headers))
         limit = int(params["limit"])
         if path == "/fapi/v1/historicalTrades":
@@ -71,31 +58,16 @@ def live(trade_id: int) -> Trade:
 
 
 async def run(api_key: str | None, first: int, second: int) -> tuple[FuturesRest, RecordingSink]:
-    rest, sink = FuturesRest(), RecordingSink()
-    builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
-    continuity = TradeContinuity(
-        Market.USDM,
-        rest,  # type: ignore[arg-type]  # the REST double has BinanceRestClient.get
-        builder,
-        sink,
-        Metrics(),
-        api_key=api_key,
-    )
-    for trade_id in (first, second):
-        await continuity.receive(live(trade_id), builder.build(live(trade_id)), 0)
-    while continuity._fetches:
-        await asyncio.gather(*continuity._fetches.values())
-    return rest, sink
+    h = ContinuityHarness(FuturesRest(), market=Market.USDM, api_key=api_key)
+    await h.receive(live(first), live(second))
+    await h.settle()
+    return h.rest, h.sink
 
 
 def published(sink: RecordingSink) -> list[tuple[str, object]]:
-    out = []
+    out: list[tuple[str, object]] = []
     for record in sink.records:
-        header = read_header(record.value)
-        assert header.fingerprint is not None
-        writer = CATALOG.by_fingerprint(header.fingerprint)
-        assert writer is not None
-        value = decode(record.value, header, writer)
+        value = decoded(record.value)
         if record.topic == "p.usdm.trade":
             out.append(("trade", value["trade_id"]))
             assert value["trade_type"] == "MARKET"

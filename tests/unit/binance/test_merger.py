@@ -7,7 +7,6 @@ import orjson
 import pytest
 
 from gateway.binance.events.books import BookTicker, DepthUpdate
-from gateway.binance.events.catalog import RecordEvent
 from gateway.binance.events.derivatives import ContractInfo, MarkPrice
 from gateway.binance.events.tickers import MiniTicker, Ticker
 from gateway.binance.events.trades import AggTrade, ForceOrder
@@ -15,15 +14,7 @@ from gateway.binance.markets import Market
 from gateway.binance.merger import left_to_other_market, merged_channels, other_market_kinds
 from gateway.binance.messages import FrameParser
 from gateway.errors import MessageParseError
-from gateway.records.avro import (
-    SchemaCatalog,
-    SchemaKey,
-    SingleObjectFraming,
-    decode,
-    encode,
-    read_header,
-)
-from gateway.records.builder import event_datum
+from tests.unit.avro_support import roundtrip
 from tests.vectors import vector
 
 # The kinds that carry "st" (symbol type) since the futures streams merged.
@@ -40,7 +31,6 @@ MERGED_KINDS = (
 
 USDM = FrameParser(Market.USDM)
 COINM = FrameParser(Market.COINM)
-CATALOG = SchemaCatalog.load()
 
 
 def frame(payload: object, stream: str | None = None) -> bytes:
@@ -49,13 +39,6 @@ def frame(payload: object, stream: str | None = None) -> bytes:
 
 def with_st(payload: dict[str, Any], st: int, **changes: object) -> dict[str, Any]:
     return payload | {"st": st} | changes
-
-
-def roundtrip(event: RecordEvent) -> dict[str, Any]:
-    """Encode with the schema of the event's own market and decode as a consumer would."""
-    schema = CATALOG[SchemaKey(event.schema_group, event.KIND)]
-    value = encode(schema, SingleObjectFraming(), event_datum(event))
-    return decode(value, read_header(value), schema)
 
 
 def test_a_coinm_contract_on_the_usdm_connection_goes_to_the_coinm_topics() -> None:

@@ -3,13 +3,11 @@
 import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
 
 from gateway.binance.events.books import DepthUpdate, PriceLevel
-from gateway.binance.events.catalog import RecordEvent
 from gateway.binance.events.futures_user import AccountUpdate, PositionUpdate, WalletBalance
 from gateway.binance.events.klines import Kline
 from gateway.errors import SerializationError
@@ -17,11 +15,10 @@ from gateway.records.avro import (
     SchemaCatalog,
     SchemaKey,
     SingleObjectFraming,
-    decode,
     encode,
-    read_header,
 )
 from gateway.records.builder import event_datum
+from tests.unit.avro_support import roundtrip
 
 CATALOG = SchemaCatalog.load()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -33,13 +30,6 @@ times_us = st.integers(0, 2**52)
 symbols = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", min_size=1, max_size=16)
 extras = st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=10), max_size=3)
 levels = st.lists(st.builds(PriceLevel, positive, positive), max_size=20)
-
-
-def roundtrip(event: RecordEvent) -> dict[str, Any]:
-    schema = CATALOG[SchemaKey(event.schema_group, event.KIND)]
-    value = encode(schema, SingleObjectFraming(), event_datum(event))
-    assert encode(schema, SingleObjectFraming(), event) == value
-    return decode(value, read_header(value), schema)
 
 
 def plain(value: object) -> object:
