@@ -28,6 +28,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gateway.benchmark.reference import KINDS, ReferencePipeline
+from gateway.benchmark.sampler import Sampler
 from gateway.binance.streams import chunk, combined_path, stream_name
 from gateway.logs import configure_logging
 from gateway.records.topics import ProducerRecord
@@ -55,6 +56,9 @@ class ProbeResult:
     max_ms: float
     shard_start_s: dict[str, float] = field(default_factory=dict)
     """Per shard, seconds from the (second) start to streaming; only with several shards."""
+    profile: dict[str, float] = field(default_factory=dict)
+    """With ``--profile``: each cost centre's share of the window's CPU
+    (:mod:`gateway.benchmark.sampler`)."""
 
 
 class Acks:
@@ -93,14 +97,19 @@ def _percentile(values: list[int], q: float) -> float:
     return float(values[min(len(values) - 1, int(q * len(values)))])
 
 
-async def measure(acks: Acks, warmup_s: float, window_s: float) -> tuple[int, float, float]:
+async def measure(
+    acks: Acks, warmup_s: float, window_s: float, sampler: Sampler | None = None
+) -> tuple[int, float, float]:
     """(records acknowledged, seconds, CPU seconds) over the window after the warm-up.
 
     The warm-up starts at the first acknowledgement, so start-up (topics, resume) is not in it.
+    A ``sampler`` samples the window only.
     """
     async with asyncio.timeout(60):
         await acks.first.wait()
     await asyncio.sleep(warmup_s)
+    if sampler is not None:
+        sampler.start()
     count, cpu, started = acks.count, _cpu_s(), time.monotonic()
     acks.measuring = True
     await asyncio.sleep(window_s)
@@ -188,7 +197,9 @@ async def run_gateway(args: argparse.Namespace, symbols: tuple[str, ...]) -> Pro
     await gateway.started.wait()
     if args.gc:
         tune_gc()
-    events, seconds, cpu = await measure(acks, args.warmup, args.window)
+    sampler = Sampler() if args.profile else None
+    events, seconds, cpu = await measure(acks, args.warmup, args.window, sampler)
+    profile = sampler.stop() if sampler is not None else {}
     stop.set()
     await task
     if watcher is not None:
@@ -197,6 +208,7 @@ async def run_gateway(args: argparse.Namespace, symbols: tuple[str, ...]) -> Pro
             await watcher
     result = _result("gateway", acks, events, seconds, cpu)
     result.shard_start_s = starts
+    result.profile = {name: round(share, 4) for name, share in profile.items()}
     return result
 
 
@@ -252,6 +264,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--log-level", default="ERROR")
     parser.add_argument("--gc", action="store_true", help="gc.freeze() + a larger gen-0 threshold")
+    parser.add_argument("--profile", action="store_true", help="sample where the CPU goes")
     return parser.parse_args(argv)
 
 

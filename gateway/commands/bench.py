@@ -163,7 +163,7 @@ async def feeder(rate: float, streams: int, levels: int = 20) -> AsyncIterator[s
 
 async def probe(
     pipeline: str, feed: str, bootstrap: str, scenario: Scenario, timing: Timing,
-    *, shards: int = 1, gc_tuned: bool = False,
+    *, shards: int = 1, gc_tuned: bool = False, profile: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """One measured run in a fresh process (``gateway.benchmark.probe``): its result."""
     args = [
@@ -174,6 +174,8 @@ async def probe(
     ]  # fmt: skip
     if gc_tuned:
         args.append("--gc")
+    if profile:
+        args.append("--profile")
     async with child(*args) as process:
         out, _ = await process.communicate()
     lines = out.decode().strip().splitlines()
@@ -245,6 +247,24 @@ def summarize(
         "paced_rate": scenario.paced_rate,
         "paced": paced,
         "runs": full,
+    }
+
+
+async def measure_profile(bootstrap: str, timing: Timing) -> dict[str, Any]:
+    """Where the gateway's CPU goes at full speed in the first scenario (one more run, sampled:
+    :mod:`gateway.benchmark.sampler`): each cost centre's share and CPU µs per event."""
+    scenario = SCENARIOS[0]
+    async with feeder(0.0, scenario.symbols * len(scenario.channels)) as feed:
+        run = await probe("gateway", feed, bootstrap, scenario, timing, gc_tuned=True, profile=True)
+    per_event = run["cpu_us_per_event"]
+    return {
+        "scenario": scenario.name,
+        "cpu_us_per_event": per_event,
+        "events_per_s": run["events_per_s"],
+        "centres": [
+            {"centre": name, "share": share, "cpu_us_per_event": round(share * per_event, 2)}
+            for name, share in run["profile"].items()
+        ],
     }
 
 
@@ -354,6 +374,8 @@ async def run_bench(
                 )
         with console.status("8 shards on one process: start-up spread"):
             shard_start = await measure_shard_start(bootstrap, timing)
+        with console.status("where the gateway's CPU goes (sampled)"):
+            profile = await measure_profile(bootstrap, timing)
         extra = await _extras(console, bootstrap) if extras else {}
     finally:
         await asyncio.to_thread(kafka.stop)
@@ -365,6 +387,7 @@ async def run_bench(
         "kafka_producer": "acks=all, idempotent, lz4, linger_ms 5 (both pipelines)",
         "scenarios": scenarios,
         "shard_start": shard_start,
+        "profile": profile,
         "codec": [asdict(r) for r in codec],
         **extra,
     }
@@ -434,6 +457,17 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         f"{start['first_s']} s to {start['last_s']} s after the restart (spread "
         f"{start['spread_s']} s); peak RSS {start['peak_rss_mib']} MiB"
     )
+    profile = report.get("profile")
+    if profile:
+        profile_table = Table(
+            title=f"Where the gateway's CPU goes: {profile['scenario']}, full speed, "
+            f"{profile['cpu_us_per_event']:.1f} CPU µs/event (sampled)"
+        )
+        for column in ("cost centre", "share", "CPU µs/event"):
+            profile_table.add_column(column, justify="left" if column == "cost centre" else "right")
+        for c in profile["centres"]:
+            profile_table.add_row(c["centre"], f"{c['share']:.1%}", f"{c['cpu_us_per_event']:.1f}")
+        console.print(profile_table)
     if report["codec"]:
         codec_table = Table(title="Codec alone, one core: parse + normalize + Avro encode")
         codec_table.add_column("event kind")
