@@ -14,6 +14,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
+from gateway.binance.events.base import Scaled, as_decimal
 from gateway.binance.messages import RecordEvent
 from gateway.errors import SerializationError
 from gateway.records import topics
@@ -38,6 +39,7 @@ class _DatumPlan:
     names: tuple[str, ...]
     values: Callable[[Any], tuple[Any, ...]]
     decimals: tuple[str, ...]
+    scaled: tuple[str, ...]
     nested: tuple[str, ...]
 
 
@@ -61,6 +63,7 @@ def _plan(cls: type) -> _DatumPlan:
             names=names,
             values=getter if len(names) > 1 else lambda value: (getter(value),),
             decimals=tuple(n for n in names if _holds(hints[n], lambda h: h is Decimal)),
+            scaled=tuple(n for n in names if _holds(hints[n], lambda h: h is Scaled)),
             nested=tuple(n for n in names if _holds(hints[n], dataclasses.is_dataclass)),
         )
     return plan
@@ -83,6 +86,11 @@ def _datum(value: Any) -> dict[str, Any]:
         number = datum[name]
         if number is not None:
             _check_decimal(name, number)
+    for name in plan.scaled:
+        units = datum[name]
+        if type(units) is int:  # fastavro writes decimals from Decimal only
+            datum[name] = as_decimal(Scaled(units))
+            _check_decimal(name, datum[name])
     for name in plan.nested:
         inner = datum[name]
         if isinstance(inner, list | tuple):
@@ -94,7 +102,8 @@ def _datum(value: Any) -> dict[str, Any]:
 
 def event_datum(event: RecordEvent) -> dict[str, Any]:
     """The Avro datum of an event: its fields by name, nested records and lists of them as
-    dicts, decimals checked against the schema's precision and scale.
+    dicts, decimals (``Decimal`` or ``Scaled``) as ``Decimal`` checked against the schema's
+    precision and scale: what fastavro, the reference writer, takes.
 
     The field plan (names, which fields are decimals, which nest) comes from the dataclass's
     type hints once per class, so a trade costs one ``attrgetter`` call and two decimal checks.

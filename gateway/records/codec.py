@@ -17,6 +17,7 @@ from decimal import Context, Decimal, Inexact
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from gateway.binance.events.base import SCALE
 from gateway.errors import SerializationError
 
 Writer = Callable[[bytearray, Any], None]
@@ -52,14 +53,24 @@ def _decimal_writer(precision: int, scale: int) -> Writer:
     limit = 10**precision
     # Shifting by the scale must never round: the default context keeps only 28 digits.
     exact = Context(prec=precision + scale + 2, traps=[Inexact])
+    # Events on the hot path carry the unscaled integer already (``Scaled``, scale 18).
+    takes_scaled = scale == SCALE
 
-    def write(out: bytearray, value: Decimal) -> None:
-        exponent = value.as_tuple().exponent
-        if not isinstance(exponent, int) or exponent < -scale:
-            raise SerializationError(f"{value} has more than {scale} decimals")
-        unscaled = int(value.scaleb(scale, exact))
+    def write(out: bytearray, value: Decimal | int) -> None:
+        if type(value) is int and takes_scaled:
+            unscaled = value
+        elif isinstance(value, Decimal):
+            exponent = value.as_tuple().exponent
+            if not isinstance(exponent, int) or exponent < -scale:
+                raise SerializationError(f"{value} has more than {scale} decimals")
+            if value.adjusted() >= precision:
+                raise SerializationError(f"{value} exceeds decimal({precision}, {scale})")
+            unscaled = int(value.scaleb(scale, exact))
+        else:
+            raise SerializationError(f"{value!r} is not a decimal of scale {scale}")
         if not -limit < unscaled < limit:
-            raise SerializationError(f"{value} exceeds decimal({precision}, {scale})")
+            shown = Decimal(unscaled).scaleb(-scale, exact)
+            raise SerializationError(f"{shown} exceeds decimal({precision}, {scale})")
         _write_bytes(out, unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True))
 
     return write
@@ -170,7 +181,7 @@ def _union_writer(branches: list[Any]) -> Writer:
 def _branch_check(branch: Any) -> Callable[[Any], bool]:
     name = branch if isinstance(branch, str) else branch.get("type")
     if isinstance(branch, dict) and branch.get("logicalType") == "decimal":
-        return lambda v: isinstance(v, Decimal)
+        return lambda v: isinstance(v, Decimal) or type(v) is int
     checks: dict[str, Callable[[Any], bool]] = {
         "null": lambda v: v is None,
         "boolean": lambda v: isinstance(v, bool),

@@ -6,6 +6,7 @@ import orjson
 import pytest
 from hypothesis import given, strategies as st
 
+from gateway.binance.events.base import Scaled, as_decimal
 from gateway.binance.events.books import BookTicker, DepthSnapshot, DepthUpdate, RpiDepthUpdate
 from gateway.binance.events.futures_user import OrderTradeUpdate
 from gateway.binance.events.spot_user import BalanceUpdate, ListenKeyExpired
@@ -22,6 +23,12 @@ from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError
 from tests.vectors import VECTORS_DIR, vector, vector_bytes
 
+
+def units(text: str) -> Scaled:
+    """The Scaled value of a decimal literal, as the parser makes it from Binance's string."""
+    return Scaled(int(Decimal(text).scaleb(18)))
+
+
 SPOT = FrameParser(Market.SPOT)
 
 
@@ -32,8 +39,8 @@ def test_spot_trade_vector_maps_every_field():
         symbol="BNBBTC",
         event_time_us=1672515782136000,
         trade_id=12345,
-        price=Decimal("0.001"),
-        quantity=Decimal("100"),
+        price=units("0.001"),
+        quantity=units("100"),
         trade_time_us=1672515782136000,
         buyer_is_maker=True,
         best_match=True,
@@ -47,7 +54,7 @@ def test_combined_wrapper_is_unwrapped():
     [event] = SPOT.parse(vector_bytes("spot/combined_wrapper_example.json"), received_at_us=1)
     assert isinstance(event, AggTrade)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (12345, 100, 105)
-    assert event.price == Decimal("0.001")
+    assert event.price == units("0.001")
 
 
 def test_microsecond_connections_keep_microseconds():
@@ -147,8 +154,9 @@ def test_any_well_formed_trade_parses_exactly(trade_id, price, quantity, event_m
     }
     [event] = SPOT.parse(orjson.dumps(payload), 0)
     assert isinstance(event, Trade)
-    assert event.price == Decimal(price)
-    assert format(event.quantity, "f") == quantity  # digits kept exactly as sent
+    assert as_decimal(event.price) == Decimal(price)
+    # The value exactly; trailing zeros go, as they do on the wire (scale 18).
+    assert as_decimal(event.quantity) == Decimal(quantity)
     assert event.trade_id == trade_id
     assert event.event_time_us == event_ms * 1000
 
@@ -418,8 +426,8 @@ def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market):
         symbol="BTCUSDT",
         event_time_us=1679851564490000,
         trade_id=3493102749,
-        price=Decimal("27785.00"),
-        quantity=Decimal("0.014"),
+        price=units("27785.00"),
+        quantity=units("0.014"),
         trade_time_us=1679851564486000,
         buyer_is_maker=True,
         best_match=None,

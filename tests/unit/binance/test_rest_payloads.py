@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.binance.events.base import as_decimal
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import (
     agg_trades_call,
@@ -54,7 +55,7 @@ def test_agg_trade_rows_become_the_events_the_stream_carries(market):
     rows = vector(f"{market.value}/rest_aggTrades.json")
     [event] = parse_agg_trade_rows(rows, market, "BNBBTC", received_at_us=9)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (26129, 27781, 27781)
-    assert event.price == Decimal("0.01633102")
+    assert as_decimal(event.price) == Decimal("0.01633102")
     assert event.event_time_us == event.trade_time_us == 1498793709153000
     assert (event.symbol, event.market, event.received_at_us, event.extra) == (
         "BNBBTC",
@@ -68,7 +69,7 @@ def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity():
     rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
              "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]  # fmt: skip
     [event] = parse_trade_rows(rows, Market.SPOT, "BTCUSDT", received_at_us=1)
-    assert (event.trade_id, event.price, event.quantity) == (
+    assert (event.trade_id, as_decimal(event.price), as_decimal(event.quantity)) == (
         28457,
         Decimal("4.00000100"),
         Decimal("12"),
