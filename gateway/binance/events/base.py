@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context as DecimalContext, Decimal, Inexact
-from typing import Any, ClassVar, NewType, TypeVar
+from typing import Any, ClassVar, NewType, TypeVar, cast
 
 import orjson
 from typing_extensions import dataclass_transform
@@ -131,9 +131,9 @@ def scaled(value: object, name: str) -> Scaled:
 
     Binance's plain form (``"25.35190000"``, ``"-0.5"``, ``"3"``) is read with ``str`` and ``int``
     only; any other spelling ``Decimal`` accepts (exponent, ``+``, spaces) goes through
-    ``Decimal`` so the two never disagree. More than 18 decimals cannot be held exactly and is
-    refused; more than 20 integer digits is left to the record writer, which refuses it as it
-    refuses an over-large ``Decimal`` (the record is dead-lettered).
+    ``Decimal`` so the two never disagree. What decimal(38, 18) cannot hold (more than 18
+    decimals, more than 20 integer digits) is left to the record writer, which refuses it as it
+    always did: the frame is dead-lettered at encode.
     """
     if type(value) is not str:
         raise ValueError(f"{name} must be a decimal string, got {type(value).__name__}")
@@ -156,11 +156,11 @@ def _scaled_by_decimal(value: str, name: str) -> Scaled:
     number = decimal(value, name)
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)  # finite, checked by decimal()
-    if exponent < -SCALE:
-        raise ValueError(f"{name}={value} has more than {SCALE} decimals")
-    if number.adjusted() >= 40:
-        # An exponent would otherwise make a huge integer; the writer refuses it past 20 digits.
-        raise ValueError(f"{name}={value} exceeds decimal(38, {SCALE})")
+    if exponent < -SCALE or number.adjusted() >= 40:
+        # No Scaled holds it (and "1E+999999999" must not become a huge integer). Handed on as
+        # the Decimal, which the record writer refuses as it always did: the frame is
+        # dead-lettered at "encode", as before.
+        return cast(Scaled, number)
     return Scaled(int(number.scaleb(SCALE, _EXACT)))
 
 
