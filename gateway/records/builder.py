@@ -39,7 +39,6 @@ class _DatumPlan:
     names: tuple[str, ...]
     values: Callable[[Any], tuple[Any, ...]]
     decimals: tuple[str, ...]
-    scaled: tuple[str, ...]
     nested: tuple[str, ...]
 
 
@@ -62,8 +61,9 @@ def _plan(cls: type) -> _DatumPlan:
         plan = _PLANS[cls] = _DatumPlan(
             names=names,
             values=getter if len(names) > 1 else lambda value: (getter(value),),
-            decimals=tuple(n for n in names if _holds(hints[n], lambda h: h is Decimal)),
-            scaled=tuple(n for n in names if _holds(hints[n], lambda h: h is Scaled)),
+            decimals=tuple(
+                n for n in names if _holds(hints[n], lambda h: h is Decimal or h is Scaled)
+            ),
             nested=tuple(n for n in names if _holds(hints[n], dataclasses.is_dataclass)),
         )
     return plan
@@ -84,13 +84,10 @@ def _datum(value: Any) -> dict[str, Any]:
     datum = dict(zip(plan.names, plan.values(value), strict=True))
     for name in plan.decimals:
         number = datum[name]
+        if type(number) is int:  # a Scaled value: fastavro writes decimals from Decimal only
+            number = datum[name] = as_decimal(Scaled(number))
         if number is not None:
             _check_decimal(name, number)
-    for name in plan.scaled:
-        units = datum[name]
-        if type(units) is int:  # fastavro writes decimals from Decimal only
-            datum[name] = as_decimal(Scaled(units))
-            _check_decimal(name, datum[name])
     for name in plan.nested:
         inner = datum[name]
         if isinstance(inner, list | tuple):

@@ -122,6 +122,11 @@ field is ``decimal(38, 18)``), so ``"1.5"`` is ``1_500_000_000_000_000_000``. Ex
 record writer encodes without a ``Decimal`` in between; :func:`as_decimal` turns it back."""
 
 SCALE = 18
+
+Price = Scaled | Decimal
+"""A price or quantity of a book level: ``Scaled`` when the gateway parsed it from Binance,
+``Decimal`` when a consumer decoded it from a record. The writer takes either; one order book
+holds one kind only (``Scaled(1)`` is 1e-18, not 1)."""
 _SHIFTS = tuple(10 ** (SCALE - places) for places in range(SCALE + 1))
 _EXACT = DecimalContext(prec=100, traps=[Inexact])
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import field
-from decimal import Decimal
 from typing import ClassVar, TypeVar
 
 from gateway.binance.events.base import (
     Context,
     Payload,
+    Price,
     Publishable,
     Scaled,
     array,
     contract_market,
-    decimal,
     event_class,
     extra,
     integer,
@@ -31,8 +30,8 @@ from gateway.binance.events.base import (
 class PriceLevel:
     """One book level; quantity 0 in a diff removes the level."""
 
-    price: Decimal
-    quantity: Decimal
+    price: Price
+    quantity: Price
 
 
 @event_class
@@ -148,7 +147,7 @@ def levels(value: object, name: str) -> list[PriceLevel]:
     result = []
     for level in array(value, name):
         price, quantity = array(level, name)
-        result.append(PriceLevel(decimal(price, name), decimal(quantity, name)))
+        result.append(PriceLevel(scaled(price, name), scaled(quantity, name)))
     return result
 
 

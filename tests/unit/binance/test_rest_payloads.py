@@ -82,7 +82,7 @@ def test_depth_answers_become_book_snapshots(market):
     body = vector(f"{market.value}/rest_depth.json")
     snapshot = parse_depth_body(body, market, "BTCUSDT", received_at_us=5, reason="initial")
     assert snapshot.last_update_id == body["lastUpdateId"]
-    assert [(level.price, level.quantity) for level in snapshot.bids] == [
+    assert [(as_decimal(level.price), as_decimal(level.quantity)) for level in snapshot.bids] == [
         (Decimal(p), Decimal(q)) for p, q in body["bids"]
     ]
     assert (snapshot.symbol, snapshot.reason, snapshot.extra) == ("BTCUSDT", "initial", {})
