@@ -142,18 +142,14 @@ def scaled(value: object, name: str) -> Scaled:
     """
     if type(value) is not str:
         raise ValueError(f"{name} must be a decimal string, got {type(value).__name__}")
-    digits = value
-    negative = value[:1] == "-"
-    if negative:
-        digits = value[1:]
-    point = digits.find(".")
-    places = 0
-    if point >= 0:
-        places = len(digits) - point - 1
-        digits = digits[:point] + digits[point + 1 :]
-    if places <= SCALE and digits.isdecimal():
-        unscaled = int(digits) * _SHIFTS[places]
-        return Scaled(-unscaled if negative else unscaled)
+    point = value.find(".")
+    if point < 0:
+        digits, places = value, 0
+    else:
+        digits = value.replace(".", "", 1)
+        places = len(digits) - point
+    if places <= SCALE and (digits.isdecimal() or (digits[:1] == "-" and digits[1:].isdecimal())):
+        return Scaled(int(digits) * _SHIFTS[places])
     return _scaled_by_decimal(value, name)
 
 
