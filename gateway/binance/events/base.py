@@ -148,7 +148,10 @@ def scaled(value: object, name: str) -> Scaled:
     else:
         digits = value.replace(".", "", 1)
         places = len(digits) - point
-    if places <= SCALE and (digits.isdecimal() or (digits[:1] == "-" and digits[1:].isdecimal())):
+    # A sign only before the point: ".-5" loses its point to the replace but is no number.
+    if places <= SCALE and (
+        digits.isdecimal() or (digits[:1] == "-" and point != 0 and digits[1:].isdecimal())
+    ):
         return Scaled(int(digits) * _SHIFTS[places])
     return _scaled_by_decimal(value, name)
 

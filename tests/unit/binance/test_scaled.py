@@ -38,9 +38,11 @@ def oracle(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-@given(st.one_of(plain, odd, st.text(max_size=8)))
+@given(st.one_of(plain, odd, st.text(alphabet="0123456789.-", max_size=10), st.text(max_size=8)))
 @example("0.00000000")
 @example("-0")
+@example(".-5")
+@example("-.5")
 @example("1.")
 @example(".5")
 @example("1E+999999999")
