@@ -7,9 +7,9 @@ records are decoded back to check which ids reached the sink, in which order, an
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from gateway.binance.events.base import scaled
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.metrics import Metrics
@@ -84,7 +84,7 @@ class ScriptedRest(RestDouble):
 def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
     return Trade(
         market="spot", symbol=symbol, event_time_us=(T0_MS + trade_id) * 1000, trade_id=trade_id,
-        price=Decimal("1.5"), quantity=Decimal("2"), trade_time_us=(T0_MS + trade_id) * 1000,
+        price=scaled("1.5", "p"), quantity=scaled("2", "q"), trade_time_us=(T0_MS + trade_id) * 1000,
         buyer_is_maker=False, best_match=None, trade_type=None,
         received_at_us=(T0_MS + trade_id) * 1000,
     )  # fmt: skip
@@ -93,7 +93,7 @@ def trade(trade_id: int, symbol: str = "BTCUSDT") -> Trade:
 def agg_trade(agg_id: int, symbol: str = "BTCUSDT") -> AggTrade:
     return AggTrade(
         market="spot", symbol=symbol, event_time_us=(T0_MS + agg_id) * 1000, agg_trade_id=agg_id,
-        price=Decimal("1.5"), quantity=Decimal("2"), normal_quantity=None, first_trade_id=agg_id,
+        price=scaled("1.5", "p"), quantity=scaled("2", "q"), normal_quantity=None, first_trade_id=agg_id,
         last_trade_id=agg_id, trade_time_us=(T0_MS + agg_id) * 1000, buyer_is_maker=False,
         best_match=None, received_at_us=(T0_MS + agg_id) * 1000,
     )  # fmt: skip

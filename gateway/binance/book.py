@@ -20,13 +20,13 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
+from gateway.binance.events.base import Price
 from gateway.errors import InvalidStateError
 
 logger = logging.getLogger(__name__)
 
-Level = tuple[Decimal, Decimal]
+Level = tuple[Price, Price]
 """(price, quantity); quantity 0 removes the level."""
 
 
@@ -96,8 +96,8 @@ class OrderBook:
     """Price levels of one side each; absolute quantities, zero removes."""
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
+        self.bids: dict[Price, Price] = {}
+        self.asks: dict[Price, Price] = {}
         self.last_update_id = -1
 
     def reset(self, snapshot: DepthSnapshot) -> None:
@@ -117,7 +117,7 @@ class OrderBook:
         return DepthSnapshot(self.last_update_id, bids, asks)
 
 
-def _apply_levels(side: dict[Decimal, Decimal], levels: Iterable[Level]) -> None:
+def _apply_levels(side: dict[Price, Price], levels: Iterable[Level]) -> None:
     for price, quantity in levels:
         if quantity:
             side[price] = quantity

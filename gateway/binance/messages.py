@@ -1,7 +1,9 @@
 """Binance frames in, typed events out: ``FrameParser.parse(raw) -> list[Event]``.
 
 Wire names stop here: ``t``, ``p``, ``E`` become ``trade_id``, ``price``, ``event_time_us``.
-Prices and quantities become :class:`~decimal.Decimal` (exact, never float); timestamps become
+Prices and quantities become exact values, never floats: on the busy streams (trades, depth,
+tickers, klines, mark price) a ``Scaled`` integer read straight from Binance's string, the unscaled
+value Avro's decimal(38, 18) writes; elsewhere :class:`~decimal.Decimal`. Timestamps become
 integer epoch microseconds whatever ``timeUnit`` the connection asked for. Fields Binance adds
 tomorrow are kept, JSON-encoded, in ``extra`` so nothing it sends is silently dropped. The event
 classes live in :mod:`gateway.binance.events`, one module per family; the dispatch tables in

@@ -14,6 +14,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
+from gateway.binance.events.base import Scaled, as_decimal
 from gateway.binance.messages import RecordEvent
 from gateway.errors import SerializationError
 from gateway.records import topics
@@ -60,7 +61,9 @@ def _plan(cls: type) -> _DatumPlan:
         plan = _PLANS[cls] = _DatumPlan(
             names=names,
             values=getter if len(names) > 1 else lambda value: (getter(value),),
-            decimals=tuple(n for n in names if _holds(hints[n], lambda h: h is Decimal)),
+            decimals=tuple(
+                n for n in names if _holds(hints[n], lambda h: h is Decimal or h is Scaled)
+            ),
             nested=tuple(n for n in names if _holds(hints[n], dataclasses.is_dataclass)),
         )
     return plan
@@ -81,6 +84,8 @@ def _datum(value: Any) -> dict[str, Any]:
     datum = dict(zip(plan.names, plan.values(value), strict=True))
     for name in plan.decimals:
         number = datum[name]
+        if type(number) is int:  # a Scaled value: fastavro writes decimals from Decimal only
+            number = datum[name] = as_decimal(Scaled(number))
         if number is not None:
             _check_decimal(name, number)
     for name in plan.nested:
@@ -94,7 +99,8 @@ def _datum(value: Any) -> dict[str, Any]:
 
 def event_datum(event: RecordEvent) -> dict[str, Any]:
     """The Avro datum of an event: its fields by name, nested records and lists of them as
-    dicts, decimals checked against the schema's precision and scale.
+    dicts, decimals (``Decimal`` or ``Scaled``) as ``Decimal`` checked against the schema's
+    precision and scale: what fastavro, the reference writer, takes.
 
     The field plan (names, which fields are decimals, which nest) comes from the dataclass's
     type hints once per class, so a trade costs one ``attrgetter`` call and two decimal checks.

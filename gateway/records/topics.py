@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.binance.events.base import event_class
+
 DEFAULT_PREFIX = "binance"
 DEAD_LETTER_KIND = "dead_letter"
 TRADE_GAP_KIND = "trade_gap"
@@ -19,7 +21,7 @@ HEADER_GATEWAY_ID = "gateway_id"
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@event_class  # frozen to mypy, a plain slotted class at run time: one is made per event
 class ProducerRecord:
     """One Kafka record, ready to send."""
 

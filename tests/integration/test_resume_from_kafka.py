@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from decimal import Decimal
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -23,6 +22,7 @@ from gateway.adapters.decoder import ValueDecoder
 from gateway.adapters.kafka import KafkaSink, ensure_topics
 from gateway.adapters.kafka_tail import ID_FIELDS, LastIdReader, partition_for
 from gateway.adapters.registry import SchemaRegistryClient, register_catalog
+from gateway.binance.events.base import scaled
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
@@ -45,8 +45,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def trade(symbol: str, trade_id: int) -> Trade:
     return Trade(
-        market="spot", symbol=symbol, event_time_us=1, trade_id=trade_id, price=Decimal("1.5"),
-        quantity=Decimal("2"), trade_time_us=1, buyer_is_maker=False, best_match=None, trade_type=None,
+        market="spot", symbol=symbol, event_time_us=1, trade_id=trade_id, price=scaled("1.5", "p"),
+        quantity=scaled("2", "q"), trade_time_us=1, buyer_is_maker=False, best_match=None, trade_type=None,
         received_at_us=1,
     )  # fmt: skip
 

@@ -3,8 +3,7 @@ what neither can give is declared on trade_gap (docs/binance-streams.md, "Trades
 
 from __future__ import annotations
 
-from decimal import Decimal
-
+from gateway.binance.events.base import scaled
 from gateway.binance.events.trades import Trade
 from gateway.binance.markets import Market
 from gateway.errors import RestRequestError
@@ -51,7 +50,7 @@ class FuturesRest(RestDouble):
 def live(trade_id: int) -> Trade:
     return Trade(
         market="usdm", symbol="BTCUSDT", event_time_us=(T0_MS + trade_id) * 1000,
-        trade_id=trade_id, price=Decimal("1.5"), quantity=Decimal("2"),
+        trade_id=trade_id, price=scaled("1.5", "p"), quantity=scaled("2", "q"),
         trade_time_us=(T0_MS + trade_id) * 1000, buyer_is_maker=False, best_match=None,
         trade_type="MARKET", received_at_us=(T0_MS + trade_id) * 1000,
     )  # fmt: skip

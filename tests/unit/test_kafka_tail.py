@@ -16,6 +16,7 @@ from gateway.adapters.kafka_tail import (
     decode_ids,
     partition_for,
 )
+from gateway.binance.events.base import scaled
 from gateway.binance.events.trades import AggTrade, Trade
 from gateway.binance.markets import Market
 from gateway.errors import SerializationError
@@ -129,7 +130,7 @@ def test_the_id_fields_are_the_schemas_longs(group: str) -> None:
 def trade(trade_id: int) -> Trade:
     return Trade(
         market="spot", symbol="BTCUSDT", event_time_us=1, trade_id=trade_id,
-        price=Decimal("1.5"), quantity=Decimal("2"), trade_time_us=1, buyer_is_maker=False,
+        price=scaled("1.5", "p"), quantity=scaled("2", "q"), trade_time_us=1, buyer_is_maker=False,
         best_match=None, trade_type=None, received_at_us=1,
     )  # fmt: skip
 

@@ -12,14 +12,14 @@ Not parsed from a stream frame: built by :mod:`gateway.binance.reconcile` from R
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import ClassVar
 
-from gateway.binance.events.base import Publishable
+from gateway.binance.events.base import Publishable, event_class
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class SnapshotOrder:
     """One open order, as ``GET openOrders`` lists it."""
 
@@ -38,7 +38,7 @@ class SnapshotOrder:
     update_time_us: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class SnapshotBalance:
     """One asset's balance. Spot fills ``free``/``locked``; futures ``wallet_balance``,
     ``free`` (available balance) and ``unrealized_profit``."""
@@ -50,7 +50,7 @@ class SnapshotBalance:
     unrealized_profit: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class SnapshotPosition:
     """One non-zero futures position (``GET positionRisk``)."""
 
@@ -73,7 +73,7 @@ class SnapshotReason:
     ROTATION = "rotation"  # replaced before Binance's 24-hour cut
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AccountSnapshot(Publishable):
     """Open orders, balances and positions of one account, read over REST after a (re)connect."""
 

@@ -7,7 +7,9 @@ must fail loudly (and be dead-lettered), never pass as a plausible number.
 
 Exactness rules, documented in ``schemas/README.md``:
 
-* prices and quantities arrive as decimal strings and become :class:`~decimal.Decimal` as sent;
+* prices and quantities arrive as decimal strings; on the hot path (trades, klines, tickers) they
+  become :data:`Scaled` integers, the unscaled value Avro's ``decimal(38, 18)`` writes, parsed
+  straight from the string (no ``Decimal``, no float); elsewhere :class:`~decimal.Decimal` as sent;
 * a few values arrive as JSON numbers (``!contractInfo`` brackets): integers are exact, and a
   float becomes the decimal of its shortest round-trip repr, which is the literal Binance sent
   whenever it has at most 15 significant digits;
@@ -18,11 +20,12 @@ Exactness rules, documented in ``schemas/README.md``:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, field
+from decimal import Context as DecimalContext, Decimal, Inexact
+from typing import Any, ClassVar, NewType, TypeVar, cast
 
 import orjson
+from typing_extensions import dataclass_transform
 
 Payload = Mapping[str, Any]
 T = TypeVar("T")
@@ -37,6 +40,17 @@ contract belongs to, whichever connection it arrived on (docs/futures-merger.md)
 
 ACCOUNT_WIDE_KEY = "account"
 """Partition key of account events that concern no single symbol or asset (see schemas/README)."""
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def event_class(cls: type[T]) -> type[T]:
+    """An event class: immutable to the type checker, a plain slotted dataclass at run time.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which made
+    building a trade cost more than parsing it (issue 16); mypy still refuses any assignment to
+    a field of these classes, and nothing assigns one. Equality and hashing are a frozen one's.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 @dataclass(slots=True)
@@ -100,6 +114,70 @@ def decimal(value: object, name: str) -> Decimal:
     if not number.is_finite():
         raise ValueError(f"{name} is not finite: {value!r}")
     return number
+
+
+Scaled = NewType("Scaled", int)
+"""A decimal as the schemas carry it: its unscaled integer at scale :data:`SCALE` (every decimal
+field is ``decimal(38, 18)``), so ``"1.5"`` is ``1_500_000_000_000_000_000``. Exact, and what the
+record writer encodes without a ``Decimal`` in between; :func:`as_decimal` turns it back."""
+
+SCALE = 18
+
+Price = Scaled | Decimal
+"""A price or quantity of a book level: ``Scaled`` when the gateway parsed it from Binance,
+``Decimal`` when a consumer decoded it from a record. The writer takes either; one order book
+holds one kind only (``Scaled(1)`` is 1e-18, not 1)."""
+_SHIFTS = tuple(10 ** (SCALE - places) for places in range(SCALE + 1))
+_EXACT = DecimalContext(prec=100, traps=[Inexact])
+
+
+def scaled(value: object, name: str) -> Scaled:
+    """A decimal string as a :data:`Scaled` integer, exactly what ``Decimal(value)`` would be.
+
+    Binance's plain form (``"25.35190000"``, ``"-0.5"``, ``"3"``) is read with ``str`` and ``int``
+    only; any other spelling ``Decimal`` accepts (exponent, ``+``, spaces) goes through
+    ``Decimal`` so the two never disagree. What decimal(38, 18) cannot hold (more than 18
+    decimals, more than 20 integer digits) is left to the record writer, which refuses it as it
+    always did: the frame is dead-lettered at encode.
+    """
+    if type(value) is not str:
+        raise ValueError(f"{name} must be a decimal string, got {type(value).__name__}")
+    point = value.find(".")
+    if point < 0:
+        digits, places = value, 0
+    else:
+        digits = value.replace(".", "", 1)
+        places = len(digits) - point
+    # A sign only before the point: ".-5" loses its point to the replace but is no number.
+    if places <= SCALE and (
+        digits.isdecimal() or (digits[:1] == "-" and point != 0 and digits[1:].isdecimal())
+    ):
+        return Scaled(int(digits) * _SHIFTS[places])
+    return _scaled_by_decimal(value, name)
+
+
+def _scaled_by_decimal(value: str, name: str) -> Scaled:
+    number = decimal(value, name)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, checked by decimal()
+    if exponent < -SCALE or number.adjusted() >= 40:
+        # No Scaled holds it (and "1E+999999999" must not become a huge integer). Handed on as
+        # the Decimal, which the record writer refuses as it always did: the frame is
+        # dead-lettered at "encode", as before.
+        return cast(Scaled, number)
+    return Scaled(int(number.scaleb(SCALE, _EXACT)))
+
+
+def scaled_or_null(value: object, name: str) -> Scaled | None:
+    """A decimal string as :data:`Scaled`, or ``None`` for ``null`` and ``""``."""
+    if value is None or value == "":
+        return None
+    return scaled(value, name)
+
+
+def as_decimal(value: Scaled) -> Decimal:
+    """The :class:`~decimal.Decimal` a :data:`Scaled` integer stands for (scale 18)."""
+    return Decimal(value).scaleb(-SCALE, _EXACT)
 
 
 def decimal_or_null(value: object, name: str) -> Decimal | None:

@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import field
 from typing import ClassVar, TypeVar
 
 from gateway.binance.events.base import (
     Context,
     Payload,
+    Price,
     Publishable,
+    Scaled,
     array,
     contract_market,
-    decimal,
+    event_class,
     extra,
     integer,
     optional,
     optional_time_us,
+    scaled,
     symbol_type,
     text,
     time_us,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class PriceLevel:
     """One book level; quantity 0 in a diff removes the level."""
 
-    price: Decimal
-    quantity: Decimal
+    price: Price
+    quantity: Price
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class _DepthDiff(Publishable):
     market: str
     symbol: str
@@ -49,14 +51,14 @@ class _DepthDiff(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class DepthUpdate(_DepthDiff):
     """A diff of one symbol's book (``<symbol>@depth[@100ms]``): what the book sync consumes."""
 
     KIND: ClassVar[str] = "depth_update"
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class RpiDepthUpdate(_DepthDiff):
     """A USD-M diff that includes RPI orders (``<symbol>@rpiDepth@500ms``).
 
@@ -67,7 +69,7 @@ class RpiDepthUpdate(_DepthDiff):
     KIND: ClassVar[str] = "rpi_depth_update"
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class DepthSnapshot(Publishable):
     """The top levels of one symbol's book (``<symbol>@depth<5|10|20>``).
 
@@ -92,7 +94,7 @@ class DepthSnapshot(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class BookSnapshot(Publishable):
     """A whole book the gateway synchronised: what a consumer rebuilds from, with the diffs after.
 
@@ -114,7 +116,7 @@ class BookSnapshot(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class BookTicker(Publishable):
     """Best bid and ask of one symbol (``<symbol>@bookTicker``, futures ``!bookTicker``)."""
 
@@ -126,10 +128,10 @@ class BookTicker(Publishable):
     event_time_us: int | None
     transaction_time_us: int | None
     update_id: int
-    bid_price: Decimal
-    bid_quantity: Decimal
-    ask_price: Decimal
-    ask_quantity: Decimal
+    bid_price: Scaled
+    bid_quantity: Scaled
+    ask_price: Scaled
+    ask_quantity: Scaled
     symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -145,7 +147,7 @@ def levels(value: object, name: str) -> list[PriceLevel]:
     result = []
     for level in array(value, name):
         price, quantity = array(level, name)
-        result.append(PriceLevel(decimal(price, name), decimal(quantity, name)))
+        result.append(PriceLevel(scaled(price, name), scaled(quantity, name)))
     return result
 
 
@@ -231,10 +233,10 @@ def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
         event_time_us=optional_time_us(payload, "E", ctx),
         transaction_time_us=optional_time_us(payload, "T", ctx),
         update_id=integer(payload["u"], "u"),
-        bid_price=decimal(payload["b"], "b"),
-        bid_quantity=decimal(payload["B"], "B"),
-        ask_price=decimal(payload["a"], "a"),
-        ask_quantity=decimal(payload["A"], "A"),
+        bid_price=scaled(payload["b"], "b"),
+        bid_quantity=scaled(payload["B"], "B"),
+        ask_price=scaled(payload["a"], "a"),
+        ask_quantity=scaled(payload["A"], "A"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _BOOK_TICKER_KEYS),

@@ -5,13 +5,12 @@ They steer the connection and never become records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gateway.binance.events.base import Context, Payload, integer, time_us
+from gateway.binance.events.base import Context, Payload, event_class, integer, time_us
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ControlReply:
     """Binance's answer to a SUBSCRIBE / LIST_SUBSCRIPTIONS / ... control message."""
 
@@ -23,7 +22,7 @@ class ControlReply:
     error_message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ServerShutdown:
     """Binance will close this connection for maintenance: reconnect now."""
 

@@ -4,7 +4,7 @@ trading sessions."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import ClassVar
 
@@ -12,23 +12,26 @@ from gateway.binance.events.base import (
     Context,
     Payload,
     Publishable,
+    Scaled,
     array,
     contract_market,
     decimal,
-    decimal_or_null,
+    event_class,
     extra,
     integer,
     merged,
     number,
     obj,
     optional,
+    scaled,
+    scaled_or_null,
     symbol_type,
     text,
     time_us,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class MarkPrice(Publishable):
     """Mark price and funding (``<symbol>@markPrice``, ``!markPrice@arr``, COIN-M per pair)."""
 
@@ -37,18 +40,18 @@ class MarkPrice(Publishable):
     market: str
     symbol: str
     event_time_us: int
-    mark_price: Decimal
-    index_price: Decimal
-    estimated_settle_price: Decimal
-    funding_rate: Decimal | None
+    mark_price: Scaled
+    index_price: Scaled
+    estimated_settle_price: Scaled
+    funding_rate: Scaled | None
     next_funding_time_us: int
-    mark_price_moving_average: Decimal | None = field(default=None, kw_only=True)
+    mark_price_moving_average: Scaled | None = field(default=None, kw_only=True)
     symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class IndexPrice(Publishable):
     """COIN-M index price of a pair (``<pair>@indexPrice``)."""
 
@@ -58,12 +61,12 @@ class IndexPrice(Publishable):
     market: str
     pair: str
     event_time_us: int
-    index_price: Decimal
+    index_price: Scaled
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class IndexComponent:
     """One constituent of a composite index."""
 
@@ -74,7 +77,7 @@ class IndexComponent:
     index_price: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class CompositeIndex(Publishable):
     """USD-M composite index and its composition (``<symbol>@compositeIndex``)."""
 
@@ -90,7 +93,7 @@ class CompositeIndex(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class NotionalBracket:
     """One leverage bracket of a contract."""
 
@@ -103,7 +106,7 @@ class NotionalBracket:
     max_leverage: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ContractInfo(Publishable):
     """A contract listed, changed or delisted (``!contractInfo``)."""
 
@@ -123,7 +126,7 @@ class ContractInfo(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AssetIndex(Publishable):
     """USD-M multi-assets mode asset index (``!assetIndex@arr``, ``<asset>@assetIndex``)."""
 
@@ -145,7 +148,7 @@ class AssetIndex(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class TradingSession(Publishable):
     """USD-M TradFi trading session (``tradingSession``); keyed by its event type."""
 
@@ -178,12 +181,12 @@ def parse_mark_price(payload: Payload, ctx: Context) -> MarkPrice:
         market=contract_market(kind, ctx),
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
-        mark_price=decimal(payload["p"], "p"),
-        index_price=decimal(payload["i"], "i"),
-        estimated_settle_price=decimal(payload["P"], "P"),
-        funding_rate=decimal_or_null(payload["r"], "r"),
+        mark_price=scaled(payload["p"], "p"),
+        index_price=scaled(payload["i"], "i"),
+        estimated_settle_price=scaled(payload["P"], "P"),
+        funding_rate=scaled_or_null(payload["r"], "r"),
         next_funding_time_us=time_us(payload["T"], "T", ctx),
-        mark_price_moving_average=optional(payload, "ap", decimal),
+        mark_price_moving_average=optional(payload, "ap", scaled),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _MARK_PRICE_KEYS),
@@ -195,7 +198,7 @@ def parse_index_price(payload: Payload, ctx: Context) -> IndexPrice:
         market=ctx.market,
         pair=text(payload["i"], "i"),
         event_time_us=time_us(payload["E"], "E", ctx),
-        index_price=decimal(payload["p"], "p"),
+        index_price=scaled(payload["p"], "p"),
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _INDEX_PRICE_KEYS),
     )

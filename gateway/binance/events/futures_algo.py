@@ -13,7 +13,7 @@ never dead-lettered for a field Binance chose to leave out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import ClassVar
 
@@ -24,6 +24,7 @@ from gateway.binance.events.base import (
     any_text,
     boolean,
     decimal,
+    event_class,
     extra,
     integer,
     merged,
@@ -35,7 +36,7 @@ from gateway.binance.events.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AlgoUpdate(Publishable):
     """An algo (conditional) order was placed, triggered, finished or cancelled (``ALGO_UPDATE``);
     ``o`` is flattened."""
@@ -77,7 +78,7 @@ class AlgoUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ConditionalOrderTriggerReject(Publishable):
     """A triggered conditional order was rejected (``CONDITIONAL_ORDER_TRIGGER_REJECT``)."""
 
@@ -95,7 +96,7 @@ class ConditionalOrderTriggerReject(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class GridUpdate(Publishable):
     """A grid strategy's sub-order filled, partly or fully (``GRID_UPDATE``); ``gu`` flattened."""
 
@@ -120,7 +121,7 @@ class GridUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class StrategyUpdate(Publishable):
     """A strategy was created, changed, cancelled or expired (``STRATEGY_UPDATE``); ``su``
     flattened."""

@@ -8,7 +8,7 @@ One class per event for both futures markets; COIN-M's extras (account alias ``i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import ClassVar
 
@@ -20,6 +20,7 @@ from gateway.binance.events.base import (
     array,
     boolean,
     decimal,
+    event_class,
     extra,
     ignored,
     integer,
@@ -32,7 +33,7 @@ from gateway.binance.events.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class WalletBalance:
     """One asset's wallet after an account update."""
 
@@ -42,7 +43,7 @@ class WalletBalance:
     balance_change: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class PositionUpdate:
     """One position after an account update."""
 
@@ -57,7 +58,7 @@ class PositionUpdate:
     position_side: str
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AccountUpdate(Publishable):
     """Balances and positions changed (``ACCOUNT_UPDATE``); ``a`` is flattened."""
 
@@ -77,7 +78,7 @@ class AccountUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class MarginCallPosition:
     """One position in a margin call."""
 
@@ -91,7 +92,7 @@ class MarginCallPosition:
     maintenance_margin: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class MarginCall(Publishable):
     """Positions at risk of liquidation (``MARGIN_CALL``)."""
 
@@ -108,7 +109,7 @@ class MarginCall(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class OrderTradeUpdate(Publishable):
     """An order changed or traded (``ORDER_TRADE_UPDATE``); ``o`` is flattened."""
 
@@ -161,7 +162,7 @@ class OrderTradeUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AccountConfigUpdate(Publishable):
     """Leverage of a symbol, or multi-assets mode, changed (``ACCOUNT_CONFIG_UPDATE``)."""
 
@@ -179,7 +180,7 @@ class AccountConfigUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class TradeLite(Publishable):
     """A fill, reported faster and leaner than ORDER_TRADE_UPDATE (``TRADE_LITE``)."""
 

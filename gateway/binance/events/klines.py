@@ -8,27 +8,28 @@ documents as "Ignore" are kept in ``ignored`` (JSON-encoded, keyed ``k.<letter>`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import field
 from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
     Payload,
     Publishable,
+    Scaled,
     boolean,
-    decimal,
+    event_class,
     extra,
     ignored,
     integer,
     merged,
     obj,
+    scaled,
     text,
     time_us,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class Kline(Publishable):
     """One symbol's candle so far (``<symbol>@kline_<interval>[@+08:00]``), every market."""
 
@@ -41,14 +42,14 @@ class Kline(Publishable):
     timezone: str | None
     open_time_us: int
     close_time_us: int
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    close_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    taker_buy_volume: Decimal
-    taker_buy_quote_volume: Decimal
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    close_price: Scaled
+    volume: Scaled
+    quote_volume: Scaled
+    taker_buy_volume: Scaled
+    taker_buy_quote_volume: Scaled
     first_trade_id: int
     last_trade_id: int
     trade_count: int
@@ -58,7 +59,7 @@ class Kline(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ContinuousKline(Publishable):
     """A futures pair's candle for one contract type (``<pair>_<type>@continuousKline_<i>``)."""
 
@@ -72,14 +73,14 @@ class ContinuousKline(Publishable):
     interval: str
     open_time_us: int
     close_time_us: int
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    close_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    taker_buy_volume: Decimal
-    taker_buy_quote_volume: Decimal
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    close_price: Scaled
+    volume: Scaled
+    quote_volume: Scaled
+    taker_buy_volume: Scaled
+    taker_buy_quote_volume: Scaled
     first_update_id: int
     last_update_id: int
     trade_count: int
@@ -89,7 +90,7 @@ class ContinuousKline(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class IndexPriceKline(Publishable):
     """COIN-M index price candle of a pair (``<pair>@indexPriceKline_<interval>``)."""
 
@@ -102,10 +103,10 @@ class IndexPriceKline(Publishable):
     interval: str
     open_time_us: int
     close_time_us: int
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    close_price: Decimal
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    close_price: Scaled
     sample_count: int
     closed: bool
     ignored: Mapping[str, str]
@@ -113,7 +114,7 @@ class IndexPriceKline(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class MarkPriceKline(Publishable):
     """COIN-M mark price candle of a symbol (``<symbol>@markPriceKline_<interval>``)."""
 
@@ -126,10 +127,10 @@ class MarkPriceKline(Publishable):
     interval: str
     open_time_us: int
     close_time_us: int
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    close_price: Decimal
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    close_price: Scaled
     sample_count: int
     closed: bool
     ignored: Mapping[str, str]
@@ -173,14 +174,14 @@ def parse_kline(payload: Payload, ctx: Context) -> Kline:
         timezone=_timezone(ctx),
         open_time_us=time_us(bar["t"], "k.t", ctx),
         close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=decimal(bar["o"], "k.o"),
-        high_price=decimal(bar["h"], "k.h"),
-        low_price=decimal(bar["l"], "k.l"),
-        close_price=decimal(bar["c"], "k.c"),
-        volume=decimal(bar["v"], "k.v"),
-        quote_volume=decimal(bar["q"], "k.q"),
-        taker_buy_volume=decimal(bar["V"], "k.V"),
-        taker_buy_quote_volume=decimal(bar["Q"], "k.Q"),
+        open_price=scaled(bar["o"], "k.o"),
+        high_price=scaled(bar["h"], "k.h"),
+        low_price=scaled(bar["l"], "k.l"),
+        close_price=scaled(bar["c"], "k.c"),
+        volume=scaled(bar["v"], "k.v"),
+        quote_volume=scaled(bar["q"], "k.q"),
+        taker_buy_volume=scaled(bar["V"], "k.V"),
+        taker_buy_quote_volume=scaled(bar["Q"], "k.Q"),
         first_trade_id=integer(bar["f"], "k.f"),
         last_trade_id=integer(bar["L"], "k.L"),
         trade_count=integer(bar["n"], "k.n"),
@@ -201,14 +202,14 @@ def parse_continuous_kline(payload: Payload, ctx: Context) -> ContinuousKline:
         interval=text(bar["i"], "k.i"),
         open_time_us=time_us(bar["t"], "k.t", ctx),
         close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=decimal(bar["o"], "k.o"),
-        high_price=decimal(bar["h"], "k.h"),
-        low_price=decimal(bar["l"], "k.l"),
-        close_price=decimal(bar["c"], "k.c"),
-        volume=decimal(bar["v"], "k.v"),
-        quote_volume=decimal(bar["q"], "k.q"),
-        taker_buy_volume=decimal(bar["V"], "k.V"),
-        taker_buy_quote_volume=decimal(bar["Q"], "k.Q"),
+        open_price=scaled(bar["o"], "k.o"),
+        high_price=scaled(bar["h"], "k.h"),
+        low_price=scaled(bar["l"], "k.l"),
+        close_price=scaled(bar["c"], "k.c"),
+        volume=scaled(bar["v"], "k.v"),
+        quote_volume=scaled(bar["q"], "k.q"),
+        taker_buy_volume=scaled(bar["V"], "k.V"),
+        taker_buy_quote_volume=scaled(bar["Q"], "k.Q"),
         first_update_id=integer(bar["f"], "k.f"),
         last_update_id=integer(bar["L"], "k.L"),
         trade_count=integer(bar["n"], "k.n"),
@@ -228,10 +229,10 @@ def parse_index_price_kline(payload: Payload, ctx: Context) -> IndexPriceKline:
         interval=text(bar["i"], "k.i"),
         open_time_us=time_us(bar["t"], "k.t", ctx),
         close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=decimal(bar["o"], "k.o"),
-        high_price=decimal(bar["h"], "k.h"),
-        low_price=decimal(bar["l"], "k.l"),
-        close_price=decimal(bar["c"], "k.c"),
+        open_price=scaled(bar["o"], "k.o"),
+        high_price=scaled(bar["h"], "k.h"),
+        low_price=scaled(bar["l"], "k.l"),
+        close_price=scaled(bar["c"], "k.c"),
         sample_count=integer(bar["n"], "k.n"),
         closed=boolean(bar["x"], "k.x"),
         ignored=ignored(bar, _INDEX_BAR_IGNORED, "k."),
@@ -250,10 +251,10 @@ def parse_mark_price_kline(payload: Payload, ctx: Context) -> MarkPriceKline:
         interval=text(bar["i"], "k.i"),
         open_time_us=time_us(bar["t"], "k.t", ctx),
         close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=decimal(bar["o"], "k.o"),
-        high_price=decimal(bar["h"], "k.h"),
-        low_price=decimal(bar["l"], "k.l"),
-        close_price=decimal(bar["c"], "k.c"),
+        open_price=scaled(bar["o"], "k.o"),
+        high_price=scaled(bar["h"], "k.h"),
+        low_price=scaled(bar["l"], "k.l"),
+        close_price=scaled(bar["c"], "k.c"),
         sample_count=integer(bar["n"], "k.n"),
         closed=boolean(bar["x"], "k.x"),
         ignored=ignored(bar, _PRICE_BAR_IGNORED, "k."),

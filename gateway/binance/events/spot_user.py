@@ -8,7 +8,7 @@ retired listenKey streams.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import ClassVar
 
@@ -20,6 +20,7 @@ from gateway.binance.events.base import (
     array,
     boolean,
     decimal,
+    event_class,
     extra,
     ignored,
     integer,
@@ -33,7 +34,7 @@ from gateway.binance.events.base import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AccountBalance:
     """One asset's balance after an account change."""
 
@@ -42,7 +43,7 @@ class AccountBalance:
     locked: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AccountPosition(Publishable):
     """Balances of the assets an account change touched (``outboundAccountPosition``)."""
 
@@ -59,7 +60,7 @@ class AccountPosition(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class BalanceUpdate(Publishable):
     """A deposit, withdrawal or transfer changed one asset's balance (``balanceUpdate``)."""
 
@@ -77,7 +78,7 @@ class BalanceUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ExternalLockUpdate(Publishable):
     """Spot wallet balance locked or unlocked by an external system (``externalLockUpdate``)."""
 
@@ -95,7 +96,7 @@ class ExternalLockUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ExecutionReport(Publishable):
     """An order changed: placed, filled, canceled, expired... (``executionReport``)."""
 
@@ -163,7 +164,7 @@ class ExecutionReport(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ListOrder:
     """One order of an order list."""
 
@@ -172,7 +173,7 @@ class ListOrder:
     client_order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ListStatus(Publishable):
     """An order list (OCO, OTO, ...) changed (``listStatus``)."""
 
@@ -195,7 +196,7 @@ class ListStatus(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class EventStreamTerminated(Publishable):
     """The user-data subscription ended: logout, unsubscribe or expiry (``eventStreamTerminated``)."""
 
@@ -210,7 +211,7 @@ class EventStreamTerminated(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ListenKeyExpired(Publishable):
     """The listen key expired; the stream stops (``listenKeyExpired``, spot legacy and futures)."""
 

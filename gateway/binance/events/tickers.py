@@ -7,27 +7,28 @@ each market's parser demands exactly what that market documents.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import field
 from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
     Payload,
     Publishable,
+    Scaled,
     contract_market,
-    decimal,
-    decimal_or_null,
+    event_class,
     extra,
     integer,
     optional,
+    scaled,
+    scaled_or_null,
     symbol_type,
     text,
     time_us,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class MiniTicker(Publishable):
     """Rolling 24-hour OHLC and volume (``<symbol>@miniTicker``, ``!miniTicker@arr``)."""
 
@@ -37,18 +38,18 @@ class MiniTicker(Publishable):
     symbol: str
     pair: str | None
     event_time_us: int
-    last_price: Decimal
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
+    last_price: Scaled
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    volume: Scaled
+    quote_volume: Scaled
     symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class Ticker(Publishable):
     """Rolling 24-hour statistics (``<symbol>@ticker``, futures ``!ticker@arr``)."""
 
@@ -58,21 +59,21 @@ class Ticker(Publishable):
     symbol: str
     pair: str | None
     event_time_us: int
-    price_change: Decimal
-    price_change_percent: Decimal
-    weighted_average_price: Decimal
-    price_before_window: Decimal | None
-    last_price: Decimal
-    last_quantity: Decimal
-    best_bid_price: Decimal | None
-    best_bid_quantity: Decimal | None
-    best_ask_price: Decimal | None
-    best_ask_quantity: Decimal | None
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
+    price_change: Scaled
+    price_change_percent: Scaled
+    weighted_average_price: Scaled
+    price_before_window: Scaled | None
+    last_price: Scaled
+    last_quantity: Scaled
+    best_bid_price: Scaled | None
+    best_bid_quantity: Scaled | None
+    best_ask_price: Scaled | None
+    best_ask_quantity: Scaled | None
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    volume: Scaled
+    quote_volume: Scaled
     open_time_us: int
     close_time_us: int
     first_trade_id: int
@@ -83,7 +84,7 @@ class Ticker(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class RollingTicker(Publishable):
     """Spot rolling-window statistics (``<symbol>@ticker_<1h|4h|1d>``, ``!ticker_<w>@arr``)."""
 
@@ -93,15 +94,15 @@ class RollingTicker(Publishable):
     symbol: str
     window: str
     event_time_us: int
-    price_change: Decimal
-    price_change_percent: Decimal
-    open_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    last_price: Decimal
-    weighted_average_price: Decimal
-    volume: Decimal
-    quote_volume: Decimal
+    price_change: Scaled
+    price_change_percent: Scaled
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    last_price: Scaled
+    weighted_average_price: Scaled
+    volume: Scaled
+    quote_volume: Scaled
     open_time_us: int
     close_time_us: int
     first_trade_id: int
@@ -111,7 +112,7 @@ class RollingTicker(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AvgPrice(Publishable):
     """Spot average price over an interval (``<symbol>@avgPrice``)."""
 
@@ -121,13 +122,13 @@ class AvgPrice(Publishable):
     symbol: str
     event_time_us: int
     interval: str
-    average_price: Decimal
+    average_price: Scaled
     last_trade_time_us: int
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ReferencePrice(Publishable):
     """Spot reference price (``<symbol>@referencePrice``); Binance sends no event time."""
 
@@ -136,7 +137,7 @@ class ReferencePrice(Publishable):
 
     market: str
     symbol: str
-    reference_price: Decimal | None
+    reference_price: Scaled | None
     engine_time_us: int
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -162,19 +163,19 @@ def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
-        last_price=decimal(payload["c"], "c"),
-        open_price=decimal(payload["o"], "o"),
-        high_price=decimal(payload["h"], "h"),
-        low_price=decimal(payload["l"], "l"),
-        volume=decimal(payload["v"], "v"),
-        quote_volume=decimal(payload["q"], "q"),
+        last_price=scaled(payload["c"], "c"),
+        open_price=scaled(payload["o"], "o"),
+        high_price=scaled(payload["h"], "h"),
+        low_price=scaled(payload["l"], "l"),
+        volume=scaled(payload["v"], "v"),
+        quote_volume=scaled(payload["q"], "q"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _MINI_TICKER_KEYS),
     )
 
 
-_SpotOnly = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+_SpotOnly = tuple[Scaled | None, Scaled | None, Scaled | None, Scaled | None, Scaled | None]
 
 
 def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozenset[str]) -> Ticker:
@@ -185,21 +186,21 @@ def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozens
         symbol=text(payload["s"], "s"),
         pair=optional(payload, "ps", text),
         event_time_us=time_us(payload["E"], "E", ctx),
-        price_change=decimal(payload["p"], "p"),
-        price_change_percent=decimal(payload["P"], "P"),
-        weighted_average_price=decimal(payload["w"], "w"),
+        price_change=scaled(payload["p"], "p"),
+        price_change_percent=scaled(payload["P"], "P"),
+        weighted_average_price=scaled(payload["w"], "w"),
         price_before_window=before_window,
-        last_price=decimal(payload["c"], "c"),
-        last_quantity=decimal(payload["Q"], "Q"),
+        last_price=scaled(payload["c"], "c"),
+        last_quantity=scaled(payload["Q"], "Q"),
         best_bid_price=bid_price,
         best_bid_quantity=bid_quantity,
         best_ask_price=ask_price,
         best_ask_quantity=ask_quantity,
-        open_price=decimal(payload["o"], "o"),
-        high_price=decimal(payload["h"], "h"),
-        low_price=decimal(payload["l"], "l"),
-        volume=decimal(payload["v"], "v"),
-        quote_volume=decimal(payload["q"], "q"),
+        open_price=scaled(payload["o"], "o"),
+        high_price=scaled(payload["h"], "h"),
+        low_price=scaled(payload["l"], "l"),
+        volume=scaled(payload["v"], "v"),
+        quote_volume=scaled(payload["q"], "q"),
         open_time_us=time_us(payload["O"], "O", ctx),
         close_time_us=time_us(payload["C"], "C", ctx),
         first_trade_id=integer(payload["F"], "F"),
@@ -214,11 +215,11 @@ def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozens
 def parse_spot_ticker(payload: Payload, ctx: Context) -> Ticker:
     # Spot also sends the price before the window and the best bid/ask; futures do not.
     spot_only = (
-        decimal(payload["x"], "x"),
-        decimal(payload["b"], "b"),
-        decimal(payload["B"], "B"),
-        decimal(payload["a"], "a"),
-        decimal(payload["A"], "A"),
+        scaled(payload["x"], "x"),
+        scaled(payload["b"], "b"),
+        scaled(payload["B"], "B"),
+        scaled(payload["a"], "a"),
+        scaled(payload["A"], "A"),
     )
     return _ticker(payload, ctx, spot_only, _SPOT_TICKER_KEYS)
 
@@ -237,15 +238,15 @@ def parse_rolling_ticker(payload: Payload, ctx: Context) -> RollingTicker:
         symbol=text(payload["s"], "s"),
         window=event_type.removesuffix("Ticker"),  # "1hTicker" -> "1h"
         event_time_us=time_us(payload["E"], "E", ctx),
-        price_change=decimal(payload["p"], "p"),
-        price_change_percent=decimal(payload["P"], "P"),
-        open_price=decimal(payload["o"], "o"),
-        high_price=decimal(payload["h"], "h"),
-        low_price=decimal(payload["l"], "l"),
-        last_price=decimal(payload["c"], "c"),
-        weighted_average_price=decimal(payload["w"], "w"),
-        volume=decimal(payload["v"], "v"),
-        quote_volume=decimal(payload["q"], "q"),
+        price_change=scaled(payload["p"], "p"),
+        price_change_percent=scaled(payload["P"], "P"),
+        open_price=scaled(payload["o"], "o"),
+        high_price=scaled(payload["h"], "h"),
+        low_price=scaled(payload["l"], "l"),
+        last_price=scaled(payload["c"], "c"),
+        weighted_average_price=scaled(payload["w"], "w"),
+        volume=scaled(payload["v"], "v"),
+        quote_volume=scaled(payload["q"], "q"),
         open_time_us=time_us(payload["O"], "O", ctx),
         close_time_us=time_us(payload["C"], "C", ctx),
         first_trade_id=integer(payload["F"], "F"),
@@ -262,7 +263,7 @@ def parse_avg_price(payload: Payload, ctx: Context) -> AvgPrice:
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         interval=text(payload["i"], "i"),
-        average_price=decimal(payload["w"], "w"),
+        average_price=scaled(payload["w"], "w"),
         last_trade_time_us=time_us(payload["T"], "T", ctx),
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _AVG_PRICE_KEYS),
@@ -273,7 +274,7 @@ def parse_reference_price(payload: Payload, ctx: Context) -> ReferencePrice:
     return ReferencePrice(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
-        reference_price=decimal_or_null(payload["r"], "r"),
+        reference_price=scaled_or_null(payload["r"], "r"),
         engine_time_us=time_us(payload["t"], "t", ctx),
         received_at_us=ctx.received_at_us,
         extra=extra(payload, _REFERENCE_PRICE_KEYS),

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import field
 from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
     Payload,
     Publishable,
+    Scaled,
     boolean,
     contract_market,
-    decimal,
+    event_class,
     extra,
     integer,
     merged,
     obj,
     optional,
+    scaled,
     symbol_type,
     text,
     time_us,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class Trade(Publishable):
     """One trade (``<symbol>@trade``): spot, and the futures stream Binance serves undocumented
     (docs/binance-streams.md), which adds ``X`` (``trade_type``) and drops ``M``."""
@@ -36,8 +37,8 @@ class Trade(Publishable):
     symbol: str
     event_time_us: int
     trade_id: int
-    price: Decimal
-    quantity: Decimal
+    price: Scaled
+    quantity: Scaled
     trade_time_us: int
     buyer_is_maker: bool
     best_match: bool | None
@@ -46,7 +47,7 @@ class Trade(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class AggTrade(Publishable):
     """Trades of one taker order at one price (``<symbol>@aggTrade``), every market."""
 
@@ -56,9 +57,9 @@ class AggTrade(Publishable):
     symbol: str
     event_time_us: int
     agg_trade_id: int
-    price: Decimal
-    quantity: Decimal
-    normal_quantity: Decimal | None
+    price: Scaled
+    quantity: Scaled
+    normal_quantity: Scaled | None
     first_trade_id: int
     last_trade_id: int
     trade_time_us: int
@@ -69,7 +70,7 @@ class AggTrade(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class BlockTrade(Publishable):
     """One spot block trade (``<symbol>@blockTrade``)."""
 
@@ -79,15 +80,15 @@ class BlockTrade(Publishable):
     symbol: str
     event_time_us: int
     block_trade_id: int
-    price: Decimal
-    quantity: Decimal
+    price: Scaled
+    quantity: Scaled
     trade_time_us: int
     buyer_is_maker: bool
     received_at_us: int
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ForceOrder(Publishable):
     """A liquidation order (``<symbol>@forceOrder``, ``!forceOrder@arr``); ``o`` is flattened."""
 
@@ -100,12 +101,12 @@ class ForceOrder(Publishable):
     side: str
     order_type: str
     time_in_force: str
-    quantity: Decimal
-    price: Decimal
-    average_price: Decimal
+    quantity: Scaled
+    price: Scaled
+    average_price: Scaled
     order_status: str
-    last_filled_quantity: Decimal
-    filled_quantity: Decimal
+    last_filled_quantity: Scaled
+    filled_quantity: Scaled
     trade_time_us: int
     symbol_type: int | None = field(default=None, kw_only=True)
     received_at_us: int
@@ -126,8 +127,8 @@ def parse_trade(payload: Payload, ctx: Context) -> Trade:
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         trade_id=integer(payload["t"], "t"),
-        price=decimal(payload["p"], "p"),
-        quantity=decimal(payload["q"], "q"),
+        price=scaled(payload["p"], "p"),
+        quantity=scaled(payload["q"], "q"),
         trade_time_us=time_us(payload["T"], "T", ctx),
         buyer_is_maker=boolean(payload["m"], "m"),
         best_match=optional(payload, "M", boolean),
@@ -144,9 +145,9 @@ def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         agg_trade_id=integer(payload["a"], "a"),
-        price=decimal(payload["p"], "p"),
-        quantity=decimal(payload["q"], "q"),
-        normal_quantity=optional(payload, "nq", decimal),
+        price=scaled(payload["p"], "p"),
+        quantity=scaled(payload["q"], "q"),
+        normal_quantity=optional(payload, "nq", scaled),
         first_trade_id=integer(payload["f"], "f"),
         last_trade_id=integer(payload["l"], "l"),
         trade_time_us=time_us(payload["T"], "T", ctx),
@@ -164,8 +165,8 @@ def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
         symbol=text(payload["s"], "s"),
         event_time_us=time_us(payload["E"], "E", ctx),
         block_trade_id=integer(payload["t"], "t"),
-        price=decimal(payload["p"], "p"),
-        quantity=decimal(payload["q"], "q"),
+        price=scaled(payload["p"], "p"),
+        quantity=scaled(payload["q"], "q"),
         trade_time_us=time_us(payload["T"], "T", ctx),
         buyer_is_maker=boolean(payload["m"], "m"),
         received_at_us=ctx.received_at_us,
@@ -184,12 +185,12 @@ def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
         side=text(order["S"], "o.S"),
         order_type=text(order["o"], "o.o"),
         time_in_force=text(order["f"], "o.f"),
-        quantity=decimal(order["q"], "o.q"),
-        price=decimal(order["p"], "o.p"),
-        average_price=decimal(order["ap"], "o.ap"),
+        quantity=scaled(order["q"], "o.q"),
+        price=scaled(order["p"], "o.p"),
+        average_price=scaled(order["ap"], "o.ap"),
         order_status=text(order["X"], "o.X"),
-        last_filled_quantity=decimal(order["l"], "o.l"),
-        filled_quantity=decimal(order["z"], "o.z"),
+        last_filled_quantity=scaled(order["l"], "o.l"),
+        filled_quantity=scaled(order["z"], "o.z"),
         trade_time_us=time_us(order["T"], "o.T", ctx),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,

@@ -42,5 +42,7 @@ def test_cpu_spent_in_a_centre_is_credited_to_it_and_gc_apart() -> None:
     del garbage
     shares = sampler.stop()
     assert abs(sum(shares.values()) - 1) < 1e-9
-    assert shares["Avro encode + record build"] > 0.5
-    assert shares.get("garbage collection", 0) > 0
+    # In CPU seconds: most of the 0.3 s spun is credited to the spinning frame's centre (the
+    # rest of the run, the collection above all, depends on the test process's heap).
+    assert 0.2 < sampler.cpu_s["Avro encode + record build"] < 0.4
+    assert sampler.cpu_s["garbage collection"] > 0

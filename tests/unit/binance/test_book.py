@@ -20,6 +20,7 @@ from gateway.binance.book import (
     SyncRules,
     SyncState,
 )
+from gateway.binance.events.base import Price
 from gateway.errors import InvalidStateError
 
 
@@ -50,7 +51,7 @@ class Exchange:
         return diff
 
 
-def sides(book: OrderBook) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+def sides(book: OrderBook) -> tuple[dict[Price, Price], dict[Price, Price]]:
     return book.bids, book.asks
 
 

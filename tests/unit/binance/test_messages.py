@@ -8,7 +8,7 @@ import orjson
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.binance.events.base import Publishable
+from gateway.binance.events.base import Publishable, Scaled, as_decimal
 from gateway.binance.events.books import BookTicker, DepthSnapshot, DepthUpdate, RpiDepthUpdate
 from gateway.binance.events.derivatives import ContractInfo, MarkPrice, TradingSession
 from gateway.binance.events.futures_user import OrderTradeUpdate
@@ -27,6 +27,12 @@ from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError
 from tests.vectors import VECTORS_DIR, vector, vector_bytes
 
+
+def units(text: str) -> Scaled:
+    """The Scaled value of a decimal literal, as the parser makes it from Binance's string."""
+    return Scaled(int(Decimal(text).scaleb(18)))
+
+
 SPOT = FrameParser(Market.SPOT)
 
 
@@ -37,8 +43,8 @@ def test_spot_trade_vector_maps_every_field() -> None:
         symbol="BNBBTC",
         event_time_us=1672515782136000,
         trade_id=12345,
-        price=Decimal("0.001"),
-        quantity=Decimal("100"),
+        price=units("0.001"),
+        quantity=units("100"),
         trade_time_us=1672515782136000,
         buyer_is_maker=True,
         best_match=True,
@@ -52,7 +58,7 @@ def test_combined_wrapper_is_unwrapped() -> None:
     [event] = SPOT.parse(vector_bytes("spot/combined_wrapper_example.json"), received_at_us=1)
     assert isinstance(event, AggTrade)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (12345, 100, 105)
-    assert event.price == Decimal("0.001")
+    assert event.price == units("0.001")
 
 
 def test_microsecond_connections_keep_microseconds() -> None:
@@ -156,8 +162,9 @@ def test_any_well_formed_trade_parses_exactly(
     }
     [event] = SPOT.parse(orjson.dumps(payload), 0)
     assert isinstance(event, Trade)
-    assert event.price == Decimal(price)
-    assert format(event.quantity, "f") == quantity  # digits kept exactly as sent
+    assert as_decimal(event.price) == Decimal(price)
+    # The value exactly; trailing zeros go, as they do on the wire (scale 18).
+    assert as_decimal(event.quantity) == Decimal(quantity)
     assert event.trade_id == trade_id
     assert event.event_time_us == event_ms * 1000
 
@@ -275,7 +282,7 @@ def test_all_market_arrays_become_one_event_per_symbol() -> None:
     marks = [e for e in events if isinstance(e, MarkPrice)]
     assert len(marks) == len(events)
     assert [e.symbol for e in marks] == ["BTCUSD_201225", "BTCUSD_PERP"]
-    assert [e.funding_rate for e in marks] == [None, Decimal("0E-8")]
+    assert [e.funding_rate for e in marks] == [None, 0]  # "" is null; "0.00000000" is 0
 
 
 def test_unknown_nested_fields_are_kept_with_their_path() -> None:
@@ -447,8 +454,8 @@ def test_the_undocumented_futures_trade_stream_becomes_a_trade_record(market: Ma
         symbol="BTCUSDT",
         event_time_us=1679851564490000,
         trade_id=3493102749,
-        price=Decimal("27785.00"),
-        quantity=Decimal("0.014"),
+        price=units("27785.00"),
+        quantity=units("0.014"),
         trade_time_us=1679851564486000,
         buyer_is_maker=True,
         best_match=None,

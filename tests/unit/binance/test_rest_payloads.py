@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.binance.events.base import Price, as_decimal
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import (
     agg_trades_call,
@@ -54,7 +55,7 @@ def test_agg_trade_rows_become_the_events_the_stream_carries(market: Market) -> 
     rows = vector(f"{market.value}/rest_aggTrades.json")
     [event] = parse_agg_trade_rows(rows, market, "BNBBTC", received_at_us=9)
     assert (event.agg_trade_id, event.first_trade_id, event.last_trade_id) == (26129, 27781, 27781)
-    assert event.price == Decimal("0.01633102")
+    assert as_decimal(event.price) == Decimal("0.01633102")
     assert event.event_time_us == event.trade_time_us == 1498793709153000
     assert (event.symbol, event.market, event.received_at_us, event.extra) == (
         "BNBBTC",
@@ -68,7 +69,7 @@ def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity() -> No
     rows = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
              "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]  # fmt: skip
     [event] = parse_trade_rows(rows, Market.SPOT, "BTCUSDT", received_at_us=1)
-    assert (event.trade_id, event.price, event.quantity) == (
+    assert (event.trade_id, as_decimal(event.price), as_decimal(event.quantity)) == (
         28457,
         Decimal("4.00000100"),
         Decimal("12"),
@@ -76,12 +77,16 @@ def test_trade_rows_map_named_fields_and_drop_the_derived_quote_quantity() -> No
     assert (event.buyer_is_maker, event.best_match, event.extra) == (True, True, {})
 
 
+def exact(value: Price) -> Decimal:
+    return value if isinstance(value, Decimal) else as_decimal(value)
+
+
 @pytest.mark.parametrize("market", [Market.SPOT, Market.USDM])
 def test_depth_answers_become_book_snapshots(market: Market) -> None:
     body = vector(f"{market.value}/rest_depth.json")
     snapshot = parse_depth_body(body, market, "BTCUSDT", received_at_us=5, reason="initial")
     assert snapshot.last_update_id == body["lastUpdateId"]
-    assert [(level.price, level.quantity) for level in snapshot.bids] == [
+    assert [(exact(level.price), exact(level.quantity)) for level in snapshot.bids] == [
         (Decimal(p), Decimal(q)) for p, q in body["bids"]
     ]
     assert (snapshot.symbol, snapshot.reason, snapshot.extra) == ("BTCUSDT", "initial", {})
