@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -236,9 +237,8 @@ async def test_silence_is_judged_by_the_connections_own_frames(
         async with client_running(client):
             await until(lambda: client.reconnects == 1 and len(rec.frames) >= 5)
     assert rec.numbers()[:3] == [-10, -11, -12]
-    assert "c: no frame for 1s (its streams allow 1s); treating the connection as dead" in (
-        caplog.text
-    )
+    verdict = r"c: no frame for \d+s \(its streams allow 1s\); treating the connection as dead"
+    assert re.search(verdict, caplog.text)
 
 
 async def test_a_failing_silence_allowance_is_a_bug_and_is_raised() -> None:
