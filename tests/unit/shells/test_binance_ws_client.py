@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from gateway.adapters.binance_ws import BinanceStreamClient, map_websocket_errors
 from gateway.binance.policy import SlidingWindowLimit
+from gateway.binance.rotation import Phase
 from gateway.errors import ConfigError, ServerShutdownNotice, StreamDisconnectedError, UpstreamError
 from gateway.settings import BinanceSettings
 
@@ -44,11 +46,14 @@ class Feed:
 
     ``script(index, ws)`` runs first for the ``index``-th connection (from 1); returning False
     leaves that connection out of the broadcast (it then only serves what the script sent).
-    ``refuse`` maps a connection index to the HTTP status its handshake is refused with.
+    ``refuse`` maps a connection index to the HTTP status its handshake is refused with;
+    the handshakes of ``stall`` wait until the feed stops.
     """
 
     script: Callable[[int, ServerConnection], Awaitable[bool]] | None = None
     refuse: dict[int, int] = field(default_factory=dict)
+    stall: set[int] = field(default_factory=set)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
     paths: list[str] = field(default_factory=list)
     live: set[ServerConnection] = field(default_factory=set)
@@ -58,9 +63,11 @@ class Feed:
     def url(self, streams: str = "btcusdt@trade") -> str:
         return f"ws://127.0.0.1:{self.port}/stream?streams={streams}"
 
-    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+    async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         self.connections += 1
         self.paths.append(request.path)
+        if self.connections in self.stall:
+            await self.stopping.wait()
         status = self.refuse.get(self.connections)
         return None if status is None else ws.respond(status, "refused\n")
 
@@ -95,6 +102,7 @@ async def running(feed: Feed) -> AsyncIterator[Feed]:
         try:
             yield feed
         finally:
+            feed.stopping.set()
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
 
@@ -189,6 +197,66 @@ async def test_no_allowance_means_silence_is_never_judged() -> None:
     assert client.reconnects == 0 and feed.connections == 1
 
 
+async def test_time_spent_handing_a_frame_on_is_not_silence() -> None:
+    """Waiting for Kafka (here: a handler that takes 1.2 s) is never counted as silence."""
+
+    class Slow(Recorder):
+        async def __call__(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
+            await super().__call__(raw, received_at_us, received_ns)
+            if len(self.frames) == 1:
+                await asyncio.sleep(1.2)  # past two silence checks, six allowances
+
+    async with running(Feed()) as feed:
+        rec = Slow()
+        client = BinanceStreamClient(
+            feed.url(), rec, BinanceSettings(), name="c", silence_allowance=lambda: 0.2
+        )
+        async with client_running(client):
+            await until(lambda: len(rec.frames) >= 30)
+    assert client.reconnects == 0 and feed.connections == 1
+    assert contiguous(rec.numbers())
+
+
+async def test_silence_is_judged_by_the_connections_own_frames(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A live connection is judged every check: the verdict names the silence and allowance."""
+
+    async def fall_silent(index: int, ws: ServerConnection) -> bool:
+        if index == 1:
+            for n in range(3):
+                await ws.send(frame(-10 - n).decode())
+            return False  # then nothing more on the first connection
+        return True
+
+    async with running(Feed(script=fall_silent)) as feed:
+        rec = Recorder()
+        client = BinanceStreamClient(
+            feed.url(), rec, BinanceSettings(), name="c", silence_allowance=lambda: 0.7
+        )
+        async with client_running(client):
+            await until(lambda: client.reconnects == 1 and len(rec.frames) >= 5)
+    assert rec.numbers()[:3] == [-10, -11, -12]
+    verdict = r"c: no frame for \d+s \(its streams allow 1s\); treating the connection as dead"
+    assert re.search(verdict, caplog.text)
+
+
+async def test_a_failing_silence_allowance_is_a_bug_and_is_raised() -> None:
+    async def silent(index: int, ws: ServerConnection) -> bool:
+        return False
+
+    def broken() -> float:
+        raise RuntimeError("allowance bug")
+
+    async with running(Feed(script=silent)) as feed:
+        client = BinanceStreamClient(
+            feed.url(), Recorder(), BinanceSettings(), name="c", silence_allowance=broken
+        )
+        with pytest.raises(RuntimeError, match="allowance bug"):
+            await asyncio.wait_for(client.run(), 10)
+    assert client.reconnects == 0 and client.phase is Phase.CLOSED
+
+
 async def test_rotation_is_make_before_break_nothing_lost_nothing_repeated() -> None:
     settings = BinanceSettings(rotate_after_s=0.3, handover_timeout_s=5.0)
     async with running(Feed()) as feed:
@@ -241,7 +309,7 @@ async def test_a_successor_refused_keeps_the_old_connection() -> None:
             await until(lambda: feed.connections == 2 and len(rec.frames) >= 20)
     assert contiguous(rec.numbers())
     assert client.rotations == 0 and client.reconnects == 0
-    assert client._next_rotation_s == 30.0  # tried again well before the 24-hour cut
+    assert client.rotation.due_in_s == 30.0  # tried again well before the 24-hour cut
 
 
 async def test_a_successor_that_dies_before_the_switch_is_abandoned() -> None:
@@ -286,11 +354,93 @@ async def test_cancelled_during_the_overlap_leaves_nothing_behind() -> None:
         rec = Recorder(shutdown_at=3)
         client = BinanceStreamClient(feed.url(), rec, settings, name="c")
         task = asyncio.create_task(client.run())
-        await until(lambda: feed.connections == 2 and client._handover is not None)
+        await until(lambda: client.phase is Phase.OVERLAPPING)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await until(lambda: not feed.live)  # the server saw both sockets closed
-    assert client._handover is None and client._old is None
+    assert client.phase is Phase.CLOSED and client.rotation.handover is None
+
+
+async def test_a_silent_successor_is_judged_dead_and_abandoned() -> None:
+    async def second_silent(index: int, ws: ServerConnection) -> bool:
+        return index != 2
+
+    settings = BinanceSettings(handover_timeout_s=5.0)
+    async with running(Feed(script=second_silent)) as feed:
+        rec = Recorder(shutdown_at=3)
+        client = BinanceStreamClient(
+            feed.url(), rec, settings, name="c", silence_allowance=lambda: 0.2
+        )
+        async with client_running(client):
+            await until(lambda: feed.connections == 2 and client.phase is Phase.OVERLAPPING)
+            await until(lambda: client.phase is Phase.SERVING)  # long before the 5 s timeout
+            await until(lambda: len(rec.frames) >= 20)
+    assert contiguous(rec.numbers())
+    assert client.rotations == 0 and client.reconnects == 0
+    assert client.rotation.due_in_s == 30.0
+
+
+async def test_a_successor_failing_for_a_bug_raises_it() -> None:
+    async def second_binary(index: int, ws: ServerConnection) -> bool:
+        if index == 2:
+            await ws.send(frame(-1))  # refused, and the refusal handler fails
+        return True
+
+    async def broken_sink(raw: bytes, received_at_us: int, reason: str) -> None:
+        raise RuntimeError("sink bug")
+
+    settings = BinanceSettings(handover_timeout_s=5.0)
+    async with running(Feed(script=second_binary)) as feed:
+        client = BinanceStreamClient(
+            feed.url(), Recorder(shutdown_at=3), settings, name="c", on_refused=broken_sink
+        )
+        with pytest.raises(RuntimeError, match="sink bug"):
+            await asyncio.wait_for(client.run(), 10)
+    assert client.phase is Phase.CLOSED
+
+
+async def test_cancelled_while_the_successor_connects_leaves_nothing_behind() -> None:
+    async with running(Feed(stall={2})) as feed:
+        rec = Recorder(shutdown_at=3)
+        client = BinanceStreamClient(feed.url(), rec, BinanceSettings(), name="c")
+        task = asyncio.create_task(client.run())
+        await until(lambda: client.phase is Phase.OPENING and feed.connections == 2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await until(lambda: not feed.live)
+    assert client.phase is Phase.CLOSED
+
+
+async def test_a_switch_waits_for_the_frame_being_handed_on() -> None:
+    """A frame handed on when the rotation begins (its handler waiting for Kafka past the
+    handover timeout) finishes before the successor's frames are handed on: one at a time."""
+    client: BinanceStreamClient | None = None
+
+    class Slow(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = self.most_in_flight = 0
+
+        async def __call__(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await super().__call__(raw, received_at_us, received_ns)
+                if number(raw) == 4:
+                    assert client is not None
+                    client.retarget(client.url + "/ethusdt@trade")  # rotate now...
+                    await asyncio.sleep(1.0)  # ...while this frame is still on its way
+            finally:
+                self.in_flight -= 1
+
+    settings = BinanceSettings(handover_timeout_s=0.3)
+    async with running(Feed()) as feed:
+        rec = Slow()
+        client = BinanceStreamClient(feed.url(), rec, settings, name="c")
+        async with client_running(client):
+            await until(lambda: client.rotations == 1 and len(rec.frames) >= 150)
+    assert rec.most_in_flight == 1
+    assert contiguous(rec.numbers())
 
 
 async def test_binary_and_oversized_frames_are_refused_and_the_stream_goes_on() -> None:
