@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_the_table_is_the_documented_cycle() -> None:
         lambda r: r.lost(),
     ],
 )
-def test_a_transition_not_in_the_table_is_a_bug(drive) -> None:
+def test_a_transition_not_in_the_table_is_a_bug(drive: Callable[[Rotation], object]) -> None:
     with pytest.raises(InvalidStateError, match="CLOSED"):
         drive(Rotation("c", 100.0, 10.0))
 
