@@ -20,8 +20,6 @@ import logging
 import time
 from collections.abc import Mapping
 
-from prometheus_client import Counter, Histogram
-
 from gateway import topic_catalogue
 from gateway.accounts.settings import AccountSettings
 from gateway.accounts.stream import AccountStream
@@ -48,7 +46,7 @@ from gateway.coordination.fencing import Lease
 from gateway.coordination.plan import build_plan, diff
 from gateway.errors import GatewayError
 from gateway.liveness import LivenessMonitor, recovered_elsewhere
-from gateway.metrics import Metrics
+from gateway.metrics import Buckets, Count, Metrics
 from gateway.ownership import Ownership, Unit
 from gateway.pipeline import FrameLimits
 from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, SingleObjectFraming
@@ -119,7 +117,7 @@ class Gateway:
             self.sink.fence_with(lambda: lease.verdict(time.monotonic()))
         self.metrics.kafka_queue_depth.set_function(lambda: self.sink.queue_depth)
         self.metrics.symbols_held_back.set_function(lambda: len(self.held_back()))
-        self._ack_metrics: dict[str, tuple[Counter, Histogram]] = {}
+        self._ack_metrics: dict[str, tuple[Count, Buckets]] = {}
         self.status_server: StatusServer | None = None
         self.keepers: dict[Market, MarketKeepers] = {}
         self.rest: dict[Market, BinanceRestClient] = {}

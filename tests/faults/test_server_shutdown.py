@@ -64,7 +64,7 @@ async def test_server_shutdown_switches_make_before_break(kafka_bootstrap, topic
     assert connection.rotations == SHUTDOWNS  # each notice was one make-before-break switch
     assert connection.reconnects == 0  # never a break: the successor was up before the close
     assert opened == 1 + SHUTDOWNS
-    assert gateway.metrics.backfilled.labels("spot", "trade")._value.get() == 0  # no hole
+    assert gateway.metrics.backfilled.labels("spot", "trade").get() == 0  # no hole
 
     acked = gateway.sink.stats.acked
     records = await read_all(gateway.topics(), bootstrap_servers=kafka_bootstrap, expected=acked)

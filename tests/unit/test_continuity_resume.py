@@ -120,7 +120,7 @@ class Harness:
 
     @property
     def duplicates(self) -> float:
-        return self.metrics.duplicates.labels("spot")._value.get()
+        return self.metrics.duplicates.labels("spot").get()
 
 
 async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_one():

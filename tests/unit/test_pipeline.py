@@ -47,7 +47,7 @@ async def test_events_become_records_on_their_topics(pipeline_and_sink):
     await pipeline(vector_bytes("spot/trade.json"), AT + 1, 0)
     await pipeline(vector_bytes("spot/combined_wrapper_example.json"), AT + 2, 0)
     assert [r.topic for r in sink.records] == ["p.spot.trade", "p.spot.agg_trade"]
-    assert metrics.events.labels("spot", "trade")._value.get() == 1
+    assert metrics.events.labels("spot", "trade").get() == 1
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     assert decoded(dead)["raw"] == frame
     assert decoded(dead)["stage"] == "parse"
     assert good.topic == "p.spot.trade"
-    assert metrics.dead_letters.labels("spot", "parse")._value.get() == 1
+    assert metrics.dead_letters.labels("spot", "parse").get() == 1
 
 
 async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(pipeline_and_sink):
@@ -83,7 +83,7 @@ async def test_unknown_fields_are_counted_and_kept(pipeline_and_sink, caplog):
     await pipeline(frame, AT + 1, 0)
     await pipeline(frame, AT + 2, 0)
     assert decoded(sink.records[0])["extra"] == {"Z": "1"}
-    assert metrics.unknown_fields.labels("spot", "trade", "Z")._value.get() == 2
+    assert metrics.unknown_fields.labels("spot", "trade", "Z").get() == 2
     assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
 
 
