@@ -9,11 +9,12 @@ the same frames (the feeder's, :mod:`gateway.benchmark.feed`) through two loops 
 * ``pipeline``: :class:`gateway.pipeline.FramePipeline` as a shard builds it (trade continuity,
   stream liveness, plausibility and size limits, metrics), into a sink that counts.
 
-``pipeline - codec`` is what the frame path adds per event: metrics, continuity, the publish
-step's checks and the awaits between them. CPU time is the process's (``time.process_time``), so
-the figure is per event of work done, not of wall-clock time. The garbage collector's passes
-and their time are counted too (``gc.callbacks``). Prints one JSON line per loop (median of
-``--repeats``), e.g.::
+``pipeline - codec`` (the median of the differences of runs taken in turns) is what the frame
+path adds per event: metrics, continuity, the publish step's checks and the awaits between them.
+CPU time is the process's (``time.process_time``), so the figure is per event of work done, not
+of wall-clock time. The garbage collector's passes and their time are counted too
+(``gc.callbacks``). Prints one JSON line per loop (median of ``--repeats``) and one for the
+difference, e.g.::
 
     .venv/bin/python -m gateway.benchmark.frames --events 200000 --kind aggTrade --symbols 50
 """
@@ -26,6 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from statistics import median
 from typing import Any
 
 import orjson
@@ -154,20 +156,28 @@ async def measure(name: str, loop: Loop, batch: list[bytes]) -> LoopResult:
     )
 
 
-async def main(args: argparse.Namespace) -> list[LoopResult]:
+async def main(args: argparse.Namespace) -> list[dict[str, object]]:
+    """Median of the repeats per loop, and of the pipeline's excess over the codec per repeat:
+    the loops take turns, so a neighbour's burst of load weighs on both sides of a difference."""
     loops: dict[str, Loop] = {
         "codec": codec_loop,
         "pipeline": lambda batch: pipeline_loop(batch, args.kind, args.symbols),
     }
-    results = []
-    for name, loop in loops.items():
-        runs = []
-        for _ in range(args.repeats):
+    runs: dict[str, list[LoopResult]] = {name: [] for name in loops}
+    for _ in range(args.repeats):
+        for name, loop in loops.items():
             # Fresh frames per run: ids restart, so continuity sees a new, contiguous stream.
             batch = frames(args.kind, args.symbols, args.events)
-            runs.append(await measure(name, loop, batch))
-        runs.sort(key=lambda r: r.cpu_us_per_event)
-        results.append(runs[len(runs) // 2])
+            runs[name].append(await measure(name, loop, batch))
+    results: list[dict[str, object]] = []
+    for measured in runs.values():
+        ordered = sorted(measured, key=lambda r: r.cpu_us_per_event)
+        results.append(asdict(ordered[len(ordered) // 2]))
+    excess = [
+        p.cpu_us_per_event - c.cpu_us_per_event
+        for c, p in zip(runs["codec"], runs["pipeline"], strict=True)
+    ]
+    results.append({"loop": "pipeline - codec", "cpu_us_per_event": round(median(excess), 2)})
     return results
 
 
@@ -186,4 +196,4 @@ if __name__ == "__main__":
     if arguments.gc:
         tune_gc()
     for result in run_async(main(arguments)):
-        sys.stdout.write(orjson.dumps(asdict(result)).decode() + "\n")
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
