@@ -11,13 +11,16 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when it is installed (it is on Linux), else asyncio's loop."""
+def run_async(main: Coroutine[Any, Any, T], *, uvloop: bool = True) -> T:
+    """Run a coroutine on uvloop when it is installed (it is on Linux) and ``uvloop`` (the
+    setting ``runtime.uvloop`` for ``gateway run``), else on asyncio's own loop."""
     try:
-        import uvloop
+        import uvloop as _uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
+        uvloop = False
+    if not uvloop:
         return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=_uvloop.new_event_loop) as runner:
         return runner.run(main)
 
 
