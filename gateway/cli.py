@@ -86,7 +86,7 @@ def run(
     with user_errors():
         settings = load_settings(config)
         configure_logging(settings.log.level, settings.log.json_format)
-        run_async(run_gateway(settings, local_stack=local_stack))
+        run_async(run_gateway(settings, local_stack=local_stack), uvloop=settings.runtime.uvloop)
 
 
 @app.command()

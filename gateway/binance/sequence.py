@@ -113,6 +113,17 @@ class IdContinuity(Generic[T]):
     def backfilling(self) -> bool:
         return self._fetching is not None
 
+    def take_next(self, event_id: int) -> bool:
+        """The steady state's shortcut around :meth:`receive_live`: if ``event_id`` is the next
+        id and nothing is held back, quarantined or waiting in :meth:`to_emit`, it is
+        taken as emitted and True is returned: the caller publishes the event itself, after
+        everything emitted before. Otherwise False, nothing changed: call ``receive_live``."""
+        last = self.last_emitted_id
+        if last is None or event_id != last + 1 or self._held or self._quarantine or self._out:
+            return False
+        self.last_emitted_id = event_id
+        return True
+
     def receive_live(self, event_id: int, event: T) -> None:
         """An event from the stream."""
         if event_id < 0:

@@ -55,9 +55,10 @@ async def run_gateway(settings: GatewaySettings, *, local_stack: bool = False) -
     install_stop_signals(stop)
     gateway = Gateway(settings)
     logger.info(
-        "streaming %s into Kafka at %s",
+        "streaming %s into Kafka at %s (event loop: %s)",
         ", ".join(m.value for m in settings.binance.markets),
         settings.kafka.bootstrap_servers,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],  # uvloop or asyncio
     )
     running = asyncio.create_task(gateway.run(stop))
     started = asyncio.create_task(gateway.started.wait())

@@ -10,26 +10,23 @@ from __future__ import annotations
 import logging
 
 from gateway.binance.events.books import DepthUpdate
-from gateway.binance.messages import (
-    AggTrade,
-    ControlReply,
-    FrameParser,
-    RecordEvent,
-    ServerShutdown,
-    Trade,
-)
+from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
 from gateway.errors import MessageParseError, ServerShutdownNotice
-from gateway.metrics import Metrics
+from gateway.metrics import Count, Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import RecordSink
 from gateway.runtime.book import BookKeeper
 from gateway.runtime.liveness import LivenessMonitor
-from gateway.runtime.publishing import FrameLimits, PublishStep
+from gateway.runtime.publishing import FrameLimits, PublishStep, Refusal
 from gateway.runtime.sequence import TradeContinuity
 
 __all__ = ["FrameLimits", "FramePipeline"]
 
 logger = logging.getLogger(__name__)
+
+_CONNECTION_EVENTS = (ControlReply, ServerShutdown)
+"""About the connection itself: no record."""
+_TRADES = (Trade, AggTrade)
 
 
 class FramePipeline:
@@ -56,7 +53,9 @@ class FramePipeline:
         self._metrics = metrics
         self._connection = connection
         self._market = parser.market.value
+        # The series the hot path adds to, looked up once (per kind: on its first event).
         self._frames = metrics.frames.labels(self._market)
+        self._events: dict[str, Count] = {}
         self._step = PublishStep(
             builder,
             sink,
@@ -67,48 +66,55 @@ class FramePipeline:
         )
 
     async def __call__(self, raw: bytes, received_at_us: int, received_ns: int) -> None:
-        self._frames.inc()
+        self._frames.value += 1
+        parser = self._parser
         try:
-            events = self._parser.parse(raw, received_at_us)
+            events = parser.parse(raw, received_at_us)
         except MessageParseError as exc:
             await self._step.dead_letter(raw, received_at_us, "parse", exc.reason, exc.stream)
             return
-        stream = self._parser.last_stream
-        if self._liveness is not None and stream is not None and events:
+        if not events:
+            return
+        if self._liveness is not None and parser.last_stream is not None:
+            # Once per frame: the stream is alive as of its last event.
             last = events[-1]
-            if not isinstance(last, ControlReply | ServerShutdown):
-                self._liveness.delivered(self._parser.market, stream, last.record_time_us)
+            if not isinstance(last, _CONNECTION_EVENTS):
+                self._liveness.delivered(parser.market, parser.last_stream, last.record_time_us)
         for event in events:
-            if isinstance(event, ControlReply):
-                self._on_control_reply(event)
-            elif isinstance(event, ServerShutdown):
-                raise ServerShutdownNotice(f"{self._connection}: Binance announced a shutdown")
-            else:
-                await self._publish(event, raw, received_ns)
-
-    async def _publish(self, event: RecordEvent, raw: bytes, received_ns: int) -> None:
-        record = await self._step.record(event, raw)
-        if record is None:
-            return
-        self._metrics.events.labels(self._market, event.KIND).inc()
-        if self._continuity is not None and isinstance(event, Trade | AggTrade):
-            # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
-            await self._continuity.receive(event, record, received_ns, raw)
-            return
-        await self._sink.send(record, received_ns)
-        if self._books is not None and isinstance(event, DepthUpdate):
-            await self._books.receive(event)
+            if isinstance(event, _CONNECTION_EVENTS):
+                self._on_connection_event(event)
+                continue
+            # Built without an await: the only awaits per event are the sink's (backpressure).
+            record = self._step.build(event)
+            if isinstance(record, Refusal):
+                await self._step.refuse(record, raw, event.received_at_us)
+                continue
+            count = self._events.get(event.KIND)
+            if count is None:
+                count = self._events[event.KIND] = self._metrics.events.labels(
+                    self._market, event.KIND
+                )
+            count.value += 1
+            if self._continuity is not None and isinstance(event, _TRADES):
+                # Trades go through the id bookkeeping: deduped, holes backfilled, gaps declared.
+                await self._continuity.receive(event, record, received_ns, raw)
+                continue
+            await self._sink.send(record, received_ns)
+            if self._books is not None and isinstance(event, DepthUpdate):
+                await self._books.receive(event)
 
     async def refuse(self, raw: bytes, received_at_us: int, error: str) -> None:
         """A frame the connection refused before parsing (binary, over the size limit)."""
         await self._step.dead_letter(raw, received_at_us, "frame", error, None)
 
-    def _on_control_reply(self, reply: ControlReply) -> None:
-        if reply.error_code is not None:
+    def _on_connection_event(self, event: ControlReply | ServerShutdown) -> None:
+        if isinstance(event, ServerShutdown):
+            raise ServerShutdownNotice(f"{self._connection}: Binance announced a shutdown")
+        if event.error_code is not None:
             logger.error(
                 "Binance rejected control request %s on %s: %s %s",
-                reply.request_id,
+                event.request_id,
                 self._connection,
-                reply.error_code,
-                reply.error_message,
+                event.error_code,
+                event.error_message,
             )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.binance.messages import RecordEvent
 from gateway.binance.plausibility import MAX_EVENT_TIME_SKEW_S, event_time_problem
 from gateway.errors import SerializationError
-from gateway.metrics import Metrics, field_pattern
+from gateway.metrics import Count, Metrics, field_pattern
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink, record_size
 
@@ -30,6 +31,13 @@ class FrameLimits:
     """kafka.max_record_bytes: a larger record dead-letters its frame (Kafka would refuse it)."""
     max_event_time_skew_s: float = MAX_EVENT_TIME_SKEW_S
     """binance.max_event_time_skew_s: an event time further from the receive time is garbage."""
+
+
+class Refusal(NamedTuple):
+    """Why an event's record is not trusted: the frame it came in is dead-lettered at ``stage``."""
+
+    stage: str
+    error: str
 
 
 class PublishStep:
@@ -49,12 +57,46 @@ class PublishStep:
         checked before a record is trusted (market connections; account events come signed
         from the account's own stream and are not judged)."""
         self._limits = limits
+        # Skews up to this many microseconds are surely plausible: one subtraction per event,
+        # and event_time_problem() judges the rest (1 us short of the bound, for float rounding).
+        self._skew_ok_us = 0.0 if limits is None else limits.max_event_time_skew_s * 1e6 - 1
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
         self._market = market
         self._where = where
+        # Unknown field as Binance sent it (``B[3].x``) -> its series and its pattern (``B[].x``).
+        self._unknown: dict[tuple[str, str], Count] = {}
         self._fields_reported: set[tuple[str, str]] = set()
+
+    def build(
+        self, event: RecordEvent, *, topic: str | None = None, key: bytes | None = None
+    ) -> ProducerRecord | Refusal:
+        """The event's record with its unknown fields reported, or why its frame must be
+        dead-lettered instead: an implausible event time, a record the schema rejects, or one
+        Kafka would refuse for its size. No I/O: the caller sends either."""
+        limits = self._limits
+        if limits is not None:
+            event_us, received_us = event.record_time_us, event.received_at_us
+            if abs(event_us - received_us) > self._skew_ok_us:
+                problem = event_time_problem(event_us, received_us, limits.max_event_time_skew_s)
+                if problem:
+                    return Refusal("plausibility", problem)
+        try:
+            record = self._builder.build(event, topic=topic, key=key)
+        except SerializationError as exc:
+            return Refusal("encode", str(exc))
+        if limits is not None and (size := record_size(record)) > limits.max_record_bytes:
+            # Kafka would refuse it and, before, the gateway stopped: the frame is kept instead.
+            error = (
+                f"{event.KIND} record of {size} bytes exceeds kafka.max_record_bytes "
+                f"{limits.max_record_bytes}"
+            )
+            return Refusal("size", error)
+        if event.extra:
+            for name in event.extra:
+                self._report_unknown_field(event.KIND, name)
+        return record
 
     async def record(
         self,
@@ -64,38 +106,26 @@ class PublishStep:
         topic: str | None = None,
         key: bytes | None = None,
     ) -> ProducerRecord | None:
-        """The event's record with its unknown fields reported, or ``None`` once the frame
-        ``raw`` it came from is dead-lettered: an implausible event time, a record the schema
-        rejects, or one Kafka would refuse for its size."""
-        limits = self._limits
-        problem = limits and event_time_problem(
-            event.record_time_us, event.received_at_us, limits.max_event_time_skew_s
+        """:meth:`build`, with the frame ``raw`` dead-lettered (and ``None``) if it refuses."""
+        built = self.build(event, topic=topic, key=key)
+        if isinstance(built, Refusal):
+            await self.refuse(built, raw, event.received_at_us, topic=topic, key=key)
+            return None
+        return built
+
+    async def refuse(
+        self,
+        refusal: Refusal,
+        raw: bytes,
+        received_at_us: int,
+        *,
+        topic: str | None = None,
+        key: bytes | None = None,
+    ) -> None:
+        """Dead-letter the frame ``raw`` of an event :meth:`build` refused."""
+        await self.dead_letter(
+            raw, received_at_us, refusal.stage, refusal.error, None, topic=topic, key=key
         )
-        if problem:
-            await self.dead_letter(
-                raw, event.received_at_us, "plausibility", problem, None, topic=topic, key=key
-            )
-            return None
-        try:
-            record = self._builder.build(event, topic=topic, key=key)
-        except SerializationError as exc:
-            await self.dead_letter(
-                raw, event.received_at_us, "encode", str(exc), None, topic=topic, key=key
-            )
-            return None
-        if limits is not None and (size := record_size(record)) > limits.max_record_bytes:
-            # Kafka would refuse it and, before, the gateway stopped: the frame is kept instead.
-            error = (
-                f"{event.KIND} record of {size} bytes exceeds kafka.max_record_bytes "
-                f"{limits.max_record_bytes}"
-            )
-            await self.dead_letter(
-                raw, event.received_at_us, "size", error, None, topic=topic, key=key
-            )
-            return None
-        for name in event.extra:
-            self._report_unknown_field(event.KIND, name)
-        return record
 
     async def dead_letter(
         self,
@@ -132,16 +162,22 @@ class PublishStep:
         await self._sink.send(record)
 
     def _report_unknown_field(self, kind: str, name: str) -> None:
+        series = self._unknown.get((kind, name))
+        if series is not None:  # every event once Binance adds a field: one look-up, one add
+            series.value += 1
+            return
         # The record's extra map keeps the position (B[3].x); the metric and the log name the
         # field once for every element (B[].x), so a field new in a 50-item array is one series.
-        name = field_pattern(name)
-        self._metrics.unknown_fields.labels(self._market, kind, name).inc()
-        if (kind, name) not in self._fields_reported:
+        pattern = field_pattern(name)
+        series = self._metrics.unknown_fields.labels(self._market, kind, pattern)
+        self._unknown[(kind, name)] = series
+        series.value += 1
+        if (kind, pattern) not in self._fields_reported:
             # Once per field and connection: enough to prompt a schema change, not a log flood.
-            self._fields_reported.add((kind, name))
+            self._fields_reported.add((kind, pattern))
             logger.warning(
                 "Binance sent field %r in %s %s events; kept in 'extra' until a schema names it",
-                name,
+                pattern,
                 self._market,
                 kind,
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -53,8 +54,8 @@ BACKFILLED_HEADER = ("backfilled", b"1")
 API_KEY_HEADER = "X-MBX-APIKEY"
 
 _EVENT_ID: dict[str, Callable[[Any], int]] = {
-    Trade.KIND: lambda event: event.trade_id,
-    AggTrade.KIND: lambda event: event.agg_trade_id,
+    Trade.KIND: operator.attrgetter("trade_id"),
+    AggTrade.KIND: operator.attrgetter("agg_trade_id"),
 }
 
 
@@ -92,6 +93,7 @@ class TradeContinuity:
         self._sequences: dict[Key, IdContinuity[Pending]] = {}
         self._fetches: dict[Key, asyncio.Task[None]] = {}
         self._publish_lock = asyncio.Lock()  # one drain at a time keeps per-symbol order
+        self._duplicates = metrics.duplicates.labels(market.value)
 
     async def receive(
         self,
@@ -106,10 +108,19 @@ class TradeContinuity:
         sequence = self._sequences.get(key)
         if sequence is None:
             sequence = self._sequences[key] = self._sequence()
+        event_id = _EVENT_ID[event.KIND](event)
+        if sequence.take_next(event_id):
+            # The steady state: the next id, nothing held or waiting. Still under the lock, so
+            # it reaches the sink after whatever a drain in progress is sending.
+            async with self._publish_lock:
+                await self._sink.send(record, received_ns)
+            if self._held_since:
+                self._watch_held(key, sequence)
+            return
         before = sequence.duplicates
-        sequence.receive_live(_EVENT_ID[event.KIND](event), (record, raw))
+        sequence.receive_live(event_id, (record, raw))
         if sequence.duplicates != before:
-            self._metrics.duplicates.labels(self._market.value).inc()
+            self._duplicates.value += 1
         await self._publish(key, sequence, received_ns)
 
     def resume(self, last_ids: Mapping[Key, int]) -> None:

@@ -23,8 +23,7 @@ KEY = "recovery-key"
 
 
 def renewals(metrics: Metrics, alias: str, market: str, action: str) -> float:
-    labels = {"account": alias, "market": market, "action": action}
-    return metrics.registry.get_sample_value("gateway_listen_key_renewals_total", labels) or 0.0
+    return float(metrics.listen_key_renewals.labels(alias, market, action).get())
 
 
 async def test_listen_key_is_renewed_before_expiry_across_hours_of_compressed_time(
@@ -144,7 +143,7 @@ async def test_a_terminated_spot_subscription_is_renewed_and_reconciled(
         "account_position",
     ]
     assert [v["reason"] for v in sink.values("account_snapshot")] == ["start", "resubscribe"]
-    assert metrics.account_reconciliations.labels("terminated", "spot")._value.get() == 2
+    assert metrics.account_reconciliations.labels("terminated", "spot").get() == 2
 
 
 async def test_a_dropped_connection_reconnects_and_reconciles(

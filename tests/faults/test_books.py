@@ -47,7 +47,7 @@ async def test_books_rebuilt_from_kafka_equal_the_exchange(
         expected = {s: await exchange_book(sim.rest_url, market, s) for s in SYMBOLS}
         await running.stop()
         acked = running.gateway.sink.stats.acked
-    assert running.gateway.metrics.book_resyncs.labels(market)._value.get() >= 1
+    assert running.gateway.metrics.book_resyncs.labels(market).get() >= 1
 
     snapshots_topic = f"{topic_prefix}.{market}.book_snapshot"
     diffs_topic = f"{topic_prefix}.{market}.depth_update"

@@ -100,9 +100,9 @@ async def test_coinm_streams_backfills_and_books_end_to_end(
         got_aggs = grouped[("agg_trade", symbol)]
         assert [r.value["agg_trade_id"] for r in got_aggs] == [a["a"] for a in aggs[symbol]]
     assert backfilled >= 25  # at least the withheld trades came from REST, by id (with the key)
-    assert metrics.backfilled.labels("coinm", "agg_trade")._value.get() >= 1
-    assert metrics.trade_gaps.labels("coinm", "trade")._value.get() == 0
-    assert metrics.trade_gaps.labels("coinm", "agg_trade")._value.get() == 0
+    assert metrics.backfilled.labels("coinm", "agg_trade").get() >= 1
+    assert metrics.trade_gaps.labels("coinm", "trade").get() == 0
+    assert metrics.trade_gaps.labels("coinm", "agg_trade").get() == 0
 
     # Everything else the gateway published, by topic.
     rest = await read_all(
@@ -128,7 +128,7 @@ async def test_coinm_streams_backfills_and_books_end_to_end(
     assert kinds["contract_info"] == [] or {r.key for r in kinds["contract_info"]} <= set(SYMBOLS)
 
     # Books rebuilt from book_snapshot + depth_update alone equal the exchange's.
-    assert metrics.book_resyncs.labels("coinm")._value.get() >= 1
+    assert metrics.book_resyncs.labels("coinm").get() >= 1
     rebuilder = BookRebuilder("coinm")
     for record in kinds["book_snapshot"]:
         rebuilder.add_snapshot(record.value)

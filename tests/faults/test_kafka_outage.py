@@ -135,7 +135,7 @@ async def test_a_minute_without_kafka_loses_nothing_and_stays_bounded(
         expected = sum(len(ids) for by_symbol in truth.values() for ids in by_symbol.values())
         acked = running.gateway.metrics.records_acked
         async with asyncio.timeout(120):  # every trade, live or backfilled, is in Kafka
-            while sum(acked.labels(t)._value.get() for t in trade_topics) < expected:  # noqa: ASYNC110
+            while sum(acked.labels(t).get() for t in trade_topics) < expected:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         await asyncio.sleep(2)  # the liveness loop sends what it declared
         await running.stop()
@@ -154,7 +154,7 @@ async def test_a_minute_without_kafka_loses_nothing_and_stays_bounded(
     others = [f"{topic_prefix}.{market}.{kind}"
               for market, kinds in DECLARED.items() for kind in (*kinds, "book_snapshot")]  # fmt: skip
     others.append(f"{topic_prefix}.stream_status")
-    acked_others = sum(running.gateway.metrics.records_acked.labels(t)._value.get() for t in others)
+    acked_others = sum(running.gateway.metrics.records_acked.labels(t).get() for t in others)
     records += await read_all(
         others, bootstrap_servers=cluster.bootstrap_servers, expected=int(acked_others), settle_s=2
     )

@@ -57,7 +57,7 @@ async def test_a_stream_never_served_is_reported_and_a_quiet_connection_is_kept(
     ready, details = running.gateway.readiness()
     assert details["silent_streams"] == {"spot": [DEAD]}
     assert ready  # a silent stream is a finding, not a reason to take the worker out
-    assert metrics.stream_silences.labels("spot", "kline_1m")._value.get() == 1
+    assert metrics.stream_silences.labels("spot", "kline_1m").get() == 1
     assert metrics.registry.get_sample_value("gateway_silent_streams", {"market": "spot"}) == 1
     assert [r for r in caplog.records if DEAD in r.getMessage() and "silent" in r.getMessage()]
 

@@ -44,7 +44,7 @@ async def test_rotations_lose_nothing_and_repeat_nothing(
     assert connection.rotations >= 3
     assert connection.reconnects == 0  # every rotation beat the cut
     assert connection.handover_duplicates > 0  # the connections overlapped, and it was filtered
-    assert gateway.metrics.backfilled.labels("spot", "trade")._value.get() == 0  # no hole to fill
+    assert gateway.metrics.backfilled.labels("spot", "trade").get() == 0  # no hole to fill
 
     by_topic_key = await published(gateway, kafka_bootstrap)
     for symbol in SYMBOLS:

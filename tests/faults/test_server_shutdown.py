@@ -61,7 +61,7 @@ async def test_server_shutdown_switches_make_before_break(
     assert connection.rotations == SHUTDOWNS  # each notice was one make-before-break switch
     assert connection.reconnects == 0  # never a break: the successor was up before the close
     assert opened == 1 + SHUTDOWNS
-    assert gateway.metrics.backfilled.labels("spot", "trade")._value.get() == 0  # no hole
+    assert gateway.metrics.backfilled.labels("spot", "trade").get() == 0  # no hole
 
     by_topic_key = await published(gateway, kafka_bootstrap)
     for symbol in SYMBOLS:

@@ -82,7 +82,7 @@ async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
         acked = running.gateway.metrics.records_acked
         trade_topics = [f"{topic_prefix}.spot.trade", f"{topic_prefix}.spot.agg_trade"]
         async with asyncio.timeout(120):  # every trade, live or backfilled, is in Kafka
-            while sum(acked.labels(t)._value.get() for t in trade_topics) < expected:  # noqa: ASYNC110
+            while sum(acked.labels(t).get() for t in trade_topics) < expected:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         await asyncio.sleep(2)  # the liveness loop sends what it declared
         await running.stop()
@@ -94,9 +94,9 @@ async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
     )
     others = [f"{topic_prefix}.spot.{kind}" for kind in (*DECLARED, "book_snapshot")]
     others.append(f"{topic_prefix}.stream_status")
-    acked = sum(running.gateway.metrics.records_acked.labels(t)._value.get() for t in others)
+    acked_others = sum(running.gateway.metrics.records_acked.labels(t).get() for t in others)
     records += await read_all(
-        others, bootstrap_servers=cluster.bootstrap_servers, expected=int(acked), settle_s=2
+        others, bootstrap_servers=cluster.bootstrap_servers, expected=int(acked_others), settle_s=2
     )
     grouped = by_group_and_kind(records)
 

@@ -81,5 +81,5 @@ async def test_withheld_and_dropped_trades_are_backfilled_exactly_once(
             assert record.value["price"] == Decimal(sent["p"])
     assert backfilled >= 25  # at least the withheld trades came from REST
     metrics = running.gateway.metrics
-    assert metrics.backfilled.labels("spot", "trade")._value.get() == backfilled
-    assert metrics.trade_gaps.labels("spot", "trade")._value.get() == 0
+    assert metrics.backfilled.labels("spot", "trade").get() == backfilled
+    assert metrics.trade_gaps.labels("spot", "trade").get() == 0

@@ -284,4 +284,4 @@ async def test_a_second_run_continues_where_kafka_ends_without_duplicate_or_hole
             # ...and the trades of the pause came from REST.
             assert backfilled[(kind, symbol)] > 0
     assert len(records) == expected
-    assert second.metrics.trade_gaps.labels("spot", "trade")._value.get() == 0
+    assert second.metrics.trade_gaps.labels("spot", "trade").get() == 0

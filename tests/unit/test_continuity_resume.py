@@ -37,7 +37,7 @@ class Harness(ContinuityHarness[ScriptedRest]):
 
     @property
     def duplicates(self) -> float:
-        return float(self.metrics.duplicates.labels("spot")._value.get())
+        return float(self.metrics.duplicates.labels("spot").get())
 
 
 async def test_a_resumed_symbol_backfills_from_kafkas_last_id_to_the_first_live_one() -> None:

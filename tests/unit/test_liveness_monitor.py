@@ -62,7 +62,7 @@ async def test_a_reconnect_declares_the_window_between_the_last_and_the_next_eve
         KLINE, "BTCUSDT", "gap", "reconnect",
     )  # fmt: skip
     assert (gap["window_start_us"], gap["window_end_us"]) == (at(1_000_000), at(9_000_000))
-    assert metrics.stream_gaps.labels("spot", "kline_1m")._value.get() == 1
+    assert metrics.stream_gaps.labels("spot", "kline_1m").get() == 1
 
 
 async def test_a_first_connection_declares_nothing_and_a_hole_never_closed_is_declared_open() -> (
@@ -91,7 +91,7 @@ async def test_silent_and_resumed_are_reported_once_each() -> None:
     live.delivered(Market.SPOT, KLINE, 2_000_000)
     await live.check()
     assert [decoded(r)["status"] for r in sink.records] == ["silent", "resumed"]
-    assert metrics.stream_silences.labels("spot", "kline_1m")._value.get() == 1
+    assert metrics.stream_silences.labels("spot", "kline_1m").get() == 1
     assert live.silent() == {}
 
 

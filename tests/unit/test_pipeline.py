@@ -54,7 +54,7 @@ async def test_events_become_records_on_their_topics(
     await pipeline(vector_bytes("spot/trade.json"), AT + 1, 0)
     await pipeline(vector_bytes("spot/combined_wrapper_example.json"), AT + 2, 0)
     assert [r.topic for r in sink.records] == ["p.spot.trade", "p.spot.agg_trade"]
-    assert metrics.events.labels("spot", "trade")._value.get() == 1
+    assert metrics.events.labels("spot", "trade").get() == 1
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ async def test_bad_frames_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     assert decoded(dead)["raw"] == frame
     assert decoded(dead)["stage"] == "parse"
     assert good.topic == "p.spot.trade"
-    assert metrics.dead_letters.labels("spot", "parse")._value.get() == 1
+    assert metrics.dead_letters.labels("spot", "parse").get() == 1
 
 
 async def test_an_event_its_schema_cannot_hold_is_dead_lettered_at_encode(
@@ -95,7 +95,7 @@ async def test_unknown_fields_are_counted_and_kept(
     await pipeline(frame, AT + 1, 0)
     await pipeline(frame, AT + 2, 0)
     assert decoded(sink.records[0])["extra"] == {"Z": "1"}
-    assert metrics.unknown_fields.labels("spot", "trade", "Z")._value.get() == 2
+    assert metrics.unknown_fields.labels("spot", "trade", "Z").get() == 2
     assert sum("'Z'" in r.getMessage() for r in caplog.records) == 1  # warned once
 
 

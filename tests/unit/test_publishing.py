@@ -112,7 +112,7 @@ async def test_unknown_fields_are_kept_counted_and_logged_once(
     first, second = path.sink.records
     assert first.topic == second.topic == path.topic  # born there, not re-addressed
     assert decoded(first)["extra"] == {"Zz": "1"}
-    assert path.metrics.unknown_fields.labels("spot", path.kind, "Zz")._value.get() == 2
+    assert path.metrics.unknown_fields.labels("spot", path.kind, "Zz").get() == 2
     assert sum("'Zz'" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -127,7 +127,7 @@ async def test_an_event_its_schema_rejects_is_dead_lettered_at_encode(
     dead, good = path.sink.records
     assert (dead.topic, good.topic) == (path.dead_letter_topic, path.topic)
     assert decoded(dead)["stage"] == "encode" and decoded(dead)["raw"] == frame
-    assert path.metrics.dead_letters.labels("spot", "encode")._value.get() == 1
+    assert path.metrics.dead_letters.labels("spot", "encode").get() == 1
     assert any("dead-lettered a frame" in r.getMessage() for r in caplog.records)
 
 
@@ -136,4 +136,4 @@ async def test_a_frame_that_does_not_parse_is_dead_lettered(path: Path) -> None:
     [dead] = path.sink.records
     assert (dead.topic, dead.key) == (path.dead_letter_topic, path.key)
     assert decoded(dead)["stage"] == "parse" and decoded(dead)["raw"] == b"{oops"
-    assert path.metrics.dead_letters.labels("spot", "parse")._value.get() == 1
+    assert path.metrics.dead_letters.labels("spot", "parse").get() == 1

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from hypothesis import given, settings, strategies as st
 
-from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap
+from gateway.binance.sequence import Emit, FetchRange, IdContinuity, IdGap, Rejected
 
 
 def run(
@@ -95,6 +95,112 @@ def test_every_id_once_in_order_or_declared_lost(
         else:  # only ids REST no longer has may be declared lost
             assert item.last_id < history_from
             assert not delivered & set(range(item.first_id, item.last_id + 1))
+
+
+Lagged = tuple[list[Emit[str] | IdGap], list[Rejected[str]], list[tuple[int, int]], int | None, int]
+
+
+def lagging(
+    continuity: IdContinuity[str],
+    deliveries: list[int],
+    *,
+    shortcut: bool,
+    serve_every: int,
+    drain_every: int,
+) -> Lagged:
+    """As the gateway runs it: REST answers a fetch only every ``serve_every`` deliveries (live
+    ids arrive meanwhile), and what is emitted is taken out only every ``drain_every`` (another
+    coroutine holds the publish lock). ``shortcut``: try ``take_next`` first, as
+    ``TradeContinuity.receive`` does, and publish a taken id directly."""
+    out: list[Emit[str] | IdGap] = []
+    rejected: list[Rejected[str]] = []
+    pending: list[FetchRange] = []
+    progress: list[tuple[int, int]] = []  # published and rejected so far, at each drain
+
+    def drain() -> None:
+        out.extend(continuity.to_emit())
+        rejected.extend(continuity.to_reject())
+        progress.append((len(out), len(rejected)))
+
+    def serve() -> None:
+        for request in pending:  # REST keeps ids >= 5, and pages of 7 rows
+            first = max(request.first_id, 5)
+            ids = range(first, min(request.last_id, first + 6) + 1)
+            continuity.receive_backfill((i, f"rest-{i}") for i in ids)
+        pending.clear()
+
+    for n, event_id in enumerate(deliveries, 1):
+        if shortcut and continuity.take_next(event_id):
+            out.append(Emit(event_id, f"live-{event_id}", backfilled=False))
+        else:
+            continuity.receive_live(event_id, f"live-{event_id}")
+        pending.extend(continuity.requests_to_send())
+        if n % serve_every == 0:
+            serve()
+        if n % drain_every == 0:
+            drain()
+    for _ in range(1000):  # settle every fetch (a bug that never settles fails, not hangs)
+        if not (pending or continuity.backfilling):
+            break
+        serve()
+        pending.extend(continuity.requests_to_send())
+    else:
+        raise AssertionError("the fetches never settle")
+    drain()
+    return out, rejected, progress, continuity.last_emitted_id, continuity.duplicates
+
+
+def walk(steps: list[int | None]) -> list[int]:
+    """Live ids as a stream delivers them: mostly the next id, sometimes a skip (a hole), a step
+    back (an overlap), a far jump (quarantine), or (None) a negative id."""
+    ids, position = [], 1
+    for step in steps:
+        if step is None:
+            ids.append(-1)
+            continue
+        position = max(position + step, 0)
+        ids.append(position)
+    return ids
+
+
+STEPS = st.sampled_from([1, 1, 1, 1, 1, 1, 2, 3, 0, -1, -2, -3, -40, 70, 71, -70, None])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    deliveries=st.lists(STEPS, max_size=120).map(walk),
+    resumed_at=st.none() | st.integers(0, 5),
+    serve_every=st.integers(1, 6),
+    drain_every=st.integers(1, 4),
+)
+def test_the_steady_state_shortcut_publishes_exactly_what_receive_live_would(
+    deliveries: list[int], resumed_at: int | None, serve_every: int, drain_every: int
+) -> None:
+    """Holes, duplicates, far jumps (quarantine), ids far behind and negative ones (rejected),
+    among runs of contiguous ids (the shortcut's case), answered and drained late: the same
+    records and dead letters, in the same order, published no later."""
+    outcomes = [
+        lagging(
+            IdContinuity(resumed_at, max_jump=60, max_behind=25, confirmations=3, max_held=50),
+            deliveries,
+            shortcut=shortcut,
+            serve_every=serve_every,
+            drain_every=drain_every,
+        )
+        for shortcut in (False, True)
+    ]
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_shortcut_takes_only_the_next_id_with_nothing_waiting() -> None:
+    continuity: IdContinuity[str] = IdContinuity(10)
+    assert continuity.take_next(11)
+    assert not continuity.take_next(11)  # a duplicate: receive_live counts it
+    assert not continuity.take_next(13)  # a hole: receive_live holds it and asks REST
+    continuity.receive_live(13, "live-13")
+    assert not continuity.take_next(14)  # behind the hole
+    assert continuity.requests_to_send() == [FetchRange(12, 12)]
+    assert IdContinuity[str]().take_next(1) is False  # the first id sets where it starts
 
 
 def test_a_resumed_owner_backfills_from_where_the_previous_one_stopped() -> None:
