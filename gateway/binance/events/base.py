@@ -329,18 +329,31 @@ class Fields:
     of an ``or``, no key read only when another is present); ``tests/unit/binance/test_fields.py``
     checks that the order of first parses does not matter.
 
-    ``event``: the object is an event, whose type ``e`` the dispatcher reads, not the parser.
-    ``ignored``: keys Binance documents as "Ignore", kept apart by :meth:`ignored`.
+    ``within``: the key of the nested object this reader reads (``k`` of a kline), which
+    :meth:`view_in` takes from its parent and whose path prefixes the unknown keys; ``optional``:
+    that object may be absent (read as empty). ``event``: the object is an event, whose type
+    ``e`` the dispatcher reads, not the parser. ``ignored``: keys Binance documents as "Ignore",
+    kept apart by :meth:`ignored`.
     """
 
-    __slots__ = ("_always", "_ignored", "_known")
+    __slots__ = ("_always", "_ignored", "_known", "_optional", "_prefix", "_within")
 
     every: ClassVar[list[Fields]] = []
     """Every reader made, so tests can make them all learn again."""
 
-    def __init__(self, *, event: bool = True, ignored: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        within: str = "",
+        *,
+        optional: bool = False,
+        event: bool = True,
+        ignored: Collection[str] = (),
+    ) -> None:
+        self._within = within
+        self._optional = optional
+        self._prefix = f"{within}." if within else ""
         self._ignored = frozenset(ignored)
-        self._always = self._ignored | {"e"} if event else self._ignored
+        self._always = self._ignored | {"e"} if event and not within else self._ignored
         self._known: frozenset[str] | None = None
         Fields.every.append(self)
 
@@ -357,8 +370,17 @@ class Fields:
         """What the parser reads ``payload`` through: itself, or a noting copy the first time."""
         return payload if self._known is not None else _Recording(payload)
 
-    def unread(self, view: Payload, prefix: str = "") -> dict[str, str]:
-        """The keys the parser did not read, JSON-encoded; see :func:`extra` for ``prefix``."""
+    def view_in(self, parent: Payload) -> Payload:
+        """The nested object under ``within`` in ``parent``, as :meth:`view` gives it."""
+        key = self._within
+        value = parent.get(key, {}) if self._optional else parent[key]
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be an object, got {type(value).__name__}")
+        return value if self._known is not None else _Recording(value)
+
+    def unread(self, view: Payload, prefix: str | None = None) -> dict[str, str]:
+        """The keys the parser did not read, JSON-encoded, their names prefixed with the path
+        (``k.X``; an array's items give theirs, ``B[1].``: see :func:`extra`)."""
         known = self._known
         if known is None:
             # A bug, not bad input, if a parser skipped view(): let it crash.
@@ -366,11 +388,11 @@ class Fields:
             known = self._known = frozenset(view.asked) | self._always
         if view.keys() <= known:
             return {}
-        return extra(view, known, prefix)
+        return extra(view, known, self._prefix if prefix is None else prefix)
 
-    def ignored(self, view: Payload, prefix: str = "") -> dict[str, str]:
+    def ignored(self, view: Payload) -> dict[str, str]:
         """Fields Binance documents as "Ignore", kept JSON-encoded so nothing it sends is lost."""
-        keys = self._ignored
+        keys, prefix = self._ignored, self._prefix
         return {prefix + k: orjson.dumps(v).decode() for k, v in view.items() if k in keys}
 
 

@@ -28,7 +28,6 @@ from gateway.binance.events.base import (
     event_class,
     integer,
     merged,
-    obj,
     optional,
     optional_time_us,
     text,
@@ -145,13 +144,13 @@ class StrategyUpdate(Publishable):
 
 
 _ALGO = Fields()
-_ALGO_ORDER = Fields(event=False)
+_ALGO_ORDER = Fields("o")
 _REJECT = Fields()
-_REJECTED = Fields(event=False)
+_REJECTED = Fields("or")
 _GRID = Fields()
-_GRID_STRATEGY = Fields(event=False)
+_GRID_BODY = Fields("gu")
 _STRATEGY = Fields()
-_STRATEGY_STRATEGY = Fields(event=False)
+_STRATEGY_BODY = Fields("su")
 
 
 class _Strategy(TypedDict):
@@ -184,7 +183,7 @@ def _order_id(value: object, name: str) -> int | None:
 
 def parse_algo_update(payload: Payload, ctx: Context) -> AlgoUpdate:
     payload = _ALGO.view(payload)
-    order = _ALGO_ORDER.view(obj(payload["o"], "o"))
+    order = _ALGO_ORDER.view_in(payload)
     return AlgoUpdate(
         **futures_user_header(payload, ctx),
         client_algo_id=any_text(order["caid"], "o.caid"),
@@ -214,7 +213,7 @@ def parse_algo_update(payload: Payload, ctx: Context) -> AlgoUpdate:
         failure_reason=optional(order, "rm", any_text),
         activated=optional(order, "ia", boolean),
         received_at_us=ctx.received_at_us,
-        extra=merged(_ALGO.unread(payload), _ALGO_ORDER.unread(order, "o.")),
+        extra=merged(_ALGO.unread(payload), _ALGO_ORDER.unread(order)),
     )
 
 
@@ -222,20 +221,20 @@ def parse_conditional_order_trigger_reject(
     payload: Payload, ctx: Context
 ) -> ConditionalOrderTriggerReject:
     payload = _REJECT.view(payload)
-    rejected = _REJECTED.view(obj(payload["or"], "or"))
+    rejected = _REJECTED.view_in(payload)
     return ConditionalOrderTriggerReject(
         **futures_user_header(payload, ctx),
         symbol=text(rejected["s"], "or.s"),
         order_id=integer(rejected["i"], "or.i"),
         reject_reason=any_text(rejected["r"], "or.r"),
         received_at_us=ctx.received_at_us,
-        extra=merged(_REJECT.unread(payload), _REJECTED.unread(rejected, "or.")),
+        extra=merged(_REJECT.unread(payload), _REJECTED.unread(rejected)),
     )
 
 
 def parse_grid_update(payload: Payload, ctx: Context) -> GridUpdate:
     payload = _GRID.view(payload)
-    grid = _GRID_STRATEGY.view(obj(payload["gu"], "gu"))
+    grid = _GRID_BODY.view_in(payload)
     return GridUpdate(
         **futures_user_header(payload, ctx),
         **_strategy(grid, "gu.", ctx),
@@ -245,17 +244,17 @@ def parse_grid_update(payload: Payload, ctx: Context) -> GridUpdate:
         unmatched_fee=decimal(grid["uf"], "gu.uf"),
         matched_pnl=decimal(grid["mp"], "gu.mp"),
         received_at_us=ctx.received_at_us,
-        extra=merged(_GRID.unread(payload), _GRID_STRATEGY.unread(grid, "gu.")),
+        extra=merged(_GRID.unread(payload), _GRID_BODY.unread(grid)),
     )
 
 
 def parse_strategy_update(payload: Payload, ctx: Context) -> StrategyUpdate:
     payload = _STRATEGY.view(payload)
-    strategy = _STRATEGY_STRATEGY.view(obj(payload["su"], "su"))
+    strategy = _STRATEGY_BODY.view_in(payload)
     return StrategyUpdate(
         **futures_user_header(payload, ctx),
         **_strategy(strategy, "su.", ctx),
         op_code=integer(strategy["c"], "su.c"),
         received_at_us=ctx.received_at_us,
-        extra=merged(_STRATEGY.unread(payload), _STRATEGY_STRATEGY.unread(strategy, "su.")),
+        extra=merged(_STRATEGY.unread(payload), _STRATEGY_BODY.unread(strategy)),
     )

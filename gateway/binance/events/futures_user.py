@@ -205,17 +205,17 @@ class TradeLite(Publishable):
 
 
 _ACCOUNT_UPDATE = Fields()
-_ACCOUNT_DATA = Fields(event=False)
+_ACCOUNT_DATA = Fields("a")
 _WALLET = Fields(event=False)
 _POSITION = Fields(event=False)
 _MARGIN_CALL = Fields()
 _MARGIN_POSITION = Fields(event=False)
 _ORDER_UPDATE = Fields()
 # "o.si" and "o.ss" are documented as "Ignore"; "o.ma" is sent by COIN-M only.
-_ORDER = Fields(event=False, ignored=["si", "ss"])
+_ORDER = Fields("o", ignored=["si", "ss"])
 _CONFIG = Fields()
-_LEVERAGE = Fields(event=False)
-_MULTI_ASSETS = Fields(event=False)
+_LEVERAGE = Fields("ac", optional=True)
+_MULTI_ASSETS = Fields("ai", optional=True)
 _TRADE_LITE = Fields()
 
 
@@ -271,7 +271,7 @@ def _position(item: object, index: int) -> tuple[PositionUpdate, dict[str, str]]
 
 def parse_account_update(payload: Payload, ctx: Context) -> AccountUpdate:
     payload = _ACCOUNT_UPDATE.view(payload)
-    data = _ACCOUNT_DATA.view(obj(payload["a"], "a"))
+    data = _ACCOUNT_DATA.view_in(payload)
     wallets = [_wallet(item, i) for i, item in enumerate(array(data.get("B", []), "a.B"))]
     positions = [_position(item, i) for i, item in enumerate(array(data.get("P", []), "a.P"))]
     return AccountUpdate(
@@ -283,7 +283,7 @@ def parse_account_update(payload: Payload, ctx: Context) -> AccountUpdate:
         received_at_us=ctx.received_at_us,
         extra=merged(
             _ACCOUNT_UPDATE.unread(payload),
-            _ACCOUNT_DATA.unread(data, "a."),
+            _ACCOUNT_DATA.unread(data),
             *(unknown for _, unknown in wallets),
             *(unknown for _, unknown in positions),
         ),
@@ -322,7 +322,7 @@ def parse_margin_call(payload: Payload, ctx: Context) -> MarginCall:
 
 def parse_order_trade_update(payload: Payload, ctx: Context) -> OrderTradeUpdate:
     payload = _ORDER_UPDATE.view(payload)
-    order = _ORDER.view(obj(payload["o"], "o"))
+    order = _ORDER.view_in(payload)
     return OrderTradeUpdate(
         **futures_user_header(payload, ctx),
         account_alias=optional(payload, "i", text),
@@ -362,16 +362,16 @@ def parse_order_trade_update(payload: Payload, ctx: Context) -> OrderTradeUpdate
         good_till_time_us=optional_time_us(order, "gtd", ctx),
         expiry_reason=optional(order, "er", any_text),
         margin_asset=optional(order, "ma", text),
-        ignored=_ORDER.ignored(order, "o."),
+        ignored=_ORDER.ignored(order),
         received_at_us=ctx.received_at_us,
-        extra=merged(_ORDER_UPDATE.unread(payload), _ORDER.unread(order, "o.")),
+        extra=merged(_ORDER_UPDATE.unread(payload), _ORDER.unread(order)),
     )
 
 
 def parse_account_config_update(payload: Payload, ctx: Context) -> AccountConfigUpdate:
     payload = _CONFIG.view(payload)
-    leverage = _LEVERAGE.view(obj(payload.get("ac", {}), "ac"))
-    multi_assets = _MULTI_ASSETS.view(obj(payload.get("ai", {}), "ai"))
+    leverage = _LEVERAGE.view_in(payload)
+    multi_assets = _MULTI_ASSETS.view_in(payload)
     return AccountConfigUpdate(
         **futures_user_header(payload, ctx),
         symbol=optional(leverage, "s", text),
@@ -380,8 +380,8 @@ def parse_account_config_update(payload: Payload, ctx: Context) -> AccountConfig
         received_at_us=ctx.received_at_us,
         extra=merged(
             _CONFIG.unread(payload),
-            _LEVERAGE.unread(leverage, "ac."),
-            _MULTI_ASSETS.unread(multi_assets, "ai."),
+            _LEVERAGE.unread(leverage),
+            _MULTI_ASSETS.unread(multi_assets),
         ),
     )
 

@@ -17,7 +17,6 @@ from gateway.binance.events.base import (
     event_class,
     integer,
     merged,
-    obj,
     optional,
     scaled,
     symbol_type,
@@ -117,7 +116,7 @@ _TRADE = Fields()
 _AGG_TRADE = Fields()
 _BLOCK_TRADE = Fields()
 _FORCE_ORDER = Fields()
-_FORCE_ORDER_INNER = Fields(event=False)
+_FORCE_ORDER_INNER = Fields("o")
 
 
 def parse_trade(payload: Payload, ctx: Context) -> Trade:
@@ -178,7 +177,7 @@ def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
 
 def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
     payload = _FORCE_ORDER.view(payload)
-    order = _FORCE_ORDER_INNER.view(obj(payload["o"], "o"))
+    order = _FORCE_ORDER_INNER.view_in(payload)
     kind = symbol_type(payload)
     # Since 2026-06-30 the pair and symbol type of !forceOrder@arr sit beside "o", not in it.
     # Both read, so the keys the parser asks for do not depend on which one is sent.
@@ -200,5 +199,5 @@ def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
         trade_time_us=time_us(order["T"], "o.T", ctx),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=merged(_FORCE_ORDER.unread(payload), _FORCE_ORDER_INNER.unread(order, "o.")),
+        extra=merged(_FORCE_ORDER.unread(payload), _FORCE_ORDER_INNER.unread(order)),
     )

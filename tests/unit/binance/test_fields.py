@@ -48,13 +48,19 @@ def test_the_keys_asked_for_are_known_even_when_absent() -> None:
     assert _read(fields, {"e": "x", "s": "B", "n": 2, "new": [1]}) == ("B", 2, {"new": "[1]"})
 
 
-def test_nested_objects_are_not_events_and_ignored_keys_are_kept_apart() -> None:
-    fields = Fields(event=False, ignored=["B"])
-    view = fields.view({"s": "A", "B": "0", "e": 1})
+def test_nested_objects_carry_their_path_and_ignored_keys_are_kept_apart() -> None:
+    fields = Fields("k", ignored=["B"])
+    view = fields.view_in({"e": "kline", "k": {"s": "A", "B": "0", "e": 1}})
     text(view["s"], "s")
-    assert fields.ignored(view, "k.") == {"k.B": '"0"'}
-    assert fields.unread(view, "k.") == {"k.e": "1"}
+    assert fields.ignored(view) == {"k.B": '"0"'}
+    # A nested object is no event: its "e" is unknown.
+    assert fields.unread(view) == {"k.e": "1"}
     assert fields.known == frozenset({"s", "B"})
+    with pytest.raises(ValueError, match="k must be an object"):
+        fields.view_in({"k": [1]})
+    with pytest.raises(KeyError):
+        fields.view_in({})
+    assert Fields("ac", optional=True).view_in({}) == {}
 
 
 def test_a_parser_that_fails_teaches_nothing(unlearned: None) -> None:
