@@ -19,7 +19,7 @@ Exactness rules, documented in ``schemas/README.md``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Context as DecimalContext, Decimal, Inexact
 from typing import Any, ClassVar, NewType, TypeVar, cast
@@ -295,9 +295,105 @@ def extra(payload: Payload, known: frozenset[str], prefix: str = "") -> dict[str
     return {prefix + k: orjson.dumps(v).decode() for k, v in payload.items() if k not in known}
 
 
-def ignored(payload: Payload, keys: frozenset[str], prefix: str = "") -> dict[str, str]:
-    """Fields Binance documents as "Ignore", kept JSON-encoded so nothing it sends is lost."""
-    return {prefix + k: orjson.dumps(v).decode() for k, v in payload.items() if k in keys}
+class _Recording(dict[str, Any]):
+    """A copy of a payload that notes every key asked for, present or not: a parser's first read."""
+
+    __slots__ = ("asked",)
+
+    def __init__(self, payload: Payload) -> None:
+        super().__init__(payload)
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return super().__contains__(key)
+
+
+class Fields:
+    """The wire keys a parser reads from one kind of JSON object, so ``extra`` is the rest.
+
+    A parser reads the object through :meth:`view` and ends with :meth:`unread`. The first time,
+    the view is a copy that notes every key the parser asks for (present or absent, so optional
+    keys count); :meth:`unread` keeps that set, and from then on the view is the payload itself:
+    nothing is tracked per event (issue 16's hot path). Each wire key is thus written once, where
+    it is read. A parser must ask for the same keys whatever the payload holds (read both sides
+    of an ``or``, no key read only when another is present); ``tests/unit/binance/test_fields.py``
+    checks that the order of first parses does not matter.
+
+    ``within``: the key of the nested object this reader reads (``k`` of a kline), which
+    :meth:`view_in` takes from its parent and whose path prefixes the unknown keys; ``optional``:
+    that object may be absent (read as empty). ``event``: the object is an event, whose type
+    ``e`` the dispatcher reads, not the parser. ``ignored``: keys Binance documents as "Ignore",
+    kept apart by :meth:`ignored`.
+    """
+
+    __slots__ = ("_always", "_ignored", "_known", "_optional", "_prefix", "_within")
+
+    every: ClassVar[list[Fields]] = []
+    """Every reader made, so tests can make them all learn again."""
+
+    def __init__(
+        self,
+        within: str = "",
+        *,
+        optional: bool = False,
+        event: bool = True,
+        ignored: Collection[str] = (),
+    ) -> None:
+        self._within = within
+        self._optional = optional
+        self._prefix = f"{within}." if within else ""
+        self._ignored = frozenset(ignored)
+        self._always = self._ignored | {"e"} if event and not within else self._ignored
+        self._known: frozenset[str] | None = None
+        Fields.every.append(self)
+
+    @property
+    def known(self) -> frozenset[str] | None:
+        """The keys the parser reads, once it has parsed one object; ``None`` before."""
+        return self._known
+
+    def forget(self) -> None:
+        """Learn again from the next object (tests: prove the first one does not matter)."""
+        self._known = None
+
+    def view(self, payload: Payload) -> Payload:
+        """What the parser reads ``payload`` through: itself, or a noting copy the first time."""
+        return payload if self._known is not None else _Recording(payload)
+
+    def view_in(self, parent: Payload) -> Payload:
+        """The nested object under ``within`` in ``parent``, as :meth:`view` gives it."""
+        key = self._within
+        value = parent.get(key, {}) if self._optional else parent[key]
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be an object, got {type(value).__name__}")
+        return value if self._known is not None else _Recording(value)
+
+    def unread(self, view: Payload, prefix: str | None = None) -> dict[str, str]:
+        """The keys the parser did not read, JSON-encoded, their names prefixed with the path
+        (``k.X``; an array's items give theirs, ``B[1].``: see :func:`extra`)."""
+        known = self._known
+        if known is None:
+            # A bug, not bad input, if a parser skipped view(): let it crash.
+            assert isinstance(view, _Recording), "read through Fields.view() first"
+            known = self._known = frozenset(view.asked) | self._always
+        if view.keys() <= known:
+            return {}
+        return extra(view, known, self._prefix if prefix is None else prefix)
+
+    def ignored(self, view: Payload) -> dict[str, str]:
+        """Fields Binance documents as "Ignore", kept JSON-encoded so nothing it sends is lost."""
+        keys, prefix = self._ignored, self._prefix
+        return {prefix + k: orjson.dumps(v).decode() for k, v in view.items() if k in keys}
 
 
 def merged(*parts: Mapping[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import ClassVar, TypeVar
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Price,
     Publishable,
@@ -15,7 +16,6 @@ from gateway.binance.events.base import (
     array,
     contract_market,
     event_class,
-    extra,
     integer,
     optional,
     optional_time_us,
@@ -137,9 +137,12 @@ class BookTicker(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_DEPTH_KEYS = frozenset(["e", "E", "T", "s", "ps", "st", "U", "u", "pu", "b", "a"])
-_SPOT_SNAPSHOT_KEYS = frozenset(["lastUpdateId", "bids", "asks"])
-_BOOK_TICKER_KEYS = frozenset(["e", "E", "T", "s", "ps", "st", "u", "b", "B", "a", "A"])
+_DEPTH_UPDATE = Fields()
+_RPI_DEPTH_UPDATE = Fields()
+_FUTURES_DEPTH_SNAPSHOT = Fields()
+# Spot partial depth is {lastUpdateId, bids, asks}: no event type.
+_SPOT_DEPTH_SNAPSHOT = Fields(event=False)
+_BOOK_TICKER = Fields()
 
 
 def levels(value: object, name: str) -> list[PriceLevel]:
@@ -161,7 +164,8 @@ def symbol_of_stream(ctx: Context) -> str:
 _Diff = TypeVar("_Diff", bound=_DepthDiff)
 
 
-def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context) -> _Diff:
+def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context, fields: Fields) -> _Diff:
+    payload = fields.view(payload)
     kind = symbol_type(payload)
     return cls(
         market=contract_market(kind, ctx),
@@ -176,19 +180,20 @@ def _depth_diff(cls: type[_Diff], payload: Payload, ctx: Context) -> _Diff:
         asks=levels(payload["a"], "a"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _DEPTH_KEYS),
+        extra=fields.unread(payload),
     )
 
 
 def parse_depth_update(payload: Payload, ctx: Context) -> DepthUpdate:
-    return _depth_diff(DepthUpdate, payload, ctx)
+    return _depth_diff(DepthUpdate, payload, ctx, _DEPTH_UPDATE)
 
 
 def parse_rpi_depth_update(payload: Payload, ctx: Context) -> RpiDepthUpdate:
-    return _depth_diff(RpiDepthUpdate, payload, ctx)
+    return _depth_diff(RpiDepthUpdate, payload, ctx, _RPI_DEPTH_UPDATE)
 
 
 def parse_spot_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
+    payload = _SPOT_DEPTH_SNAPSHOT.view(payload)
     return DepthSnapshot(
         market=ctx.market,
         symbol=symbol_of_stream(ctx),
@@ -201,11 +206,12 @@ def parse_spot_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
         bids=levels(payload["bids"], "bids"),
         asks=levels(payload["asks"], "asks"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _SPOT_SNAPSHOT_KEYS),
+        extra=_SPOT_DEPTH_SNAPSHOT.unread(payload),
     )
 
 
 def parse_futures_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapshot:
+    payload = _FUTURES_DEPTH_SNAPSHOT.view(payload)
     kind = symbol_type(payload)
     return DepthSnapshot(
         market=contract_market(kind, ctx),
@@ -220,11 +226,12 @@ def parse_futures_depth_snapshot(payload: Payload, ctx: Context) -> DepthSnapsho
         asks=levels(payload["a"], "a"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _DEPTH_KEYS),
+        extra=_FUTURES_DEPTH_SNAPSHOT.unread(payload),
     )
 
 
 def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
+    payload = _BOOK_TICKER.view(payload)
     kind = symbol_type(payload)
     return BookTicker(
         market=contract_market(kind, ctx),
@@ -239,5 +246,5 @@ def parse_book_ticker(payload: Payload, ctx: Context) -> BookTicker:
         ask_quantity=scaled(payload["A"], "A"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _BOOK_TICKER_KEYS),
+        extra=_BOOK_TICKER.unread(payload),
     )

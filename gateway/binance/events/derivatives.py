@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     Scaled,
@@ -17,7 +18,6 @@ from gateway.binance.events.base import (
     contract_market,
     decimal,
     event_class,
-    extra,
     integer,
     merged,
     number,
@@ -165,17 +165,18 @@ class TradingSession(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_MARK_PRICE_KEYS = frozenset(["e", "E", "s", "p", "i", "P", "r", "T", "ap", "st"])
-_INDEX_PRICE_KEYS = frozenset(["e", "E", "i", "p"])
-_COMPOSITE_KEYS = frozenset(["e", "E", "s", "p", "C", "c"])
-_COMPONENT_KEYS = frozenset(["b", "q", "w", "W", "i"])
-_CONTRACT_KEYS = frozenset(["e", "E", "s", "ps", "ct", "dt", "ot", "cs", "bks", "st"])
-_BRACKET_KEYS = frozenset(["bs", "bnf", "bnc", "mmr", "cf", "mi", "ma"])
-_ASSET_INDEX_KEYS = frozenset(["e", "E", "s", "i", "b", "a", "B", "A", "q", "g", "Q", "G"])
-_SESSION_KEYS = frozenset(["e", "E", "t", "T", "S"])
+_MARK_PRICE = Fields()
+_INDEX_PRICE = Fields()
+_COMPOSITE = Fields()
+_COMPONENT = Fields(event=False)
+_CONTRACT = Fields()
+_BRACKET = Fields(event=False)
+_ASSET_INDEX = Fields()
+_SESSION = Fields()
 
 
 def parse_mark_price(payload: Payload, ctx: Context) -> MarkPrice:
+    payload = _MARK_PRICE.view(payload)
     kind = symbol_type(payload)
     return MarkPrice(
         market=contract_market(kind, ctx),
@@ -189,24 +190,25 @@ def parse_mark_price(payload: Payload, ctx: Context) -> MarkPrice:
         mark_price_moving_average=optional(payload, "ap", scaled),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _MARK_PRICE_KEYS),
+        extra=_MARK_PRICE.unread(payload),
     )
 
 
 def parse_index_price(payload: Payload, ctx: Context) -> IndexPrice:
+    payload = _INDEX_PRICE.view(payload)
     return IndexPrice(
         market=ctx.market,
         pair=text(payload["i"], "i"),
         event_time_us=time_us(payload["E"], "E", ctx),
         index_price=scaled(payload["p"], "p"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _INDEX_PRICE_KEYS),
+        extra=_INDEX_PRICE.unread(payload),
     )
 
 
 def _component(item: object, index: int) -> tuple[IndexComponent, dict[str, str]]:
     name = f"c[{index}]"
-    value = obj(item, name)
+    value = _COMPONENT.view(obj(item, name))
     component = IndexComponent(
         base_asset=text(value["b"], f"{name}.b"),
         quote_asset=text(value["q"], f"{name}.q"),
@@ -214,10 +216,11 @@ def _component(item: object, index: int) -> tuple[IndexComponent, dict[str, str]
         weight_percent=decimal(value["W"], f"{name}.W"),
         index_price=decimal(value["i"], f"{name}.i"),
     )
-    return component, extra(value, _COMPONENT_KEYS, f"{name}.")
+    return component, _COMPONENT.unread(value, f"{name}.")
 
 
 def parse_composite_index(payload: Payload, ctx: Context) -> CompositeIndex:
+    payload = _COMPOSITE.view(payload)
     parsed = [_component(item, i) for i, item in enumerate(array(payload["c"], "c"))]
     return CompositeIndex(
         market=ctx.market,
@@ -227,13 +230,13 @@ def parse_composite_index(payload: Payload, ctx: Context) -> CompositeIndex:
         composition_basis=optional(payload, "C", text),
         components=[component for component, _ in parsed],
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _COMPOSITE_KEYS), *(unknown for _, unknown in parsed)),
+        extra=merged(_COMPOSITE.unread(payload), *(unknown for _, unknown in parsed)),
     )
 
 
 def _bracket(item: object, index: int) -> tuple[NotionalBracket, dict[str, str]]:
     name = f"bks[{index}]"
-    value = obj(item, name)
+    value = _BRACKET.view(obj(item, name))
     bracket = NotionalBracket(
         bracket=integer(value["bs"], f"{name}.bs"),
         floor_notional=number(value["bnf"], f"{name}.bnf"),
@@ -243,10 +246,11 @@ def _bracket(item: object, index: int) -> tuple[NotionalBracket, dict[str, str]]
         min_leverage=integer(value["mi"], f"{name}.mi"),
         max_leverage=integer(value["ma"], f"{name}.ma"),
     )
-    return bracket, extra(value, _BRACKET_KEYS, f"{name}.")
+    return bracket, _BRACKET.unread(value, f"{name}.")
 
 
 def parse_contract_info(payload: Payload, ctx: Context) -> ContractInfo:
+    payload = _CONTRACT.view(payload)
     # "bks" is only sent when the brackets change: absent means "unchanged", not "none".
     parsed = [_bracket(item, i) for i, item in enumerate(array(payload.get("bks", []), "bks"))]
     kind = symbol_type(payload)
@@ -263,11 +267,12 @@ def parse_contract_info(payload: Payload, ctx: Context) -> ContractInfo:
         brackets=[bracket for bracket, _ in parsed] if "bks" in payload else None,
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _CONTRACT_KEYS), *(unknown for _, unknown in parsed)),
+        extra=merged(_CONTRACT.unread(payload), *(unknown for _, unknown in parsed)),
     )
 
 
 def parse_asset_index(payload: Payload, ctx: Context) -> AssetIndex:
+    payload = _ASSET_INDEX.view(payload)
     return AssetIndex(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
@@ -282,11 +287,12 @@ def parse_asset_index(payload: Payload, ctx: Context) -> AssetIndex:
         auto_exchange_bid_rate=decimal(payload["Q"], "Q"),
         auto_exchange_ask_rate=decimal(payload["G"], "G"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _ASSET_INDEX_KEYS),
+        extra=_ASSET_INDEX.unread(payload),
     )
 
 
 def parse_trading_session(payload: Payload, ctx: Context) -> TradingSession:
+    payload = _SESSION.view(payload)
     event_type = text(payload["e"], "e")
     return TradingSession(
         market=ctx.market,
@@ -296,5 +302,5 @@ def parse_trading_session(payload: Payload, ctx: Context) -> TradingSession:
         end_time_us=time_us(payload["T"], "T", ctx),
         session_type=text(payload["S"], "S"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _SESSION_KEYS),
+        extra=_SESSION.unread(payload),
     )

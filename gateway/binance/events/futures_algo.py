@@ -15,25 +15,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import field
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     any_text,
     boolean,
     decimal,
     event_class,
-    extra,
     integer,
     merged,
-    obj,
     optional,
     optional_time_us,
     text,
     time_us,
 )
+from gateway.binance.events.futures_user import futures_user_header
 
 
 @event_class
@@ -143,40 +143,33 @@ class StrategyUpdate(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_TOP_KEYS = frozenset(["e", "E", "T"])
-_ALGO_KEYS = frozenset(
-    [
-        "caid",
-        "aid",
-        "at",
-        "o",
-        "s",
-        "S",
-        "ps",
-        "f",
-        "q",
-        "X",
-        "ai",
-        "ap",
-        "aq",
-        "act",
-        "tp",
-        "p",
-        "V",
-        "wt",
-        "pm",
-        "cp",
-        "pP",
-        "R",
-        "tt",
-        "gtd",
-        "rm",
-        "ia",
-    ]
-)
-_REJECT_KEYS = frozenset(["s", "i", "r"])
-_GRID_KEYS = frozenset(["si", "st", "ss", "s", "r", "up", "uq", "uf", "mp", "ut"])
-_STRATEGY_KEYS = frozenset(["si", "st", "ss", "s", "ut", "c"])
+_ALGO = Fields()
+_ALGO_ORDER = Fields("o")
+_REJECT = Fields()
+_REJECTED = Fields("or")
+_GRID = Fields()
+_GRID_BODY = Fields("gu")
+_STRATEGY = Fields()
+_STRATEGY_BODY = Fields("su")
+
+
+class _Strategy(TypedDict):
+    strategy_id: int
+    strategy_type: str
+    strategy_status: str
+    symbol: str
+    update_time_us: int
+
+
+def _strategy(strategy: Payload, prefix: str, ctx: Context) -> _Strategy:
+    """The strategy a ``GRID_UPDATE`` (``gu``) or ``STRATEGY_UPDATE`` (``su``) is about."""
+    return _Strategy(
+        strategy_id=integer(strategy["si"], f"{prefix}si"),
+        strategy_type=text(strategy["st"], f"{prefix}st"),
+        strategy_status=text(strategy["ss"], f"{prefix}ss"),
+        symbol=text(strategy["s"], f"{prefix}s"),
+        update_time_us=time_us(strategy["ut"], f"{prefix}ut", ctx),
+    )
 
 
 def _order_id(value: object, name: str) -> int | None:
@@ -189,14 +182,10 @@ def _order_id(value: object, name: str) -> int | None:
 
 
 def parse_algo_update(payload: Payload, ctx: Context) -> AlgoUpdate:
-    order = obj(payload["o"], "o")
+    payload = _ALGO.view(payload)
+    order = _ALGO_ORDER.view_in(payload)
     return AlgoUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        # The doc example's comments swap E and T; E is the event time as in every other
-        # event (Binance's SDK model: "E": Event Time, "T": Transaction Time).
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
+        **futures_user_header(payload, ctx),
         client_algo_id=any_text(order["caid"], "o.caid"),
         algo_id=integer(order["aid"], "o.aid"),
         algo_type=text(order["at"], "o.at"),
@@ -224,62 +213,48 @@ def parse_algo_update(payload: Payload, ctx: Context) -> AlgoUpdate:
         failure_reason=optional(order, "rm", any_text),
         activated=optional(order, "ia", boolean),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _TOP_KEYS | {"o"}), extra(order, _ALGO_KEYS, "o.")),
+        extra=merged(_ALGO.unread(payload), _ALGO_ORDER.unread(order)),
     )
 
 
 def parse_conditional_order_trigger_reject(
     payload: Payload, ctx: Context
 ) -> ConditionalOrderTriggerReject:
-    rejected = obj(payload["or"], "or")
+    payload = _REJECT.view(payload)
+    rejected = _REJECTED.view_in(payload)
     return ConditionalOrderTriggerReject(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
+        **futures_user_header(payload, ctx),
         symbol=text(rejected["s"], "or.s"),
         order_id=integer(rejected["i"], "or.i"),
         reject_reason=any_text(rejected["r"], "or.r"),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _TOP_KEYS | {"or"}), extra(rejected, _REJECT_KEYS, "or.")),
+        extra=merged(_REJECT.unread(payload), _REJECTED.unread(rejected)),
     )
 
 
 def parse_grid_update(payload: Payload, ctx: Context) -> GridUpdate:
-    grid = obj(payload["gu"], "gu")
+    payload = _GRID.view(payload)
+    grid = _GRID_BODY.view_in(payload)
     return GridUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
-        strategy_id=integer(grid["si"], "gu.si"),
-        strategy_type=text(grid["st"], "gu.st"),
-        strategy_status=text(grid["ss"], "gu.ss"),
-        symbol=text(grid["s"], "gu.s"),
+        **futures_user_header(payload, ctx),
+        **_strategy(grid, "gu.", ctx),
         realized_pnl=decimal(grid["r"], "gu.r"),
         unmatched_average_price=decimal(grid["up"], "gu.up"),
         unmatched_quantity=decimal(grid["uq"], "gu.uq"),
         unmatched_fee=decimal(grid["uf"], "gu.uf"),
         matched_pnl=decimal(grid["mp"], "gu.mp"),
-        update_time_us=time_us(grid["ut"], "gu.ut", ctx),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _TOP_KEYS | {"gu"}), extra(grid, _GRID_KEYS, "gu.")),
+        extra=merged(_GRID.unread(payload), _GRID_BODY.unread(grid)),
     )
 
 
 def parse_strategy_update(payload: Payload, ctx: Context) -> StrategyUpdate:
-    strategy = obj(payload["su"], "su")
+    payload = _STRATEGY.view(payload)
+    strategy = _STRATEGY_BODY.view_in(payload)
     return StrategyUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
-        strategy_id=integer(strategy["si"], "su.si"),
-        strategy_type=text(strategy["st"], "su.st"),
-        strategy_status=text(strategy["ss"], "su.ss"),
-        symbol=text(strategy["s"], "su.s"),
-        update_time_us=time_us(strategy["ut"], "su.ut", ctx),
+        **futures_user_header(payload, ctx),
+        **_strategy(strategy, "su.", ctx),
         op_code=integer(strategy["c"], "su.c"),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _TOP_KEYS | {"su"}), extra(strategy, _STRATEGY_KEYS, "su.")),
+        extra=merged(_STRATEGY.unread(payload), _STRATEGY_BODY.unread(strategy)),
     )

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     any_text,
@@ -21,8 +22,6 @@ from gateway.binance.events.base import (
     boolean,
     decimal,
     event_class,
-    extra,
-    ignored,
     integer,
     merged,
     obj,
@@ -205,40 +204,57 @@ class TradeLite(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_ACCOUNT_UPDATE_KEYS = frozenset(["e", "E", "T", "a"])
-_ACCOUNT_DATA_KEYS = frozenset(["m", "B", "P", "S"])
-_WALLET_KEYS = frozenset(["a", "wb", "cw", "bc"])
-_POSITION_KEYS = frozenset(["s", "pa", "ep", "bep", "cr", "up", "mt", "iw", "ps"])
-_MARGIN_CALL_KEYS = frozenset(["e", "E", "cw", "p"])
-_MARGIN_POSITION_KEYS = frozenset(["s", "ps", "pa", "mt", "iw", "mp", "up", "mm"])
-_ORDER_UPDATE_KEYS = frozenset(["e", "E", "T", "o", "i"])
-# Wire letters of "o" as Binance lists them; "ma" is COIN-M only.
-_ORDER_KEYS = frozenset(
-    "s c S o f q p ap sp x X i l z L N n T t b a m R wt ot ps cp AP cr pP si ss rp V pm gtd er "  # noqa: SIM905
-    "ma".split()
-)
-_ORDER_IGNORED = frozenset(["si", "ss"])
-_CONFIG_KEYS = frozenset(["e", "E", "T", "ac", "ai"])
-_LEVERAGE_KEYS = frozenset(["s", "l"])
-_MULTI_ASSETS_KEYS = frozenset(["j"])
-_TRADE_LITE_KEYS = frozenset(["e", "E", "T", "s", "q", "p", "m", "c", "S", "L", "l", "t", "i"])
+_ACCOUNT_UPDATE = Fields()
+_ACCOUNT_DATA = Fields("a")
+_WALLET = Fields(event=False)
+_POSITION = Fields(event=False)
+_MARGIN_CALL = Fields()
+_MARGIN_POSITION = Fields(event=False)
+_ORDER_UPDATE = Fields()
+# "o.si" and "o.ss" are documented as "Ignore"; "o.ma" is sent by COIN-M only.
+_ORDER = Fields("o", ignored=["si", "ss"])
+_CONFIG = Fields()
+_LEVERAGE = Fields("ac", optional=True)
+_MULTI_ASSETS = Fields("ai", optional=True)
+_TRADE_LITE = Fields()
+
+
+class FuturesUserHeader(TypedDict):
+    """What every futures user event starts with."""
+
+    market: str
+    subscription_id: int | None
+    event_time_us: int
+    transaction_time_us: int
+
+
+def futures_user_header(payload: Payload, ctx: Context) -> FuturesUserHeader:
+    """The market, account and times of a futures user event (``E``, ``T``)."""
+    return FuturesUserHeader(
+        market=ctx.market,
+        subscription_id=ctx.subscription_id,
+        # The ALGO_UPDATE doc example's comments swap E and T; E is the event time as in every
+        # other event (Binance's SDK model: "E": Event Time, "T": Transaction Time).
+        event_time_us=time_us(payload["E"], "E", ctx),
+        transaction_time_us=time_us(payload["T"], "T", ctx),
+    )
 
 
 def _wallet(item: object, index: int) -> tuple[WalletBalance, dict[str, str]]:
     name = f"a.B[{index}]"
-    value = obj(item, name)
+    value = _WALLET.view(obj(item, name))
     wallet = WalletBalance(
         asset=text(value["a"], f"{name}.a"),
         wallet_balance=decimal(value["wb"], f"{name}.wb"),
         cross_wallet_balance=decimal(value["cw"], f"{name}.cw"),
         balance_change=optional(value, "bc", decimal),
     )
-    return wallet, extra(value, _WALLET_KEYS, f"{name}.")
+    return wallet, _WALLET.unread(value, f"{name}.")
 
 
 def _position(item: object, index: int) -> tuple[PositionUpdate, dict[str, str]]:
     name = f"a.P[{index}]"
-    value = obj(item, name)
+    value = _POSITION.view(obj(item, name))
     position = PositionUpdate(
         symbol=text(value["s"], f"{name}.s"),
         position_amount=decimal(value["pa"], f"{name}.pa"),
@@ -250,26 +266,24 @@ def _position(item: object, index: int) -> tuple[PositionUpdate, dict[str, str]]
         isolated_wallet=decimal(value["iw"], f"{name}.iw"),
         position_side=text(value["ps"], f"{name}.ps"),
     )
-    return position, extra(value, _POSITION_KEYS, f"{name}.")
+    return position, _POSITION.unread(value, f"{name}.")
 
 
 def parse_account_update(payload: Payload, ctx: Context) -> AccountUpdate:
-    data = obj(payload["a"], "a")
+    payload = _ACCOUNT_UPDATE.view(payload)
+    data = _ACCOUNT_DATA.view_in(payload)
     wallets = [_wallet(item, i) for i, item in enumerate(array(data.get("B", []), "a.B"))]
     positions = [_position(item, i) for i, item in enumerate(array(data.get("P", []), "a.P"))]
     return AccountUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
+        **futures_user_header(payload, ctx),
         reason=text(data["m"], "a.m"),
         balances=[wallet for wallet, _ in wallets],
         positions=[position for position, _ in positions],
         funding_fee_symbol=optional(data, "S", text),
         received_at_us=ctx.received_at_us,
         extra=merged(
-            extra(payload, _ACCOUNT_UPDATE_KEYS),
-            extra(data, _ACCOUNT_DATA_KEYS, "a."),
+            _ACCOUNT_UPDATE.unread(payload),
+            _ACCOUNT_DATA.unread(data),
             *(unknown for _, unknown in wallets),
             *(unknown for _, unknown in positions),
         ),
@@ -278,7 +292,7 @@ def parse_account_update(payload: Payload, ctx: Context) -> AccountUpdate:
 
 def _margin_position(item: object, index: int) -> tuple[MarginCallPosition, dict[str, str]]:
     name = f"p[{index}]"
-    value = obj(item, name)
+    value = _MARGIN_POSITION.view(obj(item, name))
     position = MarginCallPosition(
         symbol=text(value["s"], f"{name}.s"),
         position_side=text(value["ps"], f"{name}.ps"),
@@ -289,10 +303,11 @@ def _margin_position(item: object, index: int) -> tuple[MarginCallPosition, dict
         unrealized_pnl=decimal(value["up"], f"{name}.up"),
         maintenance_margin=decimal(value["mm"], f"{name}.mm"),
     )
-    return position, extra(value, _MARGIN_POSITION_KEYS, f"{name}.")
+    return position, _MARGIN_POSITION.unread(value, f"{name}.")
 
 
 def parse_margin_call(payload: Payload, ctx: Context) -> MarginCall:
+    payload = _MARGIN_CALL.view(payload)
     parsed = [_margin_position(item, i) for i, item in enumerate(array(payload["p"], "p"))]
     return MarginCall(
         market=ctx.market,
@@ -301,18 +316,16 @@ def parse_margin_call(payload: Payload, ctx: Context) -> MarginCall:
         cross_wallet_balance=optional(payload, "cw", decimal),
         positions=[position for position, _ in parsed],
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _MARGIN_CALL_KEYS), *(unknown for _, unknown in parsed)),
+        extra=merged(_MARGIN_CALL.unread(payload), *(unknown for _, unknown in parsed)),
     )
 
 
 def parse_order_trade_update(payload: Payload, ctx: Context) -> OrderTradeUpdate:
-    order = obj(payload["o"], "o")
+    payload = _ORDER_UPDATE.view(payload)
+    order = _ORDER.view_in(payload)
     return OrderTradeUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
+        **futures_user_header(payload, ctx),
         account_alias=optional(payload, "i", text),
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
         symbol=text(order["s"], "o.s"),
         client_order_id=any_text(order["c"], "o.c"),
         side=text(order["S"], "o.S"),
@@ -349,38 +362,34 @@ def parse_order_trade_update(payload: Payload, ctx: Context) -> OrderTradeUpdate
         good_till_time_us=optional_time_us(order, "gtd", ctx),
         expiry_reason=optional(order, "er", any_text),
         margin_asset=optional(order, "ma", text),
-        ignored=ignored(order, _ORDER_IGNORED, "o."),
+        ignored=_ORDER.ignored(order),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _ORDER_UPDATE_KEYS), extra(order, _ORDER_KEYS, "o.")),
+        extra=merged(_ORDER_UPDATE.unread(payload), _ORDER.unread(order)),
     )
 
 
 def parse_account_config_update(payload: Payload, ctx: Context) -> AccountConfigUpdate:
-    leverage = obj(payload.get("ac", {}), "ac")
-    multi_assets = obj(payload.get("ai", {}), "ai")
+    payload = _CONFIG.view(payload)
+    leverage = _LEVERAGE.view_in(payload)
+    multi_assets = _MULTI_ASSETS.view_in(payload)
     return AccountConfigUpdate(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
+        **futures_user_header(payload, ctx),
         symbol=optional(leverage, "s", text),
         leverage=optional(leverage, "l", integer),
         multi_assets_mode=optional(multi_assets, "j", boolean),
         received_at_us=ctx.received_at_us,
         extra=merged(
-            extra(payload, _CONFIG_KEYS),
-            extra(leverage, _LEVERAGE_KEYS, "ac."),
-            extra(multi_assets, _MULTI_ASSETS_KEYS, "ai."),
+            _CONFIG.unread(payload),
+            _LEVERAGE.unread(leverage),
+            _MULTI_ASSETS.unread(multi_assets),
         ),
     )
 
 
 def parse_trade_lite(payload: Payload, ctx: Context) -> TradeLite:
+    payload = _TRADE_LITE.view(payload)
     return TradeLite(
-        market=ctx.market,
-        subscription_id=ctx.subscription_id,
-        event_time_us=time_us(payload["E"], "E", ctx),
-        transaction_time_us=time_us(payload["T"], "T", ctx),
+        **futures_user_header(payload, ctx),
         symbol=text(payload["s"], "s"),
         quantity=decimal(payload["q"], "q"),
         price=decimal(payload["p"], "p"),
@@ -392,5 +401,5 @@ def parse_trade_lite(payload: Payload, ctx: Context) -> TradeLite:
         trade_id=integer(payload["t"], "t"),
         order_id=integer(payload["i"], "i"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _TRADE_LITE_KEYS),
+        extra=_TRADE_LITE.unread(payload),
     )

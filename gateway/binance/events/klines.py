@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import field
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     Scaled,
     boolean,
     event_class,
-    extra,
-    ignored,
     integer,
     merged,
-    obj,
     scaled,
     text,
     time_us,
@@ -138,20 +136,32 @@ class MarkPriceKline(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_KLINE_KEYS = frozenset(["e", "E", "s", "k"])
-_KLINE_BAR_KEYS = frozenset(
-    ["t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"]
-)
-_CONTINUOUS_KEYS = frozenset(["e", "E", "ps", "ct", "k"])
-_CONTINUOUS_BAR_KEYS = _KLINE_BAR_KEYS - {"s"}
-_PRICE_KLINE_KEYS = frozenset(["e", "E", "ps", "k"])
-_PRICE_BAR_KEYS = frozenset(["t", "T", "i", "o", "c", "h", "l", "n", "x"])
-_TRADE_BAR_IGNORED = frozenset({"B"})
-# Index and mark price bars carry the trade-bar keys too, all documented as "Ignore".
-_PRICE_BAR_IGNORED = frozenset(["f", "L", "v", "q", "V", "Q", "B"])
-# On index klines k.s is documented as "Ignore" too (sent as "0"): an index has no symbol.
-_INDEX_BAR_IGNORED = _PRICE_BAR_IGNORED | {"s"}
-_PRICE_BAR_ALL_KEYS = _PRICE_BAR_KEYS | _INDEX_BAR_IGNORED
+class _PriceBar(TypedDict):
+    """What an index or mark price bar (``k``) holds, named as in every kline record."""
+
+    interval: str
+    open_time_us: int
+    close_time_us: int
+    open_price: Scaled
+    high_price: Scaled
+    low_price: Scaled
+    close_price: Scaled
+    sample_count: int
+    closed: bool
+    ignored: Mapping[str, str]
+
+
+_KLINE = Fields()
+_CONTINUOUS = Fields()
+_INDEX_KLINE = Fields()
+_MARK_KLINE = Fields()
+# One reader per parser: a continuous kline's bar has no "s", so there it is an unknown field.
+_KLINE_BAR = Fields("k", ignored=["B"])
+_CONTINUOUS_BAR = Fields("k", ignored=["B"])
+# Index and mark price bars carry the trade-bar keys too, all documented as "Ignore"; on index
+# klines k.s is documented as "Ignore" too (sent as "0"): an index has no symbol.
+_MARK_BAR = Fields("k", ignored=["f", "L", "v", "q", "V", "Q", "B"])
+_INDEX_BAR = Fields("k", ignored=["f", "L", "v", "q", "V", "Q", "B", "s"])
 
 
 def _timezone(ctx: Context) -> str | None:
@@ -161,8 +171,26 @@ def _timezone(ctx: Context) -> str | None:
     return ctx.stream.rpartition("@")[2]
 
 
+def _price_bar(bar: Payload, fields: Fields, ctx: Context) -> _PriceBar:
+    return _PriceBar(
+        interval=text(bar["i"], "k.i"),
+        open_time_us=time_us(bar["t"], "k.t", ctx),
+        close_time_us=time_us(bar["T"], "k.T", ctx),
+        open_price=scaled(bar["o"], "k.o"),
+        high_price=scaled(bar["h"], "k.h"),
+        low_price=scaled(bar["l"], "k.l"),
+        close_price=scaled(bar["c"], "k.c"),
+        sample_count=integer(bar["n"], "k.n"),
+        closed=boolean(bar["x"], "k.x"),
+        ignored=fields.ignored(bar),
+    )
+
+
+# The trade klines are read field by field, not through a shared ``**bar`` like the price
+# klines: on the hot path that dict cost 1.4 µs of a 5.9 µs kline parse.
 def parse_kline(payload: Payload, ctx: Context) -> Kline:
-    bar = obj(payload["k"], "k")
+    payload = _KLINE.view(payload)
+    bar = _KLINE_BAR.view_in(payload)
     symbol = text(payload["s"], "s")
     if bar.get("s", symbol) != symbol:
         raise ValueError(f"kline symbol k.s={bar['s']!r} differs from s={symbol!r}")
@@ -186,14 +214,15 @@ def parse_kline(payload: Payload, ctx: Context) -> Kline:
         last_trade_id=integer(bar["L"], "k.L"),
         trade_count=integer(bar["n"], "k.n"),
         closed=boolean(bar["x"], "k.x"),
-        ignored=ignored(bar, _TRADE_BAR_IGNORED, "k."),
+        ignored=_KLINE_BAR.ignored(bar),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _KLINE_KEYS), extra(bar, _KLINE_BAR_KEYS, "k.")),
+        extra=merged(_KLINE.unread(payload), _KLINE_BAR.unread(bar)),
     )
 
 
 def parse_continuous_kline(payload: Payload, ctx: Context) -> ContinuousKline:
-    bar = obj(payload["k"], "k")
+    payload = _CONTINUOUS.view(payload)
+    bar = _CONTINUOUS_BAR.view_in(payload)
     return ContinuousKline(
         market=ctx.market,
         pair=text(payload["ps"], "ps"),
@@ -214,50 +243,34 @@ def parse_continuous_kline(payload: Payload, ctx: Context) -> ContinuousKline:
         last_update_id=integer(bar["L"], "k.L"),
         trade_count=integer(bar["n"], "k.n"),
         closed=boolean(bar["x"], "k.x"),
-        ignored=ignored(bar, _TRADE_BAR_IGNORED, "k."),
+        ignored=_CONTINUOUS_BAR.ignored(bar),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _CONTINUOUS_KEYS), extra(bar, _CONTINUOUS_BAR_KEYS, "k.")),
+        extra=merged(_CONTINUOUS.unread(payload), _CONTINUOUS_BAR.unread(bar)),
     )
 
 
 def parse_index_price_kline(payload: Payload, ctx: Context) -> IndexPriceKline:
-    bar = obj(payload["k"], "k")
+    payload = _INDEX_KLINE.view(payload)
+    bar = _INDEX_BAR.view_in(payload)
     return IndexPriceKline(
         market=ctx.market,
         pair=text(payload["ps"], "ps"),
         event_time_us=time_us(payload["E"], "E", ctx),
-        interval=text(bar["i"], "k.i"),
-        open_time_us=time_us(bar["t"], "k.t", ctx),
-        close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=scaled(bar["o"], "k.o"),
-        high_price=scaled(bar["h"], "k.h"),
-        low_price=scaled(bar["l"], "k.l"),
-        close_price=scaled(bar["c"], "k.c"),
-        sample_count=integer(bar["n"], "k.n"),
-        closed=boolean(bar["x"], "k.x"),
-        ignored=ignored(bar, _INDEX_BAR_IGNORED, "k."),
+        **_price_bar(bar, _INDEX_BAR, ctx),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _PRICE_KLINE_KEYS), extra(bar, _PRICE_BAR_ALL_KEYS, "k.")),
+        extra=merged(_INDEX_KLINE.unread(payload), _INDEX_BAR.unread(bar)),
     )
 
 
 def parse_mark_price_kline(payload: Payload, ctx: Context) -> MarkPriceKline:
-    bar = obj(payload["k"], "k")
+    payload = _MARK_KLINE.view(payload)
+    bar = _MARK_BAR.view_in(payload)
     return MarkPriceKline(
         market=ctx.market,
         symbol=text(bar["s"], "k.s"),
         pair=text(payload["ps"], "ps"),
         event_time_us=time_us(payload["E"], "E", ctx),
-        interval=text(bar["i"], "k.i"),
-        open_time_us=time_us(bar["t"], "k.t", ctx),
-        close_time_us=time_us(bar["T"], "k.T", ctx),
-        open_price=scaled(bar["o"], "k.o"),
-        high_price=scaled(bar["h"], "k.h"),
-        low_price=scaled(bar["l"], "k.l"),
-        close_price=scaled(bar["c"], "k.c"),
-        sample_count=integer(bar["n"], "k.n"),
-        closed=boolean(bar["x"], "k.x"),
-        ignored=ignored(bar, _PRICE_BAR_IGNORED, "k."),
+        **_price_bar(bar, _MARK_BAR, ctx),
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _PRICE_KLINE_KEYS), extra(bar, _PRICE_BAR_ALL_KEYS, "k.")),
+        extra=merged(_MARK_KLINE.unread(payload), _MARK_BAR.unread(bar)),
     )

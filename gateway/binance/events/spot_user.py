@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     any_text,
@@ -21,8 +22,6 @@ from gateway.binance.events.base import (
     boolean,
     decimal,
     event_class,
-    extra,
-    ignored,
     integer,
     integer_or_digits,
     merged,
@@ -227,33 +226,31 @@ class ListenKeyExpired(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_POSITION_KEYS = frozenset(["e", "E", "u", "B"])
-_BALANCE_KEYS = frozenset(["a", "f", "l"])
-_DELTA_KEYS = frozenset(["e", "E", "a", "d", "T"])
-# Wire letters as Binance lists them: always sent, then the conditional ones.
-_EXECUTION_KEYS = frozenset(
-    "e E s c S o f q p P F g C x X r i l z L n N T t v I w m M O Z Y Q W V "  # noqa: SIM905
-    "d D j J A B u U Cs pl pL pY b a k uS gP gOT gOV gp eR".split()
-)
-_EXECUTION_IGNORED = frozenset(["M"])
-_LIST_STATUS_KEYS = frozenset(["e", "E", "s", "g", "c", "l", "L", "r", "C", "T", "O"])
-_LIST_ORDER_KEYS = frozenset(["s", "i", "c"])
-_TERMINATED_KEYS = frozenset(["e", "E"])
-_LISTEN_KEY_KEYS = frozenset(["e", "E", "listenKey"])
+_POSITION = Fields()
+_BALANCE = Fields(event=False)
+_BALANCE_UPDATE = Fields()
+_LOCK_UPDATE = Fields()
+# "M" is documented as "Ignore".
+_EXECUTION = Fields(ignored=["M"])
+_LIST_STATUS = Fields()
+_LIST_ORDER = Fields(event=False)
+_TERMINATED = Fields()
+_LISTEN_KEY = Fields()
 
 
 def _balance(item: object, index: int) -> tuple[AccountBalance, dict[str, str]]:
     name = f"B[{index}]"
-    value = obj(item, name)
+    value = _BALANCE.view(obj(item, name))
     balance = AccountBalance(
         asset=text(value["a"], f"{name}.a"),
         free=decimal(value["f"], f"{name}.f"),
         locked=decimal(value["l"], f"{name}.l"),
     )
-    return balance, extra(value, _BALANCE_KEYS, f"{name}.")
+    return balance, _BALANCE.unread(value, f"{name}.")
 
 
 def parse_account_position(payload: Payload, ctx: Context) -> AccountPosition:
+    payload = _POSITION.view(payload)
     parsed = [_balance(item, i) for i, item in enumerate(array(payload["B"], "B"))]
     return AccountPosition(
         market=ctx.market,
@@ -262,11 +259,12 @@ def parse_account_position(payload: Payload, ctx: Context) -> AccountPosition:
         last_update_time_us=time_us(payload["u"], "u", ctx),
         balances=[balance for balance, _ in parsed],
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _POSITION_KEYS), *(unknown for _, unknown in parsed)),
+        extra=merged(_POSITION.unread(payload), *(unknown for _, unknown in parsed)),
     )
 
 
 def parse_balance_update(payload: Payload, ctx: Context) -> BalanceUpdate:
+    payload = _BALANCE_UPDATE.view(payload)
     return BalanceUpdate(
         market=ctx.market,
         subscription_id=ctx.subscription_id,
@@ -275,11 +273,12 @@ def parse_balance_update(payload: Payload, ctx: Context) -> BalanceUpdate:
         delta=decimal(payload["d"], "d"),
         clear_time_us=time_us(payload["T"], "T", ctx),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _DELTA_KEYS),
+        extra=_BALANCE_UPDATE.unread(payload),
     )
 
 
 def parse_external_lock_update(payload: Payload, ctx: Context) -> ExternalLockUpdate:
+    payload = _LOCK_UPDATE.view(payload)
     return ExternalLockUpdate(
         market=ctx.market,
         subscription_id=ctx.subscription_id,
@@ -288,11 +287,12 @@ def parse_external_lock_update(payload: Payload, ctx: Context) -> ExternalLockUp
         delta=decimal(payload["d"], "d"),
         transaction_time_us=time_us(payload["T"], "T", ctx),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _DELTA_KEYS),
+        extra=_LOCK_UPDATE.unread(payload),
     )
 
 
 def parse_execution_report(payload: Payload, ctx: Context) -> ExecutionReport:
+    payload = _EXECUTION.view(payload)
     return ExecutionReport(
         market=ctx.market,
         subscription_id=ctx.subscription_id,
@@ -350,24 +350,25 @@ def parse_execution_report(payload: Payload, ctx: Context) -> ExecutionReport:
         peg_offset_value=optional(payload, "gOV", integer),
         pegged_price=optional(payload, "gp", decimal),
         expiry_reason=optional(payload, "eR", text),
-        ignored=ignored(payload, _EXECUTION_IGNORED),
+        ignored=_EXECUTION.ignored(payload),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _EXECUTION_KEYS),
+        extra=_EXECUTION.unread(payload),
     )
 
 
 def _list_order(item: object, index: int) -> tuple[ListOrder, dict[str, str]]:
     name = f"O[{index}]"
-    value = obj(item, name)
+    value = _LIST_ORDER.view(obj(item, name))
     order = ListOrder(
         symbol=text(value["s"], f"{name}.s"),
         order_id=integer(value["i"], f"{name}.i"),
         client_order_id=any_text(value["c"], f"{name}.c"),
     )
-    return order, extra(value, _LIST_ORDER_KEYS, f"{name}.")
+    return order, _LIST_ORDER.unread(value, f"{name}.")
 
 
 def parse_list_status(payload: Payload, ctx: Context) -> ListStatus:
+    payload = _LIST_STATUS.view(payload)
     parsed = [_list_order(item, i) for i, item in enumerate(array(payload["O"], "O"))]
     return ListStatus(
         market=ctx.market,
@@ -383,21 +384,23 @@ def parse_list_status(payload: Payload, ctx: Context) -> ListStatus:
         transaction_time_us=time_us(payload["T"], "T", ctx),
         orders=[order for order, _ in parsed],
         received_at_us=ctx.received_at_us,
-        extra=merged(extra(payload, _LIST_STATUS_KEYS), *(unknown for _, unknown in parsed)),
+        extra=merged(_LIST_STATUS.unread(payload), *(unknown for _, unknown in parsed)),
     )
 
 
 def parse_event_stream_terminated(payload: Payload, ctx: Context) -> EventStreamTerminated:
+    payload = _TERMINATED.view(payload)
     return EventStreamTerminated(
         market=ctx.market,
         subscription_id=ctx.subscription_id,
         event_time_us=time_us(payload["E"], "E", ctx),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _TERMINATED_KEYS),
+        extra=_TERMINATED.unread(payload),
     )
 
 
 def parse_listen_key_expired(payload: Payload, ctx: Context) -> ListenKeyExpired:
+    payload = _LISTEN_KEY.view(payload)
     # USD-M documents "E" as a string ("1736996475556"); spot sends a number.
     event_time = integer_or_digits(payload["E"], "E")
     return ListenKeyExpired(
@@ -406,5 +409,5 @@ def parse_listen_key_expired(payload: Payload, ctx: Context) -> ListenKeyExpired
         event_time_us=time_us(event_time, "E", ctx),
         listen_key=text(payload["listenKey"], "listenKey"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _LISTEN_KEY_KEYS),
+        extra=_LISTEN_KEY.unread(payload),
     )

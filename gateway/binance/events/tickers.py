@@ -12,12 +12,12 @@ from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     Scaled,
     contract_market,
     event_class,
-    extra,
     integer,
     optional,
     scaled,
@@ -143,20 +143,16 @@ class ReferencePrice(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_MINI_TICKER_KEYS = frozenset(["e", "E", "s", "ps", "st", "c", "o", "h", "l", "v", "q"])
-_SPOT_TICKER_KEYS = frozenset(
-    ["e", "E", "s", "p", "P", "w", "c", "Q", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"]
-) | {"x", "b", "B", "a", "A"}
-# Futures send the pair (COIN-M) instead of spot's previous price and best bid/ask.
-_FUTURES_TICKER_KEYS = (_SPOT_TICKER_KEYS - {"x", "b", "B", "a", "A"}) | {"ps", "st"}
-_ROLLING_TICKER_KEYS = frozenset(
-    ["e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"]
-)
-_AVG_PRICE_KEYS = frozenset(["e", "E", "s", "i", "w", "T"])
-_REFERENCE_PRICE_KEYS = frozenset(["e", "s", "r", "t"])
+_MINI_TICKER = Fields()
+_SPOT_TICKER = Fields()
+_FUTURES_TICKER = Fields()
+_ROLLING_TICKER = Fields()
+_AVG_PRICE = Fields()
+_REFERENCE_PRICE = Fields()
 
 
 def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
+    payload = _MINI_TICKER.view(payload)
     kind = symbol_type(payload)
     return MiniTicker(
         market=contract_market(kind, ctx),
@@ -171,14 +167,14 @@ def parse_mini_ticker(payload: Payload, ctx: Context) -> MiniTicker:
         quote_volume=scaled(payload["q"], "q"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _MINI_TICKER_KEYS),
+        extra=_MINI_TICKER.unread(payload),
     )
 
 
 _SpotOnly = tuple[Scaled | None, Scaled | None, Scaled | None, Scaled | None, Scaled | None]
 
 
-def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozenset[str]) -> Ticker:
+def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, fields: Fields) -> Ticker:
     before_window, bid_price, bid_quantity, ask_price, ask_quantity = spot_only
     kind = symbol_type(payload)
     return Ticker(
@@ -208,12 +204,13 @@ def _ticker(payload: Payload, ctx: Context, spot_only: _SpotOnly, known: frozens
         trade_count=integer(payload["n"], "n"),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, known),
+        extra=fields.unread(payload),
     )
 
 
 def parse_spot_ticker(payload: Payload, ctx: Context) -> Ticker:
     # Spot also sends the price before the window and the best bid/ask; futures do not.
+    payload = _SPOT_TICKER.view(payload)
     spot_only = (
         scaled(payload["x"], "x"),
         scaled(payload["b"], "b"),
@@ -221,17 +218,18 @@ def parse_spot_ticker(payload: Payload, ctx: Context) -> Ticker:
         scaled(payload["a"], "a"),
         scaled(payload["A"], "A"),
     )
-    return _ticker(payload, ctx, spot_only, _SPOT_TICKER_KEYS)
+    return _ticker(payload, ctx, spot_only, _SPOT_TICKER)
 
 
 _NO_SPOT_FIELDS: _SpotOnly = (None, None, None, None, None)
 
 
 def parse_futures_ticker(payload: Payload, ctx: Context) -> Ticker:
-    return _ticker(payload, ctx, _NO_SPOT_FIELDS, _FUTURES_TICKER_KEYS)
+    return _ticker(_FUTURES_TICKER.view(payload), ctx, _NO_SPOT_FIELDS, _FUTURES_TICKER)
 
 
 def parse_rolling_ticker(payload: Payload, ctx: Context) -> RollingTicker:
+    payload = _ROLLING_TICKER.view(payload)
     event_type = text(payload["e"], "e")
     return RollingTicker(
         market=ctx.market,
@@ -253,11 +251,12 @@ def parse_rolling_ticker(payload: Payload, ctx: Context) -> RollingTicker:
         last_trade_id=integer(payload["L"], "L"),
         trade_count=integer(payload["n"], "n"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _ROLLING_TICKER_KEYS),
+        extra=_ROLLING_TICKER.unread(payload),
     )
 
 
 def parse_avg_price(payload: Payload, ctx: Context) -> AvgPrice:
+    payload = _AVG_PRICE.view(payload)
     return AvgPrice(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
@@ -266,16 +265,17 @@ def parse_avg_price(payload: Payload, ctx: Context) -> AvgPrice:
         average_price=scaled(payload["w"], "w"),
         last_trade_time_us=time_us(payload["T"], "T", ctx),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _AVG_PRICE_KEYS),
+        extra=_AVG_PRICE.unread(payload),
     )
 
 
 def parse_reference_price(payload: Payload, ctx: Context) -> ReferencePrice:
+    payload = _REFERENCE_PRICE.view(payload)
     return ReferencePrice(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
         reference_price=scaled_or_null(payload["r"], "r"),
         engine_time_us=time_us(payload["t"], "t", ctx),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _REFERENCE_PRICE_KEYS),
+        extra=_REFERENCE_PRICE.unread(payload),
     )

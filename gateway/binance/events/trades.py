@@ -8,16 +8,15 @@ from typing import ClassVar
 
 from gateway.binance.events.base import (
     Context,
+    Fields,
     Payload,
     Publishable,
     Scaled,
     boolean,
     contract_market,
     event_class,
-    extra,
     integer,
     merged,
-    obj,
     optional,
     scaled,
     symbol_type,
@@ -113,15 +112,15 @@ class ForceOrder(Publishable):
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m", "M", "X"])
-_AGG_TRADE_KEYS = frozenset(["e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m", "M", "st"])
-_BLOCK_TRADE_KEYS = frozenset(["e", "E", "s", "t", "p", "q", "T", "m"])
-# Since 2026-06-30 the pair and symbol type of !forceOrder@arr sit beside "o", not in it.
-_FORCE_ORDER_KEYS = frozenset(["e", "E", "o", "ps", "st"])
-_FORCE_ORDER_INNER_KEYS = frozenset(["s", "ps", "S", "o", "f", "q", "p", "ap", "X", "l", "z", "T"])
+_TRADE = Fields()
+_AGG_TRADE = Fields()
+_BLOCK_TRADE = Fields()
+_FORCE_ORDER = Fields()
+_FORCE_ORDER_INNER = Fields("o")
 
 
 def parse_trade(payload: Payload, ctx: Context) -> Trade:
+    payload = _TRADE.view(payload)
     return Trade(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
@@ -134,11 +133,12 @@ def parse_trade(payload: Payload, ctx: Context) -> Trade:
         best_match=optional(payload, "M", boolean),
         trade_type=optional(payload, "X", text),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _TRADE_KEYS),
+        extra=_TRADE.unread(payload),
     )
 
 
 def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
+    payload = _AGG_TRADE.view(payload)
     kind = symbol_type(payload)
     return AggTrade(
         market=contract_market(kind, ctx),
@@ -155,11 +155,12 @@ def parse_agg_trade(payload: Payload, ctx: Context) -> AggTrade:
         best_match=optional(payload, "M", boolean),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _AGG_TRADE_KEYS),
+        extra=_AGG_TRADE.unread(payload),
     )
 
 
 def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
+    payload = _BLOCK_TRADE.view(payload)
     return BlockTrade(
         market=ctx.market,
         symbol=text(payload["s"], "s"),
@@ -170,17 +171,21 @@ def parse_block_trade(payload: Payload, ctx: Context) -> BlockTrade:
         trade_time_us=time_us(payload["T"], "T", ctx),
         buyer_is_maker=boolean(payload["m"], "m"),
         received_at_us=ctx.received_at_us,
-        extra=extra(payload, _BLOCK_TRADE_KEYS),
+        extra=_BLOCK_TRADE.unread(payload),
     )
 
 
 def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
-    order = obj(payload["o"], "o")
+    payload = _FORCE_ORDER.view(payload)
+    order = _FORCE_ORDER_INNER.view_in(payload)
     kind = symbol_type(payload)
+    # Since 2026-06-30 the pair and symbol type of !forceOrder@arr sit beside "o", not in it.
+    # Both read, so the keys the parser asks for do not depend on which one is sent.
+    inner_pair, outer_pair = optional(order, "ps", text), optional(payload, "ps", text)
     return ForceOrder(
         market=contract_market(kind, ctx),
         symbol=text(order["s"], "o.s"),
-        pair=optional(order, "ps", text) or optional(payload, "ps", text),
+        pair=inner_pair or outer_pair,
         event_time_us=time_us(payload["E"], "E", ctx),
         side=text(order["S"], "o.S"),
         order_type=text(order["o"], "o.o"),
@@ -194,7 +199,5 @@ def parse_force_order(payload: Payload, ctx: Context) -> ForceOrder:
         trade_time_us=time_us(order["T"], "o.T", ctx),
         symbol_type=kind,
         received_at_us=ctx.received_at_us,
-        extra=merged(
-            extra(payload, _FORCE_ORDER_KEYS), extra(order, _FORCE_ORDER_INNER_KEYS, "o.")
-        ),
+        extra=merged(_FORCE_ORDER.unread(payload), _FORCE_ORDER_INNER.unread(order)),
     )
