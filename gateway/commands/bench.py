@@ -26,13 +26,14 @@ import platform
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
@@ -126,14 +127,16 @@ async def simulator_process(symbols: int, rate: float) -> AsyncIterator[tuple[st
 
 
 @contextlib.asynccontextmanager
-async def child(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def child(
+    *args: str, stderr: IO[bytes] | int = asyncio.subprocess.DEVNULL
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A ``python -m ...`` child whose first stdout line is read by the caller; ended on exit."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         *args,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         yield process
@@ -176,13 +179,17 @@ async def probe(
         args.append("--gc")
     if profile:
         args.append("--profile")
-    async with child(*args) as process:
-        out, _ = await process.communicate()
-    lines = out.decode().strip().splitlines()
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"the {pipeline} run of {scenario.name!r} failed (exit {process.returncode})"
-        )
+    with tempfile.TemporaryFile() as errors:
+        async with child(*args, stderr=errors) as process:
+            out, _ = await process.communicate()
+        lines = out.decode().strip().splitlines()
+        if process.returncode != 0 or not lines:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()[-1:]
+            raise RuntimeError(
+                f"the {pipeline} run of {scenario.name!r} failed (exit {process.returncode}): "
+                f"{said[0] if said else 'nothing on stderr'}"
+            )
     result: dict[str, Any] = orjson.loads(lines[-1])
     return result
 
