@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from gateway.binance.events.books import DepthUpdate
+from gateway.binance.events.klines import ContinuousKline, Kline
 from gateway.binance.messages import (
     AggTrade,
     ControlReply,
@@ -77,6 +78,9 @@ class FramePipeline:
         if self._liveness is not None and stream is not None and events:
             last = events[-1]
             if not isinstance(last, ControlReply | ServerShutdown):
+                if isinstance(last, Kline | ContinuousKline) and last.closed:
+                    # Before the hole it may end is declared: its recovery leaves this one out.
+                    self._liveness.closed_kline(self._parser.market, stream, last.open_time_us)
                 self._liveness.delivered(self._parser.market, stream, last.record_time_us)
         for event in events:
             if isinstance(event, ControlReply):
