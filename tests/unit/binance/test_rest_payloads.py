@@ -2,6 +2,8 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.binance.events.klines import ContinuousKline, Kline
+from gateway.binance.kline_recovery import KlineSeries
 from gateway.binance.markets import Market
 from gateway.binance.rest_payloads import (
     agg_trades_call,
@@ -9,9 +11,11 @@ from gateway.binance.rest_payloads import (
     historical_trades_call,
     parse_agg_trade_rows,
     parse_depth_body,
+    parse_kline_rows,
     parse_trade_rows,
     recent_trades_call,
 )
+from gateway.errors import RestAnswerError
 from tests.vectors import vector
 
 
@@ -134,3 +138,44 @@ def test_the_24h_tickers_give_each_symbols_trade_rate_and_skip_what_is_unusable(
     assert parse_trade_rates(body) == {"BTCUSDT": 10.0, "QUIETUSDT": 0.0}
     with pytest.raises(RestAnswerError):
         parse_trade_rates({"code": -1003, "msg": "Too many requests"})
+
+
+# GET /fapi/v1/continuousKlines's example row (Binance's USDⓈ-M REST docs, "Continuous Contract
+# Kline/Candlestick Data"); klines rows have the same shape.
+KLINE_ROW = [1607444700000, "18879.99", "18900.00", "18878.98", "18896.13", "492.363",
+             1607444759999, "9302145.66080", 1874, "385.983", "7292402.33267", "0"]  # fmt: skip
+
+
+def test_kline_rows_become_closed_klines_dated_by_their_close() -> None:
+    series = KlineSeries("kline", "BTCUSDT", "1m")
+    [kline] = parse_kline_rows([KLINE_ROW], Market.SPOT, series, 7)
+    assert isinstance(kline, Kline)
+    assert (kline.symbol, kline.interval, kline.closed) == ("BTCUSDT", "1m", True)
+    assert kline.open_time_us == 1607444700000_000
+    assert kline.close_time_us == kline.event_time_us == 1607444759999_000
+    assert (kline.open_price, kline.close_price) == (Decimal("18879.99"), Decimal("18896.13"))
+    assert (kline.volume, kline.quote_volume) == (Decimal("492.363"), Decimal("9302145.66080"))
+    assert (kline.taker_buy_volume, kline.trade_count) == (Decimal("385.983"), 1874)
+    assert (kline.first_trade_id, kline.last_trade_id) == (-1, -1)  # REST does not say
+    assert kline.received_at_us == 7 and kline.extra == {}
+
+
+def test_continuous_kline_rows_name_the_pair_and_contract() -> None:
+    series = KlineSeries("continuous_kline", "BTCUSDT", "1m", "PERPETUAL")
+    [kline] = parse_kline_rows([KLINE_ROW], Market.USDM, series, 7)
+    assert isinstance(kline, ContinuousKline)
+    assert (kline.pair, kline.contract_type, kline.closed) == ("BTCUSDT", "PERPETUAL", True)
+    assert kline.high_price == Decimal("18900.00")
+
+
+def test_unusable_kline_rows_are_left_out_with_their_reason() -> None:
+    series = KlineSeries("kline", "BTCUSDT", "1m")
+    bad_price = [*KLINE_ROW[:1], "one", *KLINE_ROW[2:]]
+    rejected: list[str] = []
+    rows = [bad_price, KLINE_ROW[:5], {"t": 1}, KLINE_ROW]
+    assert len(parse_kline_rows(rows, Market.SPOT, series, 0, rejected=rejected)) == 1
+    assert len(rejected) == 3 and rejected[0].startswith("klines row 0:")
+    with pytest.raises(RestAnswerError):
+        parse_kline_rows({"code": -1121}, Market.SPOT, series, 0)
+    with pytest.raises(RestAnswerError, match="klines row 0"):
+        parse_kline_rows([bad_price], Market.SPOT, series, 0)
