@@ -180,3 +180,30 @@ async def test_a_window_still_being_recovered_at_stop_is_declared_not_recovered(
     await harness.live.flush()
     [gap] = [decoded(r) for r in harness.sink.records if r.topic == "p.stream_status"]
     assert gap["recovered"] is False
+
+
+def test_only_kline_streams_of_markets_with_rest_are_recovered() -> None:
+    rest = Klines(lambda params: [])
+    klines = KlineRecovery(
+        {Market.SPOT: rest, Market.USDM: rest},  # type: ignore[dict-item]
+        RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw"),
+        RecordingSink(),
+        Metrics(),
+    )
+    assert klines.recoverable(Market.SPOT, KLINE)
+    assert klines.recoverable(Market.USDM, "btcusdt_perpetual@continuousKline_1m")
+    assert not klines.recoverable(Market.COINM, "btcusd_perp@kline_1m")  # backfill off: no REST
+    assert not klines.recoverable(Market.SPOT, "btcusdt@kline_1m@+08:00")
+    assert not klines.recoverable(Market.SPOT, "btcusdt@ticker")
+
+
+async def test_a_window_of_a_kind_rest_does_not_serve_is_declared_at_once_recovered_null() -> None:
+    harness = Harness(Klines(lambda params: pytest.fail("no REST for tickers")))
+    ticker = "btcusdt@ticker"
+    harness.live.watch(Market.SPOT, [ticker])
+    harness.live.delivered(Market.SPOT, ticker, 1_000_000)
+    harness.live.subscribed(Market.SPOT, [ticker], reconnect=True)
+    harness.live.delivered(Market.SPOT, ticker, 9_000_000)
+    await harness.live.check()
+    [gap] = [decoded(r) for r in harness.sink.records if r.topic == "p.stream_status"]
+    assert (gap["stream"], gap["recovered"]) == (ticker, None)
