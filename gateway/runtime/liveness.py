@@ -209,7 +209,8 @@ class LivenessMonitor:
         reason: str,
         recovered: bool | None,
     ) -> None:
-        self._metrics.stream_gaps.labels(market.value, channel_of(stream)).inc()
+        if not recovered:  # gateway_stream_gaps_total counts windows lost for good
+            self._metrics.stream_gaps.labels(market.value, channel_of(stream)).inc()
         self._gaps.append(
             self._builder.stream_status(
                 market=market.value,

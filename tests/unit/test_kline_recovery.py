@@ -68,6 +68,7 @@ class Harness:
 
     def __init__(self, rest: Klines, give_up_s: float = 5.0) -> None:
         self.sink, metrics = RecordingSink(), Metrics()
+        self.metrics = metrics
         builder = RecordBuilder(CATALOG, SingleObjectFraming(), TopicNamer("p"), "gw")
         klines = KlineRecovery(
             {Market.SPOT: rest},  # type: ignore[dict-item]
@@ -107,6 +108,10 @@ class Harness:
                     return gap
                 await asyncio.sleep(0.01)
 
+    def gaps_counted(self) -> float:
+        counter = self.metrics.stream_gaps.labels("spot", "kline_1m")
+        return float(counter._value.get())
+
     def backfilled(self) -> list[ProducerRecord]:
         return [r for r in self.sink.records if BACKFILLED_HEADER in r.headers]
 
@@ -122,6 +127,7 @@ async def test_the_candles_that_closed_in_the_hole_are_published_closed_and_once
     )
     gap = await harness.gap()
     assert gap["status"] == "gap" and gap["recovered"] is True
+    assert harness.gaps_counted() == 0  # recovered: not a window lost for good
     assert (gap["window_start_us"].timestamp(), gap["window_end_us"].timestamp()) == (61.0, 180.1)
     [record] = harness.backfilled()
     kline = decoded(record)
@@ -146,6 +152,7 @@ async def test_rest_failing_past_the_deadline_declares_the_window_not_recovered(
     with caplog.at_level(logging.ERROR):
         gap = await harness.gap()
     assert gap["recovered"] is False
+    assert harness.gaps_counted() == 1
     assert harness.backfilled() == []
     assert len(rest.requests) >= 2  # retried before giving up
     assert "the window stays declared, not recovered" in caplog.text
