@@ -297,7 +297,7 @@ class Metrics:
         )
         self.stream_gaps = CounterFamily(
             "gateway_stream_gaps_total",
-            "Windows of a stream declared lost on the stream_status topic (not recoverable)",
+            "Windows of a stream declared lost on the stream_status topic (not recovered from REST)",
             ["market", "channel"],
             registry=self.registry,
         )

@@ -114,7 +114,8 @@ class RestPriority(enum.IntEnum):
     SNAPSHOT = 1
     """Order-book snapshots: a book is unusable until its snapshot comes."""
     BACKFILL = 2
-    """A trade hole's fetch: the symbol's live trades wait behind it, but nothing is lost."""
+    """A trade hole's fetch (the symbol's live trades wait behind it, but nothing is lost), or
+    the closed candles of a kline stream's hole."""
     PROBE = 3
     """A quiet symbol's catch-up after a reconnect or hand-over: usually finds nothing."""
 

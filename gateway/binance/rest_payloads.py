@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from gateway.binance.events.base import Context, extra, integer
 from gateway.binance.events.books import BookSnapshot, levels
+from gateway.binance.events.klines import (
+    ContinuousKline,
+    Kline,
+    parse_continuous_kline,
+    parse_kline,
+)
 from gateway.binance.events.trades import AggTrade, Trade, parse_agg_trade, parse_trade
+from gateway.binance.kline_recovery import KlineSeries
 from gateway.binance.markets import Market
 from gateway.binance.streams import TimeUnit
 from gateway.errors import MessageParseError, RestAnswerError
@@ -228,3 +235,50 @@ def parse_trade_rows(
         return parse_trade({**payload, "e": "trade", "E": row["time"], "s": symbol}, ctx)
 
     return _rows(rows, "historicalTrades", parse, rejected)
+
+
+# GET klines / continuousKlines rows: [open time, open, high, low, close, volume, close time,
+# quote volume, trades, taker buy volume, taker buy quote volume, ignore] (docs/binance.md §7).
+_KLINE_ROW_FIELDS = 11
+
+
+def parse_kline_rows(
+    rows: Any, market: Market, series: KlineSeries, received_at_us: int,
+    *, rejected: list[str] | None = None,
+) -> list[Kline | ContinuousKline]:  # fmt: skip
+    """``GET klines`` (or ``continuousKlines``) rows as the closed kline events the stream would
+    have carried: through the stream's own parser, ``x`` true (the caller keeps only candles
+    that closed before the window's end), the close time standing in for the event time. REST
+    rows carry no first / last trade (update) ids: they are -1."""
+    ctx = _context(market, TimeUnit.MILLISECOND, received_at_us)
+
+    def parse(row: Any) -> Kline | ContinuousKline:
+        if type(row) is not list or len(row) < _KLINE_ROW_FIELDS:
+            raise TypeError(f"row is not a list of {_KLINE_ROW_FIELDS}+ values: {row!r}"[:200])
+        o, h, l, c, v, close, q, n, vb, qb = row[1:_KLINE_ROW_FIELDS]  # noqa: E741
+        bar = {"t": row[0], "T": close, "i": series.interval, "f": -1, "L": -1, "o": o, "c": c,
+               "h": h, "l": l, "v": v, "n": n, "x": True, "q": q, "V": vb, "Q": qb, "B": "0"}  # fmt: skip
+        if series.kind == Kline.KIND:
+            payload = {
+                "e": "kline",
+                "E": close,
+                "s": series.subject,
+                "k": {"s": series.subject, **bar},
+            }
+            return parse_kline(payload, ctx)
+        payload = {"e": "continuous_kline", "E": close, "ps": series.subject,
+                   "ct": series.contract_type, "k": bar}  # fmt: skip
+        return parse_continuous_kline(payload, ctx)
+
+    if type(rows) is not list:
+        raise RestAnswerError(f"klines answer is a {type(rows).__name__}, not a list of rows")
+    events: list[Kline | ContinuousKline] = []
+    for index, row in enumerate(rows):
+        try:
+            events.append(parse(row))
+        except _ROW_ERRORS as exc:
+            reason = f"klines row {index}: {type(exc).__name__}: {exc}"[:500]
+            if rejected is None:
+                raise RestAnswerError(reason) from exc
+            rejected.append(reason)
+    return events

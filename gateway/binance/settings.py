@@ -95,7 +95,9 @@ class MarketSettings(Section):
         60.0, gt=0, description="Publish each synced book this often; None = only on (re)sync"
     )
     backfill: bool = Field(
-        True, description="Fill holes in trade ids from REST; declare what REST no longer has"
+        True,
+        description="Fill holes in trade ids and closed klines from REST; declare what REST no "
+        "longer has",
     )
     api_key: SecretStr | None = Field(
         None,

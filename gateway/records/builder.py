@@ -282,8 +282,10 @@ class RecordBuilder:
         window_end_us: int | None = None,
         expected_silence_ms: int | None = None,
         reason: str = "",
+        recovered: bool | None = None,
     ) -> ProducerRecord:
-        """A stream's silence, resumption or unrecovered hole (``<prefix>.stream_status``)."""
+        """A stream's silence, resumption or hole (``<prefix>.stream_status``); ``recovered``:
+        whether a hole's events were fetched from REST (None: not a kind REST serves)."""
         datum = {
             "market": market,
             "stream": stream,
@@ -295,6 +297,7 @@ class RecordBuilder:
             "reason": reason,
             "detected_at_us": detected_at_us,
             "gateway_id": self._gateway_id,
+            "recovered": recovered,
         }
         value = encode(self._catalog[STREAM_STATUS_SCHEMA], self._framing, datum)
         return ProducerRecord(

@@ -24,6 +24,7 @@ from gateway.binance.messages import channel_of
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink
+from gateway.runtime.klines import KlineRecovery
 from gateway.settings import BinanceSettings
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,12 @@ class LivenessMonitor:
         *,
         recovered: Callable[[Market, str], bool] = lambda market, stream: False,
         held: Callable[[], bool] = lambda: False,
+        klines: KlineRecovery | None = None,
     ) -> None:
+        """``klines``: recovers the candles of kline streams' bounded holes from REST before
+        their ``gap`` is declared (None: declared only)."""
         self._builder = builder
+        self._klines = klines
         self._recovered = recovered
         self._held = held
         self._sink = sink
@@ -117,13 +122,21 @@ class LivenessMonitor:
         self.unwatch(market, streams)
 
     async def flush(self) -> None:
-        """Send what was declared and not sent yet (the worker is stopping)."""
+        """Send what was declared and not sent yet (the worker is stopping: kline windows still
+        being recovered are declared not recovered)."""
+        if self._klines is not None:
+            await self._klines.stop()
+        await self._send_declared()
+
+    async def _send_declared(self) -> None:
         gaps, self._gaps = self._gaps, []
         for record in gaps:
             await self._sink.send(record)
 
     def unwatch(self, market: Market, streams: Sequence[str]) -> None:
         self._markets[market].unwatch(tuple(streams))
+        if self._klines is not None:
+            self._klines.forget(market, streams)
         for stream in streams:
             self._last_us.pop((market, stream), None)
             opened = self._open_gaps.pop((market, stream), None)
@@ -169,8 +182,35 @@ class LivenessMonitor:
     def declare_gap(
         self, market: Market, stream: str, start_us: int | None, end_us: int | None, reason: str
     ) -> None:
-        """Declare a window of ``stream`` lost (sent with the next check)."""
-        self._metrics.stream_gaps.labels(market.value, channel_of(stream)).inc()
+        """Declare a window of ``stream`` lost (sent with the next check). A kline stream's
+        bounded window is recovered from REST first, and declared when that is over."""
+        klines = self._klines
+        if (
+            klines is not None
+            and start_us is not None
+            and end_us is not None
+            and klines.recoverable(market, stream)
+        ):
+            klines.recover(market, stream, start_us, end_us, reason, self._declare)
+            return
+        self._declare(market, stream, start_us, end_us, reason, None)
+
+    def closed_kline(self, market: Market, stream: str, open_time_us: int) -> None:
+        """A closed candle of ``stream`` came live: a recovery leaves it out."""
+        if self._klines is not None:
+            self._klines.closed.add(market, stream, open_time_us)
+
+    def _declare(
+        self,
+        market: Market,
+        stream: str,
+        start_us: int | None,
+        end_us: int | None,
+        reason: str,
+        recovered: bool | None,
+    ) -> None:
+        if not recovered:  # gateway_stream_gaps_total counts windows lost for good
+            self._metrics.stream_gaps.labels(market.value, channel_of(stream)).inc()
         self._gaps.append(
             self._builder.stream_status(
                 market=market.value,
@@ -181,6 +221,7 @@ class LivenessMonitor:
                 window_end_us=end_us,
                 reason=reason,
                 detected_at_us=time.time_ns() // 1_000,
+                recovered=recovered,
             )
         )
 
@@ -221,7 +262,7 @@ class LivenessMonitor:
     async def check(self) -> None:
         """Report what fell silent and what resumed since the last check."""
         now_s, now_us = time.monotonic(), time.time_ns() // 1_000
-        await self.flush()
+        await self._send_declared()
         resumed, self._resumed = self._resumed, []
         for market, verdict, at_us in resumed:
             logger.info(

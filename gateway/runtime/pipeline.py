@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from gateway.binance.events.books import DepthUpdate
+from gateway.binance.events.klines import ContinuousKline, Kline
 from gateway.binance.messages import AggTrade, ControlReply, FrameParser, ServerShutdown, Trade
 from gateway.errors import MessageParseError, ServerShutdownNotice
 from gateway.metrics import Count, Metrics
@@ -79,6 +80,11 @@ class FramePipeline:
             # Once per frame: the stream is alive as of its last event.
             last = events[-1]
             if not isinstance(last, _CONNECTION_EVENTS):
+                if isinstance(last, Kline | ContinuousKline) and last.closed:
+                    # Before the hole it may end is declared: its recovery leaves this one out.
+                    self._liveness.closed_kline(
+                        parser.market, parser.last_stream, last.open_time_us
+                    )
                 self._liveness.delivered(parser.market, parser.last_stream, last.record_time_us)
         for event in events:
             if isinstance(event, _CONNECTION_EVENTS):

@@ -42,6 +42,7 @@ from gateway.records.avro import ConfluentFraming, Framing, SchemaCatalog, Singl
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
 from gateway.runtime.edges import Control, Group, Kafka, KafkaClients, LastIds, RestClients, Sink
+from gateway.runtime.klines import KlineRecovery
 from gateway.runtime.liveness import LivenessMonitor, recovered_elsewhere
 from gateway.runtime.membership import Membership
 from gateway.runtime.observer import WorkerObserver
@@ -228,6 +229,14 @@ class Gateway:
             self.metrics,
             recovered=functools.partial(recovered_elsewhere, binance),
             held=lambda: self.sink.kafka_unavailable,
+            klines=KlineRecovery(
+                # Klines are recovered where trades are backfilled (the same switch).
+                {m: rest for m, rest in self.markets.rest.items() if binance.markets[m].backfill},
+                builder,
+                self.sink,
+                self.metrics,
+                give_up_s=binance.backfill_give_up_s,
+            ),
         )
         return ShardContext(
             binance,

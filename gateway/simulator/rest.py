@@ -1,9 +1,9 @@
 """The REST side of the simulator: one market's market-data endpoints on 127.0.0.1.
 
 Spot ``/api/v3``, USDⓈ-M ``/fapi/v1``, COIN-M ``/dapi/v1``: ping, time, exchangeInfo, depth,
-aggTrades, trades, historicalTrades, klines, the futures ``listenKey``, and the signed account
-views a reconciling client reads (``openOrders``, ``account``, futures ``positionRisk``). Answers come from the
-same market and history the streams publish, so a gateway backfilling over REST sees the very
+aggTrades, trades, historicalTrades, klines (futures: continuousKlines too), the futures
+``listenKey``, and the signed account views a reconciling client reads (``openOrders``,
+``account``, futures ``positionRisk``). Answers come from the same market and history the streams publish, so a gateway backfilling over REST sees the very
 events the streams carried, and a depth snapshot fits the diff stream's update ids.
 
 Limits (docs/binance.md §7): every response carries ``X-MBX-USED-WEIGHT-1M``; over the weight budget a
@@ -58,6 +58,7 @@ from gateway.simulator.render_rest import (
     rest_ticker_24hr,
     spot_symbol_info,
 )
+from gateway.simulator.streams import CONTRACT_TYPES
 from gateway.simulator.userdata import Account, ListenKeyError, ListenKeys, query_signature_valid
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,8 @@ class RestServer:
             "klines": self._klines,
             "ticker/24hr": self._ticker_24hr,
         }
+        if self._kind.is_futures:
+            routes["continuousKlines"] = self._continuous_klines
         for name, handler in routes.items():
             app.router.add_get(f"{self._prefix}/{name}", handler)
         if self._kind.is_futures:
@@ -191,7 +194,7 @@ class RestServer:
             return depth_weight(self._kind, self._depth_limit(request, check=False))
         if name == "24hr" and "symbol" in request.query:
             return 1 if self._kind.is_futures else 2
-        if name == "klines" and self._kind.is_futures:
+        if name in ("klines", "continuousKlines") and self._kind.is_futures:
             return klines_weight(self._kind, _int_param(request, "limit", check=False) or 500)
         return self._weights.get(name, 1)
 
@@ -315,7 +318,22 @@ class RestServer:
         return _json([futures_rest_trade(spec, trade, unit) for trade in records])
 
     async def _klines(self, request: web.Request) -> web.Response:
-        symbol = self._symbol(request)
+        return self._kline_rows(request, self._symbol(request))
+
+    async def _continuous_klines(self, request: web.Request) -> web.Response:
+        """A pair's candles for one contract type: those its continuousKline stream carries (the
+        pair's first contract's trades, as the stream renders them)."""
+        pair = request.query.get("pair", "")
+        contract_type = request.query.get("contractType", "")
+        if not pair or not contract_type:
+            raise BinanceRequestError(
+                -1102, "Mandatory parameter 'pair' was not sent, was empty/null, or malformed."
+            )
+        if pair not in self._market.by_pair or contract_type.lower() not in CONTRACT_TYPES:
+            raise BinanceRequestError(-1121, "Invalid symbol.")
+        return self._kline_rows(request, self._market.by_pair[pair][0].symbol)
+
+    def _kline_rows(self, request: web.Request, symbol: str) -> web.Response:
         interval = request.query.get("interval", "")
         # Futures REST klines gained 1s in 2026-04 (docs/binance.md §7): every market takes spot's list.
         if interval not in SPOT_INTERVALS:

@@ -23,9 +23,11 @@ from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
 from tests.faults.windows import (
     assert_ids_exactly_once,
+    assert_klines_recovered,
     assert_pauses_declared,
     assert_resynced,
     by_group_and_kind,
+    exchange_candles,
     gap_windows,
 )
 from tests.integration.conftest import RunningGateway
@@ -44,10 +46,21 @@ USDM_CHANNELS = [
     "continuousKline_1m", "kline_1m", "miniTicker",
 ]  # fmt: skip
 S = 1_000_000
+# Kline streams whose closed candles are recovered: (market, kind) -> (stream, REST path, params).
+KLINES = {
+    ("spot", "kline"): ("{}@kline_1m", "/api/v3/klines", {"symbol": "{}"}),
+    ("usdm", "kline"): ("{}@kline_1m", "/fapi/v1/klines", {"symbol": "{}"}),
+    ("usdm", "continuous_kline"): (
+        "{}_perpetual@continuousKline_1m",
+        "/fapi/v1/continuousKlines",
+        {"pair": "{}", "contractType": "PERPETUAL"},
+    ),
+}
 # After Kafka returns, the readers first publish what waited in the sockets (sent before the
 # cut) before the reconnect; a receive-dated kind's window starts once they caught up.
 CATCH_UP_US = 30 * S
-# Kinds whose lost windows are declared (trades are recovered by id, depth diffs by resync):
+# Kinds whose lost windows are declared (trades are recovered by id, depth diffs by resync;
+# klines' closed candles are recovered from REST too, KLINES below):
 # kind -> (stream of a symbol, the longest pause its cadence allows by luck, µs).
 DECLARED = {
     "spot": {
@@ -122,6 +135,13 @@ async def test_a_minute_without_kafka_loses_nothing_and_stays_bounded(
         spot.pause()
         usdm.pause()
         await asyncio.gather(spot.wait_idle(timeout_s=30), usdm.wait_idle(timeout_s=30))
+        candles = {
+            (market, kind, symbol): await exchange_candles(
+                sims[market].rest_url, path, {k: v.format(symbol) for k, v in params.items()}
+            )
+            for (market, kind), (_, path, params) in KLINES.items()
+            for symbol in SYMBOLS
+        }
         truth = {
             (market, kind): {s: [t[field] for t in history(s)] for s in SYMBOLS}
             for market, sim in sims.items()
@@ -181,3 +201,13 @@ async def test_a_minute_without_kafka_loses_nothing_and_stays_bounded(
                     stream, values, windows[stream], pause_us, late_us=CATCH_UP_US
                 )
                 assert holes, f"{stream}: no hole, so nothing proved"  # every connection was cut
+    # Klines: every candle that closed in a hole was recovered from REST, each closed once; a
+    # minute's outage (or longer) holds at least one candle close per stream.
+    for (market, kind), (template, _, _) in KLINES.items():
+        for symbol in SYMBOLS:
+            stream = template.format(symbol.lower())
+            values = [v for v in grouped[market, kind] if v["_key"] == symbol]
+            recovered = assert_klines_recovered(
+                stream, market, values, status, candles[market, kind, symbol]
+            )
+            assert recovered or OUTAGE_S < 60, f"{stream}: no candle recovered, nothing proved"

@@ -16,9 +16,11 @@ from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
 from tests.faults.windows import (
     assert_ids_exactly_once,
+    assert_klines_recovered,
     assert_pauses_declared,
     assert_resynced,
     by_group_and_kind,
+    exchange_candles,
     gap_windows,
 )
 from tests.integration.conftest import RunningGateway
@@ -30,7 +32,8 @@ CHANNELS = [
     "trade", "aggTrade", "bookTicker", "depth@100ms", "depth5@100ms",
     "kline_1m", "ticker", "miniTicker", "avgPrice",
 ]  # fmt: skip
-# Kinds whose lost windows are declared (trades are recovered by id, depth diffs by resync).
+# Kinds whose lost windows are declared (trades are recovered by id, depth diffs by resync,
+# klines' closed candles from REST klines: their window is declared too).
 DECLARED = {
     "kline": "kline_1m", "ticker": "ticker", "mini_ticker": "miniTicker",
     "book_ticker": "bookTicker", "depth_snapshot": "depth5@100ms", "avg_price": "avgPrice",
@@ -76,6 +79,8 @@ async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
         await asyncio.sleep(5)  # the new connection delivers every stream again
         sim.pause()
         await sim.wait_idle(timeout_s=30)
+        candles = {s: await exchange_candles(sim.rest_url, "/api/v3/klines", {"symbol": s})
+                   for s in SYMBOLS}  # fmt: skip
         trades = {s: sim.history.trades(s) for s in SYMBOLS}
         aggs = {s: sim.history.agg_trades(s) for s in SYMBOLS}
         expected = sum(map(len, trades.values())) + sum(map(len, aggs.values()))
@@ -116,3 +121,10 @@ async def test_a_slow_reader_is_cut_and_every_window_is_recovered_or_declared(
             assert windows[stream], f"{stream}: no declared window"
             values = [v for v in grouped["spot", kind] if v["_key"] == symbol]
             assert_pauses_declared(stream, values, windows[stream], PAUSE_US)
+    # Klines: each candle that closed in a hole was recovered from REST, and closed only once.
+    for symbol in SYMBOLS:
+        stream = f"{symbol.lower()}@kline_1m"
+        values = [v for v in grouped["spot", "kline"] if v["_key"] == symbol]
+        assert_klines_recovered(
+            stream, "spot", values, grouped["", "stream_status"], candles[symbol]
+        )

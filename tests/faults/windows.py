@@ -2,17 +2,20 @@
 recovered from REST, or lies inside a window declared on the status topic.
 
 Trades and aggregate trades are checked against the simulator's history (every id once); depth
-diffs by the book's resync; every other kind by its own records: a pause longer than the
-stream's cadence must lie inside a declared ``gap`` window of that stream.
+diffs by the book's resync; klines against the exchange's candles (each that closed inside a
+declared window recovered, each open time closed once); every other kind by its own records: a
+pause longer than the stream's cadence must lie inside a declared ``gap`` window of that stream.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+import aiohttp
 
 from gateway.consumers.reader import ConsumedRecord
 
@@ -116,3 +119,44 @@ def assert_pauses_declared(
             covered = any(s is not None and before <= s <= after + late for s, _ in windows)
         assert covered, f"{stream}: silence {before}..{after} not declared in {windows}"
     return pauses
+
+
+Candle = tuple[int, int]  # (open, close) epoch microseconds
+
+
+async def exchange_candles(rest_url: str, path: str, params: Mapping[str, str]) -> list[Candle]:
+    """The exchange's 1m candles of one series, from its own REST ``klines`` (the oracle: the
+    simulator serves the candles its streams render)."""
+    query = {**params, "interval": "1m", "startTime": "0", "limit": "1000"}
+    async with aiohttp.ClientSession() as http, http.get(rest_url + path, params=query) as response:
+        assert response.status == 200, await response.text()
+        rows = await response.json()
+    return [(row[0] * 1_000, row[6] * 1_000) for row in rows]
+
+
+def assert_klines_recovered(
+    stream: str,
+    market: str,
+    values: Sequence[Value],
+    status: Sequence[Value],
+    candles: Sequence[Candle],
+) -> int:
+    """Each candle of the exchange that closed inside a bounded ``gap`` window of ``stream`` is in
+    Kafka closed (recovered from REST: its closing event was in the hole), every open time is
+    closed at most once, and those windows say ``recovered``. Returns how many were recovered."""
+    closed = Counter(us(v["open_time_us"]) or 0 for v in values if v["closed"])
+    twice = sorted(t for t, n in closed.items() if n > 1)
+    assert not twice, f"{stream}: candles closed twice: {twice[:5]}"
+    recovered = 0
+    for value in status:
+        if value["status"] != "gap" or value["market"] != market or value["stream"] != stream:
+            continue
+        start, end = us(value["window_start_us"]), us(value["window_end_us"])
+        if start is None or end is None:
+            continue  # a window this worker could not bound is declared, not recovered
+        assert value["recovered"] is True, value
+        for open_us, close_us in candles:
+            if start < close_us < end:
+                assert closed[open_us] == 1, f"{stream}: candle {open_us} lost in {start}..{end}"
+                recovered += 1
+    return recovered

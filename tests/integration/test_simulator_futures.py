@@ -132,6 +132,46 @@ async def test_klines_close_when_their_window_rolls_over(simulator: Start) -> No
         assert following["k"]["t"] == closed["k"]["T"] + 1 and not following["k"]["x"]
 
 
+async def test_rest_klines_and_continuous_klines_are_the_candles_the_streams_closed(
+    simulator: Start,
+) -> None:
+    """What a gateway recovering a kline hole fetches is what the stream would have carried."""
+    clock = iter(range(1_700_000_000_000_000, 10**18, 400_000)).__next__  # 0.4 s per reading
+    sim = await simulator(
+        market=Market.USDM,
+        symbols=("BTCUSDT",),
+        clock_us=clock,
+        start_paused=False,
+        trades_per_second_per_symbol=100,
+    )
+    names = "btcusdt@kline_1m/btcusdt_perpetual@continuousKline_1m"
+    closed: dict[str, dict[str, Any]] = {}
+    async with connect(f"{sim.ws_url}/market/stream?streams={names}") as ws:
+        while len(closed) < 2:
+            frame = await receive_until(ws, lambda f: f["data"]["k"]["x"])
+            closed.setdefault(frame["stream"], frame["data"]["k"])
+    paths = {
+        "btcusdt@kline_1m": "/fapi/v1/klines?symbol=BTCUSDT",
+        "btcusdt_perpetual@continuousKline_1m": (
+            "/fapi/v1/continuousKlines?pair=BTCUSDT&contractType=PERPETUAL"
+        ),
+    }
+    async with aiohttp.ClientSession() as http:
+        for stream, bar in closed.items():
+            url = f"{sim.rest_url}{paths[stream]}&interval=1m&startTime={bar['t']}&limit=1"
+            async with http.get(url) as response:
+                assert response.status == 200, await response.text()
+                assert int(response.headers["X-MBX-USED-WEIGHT-1M"]) >= 1
+                [row] = await response.json()
+            keys = ("t", "o", "h", "l", "c", "v", "T", "q", "n", "V", "Q")
+            assert row[:11] == [bar[k] for k in keys], stream
+        bad = (
+            f"{sim.rest_url}/fapi/v1/continuousKlines?pair=NOPE&contractType=PERPETUAL&interval=1m"
+        )
+        async with http.get(bad) as response:
+            assert response.status == 400
+
+
 async def test_usdm_trades_stream_on_public_only_and_rest_serves_them_by_id_with_a_key(
     simulator: Start,
 ) -> None:

@@ -1,18 +1,24 @@
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from gateway.binance.events.base import Price, as_decimal
+from gateway.binance.events.klines import ContinuousKline, Kline
+from gateway.binance.kline_recovery import KlineSeries
 from gateway.binance.markets import Market
+from gateway.binance.messages import FrameParser
 from gateway.binance.rest_payloads import (
     agg_trades_call,
     depth_call,
     historical_trades_call,
     parse_agg_trade_rows,
     parse_depth_body,
+    parse_kline_rows,
     parse_trade_rows,
     recent_trades_call,
 )
+from gateway.errors import RestAnswerError
 from tests.vectors import vector
 
 
@@ -139,3 +145,69 @@ def test_the_24h_tickers_give_each_symbols_trade_rate_and_skip_what_is_unusable(
     assert parse_trade_rates(body) == {"BTCUSDT": 10.0, "QUIETUSDT": 0.0}
     with pytest.raises(RestAnswerError):
         parse_trade_rates({"code": -1003, "msg": "Too many requests"})
+
+
+# GET /fapi/v1/continuousKlines's example row (Binance's USDⓈ-M REST docs, "Continuous Contract
+# Kline/Candlestick Data"); klines rows have the same shape.
+KLINE_ROW = [1607444700000, "18879.99", "18900.00", "18878.98", "18896.13", "492.363",
+             1607444759999, "9302145.66080", 1874, "385.983", "7292402.33267", "0"]  # fmt: skip
+
+
+def stream_kline(market: Market, stream: str, data: dict[str, object]) -> object:
+    """What the stream's own parser makes of a kline frame: the oracle of a REST row."""
+    [event] = FrameParser(market).parse(orjson.dumps({"stream": stream, "data": data}), 7)
+    return event
+
+
+def same_fields(event: object, oracle: object, names: tuple[str, ...]) -> None:
+    """Field by field, whatever type the events give prices (Decimal or scaled integers)."""
+    assert type(event) is type(oracle)
+    for name in names:
+        assert getattr(event, name) == getattr(oracle, name), name
+
+
+_BAR = {"t": KLINE_ROW[0], "T": KLINE_ROW[6], "i": "1m", "f": -1, "L": -1, "o": KLINE_ROW[1],
+        "c": KLINE_ROW[4], "h": KLINE_ROW[2], "l": KLINE_ROW[3], "v": KLINE_ROW[5],
+        "n": KLINE_ROW[8], "x": True, "q": KLINE_ROW[7], "V": KLINE_ROW[9], "Q": KLINE_ROW[10],
+        "B": "0"}  # fmt: skip
+_CANDLE = ("interval", "open_time_us", "close_time_us", "open_price", "high_price", "low_price",
+           "close_price", "volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume",
+           "trade_count", "closed", "event_time_us", "received_at_us", "ignored", "extra")  # fmt: skip
+
+
+def test_kline_rows_become_the_closed_klines_the_stream_carries_dated_by_their_close() -> None:
+    series = KlineSeries("kline", "BTCUSDT", "1m")
+    [kline] = parse_kline_rows([KLINE_ROW], Market.SPOT, series, 7)
+    assert isinstance(kline, Kline)
+    data = {"e": "kline", "E": KLINE_ROW[6], "s": "BTCUSDT", "k": {**_BAR, "s": "BTCUSDT"}}
+    oracle = stream_kline(Market.SPOT, "btcusdt@kline_1m", data)
+    same_fields(kline, oracle, ("symbol", "timezone", "first_trade_id", "last_trade_id", *_CANDLE))
+    assert kline.closed is True
+    assert kline.open_time_us == 1607444700000_000
+    assert kline.close_time_us == kline.event_time_us == 1607444759999_000
+    assert (kline.first_trade_id, kline.last_trade_id, kline.trade_count) == (-1, -1, 1874)
+
+
+def test_continuous_kline_rows_name_the_pair_and_contract() -> None:
+    series = KlineSeries("continuous_kline", "BTCUSDT", "1m", "PERPETUAL")
+    [kline] = parse_kline_rows([KLINE_ROW], Market.USDM, series, 7)
+    assert isinstance(kline, ContinuousKline)
+    data = {"e": "continuous_kline", "E": KLINE_ROW[6], "ps": "BTCUSDT", "ct": "PERPETUAL",
+            "k": _BAR}  # fmt: skip
+    oracle = stream_kline(Market.USDM, "btcusdt_perpetual@continuousKline_1m", data)
+    names = ("pair", "contract_type", "first_update_id", "last_update_id", *_CANDLE)
+    same_fields(kline, oracle, names)
+    assert (kline.pair, kline.contract_type, kline.closed) == ("BTCUSDT", "PERPETUAL", True)
+
+
+def test_unusable_kline_rows_are_left_out_with_their_reason() -> None:
+    series = KlineSeries("kline", "BTCUSDT", "1m")
+    bad_price = [*KLINE_ROW[:1], "one", *KLINE_ROW[2:]]
+    rejected: list[str] = []
+    rows = [bad_price, KLINE_ROW[:5], {"t": 1}, KLINE_ROW]
+    assert len(parse_kline_rows(rows, Market.SPOT, series, 0, rejected=rejected)) == 1
+    assert len(rejected) == 3 and rejected[0].startswith("klines row 0:")
+    with pytest.raises(RestAnswerError):
+        parse_kline_rows({"code": -1121}, Market.SPOT, series, 0)
+    with pytest.raises(RestAnswerError, match="klines row 0"):
+        parse_kline_rows([bad_price], Market.SPOT, series, 0)
