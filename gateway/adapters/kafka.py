@@ -249,7 +249,9 @@ class KafkaSink:
         while self._held >= self._max_held:
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()
-            await self._room
+            # Shielded: the wait is shared, and a reader cancelled while it waits (its connection
+            # closed) must not cancel it for the readers waiting with it.
+            await asyncio.shield(self._room)
             if self._failure is not None:
                 raise self._failure
         self.stats.enqueued += 1
@@ -257,12 +259,14 @@ class KafkaSink:
         self._buffer.append((record, received_ns or time.monotonic_ns()))
         if (wake := self._wake) is not None:
             self._wake = None
-            wake.set_result(None)
+            if not wake.done():  # cancelled with the pump at stop()
+                wake.set_result(None)
 
     def _notify_pump(self) -> None:
         if (wake := self._wake) is not None:
             self._wake = None
-            wake.set_result(None)
+            if not wake.done():  # cancelled with the pump at stop()
+                wake.set_result(None)
         else:
             self._woken = True
 
@@ -319,7 +323,8 @@ class KafkaSink:
     def _make_room(self) -> None:
         if (room := self._room) is not None and self._held < self._max_held:
             self._room = None
-            room.set_result(None)
+            if not room.done():
+                room.set_result(None)
 
     async def _run_pump(self) -> None:
         loop = asyncio.get_running_loop()

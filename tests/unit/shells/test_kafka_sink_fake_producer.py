@@ -546,3 +546,29 @@ async def test_a_batch_lingers_for_more_records_unless_full_or_flushed(broker: B
     await asyncio.wait_for(sink.flush(), 0.1)  # a flush does not wait for the linger
     assert values(broker) == [b"0", b"1", b"2", b"3"]
     await sink.stop()
+
+
+async def test_a_reader_cancelled_while_it_waits_for_room_stops_neither_the_others_nor_the_pump(
+    broker: Broker,
+) -> None:
+    # A connection closed while its reader waits behind a full buffer (a rotation, a drain):
+    # the readers waiting with it still get their turn, and the pump does not trip over the
+    # wait it was about to end (it did: InvalidStateError, and every held record was lost).
+    broker.holding = True
+    sink = KafkaSink(KafkaSettings(max_buffered_records=2, linger_ms=0))
+    await sink.start()
+    await sink.send(record(b"0"))
+    await settle()
+    await sink.send(record(b"1"))
+    await sink.send(record(b"2"))
+    closed = asyncio.create_task(sink.send(record(b"x")))
+    waiting = asyncio.create_task(sink.send(record(b"3")))
+    await asyncio.sleep(0.05)
+    closed.cancel()
+    await asyncio.sleep(0)
+    broker.release()
+    await asyncio.wait_for(waiting, 10)
+    await asyncio.wait_for(sink.flush(), 10)
+    assert closed.cancelled() and values(broker) == [b"0", b"1", b"2", b"3"]
+    await sink.stop()
+    assert sink.stats.failed == 0
