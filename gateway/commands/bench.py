@@ -118,12 +118,19 @@ async def simulator_process(symbols: int, rate: float) -> AsyncIterator[tuple[st
                 await asyncio.sleep(0.1)
         yield f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}"
     finally:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await _end(process)
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Ask a child to stop; kill it if it has not within 10 s."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -141,13 +148,7 @@ async def child(
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await _end(process)
 
 
 @contextlib.asynccontextmanager
