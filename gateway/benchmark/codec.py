@@ -20,28 +20,46 @@ from gateway.records.avro import ConfluentFraming, SchemaCatalog
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import TopicNamer
 
+# Binance's official example payloads, carried with the tests (sources: tests/data/binance/README.md).
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "binance"
-CASES: tuple[tuple[str, Market, str], ...] = (
+# One payload per event kind, with the stream it comes on (None: an account event, unwrapped).
+CASES: tuple[tuple[str, Market, str | None], ...] = (
     ("spot/trade.json", Market.SPOT, "btcusdt@trade"),
     ("spot/aggTrade.json", Market.SPOT, "btcusdt@aggTrade"),
-    ("usdm/aggTrade.json", Market.USDM, "btcusdt@aggTrade"),
     ("spot/depth_diff.json", Market.SPOT, "btcusdt@depth@100ms"),
+    ("spot/depth_partial.json", Market.SPOT, "btcusdt@depth20@100ms"),
     ("spot/bookTicker.json", Market.SPOT, "btcusdt@bookTicker"),
     ("spot/kline.json", Market.SPOT, "btcusdt@kline_1m"),
+    ("spot/miniTicker.json", Market.SPOT, "btcusdt@miniTicker"),
     ("spot/ticker.json", Market.SPOT, "btcusdt@ticker"),
+    ("usdm/aggTrade.json", Market.USDM, "btcusdt@aggTrade"),
+    ("usdm/depth_diff.json", Market.USDM, "btcusdt@depth@100ms"),
+    ("usdm/markPrice.json", Market.USDM, "btcusdt@markPrice@1s"),
+    ("usdm-user/ORDER_TRADE_UPDATE.json", Market.USDM, None),
+    ("spot-user/executionReport.json", Market.SPOT, None),
 )
+
+
+def frame(name: str, stream: str | None) -> bytes:
+    """The payload ``name`` as its connection delivers it (combined-stream wrapped if ``stream``)."""
+    payload = orjson.loads((VECTORS_DIR / name).read_bytes())
+    return orjson.dumps({"stream": stream, "data": payload} if stream else payload)
+
+
+def record_builder() -> RecordBuilder:
+    """A builder for every schema, registry framing with fixed ids (no registry needed)."""
+    catalog = SchemaCatalog.load()
+    return RecordBuilder(
+        catalog, ConfluentFraming({s.key: 1 for s in catalog}), TopicNamer(), "bench"
+    )
 
 
 def cpu_us_per_event(events: int = 20_000, rounds: int = 5) -> list[tuple[str, float, float]]:
     """(case, parse µs, build µs) per event: the best round of ``events`` frames each."""
-    catalog = SchemaCatalog.load()
-    ids = {schema.key: 1 for schema in catalog}
-    builder = RecordBuilder(catalog, ConfluentFraming(ids), TopicNamer(), "bench")
+    builder = record_builder()
     results = []
     for name, market, stream in CASES:
-        raw = orjson.dumps(
-            {"stream": stream, "data": orjson.loads((VECTORS_DIR / name).read_bytes())}
-        )
+        raw = frame(name, stream)
         parser = FrameParser(market)
         parse_s = build_s = float("inf")
         for _ in range(rounds):

@@ -39,15 +39,12 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from gateway.benchmark.codec import CASES as CODEC_CASES, frame as codec_frame, record_builder
 from gateway.benchmark.resilience import measure_book_sync, measure_rotation
 from gateway.benchmark.scale import measure_failover, measure_scale_out
-from gateway.binance.markets import Market
 from gateway.binance.messages import FrameParser
 from gateway.infra.kafka import KafkaCluster
-from gateway.infra.maven import REPO_ROOT, fetch_all, kafka_version
-from gateway.records.avro import ConfluentFraming, SchemaCatalog
-from gateway.records.builder import RecordBuilder
-from gateway.records.topics import TopicNamer
+from gateway.infra.maven import fetch_all, kafka_version
 
 
 @dataclass(frozen=True)
@@ -295,39 +292,12 @@ async def measure_shard_start(bootstrap: str, timing: Timing) -> dict[str, Any]:
     }
 
 
-# One official payload per event kind (Binance's documented examples, beside the repository).
-CODEC_CASES: tuple[tuple[str, Market, str | None], ...] = (
-    ("spot/trade.json", Market.SPOT, "btcusdt@trade"),
-    ("spot/aggTrade.json", Market.SPOT, "btcusdt@aggTrade"),
-    ("spot/depth_diff.json", Market.SPOT, "btcusdt@depth@100ms"),
-    ("spot/depth_partial.json", Market.SPOT, "btcusdt@depth20@100ms"),
-    ("spot/bookTicker.json", Market.SPOT, "btcusdt@bookTicker"),
-    ("spot/kline.json", Market.SPOT, "btcusdt@kline_1m"),
-    ("spot/miniTicker.json", Market.SPOT, "btcusdt@miniTicker"),
-    ("spot/ticker.json", Market.SPOT, "btcusdt@ticker"),
-    ("usdm/aggTrade.json", Market.USDM, "btcusdt@aggTrade"),
-    ("usdm/depth_diff.json", Market.USDM, "btcusdt@depth@100ms"),
-    ("usdm/markPrice.json", Market.USDM, "btcusdt@markPrice@1s"),
-    ("usdm-user/ORDER_TRADE_UPDATE.json", Market.USDM, None),
-    ("spot-user/executionReport.json", Market.SPOT, None),
-)
-# Binance's official example payloads, carried with the tests (sources: tests/data/binance/README.md).
-VECTORS_DIR = REPO_ROOT / "tests" / "data" / "binance"
-
-
 def measure_codec(seconds_per_kind: float = 0.5) -> list[CodecResult]:
     """Parse + normalize + Avro-encode on one core, per event kind (no I/O): frames/s."""
-    catalog = SchemaCatalog.load()
-    builder = RecordBuilder(
-        catalog, ConfluentFraming({s.key: 1 for s in catalog}), TopicNamer(), "bench"
-    )
+    builder = record_builder()
     results = []
     for name, market, stream in CODEC_CASES:
-        path = VECTORS_DIR / name
-        if not path.is_file():
-            continue
-        payload = orjson.loads(path.read_bytes())
-        raw = orjson.dumps({"stream": stream, "data": payload} if stream else payload)
+        raw = codec_frame(name, stream)
         parser = FrameParser(market)
         [event] = parser.parse(raw, 0)[:1]
         frames, started = 0, time.perf_counter()
