@@ -257,17 +257,19 @@ class KafkaSink:
         self.stats.enqueued += 1
         self._held += 1
         self._buffer.append((record, received_ns or time.monotonic_ns()))
-        if (wake := self._wake) is not None:
-            self._wake = None
-            if not wake.done():  # cancelled with the pump at stop()
-                wake.set_result(None)
+        self._wake_pump()
+
+    def _wake_pump(self) -> bool:
+        """End the pump's wait for work, if it waits; whether it did."""
+        if (wake := self._wake) is None:
+            return False
+        self._wake = None
+        if not wake.done():  # cancelled with the pump at stop()
+            wake.set_result(None)
+        return True
 
     def _notify_pump(self) -> None:
-        if (wake := self._wake) is not None:
-            self._wake = None
-            if not wake.done():  # cancelled with the pump at stop()
-                wake.set_result(None)
-        else:
+        if not self._wake_pump():
             self._woken = True
 
     async def flush(self) -> None:
