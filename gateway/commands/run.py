@@ -11,6 +11,7 @@ import logging
 
 from gateway.adapters import binance_rest
 from gateway.errors import RestRequestError, UpstreamError
+from gateway.records import codec
 from gateway.runtime.loop import install_stop_signals, tune_gc
 from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
@@ -55,10 +56,12 @@ async def run_gateway(settings: GatewaySettings, *, local_stack: bool = False) -
     install_stop_signals(stop)
     gateway = Gateway(settings)
     logger.info(
-        "streaming %s into Kafka at %s (event loop: %s)",
+        "streaming %s into Kafka at %s (event loop: %s; record writer: %s)",
         ", ".join(m.value for m in settings.binance.markets),
         settings.kafka.bootstrap_servers,
         type(asyncio.get_running_loop()).__module__.split(".")[0],  # uvloop or asyncio
+        # Without the compiled writer (no C compiler at install) a record costs ~2 µs more CPU.
+        "compiled" if codec.NATIVE else "pure Python (gateway.records.native_writer not built)",
     )
     running = asyncio.create_task(gateway.run(stop))
     started = asyncio.create_task(gateway.started.wait())

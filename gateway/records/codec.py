@@ -8,6 +8,11 @@ data of every schema) in well under half the time.
 Supported: the types our schemas use — null, boolean, int, long, string, bytes, records (nested),
 arrays, maps, unions, ``decimal`` on bytes and the timestamp logical types on long. Anything else
 fails when the schema is compiled, not when a record is written.
+
+Where the compiled extension :mod:`gateway.records.native_writer` is built (``make install`` builds
+it with Cython), records read from objects are written by it: the same bytes for a fraction of
+the CPU. Without it (no C compiler where the package was installed) the generated Python writer
+serves, and :data:`NATIVE` says so.
 """
 
 from __future__ import annotations
@@ -21,6 +26,17 @@ from gateway.binance.events.base import SCALE
 from gateway.errors import SerializationError
 
 Writer = Callable[[bytearray, Any], None]
+
+_NativeRecordWriter: Callable[..., Writer] | None
+try:
+    from gateway.records.native_writer import RecordWriter
+
+    _NativeRecordWriter = RecordWriter
+except ImportError:  # not built: the pure-Python writer serves (same bytes, slower)
+    _NativeRecordWriter = None
+
+NATIVE = _NativeRecordWriter is not None
+"""Whether records are written by the compiled extension."""
 
 
 _CONTINUATION = [int.from_bytes(b"\x80" * (k - 1) + b"\x00", "little") for k in range(9)]
@@ -101,14 +117,15 @@ _PRIMITIVES: dict[str, Writer] = {
 _INTEGER_LOGICAL_TYPES = {"timestamp-micros", "timestamp-millis", "time-micros", "date"}
 
 
-def compile_writer(schema: Any) -> Writer:
-    """The writer for a parsed schema (``fastavro.parse_schema`` output)."""
+def compile_writer(schema: Any, *, native: bool = NATIVE) -> Writer:
+    """The writer for a parsed schema (``fastavro.parse_schema`` output); ``native``: records
+    read from objects by the compiled extension (tests compare it with the Python writer)."""
     if isinstance(schema, str):
         if schema in _PRIMITIVES:
             return _PRIMITIVES[schema]
         raise SerializationError(f"unsupported named type reference {schema!r}")
     if isinstance(schema, list):
-        return _union_writer(schema)
+        return _union_writer(schema, native)
     kind = schema["type"]
     logical = schema.get("logicalType")
     if logical == "decimal" and kind == "bytes":
@@ -116,21 +133,28 @@ def compile_writer(schema: Any) -> Writer:
     if logical in _INTEGER_LOGICAL_TYPES and kind in ("int", "long"):
         return write_long  # the gateway hands over integers, never datetimes
     if kind == "record":
-        return _record_writer(schema)
+        return _record_writer(schema, native)
     if kind == "array":
-        return _array_writer(compile_writer(schema["items"]))
+        return _array_writer(compile_writer(schema["items"], native=native))
     if kind == "map":
-        return _map_writer(compile_writer(schema["values"]))
+        return _map_writer(compile_writer(schema["values"], native=native))
     if isinstance(kind, str) and kind in _PRIMITIVES:
         return _PRIMITIVES[kind]
     raise SerializationError(f"unsupported Avro type {schema!r}")
 
 
-def _record_writer(schema: Mapping[str, Any]) -> Writer:
+def _record_writer(schema: Mapping[str, Any], native: bool) -> Writer:
     fields = [(f["name"], f["type"]) for f in schema["fields"]]
-    writers = [compile_writer(field_type) for _, field_type in fields]
+    writers = [compile_writer(field_type, native=native) for _, field_type in fields]
     by_key = [(itemgetter(name), write) for (name, _), write in zip(fields, writers, strict=True)]
-    write_object = _straight_line_writer(fields)
+    write_object: Writer
+    if native and _NativeRecordWriter is not None:
+        write_object = _NativeRecordWriter(
+            (name, *_native_op(field_type), write)
+            for (name, field_type), write in zip(fields, writers, strict=True)
+        )
+    else:
+        write_object = _straight_line_writer(fields, native)
 
     def write(out: bytearray, value: Any) -> None:
         # Events are slotted classes; a few records (dead letters) are plain dicts.
@@ -143,7 +167,26 @@ def _record_writer(schema: Mapping[str, Any]) -> Writer:
     return write
 
 
-def _straight_line_writer(fields: list[tuple[str, Any]]) -> Writer:
+def _native_op(field_type: Any) -> tuple[str, int]:
+    """How the compiled writer writes a field: its fast shape and where ``null`` sits in its
+    union (-1: not nullable); ``call``: always the field's Python writer."""
+    if isinstance(field_type, list) and len(field_type) == 2 and "null" in field_type:
+        null_index = field_type.index("null")
+        op, inner_null = _native_op(field_type[1 - null_index])
+        return (op, null_index) if op != "call" and inner_null < 0 else ("call", -1)
+    kind = field_type if isinstance(field_type, str) else field_type.get("type")
+    logical = None if isinstance(field_type, str) else field_type.get("logicalType")
+    if logical == "decimal":
+        exact = field_type.get("precision") == 38 and field_type.get("scale") == SCALE
+        return ("scaled" if exact and kind == "bytes" else "call"), -1
+    if kind in ("long", "int") and (logical is None or logical in _INTEGER_LOGICAL_TYPES):
+        return "long", -1
+    if kind in ("string", "boolean", "map") and logical is None:
+        return kind, -1
+    return "call", -1
+
+
+def _straight_line_writer(fields: list[tuple[str, Any]], native: bool) -> Writer:
     """One generated function per record schema that reads each attribute and writes it inline.
 
     Avro names are identifiers, so ``value.<name>`` is safe to generate. The common shapes are
@@ -155,13 +198,13 @@ def _straight_line_writer(fields: list[tuple[str, Any]]) -> Writer:
     for name, field_type in fields:
         if not name.isidentifier():
             raise SerializationError(f"field name {name!r} is not an identifier")
-        lines += [f"    v = value.{name}", *_inline(field_type, names, "    ")]
+        lines += [f"    v = value.{name}", *_inline(field_type, names, "    ", native)]
     exec("\n".join(lines), names)  # source built above from the schema's own names
     generated: Writer = names["write_object"]
     return generated
 
 
-def _inline(field_type: Any, names: dict[str, Any], indent: str) -> list[str]:
+def _inline(field_type: Any, names: dict[str, Any], indent: str, native: bool) -> list[str]:
     """Source lines writing ``v`` of ``field_type``; compiled writers it calls go in ``names``."""
     if field_type == "string" or field_type == {"type": "string"}:
         return [
@@ -187,10 +230,10 @@ def _inline(field_type: Any, names: dict[str, Any], indent: str) -> list[str]:
             f"{indent}    out.append({null_index << 1})",
             f"{indent}else:",
             f"{indent}    out.append({(1 - null_index) << 1})",
-            *_inline(field_type[1 - null_index], names, indent + "    "),
+            *_inline(field_type[1 - null_index], names, indent + "    ", native),
         ]
     writer = f"w{len(names)}"
-    names[writer] = compile_writer(field_type)
+    names[writer] = compile_writer(field_type, native=native)
     if isinstance(field_type, dict) and field_type.get("type") == "map":
         # Almost always empty (``extra``): one byte, no call.
         return [
@@ -225,8 +268,8 @@ def _map_writer(write_value: Writer) -> Writer:
     return write
 
 
-def _union_writer(branches: list[Any]) -> Writer:
-    writers = [compile_writer(branch) for branch in branches]
+def _union_writer(branches: list[Any], native: bool) -> Writer:
+    writers = [compile_writer(branch, native=native) for branch in branches]
     if len(branches) == 2 and "null" in branches:
         # The common optional field: one check, no type matching.
         null_index = branches.index("null")

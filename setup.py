@@ -1,0 +1,19 @@
+"""The one compiled module, gateway/records/native_writer.pyx (the record writer's hot path, issue 16);
+everything else about the package is in pyproject.toml.
+
+Optional: where no C compiler answers, the package installs without it and the pure-Python writer
+serves (the same bytes at about twice the CPU; ``gateway.records.codec.NATIVE`` says which, and the
+worker logs it at start-up).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "gateway.records.native_writer",
+            ["gateway/records/native_writer.pyx"],
+            optional=True,
+        )
+    ]
+)
