@@ -17,7 +17,7 @@ help:
 	@echo "make kafka-up | kafka-down - a local Kafka + registry that stays up (down also stops a killed demo's JVMs)"
 
 # The virtualenv is rebuilt when pyproject.toml changes; pip's cache makes that quick.
-$(STAMP): pyproject.toml setup.py gateway/records/native_writer.pyx
+$(STAMP): pyproject.toml setup.py $(wildcard gateway/*/*.pyx gateway/*/*/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -37,6 +37,7 @@ from gateway.binance.events.catalog import (
     RECORD_CLASSES,
     AccountEvent,
     Event,
+    Handler,
     PublicEvent,
     RecordEvent,
 )
@@ -78,6 +79,11 @@ def channel_of(stream: str) -> str:
     return rest.partition("@")[0]
 
 
+MAX_REMEMBERED_STREAMS = 4096
+"""Streams a parser remembers the parser and subscription of: a server naming ever new streams
+must not grow its memory without end (a full memo starts again)."""
+
+
 class FrameParser:
     """Parses the frames of one connection, which fixes the market and the time unit.
 
@@ -107,6 +113,11 @@ class FrameParser:
         """The stream of the last frame parsed (liveness marks it delivered)."""
         self._by_event_type = EVENT_TABLES[market]
         self._by_channel = CHANNEL_TABLES[market]
+        # Per frame, looked up once per stream rather than worked out again (issue 16's hot path).
+        self._market_name, self._to_us = market.value, time_unit.to_us
+        self._stream_parsers: dict[str, Handler | None] = {}
+        self._accepted: set[str] = set()
+        """Streams seen to be subscribed to; ``subscribed`` only grows, so they stay so."""
 
     def parse(
         self, raw: bytes | str, received_at_us: int, stream: str | None = None
@@ -128,11 +139,9 @@ class FrameParser:
                     subscription_id = _subscription_id(message)
                     message = message["event"]
             self.last_stream = stream
-            ctx = Context(
-                self.market.value, self.time_unit.to_us, received_at_us, stream, subscription_id
-            )
+            ctx = Context(self._market_name, self._to_us, received_at_us, stream, subscription_id)
             events = self._events(message, ctx)
-            if self.subscribed is not None and stream is not None:
+            if self.subscribed is not None and stream is not None and stream not in self._accepted:
                 self._check_subscribed(stream, events, payload_bytes)
             return events
         except MessageParseError:
@@ -155,6 +164,9 @@ class FrameParser:
         (``serverShutdown`` on ``!serverShutdown``, control replies) come unasked, by design."""
         assert self.subscribed is not None
         if stream.lower() in self.subscribed:
+            if len(self._accepted) >= MAX_REMEMBERED_STREAMS:
+                self._accepted.clear()
+            self._accepted.add(stream)
             return
         if events and all(isinstance(event, ServerShutdown | ControlReply) for event in events):
             return
@@ -182,7 +194,13 @@ class FrameParser:
         if is_control_reply(message):
             return parse_control_reply(message)
         if ctx.stream is not None:
-            by_stream = self._by_channel.get(channel_of(ctx.stream))
+            memo = self._stream_parsers
+            if ctx.stream in memo:
+                by_stream = memo[ctx.stream]
+            else:
+                if len(memo) >= MAX_REMEMBERED_STREAMS:
+                    memo.clear()
+                by_stream = memo[ctx.stream] = self._by_channel.get(channel_of(ctx.stream))
             if by_stream is not None:
                 return by_stream(message, ctx)
         event_type = message.get("e")

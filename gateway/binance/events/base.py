@@ -131,7 +131,7 @@ _SHIFTS = tuple(10 ** (SCALE - places) for places in range(SCALE + 1))
 _EXACT = DecimalContext(prec=100, traps=[Inexact])
 
 
-def scaled(value: object, name: str) -> Scaled:
+def _scaled_python(value: object, name: str) -> Scaled:
     """A decimal string as a :data:`Scaled` integer, exactly what ``Decimal(value)`` would be.
 
     Binance's plain form (``"25.35190000"``, ``"-0.5"``, ``"3"``) is read with ``str`` and ``int``
@@ -166,6 +166,22 @@ def _scaled_by_decimal(value: str, name: str) -> Scaled:
         # dead-lettered at "encode", as before.
         return cast(Scaled, number)
     return Scaled(int(number.scaleb(SCALE, _EXACT)))
+
+
+scaled: Callable[[object, str], Scaled]
+"""A decimal string as a :data:`Scaled` integer: :func:`_scaled_python`, or where the compiled
+extension is built (``make install``), :mod:`gateway.binance.events.native_decimal`, which reads
+the plain form in C and hands every other string to the Python reader (same values, same
+refusals; tests compare them)."""
+try:
+    from gateway.binance.events import native_decimal
+except ImportError:  # not built: the Python reader serves
+    scaled = _scaled_python
+else:
+    native_decimal.set_fallback(_scaled_python)
+    scaled = native_decimal.scaled
+NATIVE = scaled is not _scaled_python
+"""Whether decimal strings are read by the compiled extension."""
 
 
 def scaled_or_null(value: object, name: str) -> Scaled | None:

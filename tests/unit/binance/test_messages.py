@@ -486,3 +486,25 @@ def test_connection_events_come_on_streams_nobody_subscribed_to_and_are_not_refu
     parser = FrameParser(Market.SPOT, subscribed={"btcusdt@trade"})
     [event] = parser.parse(vector_bytes("spot/serverShutdown.combined.json"), 1)
     assert isinstance(event, ServerShutdown)
+
+
+def test_what_the_parser_remembers_per_stream_is_bounded_and_still_refuses() -> None:
+    import orjson
+    import pytest
+
+    from gateway.binance import messages
+    from gateway.errors import MessageParseError
+    from tests.vectors import vector
+
+    subscribed = {"btcusdt@trade"}
+    parser = FrameParser(Market.SPOT, subscribed=subscribed)
+    data = vector("spot/trade.json")
+    for n in range(messages.MAX_REMEMBERED_STREAMS + 10):  # a server naming ever new streams
+        with pytest.raises(MessageParseError, match="not one this connection subscribed to"):
+            parser.parse(orjson.dumps({"stream": f"s{n}@trade", "data": data}), 1)
+    assert len(parser._stream_parsers) <= messages.MAX_REMEMBERED_STREAMS
+    assert parser.parse(orjson.dumps({"stream": "btcusdt@trade", "data": data}), 1)
+    subscribed.add("ethusdt@trade")  # retargeted: the collection grows in place
+    assert parser.parse(orjson.dumps({"stream": "ethusdt@trade", "data": data}), 1)
+    with pytest.raises(MessageParseError, match="not one this connection subscribed to"):
+        parser.parse(orjson.dumps({"stream": "xrpusdt@trade", "data": data}), 1)

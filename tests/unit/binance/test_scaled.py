@@ -2,12 +2,14 @@
 input: the value, the refusals, and the bytes Avro's decimal(38, 18) carries."""
 
 import io
+from collections.abc import Callable
 from decimal import Context, Decimal, InvalidOperation
 
 import fastavro
 import pytest
 from hypothesis import example, given, strategies as st
 
+from gateway.binance.events import base
 from gateway.binance.events.base import SCALE, Scaled, as_decimal, scaled, scaled_or_null
 from gateway.errors import SerializationError
 from gateway.records.codec import compile_writer
@@ -26,6 +28,12 @@ plain = st.builds(
     st.none() | st.from_regex(r"[0-9]{0,22}", fullmatch=True),
 )
 # Anything Decimal might or might not accept: exponents, spaces, underscores, other digits.
+
+
+class StrSubclass(str):
+    """Not a str to ``type(value) is str``: both readers refuse it."""
+
+
 odd = st.text(alphabet="0123456789.-+eE _nNaIfity\u0663\uff11\u00b2", max_size=12)
 
 
@@ -101,3 +109,34 @@ def test_non_strings_are_refused_and_null_is_none() -> None:
     assert scaled_or_null(None, "p") is None
     assert scaled_or_null("", "p") is None
     assert scaled_or_null("1.5", "p") == Scaled(1_500_000_000_000_000_000)
+
+
+def test_the_compiled_reader_is_built() -> None:
+    assert base.NATIVE, "gateway.binance.events.native_decimal is not built: run make install"
+
+
+def outcome(read: Callable[[object, str], Scaled], value: object) -> object:
+    try:
+        return read(value, "p")
+    except Exception as exc:  # noqa: BLE001 - both readers must refuse alike
+        return f"{type(exc).__name__}: {exc}"
+
+
+@given(st.one_of(plain, odd, st.text(alphabet="0123456789.-", max_size=45), st.text(max_size=8)))
+@example("9" * 38)
+@example("9" * 20 + "." + "9" * 18)
+@example("9" * 21 + "." + "9" * 18)
+@example("-" + "9" * 20 + "." + "9" * 18)
+@example("0." + "0" * 17 + "1")
+@example("92233720368547.75807")
+@example("-92233720368547.75808")
+@example("-")
+@example("--1")
+@example("1..2")
+def test_the_compiled_reader_agrees_with_the_python_one(text: str) -> None:
+    assert outcome(base.scaled, text) == outcome(base._scaled_python, text)
+
+
+@pytest.mark.parametrize("value", [None, 1, 1.5, b"1.5", True, ["1"], StrSubclass("1.5")])
+def test_the_compiled_reader_refuses_what_the_python_one_refuses(value: object) -> None:
+    assert outcome(base.scaled, value) == outcome(base._scaled_python, value)
