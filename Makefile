@@ -70,8 +70,9 @@ clean:
 
 # The container image (deploy/docker/Dockerfile), built here without any image registry: Debian's
 # Docker engine is installed and started where none answers (as root, on a socket of its own), and
-# the Python base is made from Debian's packages with debootstrap (deploy/docker/build.sh). The
-# first build took 3 min here (2 of them the base), later ones seconds to a minute (layer cache);
+# the Python bases are made from Debian's packages with debootstrap (deploy/docker/build.sh; the
+# builder's adds gcc and python3.11-dev, ~30 s, to compile the record writer). The first build
+# took 3 min here (2 of them the base), later ones seconds to a minute (layer cache);
 # image-smoke adds a ~20 s run of the image against a local Kafka and the simulator
 # (deploy/docker/smoke.sh, gateway/infra/image.py). Not part of `make test`, for that first build.
 IMAGE ?= binance-gateway:dev

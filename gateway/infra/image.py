@@ -5,9 +5,11 @@ The container gets the host's network (everything listens on loopback), a read-o
 system with an in-memory ``/tmp`` (as the Deployment's emptyDir), no capabilities, no privilege
 escalation, and the image's own user. The smoke run passes when the gateway is ready, its trades
 reach Kafka with contiguous trade ids per symbol, it runs as a non-root numeric uid that cannot
-write outside ``/tmp``, and ``docker stop`` (SIGTERM) drains it: exit code 0 and its "stopped"
-line with no failed record, and the trades read back afterwards are still contiguous. ``deploy/docker/smoke.sh`` (``make
-image-smoke``) builds the image first and runs this; it prints what it measured.
+write outside ``/tmp``, its start-up line says "record writer: compiled" (the image ships
+gateway/records/native_writer.pyx built, not the slower pure-Python writer), and ``docker stop``
+(SIGTERM) drains it: exit code 0 and its "stopped" line with no failed record, and the trades read
+back afterwards are still contiguous. ``deploy/docker/smoke.sh`` (``make image-smoke``) builds the
+image first and runs this; it prints what it measured.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PREFIX = "smoke"
 CONFIG_DIR = "/etc/binance-gateway"
 STOP_GRACE_S = 30
 _STOPPED = re.compile(r"stopped: (\d+) records acknowledged, (\d+) failed")
+_WRITER = re.compile(r"record writer: (compiled|pure Python)")
 
 
 @dataclass
@@ -61,6 +64,8 @@ class SmokeResult:
     exit_code: int
     acknowledged: int
     failed: int
+    record_writer: str
+    """What the start-up line says serves: "compiled", "pure Python" or "not logged"."""
 
     def problems(self) -> list[str]:
         found = []
@@ -76,6 +81,8 @@ class SmokeResult:
             found.append(f"exit code {self.exit_code} after docker stop")
         if self.failed:
             found.append(f"{self.failed} records failed")
+        if self.record_writer != "compiled":
+            found.append(f"record writer: {self.record_writer}, not the compiled one")
         return found
 
 
@@ -173,6 +180,12 @@ async def _tail_logs(container: str) -> str:
     return (output.stdout + output.stderr)[-3000:]
 
 
+def record_writer_in(logs: str) -> str:
+    """What gateway run's start-up line (gateway.commands.run.record_writer) says serves."""
+    found = _WRITER.search(logs)
+    return found[1] if found else "not logged"
+
+
 def contiguous_trades(values: Sequence[dict[str, object]]) -> int:
     """How many trades, after checking each symbol's trade ids have no gap and no repeat."""
     ids: dict[str, list[int]] = defaultdict(list)
@@ -265,6 +278,7 @@ async def _check(image: str, name: str, bootstrap: str, port: int, trades: int) 
         exit_code=exit_code,
         acknowledged=acknowledged,
         failed=failed,
+        record_writer=record_writer_in(logs),
     )
 
 

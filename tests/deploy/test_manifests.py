@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +402,34 @@ def test_image_carries_the_schemas_where_the_package_looks_for_them() -> None:
     assert ["schemas", str(expected)] in copies
     ignore = (REPO / ".dockerignore").read_text().splitlines()
     assert {"*", "!gateway/", "!schemas/", "!pyproject.toml", "!README.md"} <= set(ignore)
+
+
+def test_image_builds_and_ships_the_compiled_record_writer() -> None:
+    builder, runtime = dockerfile_stages()[0], dockerfile_stages()[-1]
+    # The builder has a compiler (its own base), the runtime keeps a compiler-free one.
+    assert builder[0].split()[1] == "${BUILDER_IMAGE}"
+    assert runtime[0].split()[1] == "${PYTHON_IMAGE}"
+    [install] = [i for i in builder if "pip install --no-deps --no-build-isolation" in i]
+    # Required, not optional (setup.py), and checked where the installed package is imported.
+    assert "GATEWAY_REQUIRE_COMPILED=1 " in install
+    assert "GATEWAY_REQUIRE_COMPILED" in (REPO / "setup.py").read_text()
+    assert "assert codec.NATIVE" in install
+    assert "pip uninstall -y -q cython setuptools wheel pip" in install
+    assert any("assert codec.NATIVE" in i for i in runtime if i.startswith("RUN "))
+    assert any(i.startswith("COPY ") and "setup.py" in i.split() for i in builder)
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    # setup.py in; the host's in-place build of the extension (make install) out.
+    assert {"!setup.py", "gateway/**/*.so", "gateway/**/*.c"} <= set(ignore)
+
+
+def test_the_lock_pins_every_build_requirement() -> None:
+    # --no-build-isolation --no-index: what pyproject.toml's [build-system] requires must be in
+    # the lock, or the builder builds without it (without Cython: no compiled record writer).
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    docker = DEPLOY / "docker"
+    wanted = {line.strip() for line in (docker / "build-requirements.in").read_text().splitlines()}
+    locked = re.findall(r"^([A-Za-z0-9_.-]+)==", (docker / "requirements.lock").read_text(), re.M)
+    for requirement in requires:
+        assert requirement in wanted
+        name = re.split(r"[<>=!~ ;\[]", requirement)[0]
+        assert name.lower() in {n.lower() for n in locked}, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.commands.run import record_writer
 from gateway.errors import InfraError
-from gateway.infra.image import SmokeResult, contiguous_trades, write_config
+from gateway.infra.image import SmokeResult, contiguous_trades, record_writer_in, write_config
 
 
 def passing(**changes: Any) -> SmokeResult:
@@ -27,6 +29,7 @@ def passing(**changes: Any) -> SmokeResult:
         exit_code=0,
         acknowledged=480,
         failed=0,
+        record_writer="compiled",
     )
     return SmokeResult(**{**fields, **changes})
 
@@ -44,11 +47,31 @@ def test_a_locked_down_clean_run_has_no_problems() -> None:
         ({"capabilities": "00000000a80425fb"}, "capabilities 00000000a80425fb"),
         ({"no_new_privileges": False}, "may gain privileges"),
         ({"failed": 3}, "3 records failed"),
+        ({"record_writer": "pure Python"}, "record writer: pure Python"),
+        ({"record_writer": "not logged"}, "record writer: not logged"),
     ],
 )
 def test_each_broken_promise_is_reported(changes: dict[str, Any], problem: str) -> None:
     [found] = passing(**changes).problems()
     assert problem in found
+
+
+@pytest.mark.parametrize(("native", "said"), [(True, "compiled"), (False, "pure Python")])
+def test_the_record_writer_is_read_from_the_start_up_line(native: bool, said: str) -> None:
+    # As the container logs it: JSON lines (log.json), the start-up line among others.
+    startup = (
+        "streaming spot into Kafka at 127.0.0.1:9092 (event loop: uvloop; "
+        f"record writer: {record_writer(native)})"
+    )
+    logs = "\n".join(
+        json.dumps({"level": "INFO", "logger": name, "message": message})
+        for name, message in [
+            ("gateway.commands.run", startup),
+            ("gateway.runtime.worker", "stopped: 480 records acknowledged, 0 failed"),
+        ]
+    )
+    assert record_writer_in(logs) == said
+    assert record_writer_in(logs.splitlines()[1]) == "not logged"
 
 
 def test_trade_ids_must_be_contiguous_per_symbol() -> None:
