@@ -30,12 +30,12 @@ fetch: $(STAMP)
 	$(BIN)/python -m gateway.infra fetch
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests docs
-	$(BIN)/ruff format --check gateway tests docs
+	$(BIN)/ruff check gateway tests docs setup.py
+	$(BIN)/ruff format --check gateway tests docs setup.py
 
 style: $(STAMP)
-	$(BIN)/ruff format gateway tests docs
-	$(BIN)/ruff check --fix gateway tests docs
+	$(BIN)/ruff format gateway tests docs setup.py
+	$(BIN)/ruff check --fix gateway tests docs setup.py
 
 types: $(STAMP)
 	$(BIN)/mypy
