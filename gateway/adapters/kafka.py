@@ -51,7 +51,7 @@ from gateway.records.topics import (
     DEAD_LETTER_KIND,
     HEADER_EVENT_KIND,
     ProducerRecord,
-    record_size,
+    oversize,
 )
 from gateway.settings import KafkaSettings
 from gateway.topic_catalogue import (
@@ -90,10 +90,6 @@ CHUNK_RECORDS = 4096
 PARTITIONS_REFRESH_S = 30.0
 """How often the pump reads the topics' partition counts again from the producer's metadata
 (added partitions move keys, as they do for ``send()``)."""
-
-_HEADER_ALLOWANCE_BYTES = 64 * 1024
-"""The size check adds up a record's headers only when its value comes this close to
-``kafka.max_record_bytes``: the gateway's headers take a few dozen bytes."""
 
 _T = TypeVar("_T")
 
@@ -173,8 +169,6 @@ class KafkaSink:
         self._buffer: Buffer = deque()
         self._held = 0
         self._max_held = settings.max_buffered_records
-        # A record this much under the limit cannot exceed it with the gateway's few headers.
-        self._check_size_above = settings.max_record_bytes - _HEADER_ALLOWANCE_BYTES
         self._lanes = Lanes()
         self._partitions_learned_s = 0.0
         self._in_flight = 0  # batches with the producer, unacknowledged
@@ -241,11 +235,10 @@ class KafkaSink:
         """Queue one record; waits while the buffer is full (backpressure on the reader)."""
         if self._failure is not None:
             raise self._failure
-        if len(record.value) > self._check_size_above and self._dead_letters is not None:
-            limit = self._settings.max_record_bytes
-            if (size := record_size(record)) > limit:
-                error = f"record of {size} bytes for {record.topic} exceeds kafka.max_record_bytes {limit}"  # fmt: skip
-                record = self._refused(record, "size", error)
+        limit = self._settings.max_record_bytes
+        if self._dead_letters is not None and (size := oversize(record, limit)) is not None:
+            error = f"record of {size} bytes for {record.topic} exceeds kafka.max_record_bytes {limit}"  # fmt: skip
+            record = self._refused(record, "size", error)
         while self._held >= self._max_held:
             if self._room is None:
                 self._room = asyncio.get_running_loop().create_future()

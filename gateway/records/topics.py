@@ -81,6 +81,22 @@ def record_size(record: ProducerRecord) -> int:
     return size + sum(len(name) + len(value) + 10 for name, value in record.headers)
 
 
+HEADER_ALLOWANCE_BYTES = 64 * 1024
+"""More than the gateway's own headers ever take (a few dozen bytes): :func:`oversize` adds them
+up only for a record whose value and key come this close to the limit."""
+
+
+def oversize(record: ProducerRecord, limit: int) -> int | None:
+    """The record's size (:func:`record_size`) if it exceeds ``limit``, else None; cheap for the
+    records far below it, which is nearly all (no sum over the headers per record)."""
+    if RECORD_OVERHEAD_BYTES + len(record.value) + len(record.key or b"") <= (
+        limit - HEADER_ALLOWANCE_BYTES
+    ):
+        return None
+    size = record_size(record)
+    return size if size > limit else None
+
+
 def symbol_key(symbol: str) -> bytes:
     """The partitioning key: per-symbol order is preserved because one symbol is one partition."""
     return symbol.encode()

@@ -18,7 +18,7 @@ from gateway.binance.plausibility import MAX_EVENT_TIME_SKEW_S, event_time_probl
 from gateway.errors import SerializationError
 from gateway.metrics import Count, Metrics, field_pattern
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, RecordSink, record_size
+from gateway.records.topics import ProducerRecord, RecordSink, oversize
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class PublishStep:
             record = self._builder.build(event, topic=topic, key=key)
         except SerializationError as exc:
             return Refusal("encode", str(exc))
-        if limits is not None and (size := record_size(record)) > limits.max_record_bytes:
+        if limits is not None and (size := oversize(record, limits.max_record_bytes)) is not None:
             # Kafka would refuse it and, before, the gateway stopped: the frame is kept instead.
             error = (
                 f"{event.KIND} record of {size} bytes exceeds kafka.max_record_bytes "

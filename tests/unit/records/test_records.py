@@ -20,7 +20,13 @@ from gateway.records.avro import (
     read_header,
 )
 from gateway.records.builder import RecordBuilder
-from gateway.records.topics import ProducerRecord, TopicNamer
+from gateway.records.topics import (
+    HEADER_ALLOWANCE_BYTES,
+    ProducerRecord,
+    TopicNamer,
+    oversize,
+    record_size,
+)
 from tests.vectors import vector_bytes
 
 CATALOG = SchemaCatalog.load()
@@ -185,3 +191,22 @@ def test_the_smallest_record_limit_still_fits_a_dead_letter() -> None:
     from gateway.records.topics import record_size
 
     assert record_size(letter) < MIN_RECORD_BYTES
+
+
+@given(
+    value_size=st.integers(0, 3_000),
+    key=st.none() | st.binary(max_size=40),
+    header_sizes=st.lists(st.integers(0, 300), max_size=4),
+    limit=st.integers(HEADER_ALLOWANCE_BYTES, HEADER_ALLOWANCE_BYTES + 4_000),
+)
+def test_oversize_is_the_size_check_without_summing_headers_far_below_the_limit(
+    value_size: int, key: bytes | None, header_sizes: list[int], limit: int
+) -> None:
+    record = ProducerRecord(
+        topic="t",
+        key=key,
+        value=b"v" * value_size,
+        headers=[(f"h{i}", b"x" * size) for i, size in enumerate(header_sizes)],
+    )
+    size = record_size(record)
+    assert oversize(record, limit) == (size if size > limit else None)
