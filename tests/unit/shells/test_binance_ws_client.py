@@ -411,6 +411,36 @@ async def test_cancelled_while_the_successor_connects_leaves_nothing_behind() ->
     assert client.phase is Phase.CLOSED
 
 
+async def test_cancelled_while_the_successor_connects_after_the_old_one_died_stops() -> None:
+    """The old connection falls silent and is judged dead while its successor's handshake
+    hangs; a stop then must end the client. Its reader's failure used to replace the
+    cancellation in the clean-up, and the client reconnected instead of stopping (the soak
+    test's teardown then waited for it forever)."""
+    first_closed = asyncio.Event()
+
+    async def silent_first(index: int, ws: ServerConnection) -> bool:
+        if index == 1:
+            closing = asyncio.create_task(ws.wait_closed())
+            closing.add_done_callback(lambda _: first_closed.set())
+        return index > 2  # the first sends nothing; the second never opens (stalled)
+
+    async with running(Feed(script=silent_first, stall={2})) as feed:
+        client = BinanceStreamClient(
+            feed.url(), Recorder(), BinanceSettings(rotate_after_s=0.05), name="c",
+            silence_allowance=lambda: 0.2,
+        )  # fmt: skip
+        task = asyncio.create_task(client.run())
+        await until(lambda: client.phase is Phase.OPENING and feed.connections == 2)
+        async with asyncio.timeout(10):
+            await first_closed.wait()  # the watchdog aborted the silent old connection
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done, "the client did not stop"
+        assert task.cancelled()
+    assert client.reconnects == 0 and feed.connections == 2
+    assert client.phase is Phase.CLOSED
+
+
 async def test_a_switch_waits_for_the_frame_being_handed_on() -> None:
     """A frame handed on when the rotation begins (its handler waiting for Kafka past the
     handover timeout) finishes before the successor's frames are handed on: one at a time."""
