@@ -406,6 +406,16 @@ class BinanceStreamClient:
             if successor_reader.done():
                 await self._abandon_successor(successor, successor_reader)
                 return old, reader
+            if rotation.switch_loses(old_ended=reader.done()):
+                logger.warning(
+                    "%s: the old connection ended before the overlap; the successor takes over "
+                    "as after a reconnect",
+                    self.name,
+                    extra=self._log_fields(),
+                )
+                # Before the held frames go: the streams' windows open from their last event.
+                if self._on_connected is not None:
+                    self._on_connected()
             async with self._lock:
                 for frame in rotation.switch(time.monotonic_ns()):
                     await self._deliver(frame.raw, frame.received_at_us, frame.received_ns, number)

@@ -441,6 +441,34 @@ async def test_cancelled_while_the_successor_connects_after_the_old_one_died_sto
     assert client.phase is Phase.CLOSED
 
 
+async def test_an_old_connection_cut_before_the_overlap_makes_the_switch_a_reconnect() -> None:
+    """Cut while its successor's handshake is still under way: what was sent in between came
+    on neither connection, so the streams are told they were reconnected (their windows
+    declared, quiet trade streams probed) instead of the switch passing for seamless."""
+    first: list[ServerConnection] = []
+
+    async def remember_first(index: int, ws: ServerConnection) -> bool:
+        if index == 1:
+            first.append(ws)
+        return True
+
+    opened: list[int] = []
+    async with running(Feed(script=remember_first, stall={2})) as feed:
+        rec = Recorder()
+        client = BinanceStreamClient(
+            feed.url(), rec, BinanceSettings(rotate_after_s=0.2), name="c",
+            on_connected=lambda: opened.append(len(rec.frames)),
+        )  # fmt: skip
+        async with client_running(client):
+            await until(lambda: client.phase is Phase.OPENING and feed.connections == 2)
+            await first[0].close()  # cut; the successor's handshake is held until released
+            await asyncio.sleep(0.2)
+            feed.stopping.set()  # the successor opens
+            await until(lambda: client.rotations >= 1 and len(rec.frames) > opened[-1] + 3)
+    assert len(opened) == 2  # the first connection, then the switch as a reconnect
+    assert client.reconnects == 0
+
+
 async def test_a_switch_waits_for_the_frame_being_handed_on() -> None:
     """A frame handed on when the rotation begins (its handler waiting for Kafka past the
     handover timeout) finishes before the successor's frames are handed on: one at a time."""
