@@ -195,6 +195,21 @@ class _Watchdog:
         self._ws.transport.abort()  # recv() raises at once: no closing handshake with a dead peer
 
 
+async def _ended(reader: asyncio.Task[None]) -> None:
+    """Cancel ``reader`` and wait until it ended, without raising its failure.
+
+    Only ever called on the way out of a connection, with an exception in flight: a failure of
+    the reader raised here would replace it. Above all a cancellation: a reader that had just
+    died (its connection silent or cut) turned the gateway's stop into a reconnect, and the
+    stop then waited for a client that reconnected forever. A failure that mattered was raised
+    where the reader's end was noticed; here it is only logged.
+    """
+    reader.cancel()
+    await asyncio.wait([reader])
+    if not reader.cancelled() and (exc := reader.exception()) is not None:
+        logger.debug("%s had ended: %r", reader.get_name(), exc)
+
+
 def _rotation_due(reader: asyncio.Task[None], rotation: Rotation) -> bool:
     return reader.done() or rotation.rotation_requested
 
@@ -294,6 +309,10 @@ class BinanceStreamClient:
                     await asyncio.sleep(delay)
         finally:
             rotation.close()
+            if self._closing:
+                # Replaced connections still in their closing handshake (close_timeout at most):
+                # the client leaves no socket open behind it.
+                await asyncio.wait(self._closing)
 
     def retarget(self, url: str) -> None:
         """Stream ``url``'s set of streams from now on (the shard plan changed).
@@ -342,9 +361,7 @@ class BinanceStreamClient:
                 # The successor's reader keeps running across the switch: no pause in reading.
                 current, reader = await self._hand_over(current, reader)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketException):
-                await reader
+            await _ended(reader)
             await current.close()
 
     def _start_reader(self, ws: ClientConnection, number: int, role: str) -> asyncio.Task[None]:
@@ -389,14 +406,22 @@ class BinanceStreamClient:
             if successor_reader.done():
                 await self._abandon_successor(successor, successor_reader)
                 return old, reader
+            if rotation.switch_loses(old_ended=reader.done()):
+                logger.warning(
+                    "%s: the old connection ended before the overlap; the successor takes over "
+                    "as after a reconnect",
+                    self.name,
+                    extra=self._log_fields(),
+                )
+                # Before the held frames go: the streams' windows open from their last event.
+                if self._on_connected is not None:
+                    self._on_connected()
             async with self._lock:
                 for frame in rotation.switch(time.monotonic_ns()):
                     await self._deliver(frame.raw, frame.received_at_us, frame.received_ns, number)
         except BaseException:
             # Cancelled (the gateway is stopping) or failing: leave no reader or socket behind.
-            successor_reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
-                await successor_reader
+            await _ended(successor_reader)
             await successor.close()
             raise
         reader.cancel()

@@ -9,8 +9,10 @@ or when its set of streams changes::
                                           └── refused ───┴── died ──► SERVING (the old one)
 
 A successor that is refused or dies before the switch leaves the old connection served, and the
-rotation is tried again in ``RETRY_ROTATION_S``. Any phase but CLOSED may end in CONNECTING (the
-connection was lost: reconnect) or CLOSED (the client stopped).
+rotation is tried again in ``RETRY_ROTATION_S``. An old connection that dies before the overlap
+is switched from at once, and the switch counts as a reconnect (:meth:`Rotation.switch_loses`).
+Any phase but CLOSED may end in CONNECTING (the connection was lost: reconnect) or CLOSED (the
+client stopped).
 
 Connections are numbered in the order they open, and each frame is routed by the number of the
 connection it came on: the old one's frames are published and recorded, the successor's held
@@ -146,6 +148,13 @@ class Rotation:
         self._end_handover()
         self.due_in_s = self._retry_after_s
         self._replace_below = 0  # what was asked for is retried then, not at once again
+
+    def switch_loses(self, old_ended: bool) -> bool:
+        """Whether switching now may have lost frames: the old connection ended (``old_ended``)
+        before the two overlapped, so what was sent between its end and the successor's
+        subscription came on neither. For its streams the switch is then a reconnect (their
+        windows declared, quiet trade streams probed); otherwise it is seamless."""
+        return old_ended and not self.overlapped
 
     def switch(self, now_ns: int) -> list[HeldFrame]:
         """Serve the successor from here on; returns its held frames to publish, in order."""

@@ -34,22 +34,21 @@ async def test_withheld_and_dropped_trades_are_backfilled_exactly_once(
         sim, symbols=SYMBOLS, kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topic_prefix, registry_url=None,
     )  # fmt: skip
-    running = RunningGateway(settings)
-    await running.wait_connected()
-    [connection] = running.gateway.connections
-    await sim.wait_for_subscribers(2 * len(SYMBOLS), timeout_s=10)
-    sim.resume()
-    await asyncio.sleep(0.3)
-    sim.inject("gap", symbol="BTCUSDT", count=25)  # recorded by the exchange, never streamed
-    await asyncio.sleep(0.3)
-    sim.inject("drop")  # the socket dies; trades keep happening while the gateway reconnects
-    await sim.wait_idle(timeout_s=30)
+    async with RunningGateway(settings) as running:  # stopped (drained) here, failed or not
+        await running.wait_connected()
+        [connection] = running.gateway.connections
+        await sim.wait_for_subscribers(2 * len(SYMBOLS), timeout_s=10)
+        sim.resume()
+        await asyncio.sleep(0.3)
+        sim.inject("gap", symbol="BTCUSDT", count=25)  # recorded by the exchange, never streamed
+        await asyncio.sleep(0.3)
+        sim.inject("drop")  # the socket dies; trades keep happening while the gateway reconnects
+        await sim.wait_idle(timeout_s=30)
 
-    trades = {s: sim.history.trades(s) for s in SYMBOLS}
-    aggs = {s: sim.history.agg_trades(s) for s in SYMBOLS}
-    expected = sum(map(len, trades.values())) + sum(map(len, aggs.values()))
-    await running.wait_acked(expected, timeout_s=60)
-    await running.stop()
+        trades = {s: sim.history.trades(s) for s in SYMBOLS}
+        aggs = {s: sim.history.agg_trades(s) for s in SYMBOLS}
+        expected = sum(map(len, trades.values())) + sum(map(len, aggs.values()))
+        await running.wait_acked(expected, timeout_s=60)
     assert connection.reconnects >= 1
 
     topics = [f"{topic_prefix}.spot.trade", f"{topic_prefix}.spot.agg_trade"]

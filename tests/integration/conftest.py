@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import pytest
 
@@ -15,6 +18,8 @@ from gateway.runtime.worker import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.exchange import ExchangeSimulator
+
+log = logging.getLogger(__name__)
 
 # ``await simulator_factory(**SimulatorConfig_fields)`` returns a started simulator.
 SimulatorFactory = Callable[..., Awaitable[ExchangeSimulator]]
@@ -86,14 +91,42 @@ def gateway_settings(
     )
 
 
+STOP_TIMEOUT_S = 30.0
+"""How long a stop (the drain) may take before the task is cancelled and the stop fails."""
+CANCEL_TIMEOUT_S = 15.0
+"""How long a cancelled task may take to end; longer means it ignores cancellation (a bug)."""
+
+
 class TaskUnderTest:
     """Something under test running as a task until ``stop()`` (subclasses start ``_task``, which
-    ends once ``_stop`` is set); a wait on it re-raises the task's failure at once."""
+    ends once ``_stop`` is set); a wait on it re-raises the task's failure at once.
+
+    Also an async context manager that leaves nothing running: the task is stopped on leaving
+    (cancelled if it will not stop), so a failed or timed-out test does not leave sockets for
+    the next test to trip over.
+    """
 
     _task: asyncio.Task[None]
 
     def __init__(self) -> None:
         self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.stop()  # a no-op once stopped; a stop that fails fails the test
+            return
+        try:
+            await self.stop()
+        except Exception:  # the body's failure is the one to report
+            log.exception("stopping %s after a failure failed too", self._task.get_name())
 
     async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> None:
         async def reached() -> None:
@@ -104,9 +137,31 @@ class TaskUnderTest:
 
         await asyncio.wait_for(reached(), timeout_s)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Ask the task to stop and wait for it, re-raising its failure. One still running after
+        ``timeout_s`` is cancelled and TimeoutError raised (``wait_for`` would instead wait for
+        the cancelled task without a bound)."""
         self._stop.set()
-        await asyncio.wait_for(self._task, 30)
+        await asyncio.wait([self._task], timeout=timeout_s)
+        if not self._task.done():
+            await self.cancel()
+            raise TimeoutError(f"{self._task.get_name()} did not stop within {timeout_s:.0f}s")
+        if not self._task.cancelled():
+            self._task.result()
+
+    async def cancel(self) -> None:
+        """Cancel the task and wait, boundedly, until it ended."""
+        if self._task.done():
+            return
+        self._task.cancel()
+        await asyncio.wait([self._task], timeout=CANCEL_TIMEOUT_S)
+        if not self._task.done():
+            stack = io.StringIO()
+            self._task.print_stack(file=stack)
+            raise RuntimeError(
+                f"{self._task.get_name()} ignored its cancellation for {CANCEL_TIMEOUT_S:.0f}s; "
+                f"it waits in:\n{stack.getvalue()}"
+            )
 
 
 class RunningGateway(TaskUnderTest):
@@ -115,7 +170,9 @@ class RunningGateway(TaskUnderTest):
     def __init__(self, settings: GatewaySettings) -> None:
         super().__init__()
         self.gateway = Gateway(settings)
-        self._task = asyncio.create_task(self.gateway.run(self._stop))
+        self._task = asyncio.create_task(
+            self.gateway.run(self._stop), name=f"gateway {settings.gateway_id}"
+        )
 
     @property
     def status_url(self) -> str:

@@ -200,3 +200,13 @@ def test_closing_is_allowed_from_any_phase_and_twice() -> None:
     assert (rotation.phase, rotation.handover) == (Phase.CLOSED, None)
     rotation.start()  # run() again after a failure
     assert rotation.connected() == 3
+
+
+def test_a_switch_loses_frames_only_when_the_old_connection_ended_before_the_overlap() -> None:
+    rotation = overlapping()
+    assert rotation.switch_loses(old_ended=True)  # cut before the successor caught up
+    assert not rotation.switch_loses(old_ended=False)  # alive: the timeout is the design's bound
+    rotation.receive(1, frame(7), 0, 0)
+    rotation.receive(2, frame(7), 0, 0)
+    assert rotation.overlapped
+    assert not rotation.switch_loses(old_ended=True)  # it had delivered all before the overlap

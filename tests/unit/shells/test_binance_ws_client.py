@@ -411,6 +411,64 @@ async def test_cancelled_while_the_successor_connects_leaves_nothing_behind() ->
     assert client.phase is Phase.CLOSED
 
 
+async def test_cancelled_while_the_successor_connects_after_the_old_one_died_stops() -> None:
+    """The old connection falls silent and is judged dead while its successor's handshake
+    hangs; a stop then must end the client. Its reader's failure used to replace the
+    cancellation in the clean-up, and the client reconnected instead of stopping (the soak
+    test's teardown then waited for it forever)."""
+    first_closed = asyncio.Event()
+
+    async def silent_first(index: int, ws: ServerConnection) -> bool:
+        if index == 1:
+            closing = asyncio.create_task(ws.wait_closed())
+            closing.add_done_callback(lambda _: first_closed.set())
+        return index > 2  # the first sends nothing; the second never opens (stalled)
+
+    async with running(Feed(script=silent_first, stall={2})) as feed:
+        client = BinanceStreamClient(
+            feed.url(), Recorder(), BinanceSettings(rotate_after_s=0.05), name="c",
+            silence_allowance=lambda: 0.2,
+        )  # fmt: skip
+        task = asyncio.create_task(client.run())
+        await until(lambda: client.phase is Phase.OPENING and feed.connections == 2)
+        async with asyncio.timeout(10):
+            await first_closed.wait()  # the watchdog aborted the silent old connection
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done, "the client did not stop"
+        assert task.cancelled()
+    assert client.reconnects == 0 and feed.connections == 2
+    assert client.phase is Phase.CLOSED
+
+
+async def test_an_old_connection_cut_before_the_overlap_makes_the_switch_a_reconnect() -> None:
+    """Cut while its successor's handshake is still under way: what was sent in between came
+    on neither connection, so the streams are told they were reconnected (their windows
+    declared, quiet trade streams probed) instead of the switch passing for seamless."""
+    first: list[ServerConnection] = []
+
+    async def remember_first(index: int, ws: ServerConnection) -> bool:
+        if index == 1:
+            first.append(ws)
+        return True
+
+    opened: list[int] = []
+    async with running(Feed(script=remember_first, stall={2})) as feed:
+        rec = Recorder()
+        client = BinanceStreamClient(
+            feed.url(), rec, BinanceSettings(rotate_after_s=0.2), name="c",
+            on_connected=lambda: opened.append(len(rec.frames)),
+        )  # fmt: skip
+        async with client_running(client):
+            await until(lambda: client.phase is Phase.OPENING and feed.connections == 2)
+            await first[0].close()  # cut; the successor's handshake is held until released
+            await asyncio.sleep(0.2)
+            feed.stopping.set()  # the successor opens
+            await until(lambda: client.rotations >= 1 and len(rec.frames) > opened[-1] + 3)
+    assert len(opened) == 2  # the first connection, then the switch as a reconnect
+    assert client.reconnects == 0
+
+
 async def test_a_switch_waits_for_the_frame_being_handed_on() -> None:
     """A frame handed on when the rotation begins (its handler waiting for Kafka past the
     handover timeout) finishes before the successor's frames are handed on: one at a time."""
