@@ -185,15 +185,23 @@ def _context(market: Market, unit: TimeUnit, received_at_us: int) -> Context:
     return Context(market=market.value, to_us=unit.to_us, received_at_us=received_at_us)
 
 
-def _rows(body: Any, what: str, parse: Callable[[Any], E], rejected: list[str] | None) -> list[E]:
+def _rows(
+    body: Any,
+    what: str,
+    parse: Callable[[Any], E],
+    rejected: list[str] | None,
+    *,
+    objects: bool = True,
+) -> list[E]:
     """Each row of a list answer through ``parse``; bad rows are left out (or raise when the
-    caller keeps no ``rejected`` list)."""
+    caller keeps no ``rejected`` list). ``objects``: rows are JSON objects (klines' are arrays,
+    which their ``parse`` checks)."""
     if type(body) is not list:
         raise RestAnswerError(f"{what} answer is a {type(body).__name__}, not a list of rows")
     events = []
     for index, row in enumerate(body):
         try:
-            if type(row) is not dict:
+            if objects and type(row) is not dict:
                 raise TypeError(f"row is a {type(row).__name__}, not an object")
             events.append(parse(row))
         except _ROW_ERRORS as exc:
@@ -270,15 +278,4 @@ def parse_kline_rows(
                    "ct": series.contract_type, "k": bar}  # fmt: skip
         return parse_continuous_kline(payload, ctx)
 
-    if type(rows) is not list:
-        raise RestAnswerError(f"klines answer is a {type(rows).__name__}, not a list of rows")
-    events: list[Kline | ContinuousKline] = []
-    for index, row in enumerate(rows):
-        try:
-            events.append(parse(row))
-        except _ROW_ERRORS as exc:
-            reason = f"klines row {index}: {type(exc).__name__}: {exc}"[:500]
-            if rejected is None:
-                raise RestAnswerError(reason) from exc
-            rejected.append(reason)
-    return events
+    return _rows(rows, "klines", parse, rejected, objects=False)
