@@ -27,6 +27,7 @@ from gateway.errors import RestAnswerError, RestRequestError, SerializationError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink
+from gateway.runtime.publishing import dead_letter_answer
 from gateway.runtime.sequence import BACKFILLED_HEADER
 
 logger = logging.getLogger(__name__)
@@ -167,22 +168,7 @@ class KlineRecovery:
     async def _dead_letter(
         self, market: Market, stream: str, stage: str, reasons: list[str], answer: bytes
     ) -> None:
-        """The REST answer with unusable rows, once, with every reason (like trade backfill)."""
-        logger.warning(
-            "%s %s: REST klines answered %d unusable rows, dead-lettered (first: %s)",
-            market.value,
-            stream,
-            len(reasons),
-            reasons[0],
-            extra={"event_data": {"market": market.value, "stream": stream, "stage": stage}},
-        )
-        self._metrics.dead_letters.labels(market.value, stage).inc()
-        record = self._builder.dead_letter(
-            market=market.value,
-            stream=stream,
-            stage=stage,
-            error=f"{stream} kline recovery: " + "; ".join(reasons),
-            raw=answer,
-            received_at_us=time.time_ns() // 1000,
-        )
-        await self._sink.send(record)
+        await dead_letter_answer(
+            self._builder, self._sink, self._metrics, market=market.value, stream=stream,
+            stage=stage, what=f"{stream} kline recovery", reasons=reasons, answer=answer,
+        )  # fmt: skip

@@ -10,6 +10,7 @@ go to the account's own topic), so the caller passes the address; the bookkeepin
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,6 +39,41 @@ class Refusal(NamedTuple):
 
     stage: str
     error: str
+
+
+async def dead_letter_answer(
+    builder: RecordBuilder,
+    sink: RecordSink,
+    metrics: Metrics,
+    *,
+    market: str,
+    stream: str | None,
+    stage: str,
+    what: str,
+    reasons: list[str],
+    answer: bytes,
+) -> None:
+    """Keep a REST answer with unusable rows (``stage`` ``rest``: rows unreadable; ``encode``:
+    rows the schema refuses) in the dead-letter topic, once, with every reason: like a live
+    frame that fails, it is there to be looked at and replayed. ``what`` names the fetch
+    (``BTCUSDT trade backfill``, ``btcusdt@kline_1m kline recovery``)."""
+    logger.warning(
+        "%s: REST answered %d unusable rows, dead-lettered (first: %s)",
+        what,
+        len(reasons),
+        reasons[0],
+        extra={"event_data": {"market": market, "stream": stream, "stage": stage}},
+    )
+    metrics.dead_letters.labels(market, stage).inc()
+    record = builder.dead_letter(
+        market=market,
+        stream=stream,
+        stage=stage,
+        error=f"{what}: " + "; ".join(reasons),
+        raw=answer,
+        received_at_us=time.time_ns() // 1000,
+    )
+    await sink.send(record)
 
 
 class PublishStep:

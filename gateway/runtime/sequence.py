@@ -43,6 +43,7 @@ from gateway.errors import RestAnswerError, RestRequestError, SerializationError
 from gateway.metrics import Metrics
 from gateway.records.builder import RecordBuilder
 from gateway.records.topics import ProducerRecord, RecordSink
+from gateway.runtime.publishing import dead_letter_answer
 
 logger = logging.getLogger(__name__)
 
@@ -412,27 +413,11 @@ class TradeContinuity:
     async def _dead_letter_answer(
         self, key: Key, stage: str, reasons: list[str], answer: bytes
     ) -> None:
-        """Keep a REST answer with unusable rows in the dead-letter topic, once, with every
-        reason: like a live frame that fails, it is there to be looked at and replayed."""
         symbol, kind = key
-        logger.warning(
-            "%s %s: REST answered %d unusable rows, dead-lettered (first: %s)",
-            symbol,
-            kind,
-            len(reasons),
-            reasons[0],
-            extra={"event_data": {"symbol": symbol, "kind": kind, "stage": stage}},
-        )
-        self._metrics.dead_letters.labels(self._market.value, stage).inc()
-        record = self._builder.dead_letter(
-            market=self._market.value,
-            stream=None,
-            stage=stage,
-            error=f"{symbol} {kind} backfill: " + "; ".join(reasons),
-            raw=answer,
-            received_at_us=time.time_ns() // 1000,
-        )
-        await self._sink.send(record)
+        await dead_letter_answer(
+            self._builder, self._sink, self._metrics, market=self._market.value, stream=None,
+            stage=stage, what=f"{symbol} {kind} backfill", reasons=reasons, answer=answer,
+        )  # fmt: skip
 
     async def _fetch_rows(
         self,
